@@ -1,0 +1,77 @@
+"""Benchmark: the Claude Code hook process end to end against a bare interpreter.
+
+Spawns, in alternation so machine noise hits both alike, (a) ``python -c pass``
+from the same environment (the baseline) and (b) the exact hook command that
+``drygate install claude-code`` writes, fed a PreToolUse event on stdin, deciding
+against a real SQLite state store in a temporary project. Prints medians and the
+ratio for several kinds of call. Goal (DESIGN.md): ratio at most 1.5.
+
+Usage: python bench/hook_startup.py [--runs N]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
+
+from drygate.enforcement.install import hook_command  # noqa: E402
+from drygate.policy.load import default_policy_text  # noqa: E402
+
+EVENTS = {
+    "Write (dry)": {"tool_name": "Write", "tool_input": {"file_path": "out.txt", "content": "x"}},
+    "Read (allow)": {"tool_name": "Read", "tool_input": {"file_path": "README.md"}},
+    "mcp tool (dry)": {"tool_name": "mcp__r2__put_object", "tool_input": {"bucket": "b", "key": "k"}},
+    "Bash read (allow)": {"tool_name": "Bash", "tool_input": {"command": "ls -la | head -5"}},
+}
+
+
+def timed(argv, stdin=b"", env=None):
+    start = time.perf_counter()
+    proc = subprocess.run(argv, input=stdin, capture_output=True, env=env)
+    took = time.perf_counter() - start
+    return took, proc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=60)
+    args = ap.parse_args()
+    project = tempfile.mkdtemp(prefix="drygate-bench-")
+    with open(os.path.join(project, "drygate.toml"), "w") as f:
+        f.write(default_policy_text())
+    command = hook_command()
+    env = dict(os.environ, CLAUDE_PROJECT_DIR=project)
+    for k in ("DRYGATE_MODE", "DRYGATE_RUN_ID", "DRYGATE_STATE", "DRYGATE_POLICY"):
+        env.pop(k, None)
+    baseline_argv = [sys.executable, "-c", "pass"]
+    print(f"python: {sys.executable}; runs: {args.runs}; project: {project}")
+    print(f"{'call':22s} {'baseline ms':>12s} {'hook ms':>9s} {'ratio':>6s}")
+    worst = 0.0
+    for label, body in EVENTS.items():
+        base, hook = [], []
+        for i in range(args.runs):
+            event = dict(body, session_id=f"bench-{label}-{i % 5}", hook_event_name="PreToolUse", cwd=project,
+                         tool_use_id=f"t{i}", permission_mode="default")
+            payload = json.dumps(event).encode()
+            b, _ = timed(baseline_argv)
+            h, proc = timed(["/bin/sh", "-c", command], payload, env)
+            if proc.returncode not in (0, 2):
+                print(proc.stdout, proc.stderr)
+                raise SystemExit(f"hook failed with {proc.returncode}")
+            base.append(b)
+            hook.append(h)
+        mb, mh = statistics.median(base) * 1000, statistics.median(hook) * 1000
+        worst = max(worst, mh / mb)
+        print(f"{label:22s} {mb:12.2f} {mh:9.2f} {mh / mb:6.2f}")
+    print(f"worst ratio: {worst:.2f} (goal <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Built-in effects of Claude Code's own tools (a data table, not code).
+
+Sources: the tool list of Claude Code 2.0/2.1 (code.claude.com/docs, "Tools
+available to Claude") and the tools seen in the transcripts under
+shared/data/transcripts. A tool not listed here is not classified by this module.
+"""
+
+from drygate.types import BOOKKEEPING, READ, WRITE, Classification
+
+#: tool name -> (effect, reason)
+TOOL_EFFECTS = {
+    # Reads of files and the web: they change nothing.
+    "Read": (READ, "reads a file"),
+    "Glob": (READ, "lists files by pattern"),
+    "Grep": (READ, "searches file contents"),
+    "LS": (READ, "lists a directory"),
+    "NotebookRead": (READ, "reads a notebook"),
+    "WebSearch": (READ, "searches the web"),
+    "WebFetch": (READ, "fetches a web page (HTTP GET)"),
+    "BashOutput": (READ, "reads the output of a background shell"),
+    "TaskOutput": (READ, "reads the output of a background task"),
+    "Monitor": (READ, "watches the output of a background task"),
+    "ListMcpResourcesTool": (READ, "lists MCP resources"),
+    "ReadMcpResourceTool": (READ, "reads an MCP resource"),
+    # Writes to files.
+    "Write": (WRITE, "writes a file"),
+    "Edit": (WRITE, "edits a file"),
+    "MultiEdit": (WRITE, "edits a file"),
+    "NotebookEdit": (WRITE, "edits a notebook"),
+    # The agent's own bookkeeping: it changes nothing outside the session, so dry
+    # runs do not stall on it. Sub-agent calls (Task/Agent) are gated one by one.
+    "TodoWrite": (BOOKKEEPING, "updates the agent's own to-do list"),
+    "TodoRead": (BOOKKEEPING, "reads the agent's own to-do list"),
+    "ToolSearch": (BOOKKEEPING, "looks up the agent's deferred tools"),
+    "TaskCreate": (BOOKKEEPING, "adds to the agent's own task list"),
+    "TaskUpdate": (BOOKKEEPING, "updates the agent's own task list"),
+    "TaskList": (BOOKKEEPING, "reads the agent's own task list"),
+    "TaskGet": (BOOKKEEPING, "reads the agent's own task list"),
+    "Task": (BOOKKEEPING, "starts a sub-agent (its own tool calls are gated one by one)"),
+    "Agent": (BOOKKEEPING, "starts a sub-agent (its own tool calls are gated one by one)"),
+    "ExitPlanMode": (BOOKKEEPING, "leaves plan mode"),
+    "EnterPlanMode": (BOOKKEEPING, "enters plan mode"),
+    "AskUserQuestion": (BOOKKEEPING, "asks the user a question"),
+    "SlashCommand": (BOOKKEEPING, "expands a slash command into the prompt"),
+    "Skill": (BOOKKEEPING, "loads a skill's instructions"),
+    "KillBash": (BOOKKEEPING, "stops a background shell the agent started"),
+    "KillShell": (BOOKKEEPING, "stops a background shell the agent started"),
+    "TaskStop": (BOOKKEEPING, "stops a background task the agent started"),
+}
+
+#: Input fields that name the file a built-in file tool writes.
+FILE_PATH_FIELDS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path",
+                    "NotebookEdit": "notebook_path"}
+
+
+def classify(call, context=None):
+    """Classify a Claude Code built-in tool call; None if the tool is not built in.
+
+    ``call``: :class:`drygate.types.ToolCall`. ``Bash`` is delegated to
+    :mod:`drygate.classifiers.shell`.
+    """
+    if call.tool_name == "Bash":
+        from drygate.classifiers import shell
+
+        command = call.tool_input.get("command") if isinstance(call.tool_input, dict) else None
+        return shell.classify_command(command)
+    entry = TOOL_EFFECTS.get(call.tool_name)
+    if entry is None:
+        return None
+    effect, reason = entry
+    return Classification(effect, reason, f"builtin:{call.tool_name}")

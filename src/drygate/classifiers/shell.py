@@ -1,0 +1,195 @@
+"""Classify a Bash command: read only when every part is known to be read-only.
+
+This is the conservative classifier of the core issue: the command is split with
+the standard library's ``shlex`` (POSIX rules, punctuation characters as operators)
+into simple commands at ``;``, ``&&``, ``||``, ``|``, ``&``, parentheses and newlines.
+A part is a read only if its command is in :data:`READ_ONLY_COMMANDS` with none of
+that command's writing flags; a redirection into a file (other than ``/dev/null``
+and the standard streams) is a write; anything the splitter cannot resolve
+statically (command or process substitution, here-documents, backquotes) and every
+command not in the table is ``unknown``, which the engine treats as a write. The
+effect of the whole command is the strongest effect of its parts.
+"""
+
+from drygate.types import READ, UNKNOWN, WRITE, Classification
+
+_STRENGTH = {READ: 0, WRITE: 1, UNKNOWN: 2}
+
+#: Constructs this classifier does not resolve statically: their presence makes the
+#: whole command unknown.
+UNRESOLVED = ("`", "$(", "<(", ">(", "<<", "${")
+
+#: command -> spec. A spec may name flags that make the command write ("write_flags",
+#: matched exactly or as "--flag=..." prefix), the read-only subcommands
+#: ("subcommands": name -> spec or True), or require no arguments ("no_args").
+READ_ONLY_COMMANDS = {
+    **{name: {} for name in (
+        "ls", "cat", "head", "tail", "wc", "pwd", "echo", "printf", "which", "type", "whereis",
+        "file", "stat", "du", "df", "date", "whoami", "id", "uname", "printenv", "tree", "diff",
+        "cmp", "grep", "egrep", "fgrep", "rg", "basename", "dirname", "realpath", "readlink",
+        "true", "false", "test", "[", "nproc", "free", "uptime", "ps", "pgrep", "jq", "cut", "tr",
+        "column", "nl", "md5sum", "sha1sum", "sha256sum", "sha512sum", "cd", "sleep", "less",
+        "more", "lsblk", "locale", "groups", "seq", "comm", "expr",
+    )},
+    "sort": {"write_flags": ("-o", "--output")},
+    "find": {"write_flags": ("-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0",
+                             "-fprintf", "-fls")},
+    "hostname": {"no_args": True},
+    "env": {"no_args": True},
+    "drygate": {"subcommands": {name: True for name in ("runs", "plan", "alerts", "doctor", "replay",
+                                                             "status", "--help", "--version")}},
+    "git": {
+        "global_flags_with_value": ("-C",),
+        "global_flags": ("--no-pager", "--no-optional-locks"),
+        "write_flags": ("--output",),
+        "subcommands": {
+            **{name: True for name in (
+                "status", "log", "diff", "show", "rev-parse", "ls-files", "blame", "describe",
+                "shortlog", "rev-list", "cat-file", "ls-tree", "grep", "reflog", "whatchanged",
+            )},
+            "branch": {"only_flags": ("-a", "-r", "-v", "-vv", "--list", "-l", "--show-current", "--all",
+                                      "--remotes", "--no-color", "--color")},
+            "remote": {"only_flags": ("-v", "--verbose")},
+            "tag": {"only_flags": ("-l", "--list")},
+            "config": {"requires_one_of": ("--get", "--list", "-l", "--get-all", "--get-regexp")},
+        },
+    },
+}
+
+_SEPARATORS = frozenset((";", "&&", "||", "|", "&", "(", ")", "|&", ";;", "\n"))
+_REDIRECTS = frozenset((">", ">>", ">|", "&>", "&>>", ">&", "<", "<>", "<&"))
+_HARMLESS_TARGETS = frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"))
+
+
+def _unknown(reason):
+    return Classification(UNKNOWN, reason, "shell")
+
+
+def split_commands(command):
+    """Split a shell command into simple commands and redirections.
+
+    Returns ``(parts, redirects)``: ``parts`` is a list of word lists (assignments
+    kept), ``redirects`` a list of ``(operator, target)``. Raises ValueError on text
+    shlex cannot tokenize (unbalanced quotes).
+    """
+    import shlex
+
+    lexer = shlex.shlex(command.replace("\n", " ; "), posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""  # '#' inside words is literal; a leading '#' comment is rare in agent calls
+    tokens = list(lexer)
+    parts, current, redirects = [], [], []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok in _SEPARATORS:
+            if current:
+                parts.append(current)
+            current = []
+        elif tok in _REDIRECTS:
+            target = tokens[i + 1] if i + 1 < len(tokens) else ""
+            redirects.append((tok, target))
+            if current and current[-1].isdigit():
+                current.pop()  # "2>file": the fd number belongs to the redirection
+            i += 1
+        elif all(c in "<>&|;()" for c in tok):
+            # An operator shlex glued together ("&>>", ";&"): not resolvable here.
+            raise ValueError(f"unsupported operator {tok!r}")
+        else:
+            current.append(tok)
+        i += 1
+    if current:
+        parts.append(current)
+    return parts, redirects
+
+
+def _is_assignment(word):
+    name, eq, _ = word.partition("=")
+    return bool(eq) and bool(name) and (name[0].isalpha() or name[0] == "_") and name.replace("_", "a").isalnum()
+
+
+def _flag_hits(args, flags):
+    for a in args:
+        for f in flags:
+            if a == f or (f.startswith("--") and a.startswith(f + "=")) or (
+                    not f.startswith("--") and len(f) == 2 and a.startswith(f) and not a.startswith("--")):
+                return a
+    return None
+
+
+def _check(spec, args, label):
+    """Return None if the words are read-only under ``spec``, else a reason (str)."""
+    if spec.get("no_args") and args:
+        return f"{label} with arguments can change the system"
+    hit = _flag_hits(args, spec.get("write_flags", ()))
+    if hit:
+        return f"{label} {hit} writes"
+    subcommands = spec.get("subcommands")
+    if subcommands is None:
+        return None
+    rest = list(args)
+    while rest and rest[0].startswith("-"):
+        flag = rest.pop(0)
+        if flag in spec.get("global_flags_with_value", ()):
+            if not rest:
+                return f"{label} {flag} needs a value"
+            rest.pop(0)
+        elif flag not in spec.get("global_flags", ()):
+            return f"{label} option {flag} is not known to be read-only"
+    if not rest:
+        return f"{label} without a subcommand"
+    sub, sub_args = rest[0], rest[1:]
+    sub_spec = subcommands.get(sub)
+    if sub_spec is None:
+        return f"{label} {sub} is not known to be read-only"
+    if sub_spec is True:
+        return None
+    only = sub_spec.get("only_flags")
+    if only is not None and any(a not in only for a in sub_args):
+        return f"{label} {sub} with these arguments can write"
+    needs = sub_spec.get("requires_one_of")
+    if needs is not None and not any(a in needs for a in sub_args):
+        return f"{label} {sub} without a read-only flag can write"
+    return None
+
+
+def classify_command(command):
+    """Classify one Bash command string (``tool_input.command``).
+
+    Returns a :class:`Classification` with effect ``read``, ``write`` (redirection
+    into a file) or ``unknown`` (anything not known to be read-only), and a reason
+    naming the part that decided it.
+    """
+    if not isinstance(command, str) or not command.strip():
+        return _unknown("no command text to classify")
+    for marker in UNRESOLVED:
+        if marker in command:
+            return _unknown(f"uses {marker!r} (substitution or here-document), which is not resolved statically")
+    try:
+        parts, redirects = split_commands(command)
+    except ValueError as e:
+        return _unknown(f"the command does not parse: {e}")
+    effect, reason = READ, "every part is a read-only command"
+    for op, target in redirects:
+        if op in ("<", "<&"):
+            continue
+        if op in (">&", "<>") and target in ("0", "1", "2", "-"):
+            continue
+        if target not in _HARMLESS_TARGETS:
+            effect, reason = WRITE, f"redirects output into {target!r}"
+            break
+    for words in parts:
+        i = 0
+        while i < len(words) and _is_assignment(words[i]):
+            i += 1
+        if i == len(words):
+            continue  # only variable assignments
+        name = words[i].rsplit("/", 1)[-1]
+        spec = READ_ONLY_COMMANDS.get(name)
+        if spec is None:
+            why = f"{name!r} is not a known read-only command"
+        else:
+            why = _check(spec, words[i + 1:], name)
+        if why is not None and _STRENGTH[UNKNOWN] > _STRENGTH[effect]:
+            effect, reason = UNKNOWN, why
+    return Classification(effect, reason, "shell")

@@ -1,0 +1,1 @@
+"""The ``drygate`` command line (click + rich), off the hook's hot path."""

@@ -1,0 +1,319 @@
+"""The ``drygate`` commands: init, install, run, runs, plan, alerts, replay, doctor, prune.
+
+Built on click (parsing) and rich (tables). Every command that reads state or a
+policy exits with status 1 and a one-line message on a DrygateError, never a
+traceback.
+"""
+
+import json
+import os
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from drygate.errors import DrygateError
+from drygate.types import MODES
+
+out = Console(soft_wrap=False, highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _settings(project):
+    from drygate.config import resolve
+
+    return resolve(os.environ, project_dir=project)
+
+
+def _open_store(settings):
+    """The project's store, using the policy's state path when the policy loads."""
+    from drygate.policy.cache import load_policy
+    from drygate.state import open_store
+
+    policy = {}
+    if os.path.exists(settings.policy_path):
+        policy = load_policy(settings.policy_path, None)
+    return open_store(settings.state_path_for(policy)), policy
+
+
+def _fail(message):
+    err.print(f"[red]drygate:[/red] {message}")
+    sys.exit(1)
+
+
+def _when(ts):
+    if ts is None:
+        return "-"
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+project_option = click.option("--project", type=click.Path(file_okay=False), default=None,
+                              help="Project folder (default: nearest folder with drygate.toml or .claude/).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="drygate")
+def cli():
+    """drygate: a run-wide dry-run gate for AI-agent tool calls."""
+
+
+@cli.command()
+@project_option
+@click.option("--mode", type=click.Choice(MODES), default="dry", show_default=True,
+              help="Default mode written into the new policy.")
+@click.option("--force", is_flag=True, help="Overwrite an existing drygate.toml.")
+def init(project, mode, force):
+    """Write a commented drygate.toml and install the Claude Code hooks."""
+    from drygate.enforcement.install import install_claude_code
+    from drygate.policy.load import default_policy_text
+
+    project = os.path.abspath(project or os.getcwd())
+    policy_path = os.path.join(project, "drygate.toml")
+    if os.path.exists(policy_path) and not force:
+        out.print(f"kept existing policy {policy_path} (use --force to overwrite)")
+    else:
+        text = default_policy_text().replace('mode = "dry"', f'mode = "{mode}"', 1)
+        with open(policy_path, "w", encoding="utf-8") as f:
+            f.write(text)
+        out.print(f"wrote policy {policy_path} (mode {mode})")
+    try:
+        path = install_claude_code(project)
+    except ValueError as e:
+        _fail(str(e))
+    out.print(f"installed Claude Code hooks in {path}")
+    out.print("next: `drygate doctor` checks the installation end to end")
+
+
+@cli.group()
+def install():
+    """Install an enforcement point."""
+
+
+@install.command("claude-code")
+@project_option
+@click.option("--local", is_flag=True, help="Write .claude/settings.local.json instead of settings.json.")
+def install_claude_code_cmd(project, local):
+    """Install the PreToolUse/PostToolUse hooks into .claude/settings.json (idempotent)."""
+    from drygate.enforcement.install import install_claude_code
+
+    try:
+        path = install_claude_code(os.path.abspath(project or os.getcwd()),
+                                   settings_name="settings.local.json" if local else "settings.json")
+    except ValueError as e:
+        _fail(str(e))
+    out.print(f"installed Claude Code hooks in {path}")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@project_option
+@click.option("--mode", type=click.Choice(MODES), required=True, help="Mode of the new run.")
+@click.option("--run-id", default=None, help="Run id (default: a new random id).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(project, mode, run_id, command):
+    """Start COMMAND (for example `claude ...`) as one run in MODE.
+
+    Sets DRYGATE_RUN_ID and DRYGATE_MODE for everything it starts, and records the
+    run in the state store first, so the mode holds even for calls that lose the
+    environment.
+    """
+    import subprocess
+    import time
+    import uuid
+
+    settings = _settings(project)
+    run_id = run_id or f"run-{uuid.uuid4()}"
+    try:
+        store, _ = _open_store(settings)
+        store.ensure_run(run_id, mode, time.time())
+        store.close()
+    except DrygateError as e:
+        _fail(str(e))
+    env = dict(os.environ, DRYGATE_RUN_ID=run_id, DRYGATE_MODE=mode, CLAUDE_PROJECT_DIR=settings.project_dir)
+    err.print(f"drygate: run {run_id} ({mode})")
+    try:
+        code = subprocess.call(list(command), env=env)
+    except FileNotFoundError:
+        _fail(f"command not found: {command[0]}")
+    err.print(f"drygate: run {run_id} finished (exit {code}); see `drygate plan {run_id}`")
+    sys.exit(code)
+
+
+@cli.command()
+@project_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs(project, as_json):
+    """List runs: id, mode, whether and when it went dry, counts."""
+    try:
+        store, _ = _open_store(_settings(project))
+        all_runs = store.list_runs()
+    except DrygateError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in all_runs], indent=2))
+        return
+    table = Table(title="drygate runs")
+    for col in ("run", "mode", "dry since", "went dry at", "calls", "writes", "dry", "allowed writes", "denied",
+                "last seen"):
+        table.add_column(col)
+    for r in all_runs:
+        table.add_row(r.run_id, r.mode, f"#{r.dry_since}" if r.dry_since else "-", _when(r.dry_at), str(r.calls),
+                      str(r.writes), str(r.dry_writes), str(r.allowed_writes), str(r.denied), _when(r.last_seen_at))
+    out.print(table)
+
+
+@cli.command()
+@project_option
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plan(project, run_id, as_json):
+    """Show the plan of RUN_ID ("latest" for the most recent run): the skipped writes."""
+    from drygate.plan.build import build_plan
+
+    try:
+        store, _ = _open_store(_settings(project))
+        if run_id == "latest":
+            all_runs = store.list_runs()
+            if not all_runs:
+                _fail("no runs yet")
+            run_id = all_runs[0].run_id
+        the_plan = build_plan(store, run_id)
+    except DrygateError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(the_plan, indent=2))
+        return
+    print_plan(the_plan)
+
+
+def print_plan(the_plan):
+    """Render a plan (dict from drygate.plan.build) as a table."""
+    cause = the_plan["dry_cause"]
+    out.print(f"[bold]Plan of run {the_plan['run_id']}[/bold] (mode {the_plan['mode']})")
+    if cause:
+        out.print(f"went dry at call #{cause['seq']} ({cause['tool_name']}: {cause['summary']}), "
+                  f"{_when(the_plan['dry_at'])}")
+    else:
+        out.print("the run never went dry")
+    if not the_plan["steps"]:
+        out.print("no skipped writes")
+        return
+    table = Table()
+    for col in ("step", "call", "tool", "would have", "effect", "why", "dry because of"):
+        table.add_column(col, overflow="fold")
+    for s in the_plan["steps"]:
+        table.add_row(str(s["step"]), f"#{s['seq']}", s["tool_name"], s["summary"], s["effect"], s["why"],
+                      "this call" if s["made_run_dry"] else f"#{s['dry_because_of']}")
+    out.print(table)
+    c = the_plan["counts"]
+    out.print(f"{len(the_plan['steps'])} skipped write(s); {c['calls']} call(s), {c['writes']} write(s), "
+              f"{c['allowed_writes']} write(s) executed, {c['denied']} denied")
+
+
+@cli.command()
+@project_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--limit", type=int, default=50, show_default=True, help="Show the last N alerts.")
+def alerts(project, as_json, limit):
+    """List guard-failure and tamper alerts (newest last)."""
+    from drygate.alerts import read_alerts
+
+    settings = _settings(project)
+    policy = {}
+    try:
+        if os.path.exists(settings.policy_path):
+            from drygate.policy.cache import load_policy
+
+            policy = load_policy(settings.policy_path, None)
+    except DrygateError as e:
+        err.print(f"[yellow]drygate:[/yellow] {e} (showing the default alert log)")
+    items = read_alerts(settings.alert_log_for(policy))[-limit:] if limit > 0 else []
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        out.print(f"no alerts in {settings.alert_log_for(policy)}")
+        return
+    table = Table(title=f"drygate alerts ({settings.alert_log_for(policy)})")
+    for col in ("when", "kind", "cause", "run", "tool", "reason"):
+        table.add_column(col, overflow="fold")
+    for a in items:
+        table.add_row(_when(a.get("ts") if isinstance(a.get("ts"), (int, float)) else None), str(a.get("kind")),
+                      str(a.get("cause", "")), str(a.get("run_id") or "-"), str(a.get("tool_name") or "-"),
+                      str(a.get("reason") or a.get("line", "")))
+    out.print(table)
+
+
+@cli.command()
+@click.argument("session", type=click.Path(exists=True, dir_okay=False))
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Policy to try (default: ./drygate.toml if present, else the built-in template).")
+@click.option("--mode", type=click.Choice(MODES), default=None, help="Mode of the throwaway run (default: policy's).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--quiet", is_flag=True, help="Only the plan and the summary.")
+def replay(session, policy_file, mode, as_json, quiet):
+    """Feed the tool calls of a recorded Claude Code session through the gate.
+
+    Uses a throwaway in-memory run: nothing is executed and no state is written.
+    """
+    from drygate.replay import replay_transcript
+
+    try:
+        result = replay_transcript(session, policy_file, mode)
+    except DrygateError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    if not quiet:
+        table = Table(title=f"replay of {os.path.basename(session)} (mode {result['mode']})")
+        for col in ("#", "tool", "input", "effect", "decision", "why"):
+            table.add_column(col, overflow="fold")
+        style = {"allow": "green", "dry": "yellow", "deny": "red", "ask": "magenta"}
+        for c in result["calls"]:
+            table.add_row(str(c["seq"]), c["tool_name"], c["summary"], c["effect"],
+                          f"[{style.get(c['decision'], '')}]{c['decision']}[/]", c["why"])
+        out.print(table)
+    print_plan(result["plan"])
+    s = result["summary"]
+    out.print(f"[bold]summary:[/bold] {s['calls']} calls, {s['reads']} reads, {s['bookkeeping']} bookkeeping, "
+              f"{s['writes']} writes ({s['dry']} dry, {s['denied']} denied, {s['asked']} ask); "
+              f"[bold]{s['live_writes']} write(s) would have gone live[/bold]")
+
+
+@cli.command()
+@project_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(project, as_json):
+    """Check the installation end to end and print a fix for each problem."""
+    from drygate.doctor import run_checks
+
+    settings = _settings(project)
+    checks = run_checks(settings)
+    if as_json:
+        click.echo(json.dumps(checks, indent=2))
+    else:
+        for c in checks:
+            mark = {"ok": "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]"}[c["status"]]
+            out.print(f"{mark:>6}  {c['check']}: {c['detail']}")
+            if c.get("fix") and c["status"] != "ok":
+                out.print(f"        fix: {c['fix']}")
+    if any(c["status"] == "fail" for c in checks):
+        sys.exit(1)
+
+
+@cli.command()
+@project_option
+@click.option("--older-than-days", type=float, required=True, help="Drop the journal of runs idle this long.")
+def prune(project, older_than_days):
+    """Drop the journals of idle runs. Runs that went dry keep their state."""
+    import time
+
+    try:
+        store, _ = _open_store(_settings(project))
+        removed = store.prune(older_than_days * 86400, time.time())
+    except DrygateError as e:
+        _fail(str(e))
+    out.print(f"removed {removed} journal entries")

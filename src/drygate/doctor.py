@@ -1,0 +1,198 @@
+"""``drygate doctor``: check an installation end to end, with a fix for each problem.
+
+Checks (each a dict ``{"check", "status": "ok" | "warn" | "fail", "detail", "fix"}``):
+
+- the policy parses;
+- the state store opens and takes a write;
+- no settings layer (user, project, local, managed) sets ``disableAllHooks``;
+- a drygate PreToolUse hook is installed with a matcher that catches every tool
+  (and a PostToolUse hook, for the journal of live results);
+- its command still blocks when drygate's executable, virtual environment or
+  interpreter is gone (a missing command exits 127/126, which the host does not
+  treat as blocking): the wrapper must turn that into exit 2, and doctor proves it
+  by running the command with the interpreter path replaced by a missing one;
+- the command works: a probe PreToolUse event gets a well-formed answer;
+- the hook timeout is above the gate's own deadline (a hook the host times out
+  lets the tool run).
+"""
+
+import json
+import os
+import shlex
+import subprocess
+import time
+
+from drygate.enforcement.install import MARKER
+
+HOST_DEFAULT_TIMEOUT_S = 600
+ALL_TOOLS_MATCHERS = ("*", "", ".*", None)
+MANAGED_SETTINGS = ("/etc/claude-code/managed-settings.json",
+                    "/Library/Application Support/ClaudeCode/managed-settings.json")
+
+
+def _check(name, status, detail, fix=None):
+    return {"check": name, "status": status, "detail": detail, "fix": fix}
+
+
+def settings_layers(project_dir, home=None):
+    """The settings files Claude Code reads for a project, lowest precedence first (list of paths)."""
+    home = home or os.path.expanduser("~")
+    return [os.path.join(home, ".claude", "settings.json"),
+            os.path.join(project_dir, ".claude", "settings.json"),
+            os.path.join(project_dir, ".claude", "settings.local.json"),
+            *MANAGED_SETTINGS]
+
+
+def _load_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _drygate_handlers(settings, event):
+    found = []
+    groups = settings.get("hooks", {}).get(event, []) if isinstance(settings.get("hooks"), dict) else []
+    for group in groups if isinstance(groups, list) else []:
+        if not isinstance(group, dict):
+            continue
+        for h in group.get("hooks", []) or []:
+            if isinstance(h, dict) and MARKER in str(h.get("command", "")):
+                found.append((group.get("matcher"), h))
+    return found
+
+
+def _run_hook(command, event, project_dir, env_extra=None, timeout_s=30):
+    env = dict(os.environ, CLAUDE_PROJECT_DIR=project_dir, **(env_extra or {}))
+    started = time.monotonic()
+    proc = subprocess.run(["/bin/sh", "-c", command], input=json.dumps(event).encode(), capture_output=True,
+                          env=env, cwd=project_dir, timeout=timeout_s)
+    return proc, time.monotonic() - started
+
+
+def run_checks(settings, home=None):
+    """Run every check for ``settings`` (drygate.config.Settings); returns a list of check dicts."""
+    from drygate.errors import DrygateError
+    from drygate.policy.cache import load_policy
+
+    project = settings.project_dir
+    checks = []
+    policy = None
+    try:
+        policy = load_policy(settings.policy_path, None)
+        checks.append(_check("policy", "ok", f"{settings.policy_path} parses (mode {policy['mode']}, "
+                                             f"{len(policy['rules'])} rules, deadline {policy['deadline_ms']} ms)"))
+    except DrygateError as e:
+        checks.append(_check("policy", "fail", str(e), "run `drygate init` or fix the file; every call is "
+                                                       "blocked while the policy cannot be read"))
+
+    if policy is not None:
+        state_path = settings.state_path_for(policy)
+        try:
+            from drygate.state import open_store
+
+            store = open_store(state_path, busy_timeout_s=1.0)
+            store.ensure_run("drygate-doctor", "dry", time.time())
+            store.close()
+            checks.append(_check("state store", "ok", f"{state_path} is writable"))
+        except DrygateError as e:
+            checks.append(_check("state store", "fail", str(e),
+                                 f"make {os.path.dirname(state_path)} writable, or set [state] path"))
+
+    merged_hooks = {"PreToolUse": [], "PostToolUse": []}
+    for path in settings_layers(project, home):
+        if not os.path.exists(path):
+            continue
+        try:
+            layer = _load_json(path)
+        except (OSError, ValueError) as e:
+            checks.append(_check("settings", "fail", f"{path} cannot be read as JSON ({e})",
+                                 "fix the file: the host may ignore a broken settings layer"))
+            continue
+        if not isinstance(layer, dict):
+            continue
+        if layer.get("disableAllHooks"):
+            checks.append(_check("disableAllHooks", "fail", f"{path} sets disableAllHooks: every hook is off",
+                                 f"remove disableAllHooks from {path}"))
+        for event in merged_hooks:
+            merged_hooks[event] += [(path, m, h) for m, h in _drygate_handlers(layer, event)]
+    if not any(c["check"] == "disableAllHooks" for c in checks):
+        checks.append(_check("disableAllHooks", "ok", "no settings layer turns hooks off"))
+
+    pre = merged_hooks["PreToolUse"]
+    if not pre:
+        checks.append(_check("hook installed", "fail", "no drygate PreToolUse hook in any settings layer",
+                             "run `drygate install claude-code`"))
+        return checks
+    path, matcher, handler = pre[0]
+    if matcher in ALL_TOOLS_MATCHERS:
+        checks.append(_check("hook matcher", "ok", f"{path}: matcher {matcher!r} catches every tool"))
+    else:
+        checks.append(_check("hook matcher", "fail", f"{path}: matcher {matcher!r} does not catch every tool",
+                             "run `drygate install claude-code` (it writes matcher \"*\")"))
+    if not merged_hooks["PostToolUse"]:
+        checks.append(_check("result journal", "warn", "no drygate PostToolUse hook: live results are not journaled",
+                             "run `drygate install claude-code`"))
+
+    command = handler.get("command", "")
+    if handler.get("async"):
+        checks.append(_check("hook blocking", "fail", "the hook is async: async hooks can never block",
+                             "run `drygate install claude-code`"))
+    timeout = handler.get("timeout", HOST_DEFAULT_TIMEOUT_S)
+    deadline_s = (policy or {}).get("deadline_ms", 3000) / 1000.0
+    if not isinstance(timeout, (int, float)) or timeout <= deadline_s + 1.0:
+        checks.append(_check("hook timeout", "fail",
+                             f"hook timeout {timeout!r} s is at or below the gate's deadline {deadline_s} s "
+                             "(+1 s grace): the host would give up first and run the tool",
+                             "raise the hook timeout (drygate installs 30 s) or lower [gate] deadline_ms"))
+    else:
+        checks.append(_check("hook timeout", "ok", f"{timeout} s, above the gate's deadline {deadline_s} s"))
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = []
+    interpreter = words[0] if words else ""
+    if not interpreter or not os.access(interpreter, os.X_OK):
+        checks.append(_check("hook executable", "fail", f"interpreter {interpreter!r} is missing or not executable",
+                             "reinstall drygate, then run `drygate install claude-code`"))
+    else:
+        checks.append(_check("hook executable", "ok", interpreter))
+
+    probe = {"session_id": "drygate-doctor", "hook_event_name": "PreToolUse", "tool_name": "Read",
+             "tool_input": {"file_path": os.path.join(project, "drygate.toml")}, "cwd": project,
+             "permission_mode": "default", "tool_use_id": "drygate-doctor-probe"}
+    try:
+        proc, took = _run_hook(command, probe, project, {"DRYGATE_RUN_ID": "drygate-doctor"})
+        answer = proc.stdout.decode("utf-8", "replace").strip()
+        ok_shape = False
+        try:
+            body = json.loads(answer)
+            ok_shape = isinstance(body, dict)
+        except ValueError:
+            pass
+        if proc.returncode == 0 and ok_shape:
+            checks.append(_check("hook answers", "ok", f"a probe read was answered in {took * 1000:.0f} ms"))
+        else:
+            checks.append(_check("hook answers", "fail",
+                                 f"probe exited {proc.returncode}: {proc.stderr.decode('utf-8', 'replace')[-300:]}",
+                                 "see `drygate alerts`; reinstall with `drygate install claude-code`"))
+    except subprocess.TimeoutExpired:
+        checks.append(_check("hook answers", "fail", "the probe did not answer within 30 s",
+                             "check the state store (locked?) and the policy"))
+
+    if interpreter:
+        broken = command.replace(shlex.quote(interpreter), "/nonexistent/drygate-doctor/python", 1)
+        if broken == command:
+            broken = command.replace(interpreter, "/nonexistent/drygate-doctor/python", 1)
+        try:
+            proc, _ = _run_hook(broken, dict(probe, tool_name="Write"), project,
+                                {"DRYGATE_RUN_ID": "drygate-doctor"})
+            if proc.returncode == 2:
+                checks.append(_check("blocks when drygate is gone", "ok",
+                                     "with the interpreter missing the hook exits 2 (the host blocks)"))
+            else:
+                checks.append(_check("blocks when drygate is gone", "fail",
+                                     f"with the interpreter missing the hook exits {proc.returncode}: "
+                                     "the host would run the tool", "run `drygate install claude-code`"))
+        except subprocess.TimeoutExpired:
+            checks.append(_check("blocks when drygate is gone", "fail", "the probe hung", None))
+    return checks

@@ -1,0 +1,114 @@
+"""Install the Claude Code hook into a project's ``.claude/settings.json``.
+
+The installed entry (shared/reference/claude-code.md):
+
+- matcher ``"*"``: every tool, including MCP and plugin tools (a server-prefix
+  matcher such as ``mcp__srv`` matches nothing, and ``mcp__srv__.*`` misses the
+  plugin-bundled form);
+- a ``command`` handler (run with ``sh -c``) that starts drygate's own interpreter
+  by absolute path, isolated (``-I``: no ``PYTHONPATH`` or user site can swap the
+  code) and without ``site`` (``-S``: faster start, no ``.pth`` code), and that
+  turns every status other than 0 and 2 into exit 2 with a message on stderr and an
+  alert line. A missing executable or virtual environment (sh exits 127 or 126),
+  a crash (exit 1) or a hard-deadline kill therefore still blocks the call;
+- a ``timeout`` of 30 s, well above the gate's own deadline (3 s by default), so
+  the gate always answers before the host gives up on it.
+
+Merging is idempotent: earlier drygate entries (recognised by the ``drygate-hook``
+marker) are replaced, every other hook is kept as it was.
+"""
+
+import json
+import os
+import shlex
+import sys
+
+MARKER = "drygate-hook"
+HOOK_TIMEOUT_S = 30
+EVENTS = ("PreToolUse", "PostToolUse")
+
+
+def package_root():
+    """The folder that holds the ``drygate`` package (site-packages or ``src/``)."""
+    import drygate
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(drygate.__file__)))
+
+
+def hook_command(python=None, root=None, project_expr='"$CLAUDE_PROJECT_DIR"'):
+    """The shell command the host runs for each tool call (str).
+
+    ``python``: interpreter path (default: the running one); ``root``: folder holding
+    the drygate package; ``project_expr``: shell expression for the project folder.
+    """
+    python = python or sys.executable
+    root = root or package_root()
+    code = (f"import sys;sys.path.insert(0,{root!r});"
+            "from drygate.enforcement.claude_code import exit_main;exit_main()")
+    alert = ('printf \'{"ts":%s,"kind":"guard_failure","cause":"hook_exit_%s","reason":"drygate hook exited %s; '
+             'call blocked by the wrapper","host":"claude-code"}\\n\' "$(date +%s)" "$s" "$s" '
+             '>> "${CLAUDE_PROJECT_DIR:-.}/.drygate/alerts.jsonl" 2>/dev/null')
+    return (f"{shlex.quote(python)} -I -S -c {shlex.quote(code)} claude-code --project {project_expr}; s=$?; "
+            f"if [ $s -ne 0 ] && [ $s -ne 2 ]; then "
+            f"echo \"drygate: the gate failed (exit $s); the call was BLOCKED (fail closed)\" >&2; "
+            f"{alert}; exit 2; fi; exit $s # {MARKER}")
+
+
+def _is_ours(handler):
+    return isinstance(handler, dict) and MARKER in str(handler.get("command", ""))
+
+
+def merge_hooks(settings, command, timeout_s=HOOK_TIMEOUT_S):
+    """Return ``settings`` (dict) with drygate's hooks replaced or added. Pure.
+
+    Raises ValueError if ``settings["hooks"]`` has a shape the host would not accept.
+    """
+    settings = dict(settings)
+    hooks = settings.get("hooks", {})
+    if not isinstance(hooks, dict):
+        raise ValueError("settings 'hooks' is not an object")
+    hooks = dict(hooks)
+    for event in EVENTS:
+        groups = hooks.get(event, [])
+        if not isinstance(groups, list):
+            raise ValueError(f"settings hooks.{event} is not a list")
+        kept = []
+        for group in groups:
+            if not isinstance(group, dict):
+                kept.append(group)
+                continue
+            handlers = [h for h in group.get("hooks", []) if not _is_ours(h)]
+            if handlers or not group.get("hooks"):
+                kept.append(dict(group, hooks=handlers))
+        kept.insert(0, {"matcher": "*", "hooks": [{"type": "command", "command": command, "timeout": timeout_s}]})
+        hooks[event] = kept
+    settings["hooks"] = hooks
+    return settings
+
+
+def install_claude_code(project_dir, python=None, root=None, settings_name="settings.json"):
+    """Write drygate's hooks into ``<project>/.claude/<settings_name>``; returns its path.
+
+    Keeps every other setting and hook. Raises ValueError (with the path) if the
+    existing file is not valid JSON, rather than overwrite it.
+    """
+    path = os.path.join(os.path.abspath(project_dir), ".claude", settings_name)
+    settings = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if text.strip():
+            try:
+                settings = json.loads(text)
+            except ValueError as e:
+                raise ValueError(f"{path} is not valid JSON ({e}); fix it before installing") from e
+            if not isinstance(settings, dict):
+                raise ValueError(f"{path} does not hold a JSON object")
+    merged = merge_hooks(settings, hook_command(python, root))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".drygate-tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(merged, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,220 @@
+"""The policy decision point: tool call + run state -> decision.
+
+Pure logic. The only side effect of a decision is one atomic call to the state
+store (:meth:`drygate.state.base.StateStore.transact`), which applies
+:func:`apply_transition` to the run's state and appends the journal entry in the
+same step, so two parallel calls can never both see "not dry yet" (case CC-09).
+
+Order of classification (DESIGN.md): self-protection, then the policy's rules
+(first match wins), then built-in knowledge (Claude Code's tools, shell commands),
+then ``unknown``. Unknown, external and side-effect reads are gated like writes.
+
+Decision table for a gated call (a write), in this order:
+
+1. the rule says ``deny``                 -> deny
+2. the run is already dry                 -> dry (because of the call that made it dry)
+3. run mode ``dry``                       -> dry, and this call makes the run dry
+4. run mode ``sticky`` and rule ``dry``   -> dry, and this call makes the run dry
+5. otherwise                              -> the rule's ``ask``, else allow
+
+A call that is not gated (read, bookkeeping) gets the rule's action, else allow.
+Tamper (the call would change the gate itself) is denied in every mode.
+"""
+
+from drygate.types import (
+    ALLOW, DENY, DRY, SKIP_DRY, STICKY, UNKNOWN, WRITE_EFFECTS,
+    Classification, Decision, Outcome, RunState, TransitionRequest, stricter_mode,
+)
+
+
+def classify(call, policy, protected=None):
+    """Classify ``call`` (ToolCall) under ``policy`` (compiled dict).
+
+    ``protected``: :class:`drygate.classifiers.protect.ProtectedPaths` or None.
+    Returns a :class:`Classification`; never raises for odd input (a tool input
+    that is not a dict is classified by name only, and unknown tools are unknown).
+    """
+    from drygate.policy.match import find_rule
+
+    rule = find_rule(policy, call.tool_name, call.tool_input)
+    if rule is not None:
+        why = rule["reason"] or f"policy rule {rule['id']} says {rule['effect']}"
+        cls = Classification(rule["effect"], why, rule["id"], dry_scope=rule["dry"], action=rule["action"])
+    else:
+        cls = _builtin(call)
+    gated = cls.effect in WRITE_EFFECTS
+    if protected is not None:
+        from drygate.classifiers import protect
+
+        tamper = protect.check(call, protected, gated)
+        if tamper:
+            return Classification(cls.effect, tamper, "self-protection", action=DENY, tamper=True)
+    return cls
+
+
+def _builtin(call):
+    name = call.tool_name
+    if not name.startswith("mcp__"):
+        from drygate.classifiers import claude_code
+
+        cls = claude_code.classify(call)
+        if cls is not None:
+            return cls
+    return Classification(UNKNOWN, f"no rule or built-in knowledge classifies {name!r}", "default")
+
+
+def request_for(cls, mode):
+    """The :class:`TransitionRequest` for a classification in a run asking for ``mode``."""
+    gated = cls.effect in WRITE_EFFECTS or cls.tamper
+    action_if_live = cls.action or ALLOW
+    return TransitionRequest(mode, gated, cls.dry_scope, action_if_live)
+
+
+def apply_transition(state, run_id, request, seq, now, tool_name=None):
+    """Apply one call to a run's state: the single rule every store implements atomically.
+
+    ``state``: the run's :class:`RunState` or None for a new run (mutated and
+    returned); ``request``: :class:`TransitionRequest`; ``seq``: the journal
+    sequence number this call gets; ``now``: seconds since the epoch.
+    Returns ``(state, outcome)``. Invariants: the mode only gets stricter; once
+    ``dry_since`` is set it never changes; a gated call after it is never allowed.
+    ``tool_name`` is remembered as the run's ``dry_cause`` when this call makes it dry.
+    """
+    if state is None:
+        state = RunState(run_id, request.mode, created_at=now, last_seen_at=now)
+    else:
+        state.mode = stricter_mode(state.mode, request.mode)
+    state.calls += 1
+    state.last_seen_at = now
+    made_dry = False
+    if not request.gated:
+        action = request.action_if_live
+    else:
+        state.writes += 1
+        if request.action_if_live == DENY:
+            action = DENY
+        elif state.dry_since is not None:
+            action = SKIP_DRY
+        elif state.mode == DRY or (state.mode == STICKY and request.triggers_dry):
+            action = SKIP_DRY
+            made_dry = True
+            state.dry_since = seq
+            state.dry_at = now
+            state.dry_cause = tool_name
+        else:
+            action = request.action_if_live
+        if action == SKIP_DRY:
+            state.dry_writes += 1
+        elif action == ALLOW:
+            state.allowed_writes += 1
+    if action == DENY:
+        state.denied += 1
+    dry_because_of = state.dry_since if action == SKIP_DRY else None
+    return state, Outcome(action, seq, made_dry, dry_because_of, state)
+
+
+def journal_entry(call, cls, policy_hash):
+    """The journal fields of a call known before the transition (a dict)."""
+    return {
+        "call_id": call.call_id,
+        "agent_id": call.agent_id,
+        "tool_name": call.tool_name,
+        "tool_input": call.tool_input,
+        "effect": cls.effect,
+        "rule_id": cls.rule_id,
+        "why": cls.reason,
+        "tamper": cls.tamper,
+        "policy_hash": policy_hash,
+        "host": call.host,
+    }
+
+
+class Engine:
+    """Decide tool calls for one policy against one state store.
+
+    ``policy``: compiled policy dict (drygate.policy.load); ``store``: a
+    :class:`drygate.state.base.StateStore`; ``mode``: the mode runs ask for (None:
+    the policy's mode; an explicit mode can only make it stricter);
+    ``protected``: :class:`ProtectedPaths` or None; ``clock``: returns seconds.
+
+    :meth:`decide` raises :class:`drygate.errors.GuardFailure` subclasses when the
+    store fails; enforcement points turn that into a block plus an alert.
+    """
+
+    __slots__ = ("policy", "store", "mode", "protected", "clock")
+
+    def __init__(self, policy, store, mode=None, protected=None, clock=None):
+        import time
+
+        self.policy = policy
+        self.store = store
+        self.mode = stricter_mode(policy["mode"], mode) if mode else policy["mode"]
+        self.protected = protected
+        self.clock = clock or time.time
+
+    def decide(self, call):
+        """Decide one :class:`ToolCall`; returns a :class:`Decision` (journaled)."""
+        cls = classify(call, self.policy, self.protected)
+        request = request_for(cls, self.mode)
+        entry = journal_entry(call, cls, self.policy.get("hash", ""))
+        outcome = self.store.transact(call.run_id, request, entry, self.clock())
+        reason = explain(call.tool_name, call.tool_input, cls.effect, cls.reason, outcome.action, call.run_id,
+                         outcome.made_run_dry, outcome.dry_because_of, outcome.seq, cls.tamper,
+                         outcome.run.dry_cause)
+        return Decision(outcome.action, reason, cls.effect, cls.rule_id, outcome.seq, outcome.made_run_dry,
+                        outcome.dry_because_of, cls.tamper, call.run_id)
+
+
+def summarize_input(tool_name, tool_input, limit=160):
+    """A one-line, human-readable summary of what a call would do (str, at most ``limit``)."""
+    if not isinstance(tool_input, dict):
+        text = repr(tool_input)
+    elif tool_name == "Bash" and isinstance(tool_input.get("command"), str):
+        text = "run the shell command: " + tool_input["command"]
+    elif tool_name == "Write" and isinstance(tool_input.get("file_path"), str):
+        content = tool_input.get("content")
+        size = f"{len(content.encode('utf-8', 'replace'))} bytes " if isinstance(content, str) else ""
+        text = f"write {size}to {tool_input['file_path']}"
+    elif tool_name in ("Edit", "MultiEdit", "NotebookEdit"):
+        text = f"edit {tool_input.get('file_path') or tool_input.get('notebook_path')}"
+    else:
+        parts = []
+        for k, v in tool_input.items():
+            s = v if isinstance(v, str) else repr(v)
+            if len(s) > 60:
+                s = s[:57] + "..."
+            parts.append(f"{k}={s}")
+        text = f"call {tool_name}(" + ", ".join(parts) + ")"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def explain(tool_name, tool_input, effect, why, action, run_id, made_run_dry, dry_because_of, seq, tamper=False,
+            dry_cause=None):
+    """The reason text for a decision, as the agent (and the journal reader) sees it.
+
+    For ``dry`` it says plainly that the call was NOT executed, what it would have
+    done, that the run is in dry-run mode and later writes are skipped too, and that
+    the agent must not report the action as done (DESIGN.md, honesty).
+    """
+    what = summarize_input(tool_name, tool_input)
+    if tamper:
+        return (f"drygate DENIED this call: {why}. Changing drygate's settings, policy, state or "
+                f"environment is not allowed in any mode. The call was NOT executed.")
+    if action == SKIP_DRY:
+        if made_run_dry:
+            since = f"this call (#{seq}) put run {run_id} into dry-run mode"
+        else:
+            cause = f" ({dry_cause})" if dry_cause else ""
+            since = f"run {run_id} is in dry-run mode since call #{dry_because_of}{cause}"
+        return (f"DRY RUN - NOT EXECUTED. drygate skipped this {effect} call, which would {what}. "
+                f"Nothing was changed, and any value it would have returned (ids, etags, row counts) is "
+                f"unknown. {since[0].upper() + since[1:]}; every later write in this run will be skipped "
+                f"too. Do not report this action as done. You may go on planning; the skipped writes are "
+                f"recorded as the run's plan (`drygate plan {run_id}`).")
+    if action == DENY:
+        return f"drygate DENIED this call ({why}). The call was NOT executed."
+    if action == "ask":
+        return f"drygate asks for a human decision: {why}."
+    return f"drygate allowed this {effect} call ({why})."
+

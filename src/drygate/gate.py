@@ -1,0 +1,106 @@
+"""The gate as enforcement points use it: settings + policy + store + engine + alerts.
+
+Every enforcement point (Claude Code hook, replay, Python API, later the MCP relay)
+builds one :class:`Gate` and asks :meth:`Gate.decide`. Tamper decisions raise a
+tamper alert here; guard failures are raised as :class:`GuardFailure` for the
+enforcement point to turn into the host's block, and reported with :meth:`Gate.alert`
+or :func:`report_guard_failure`.
+"""
+
+import os
+
+#: Margin kept between the SQLite busy timeout and the gate's deadline (seconds).
+STORE_MARGIN_S = 0.5
+
+
+class Gate:
+    """A ready policy decision point for one process.
+
+    ``settings``: :class:`drygate.config.Settings`; ``policy``: compiled policy
+    dict; ``store``: a StateStore; ``host``: the enforcement point's name;
+    ``emit_alerts``: False for simulations (replay) that report tamper in their output.
+    """
+
+    __slots__ = ("settings", "policy", "store", "engine", "host", "emit_alerts")
+
+    def __init__(self, settings, policy, store, host, emit_alerts=True):
+        from drygate.classifiers.protect import for_project
+        from drygate.engine import Engine
+
+        self.settings = settings
+        self.policy = policy
+        self.store = store
+        self.host = host
+        self.emit_alerts = emit_alerts
+        state_path = settings.state_path_for(policy)
+        protected = for_project(settings.project_dir, settings.policy_path,
+                                None if state_path in ("memory:", ":memory:") else state_path,
+                                settings.alert_log_for(policy))
+        self.engine = Engine(policy, store, mode=settings.mode, protected=protected)
+
+    @classmethod
+    def open(cls, settings, host, deadline_s=None):
+        """Load the policy (cached) and open the state store.
+
+        ``deadline_s``: the gate's remaining deadline; the store's busy timeout is
+        kept below it. Raises :class:`GuardFailure` (ConfigError, StoreUnavailable,
+        StoreTimeout) when either cannot be had.
+        """
+        from drygate.policy.cache import load_policy
+        from drygate.state import open_store
+
+        state_hint = settings.state_path or os.path.join(settings.project_dir, ".drygate", "state.db")
+        cache_dir = None if state_hint in ("memory:", ":memory:") else os.path.dirname(state_hint)
+        policy = load_policy(settings.policy_path, cache_dir)
+        if deadline_s is None:
+            deadline_s = policy["deadline_ms"] / 1000.0
+        busy = max(0.05, deadline_s - STORE_MARGIN_S) if deadline_s > 2 * STORE_MARGIN_S else deadline_s / 2
+        store = open_store(settings.state_path_for(policy), busy_timeout_s=busy)
+        return cls(settings, policy, store, host)
+
+    def decide(self, call):
+        """Decide ``call`` (ToolCall); raises GuardFailure; emits tamper alerts."""
+        decision = self.engine.decide(call)
+        if decision.tamper:
+            from drygate.alerts import TAMPER
+
+            self.alert(TAMPER, "tamper", decision.reason, call)
+        return decision
+
+    def alert(self, kind, cause, reason, call=None):
+        """Emit an alert on the guard-failure channel (never raises)."""
+        if self.emit_alerts:
+            report(self.settings, self.policy, kind, cause, reason, call, self.host)
+
+    def close(self):
+        """Close the state store."""
+        self.store.close()
+
+
+def report(settings, policy, kind, cause, reason, call=None, host=None):
+    """Emit an alert for ``settings`` (may be None) and ``policy`` (may be None). Never raises."""
+    from drygate import alerts
+
+    try:
+        log = settings.alert_log_for(policy) if settings is not None else None
+        alert = alerts.make_alert(kind, cause, reason,
+                                  run_id=getattr(call, "run_id", None), tool_name=getattr(call, "tool_name", None),
+                                  call_id=getattr(call, "call_id", None), host=host)
+        policy = policy or {}
+        return alerts.emit(alert, log, policy.get("alert_command"), policy.get("alert_webhook"))
+    except Exception as e:  # the alert channel itself must never crash the block
+        import sys
+
+        sys.stderr.write(f"drygate ALERT ({kind}/{cause}): {reason} [alert delivery failed: {e}]\n")
+        return None
+
+
+def report_guard_failure(settings, policy, error, call=None, host=None):
+    """Report a guard failure (an exception) as an alert; returns the reason text."""
+    from drygate.alerts import GUARD_FAILURE
+    from drygate.errors import GuardFailure
+
+    cause = error.cause if isinstance(error, GuardFailure) else "crash"
+    reason = f"{type(error).__name__}: {error}"
+    report(settings, policy, GUARD_FAILURE, cause, reason, call, host)
+    return reason

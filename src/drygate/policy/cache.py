@@ -1,0 +1,64 @@
+"""Keep the compiled policy where the hook can load it cheaply.
+
+The cache file (``<state dir>/policy.cache``) holds ``marshal`` data:
+``(format, policy path, st_mtime_ns, st_size, st_ino, compiled policy)``. It is
+valid only while the policy file's stat fields are unchanged; otherwise the policy
+is parsed again (``tomllib``) and the cache rewritten atomically. ``marshal`` and
+``os.stat`` cost microseconds; ``tomllib`` costs about 15 ms per process
+(bench/hook_startup.py). A cache that cannot be read or written is ignored: the
+policy file is always the source of truth.
+"""
+
+import marshal
+import os
+
+CACHE_NAME = "policy.cache"
+_FORMAT = 2
+
+
+def _key(path, st):
+    return (_FORMAT, str(path), st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def load_policy(path, cache_dir=None):
+    """Return the compiled policy for the file at ``path`` (see drygate.policy.load).
+
+    ``cache_dir``: folder for the cache file, or None for no cache. Raises
+    :class:`drygate.errors.ConfigError` when the policy is missing or invalid.
+    """
+    from drygate.errors import ConfigError
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ConfigError(f"no policy at {path} ({e.strerror}); run `drygate init` to create one") from e
+    cache_path = os.path.join(cache_dir, CACHE_NAME) if cache_dir else None
+    key = _key(path, st)
+    if cache_path:
+        try:
+            with open(cache_path, "rb") as f:
+                cached = marshal.load(f)
+            if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == key and isinstance(cached[1], dict):
+                return cached[1]
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+    from drygate.policy.load import load_policy_file
+
+    policy = load_policy_file(path)
+    if cache_path:
+        _write_cache(cache_path, key, policy)
+    return policy
+
+
+def _write_cache(cache_path, key, policy):
+    tmp = f"{cache_path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            marshal.dump((key, {k: v for k, v in policy.items() if not k.startswith("_")}), f)
+        os.replace(tmp, cache_path)
+    except (OSError, ValueError):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass

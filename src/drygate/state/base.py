@@ -1,0 +1,64 @@
+"""The state-store interface.
+
+A store keeps, per run, a :class:`drygate.types.RunState` and an append-only,
+totally ordered journal. Its one write path for decisions is :meth:`transact`,
+which must apply :func:`drygate.engine.apply_transition` and append the journal
+entry in a single atomic step (SQLite ``BEGIN IMMEDIATE``; Redis a Lua script).
+Backend errors are translated into :class:`drygate.errors.StoreTimeout` or
+:class:`drygate.errors.StoreUnavailable` at this boundary.
+
+Journal entries are dicts::
+
+    {"seq": int, "run_id": str, "ts": float (epoch s), "kind": "call" | "result",
+     "call_id": str | None, "agent_id": str | None, "tool_name": str,
+     "tool_input": any JSON, "effect": str, "rule_id": str, "why": str,
+     "action": "allow" | "dry" | "deny" | "ask" | None, "made_run_dry": bool,
+     "dry_because_of": int | None, "tamper": bool, "policy_hash": str,
+     "host": str | None, "result": any JSON | None}
+"""
+
+
+class StateStore:
+    """Interface of a state store. Every method raises NotImplementedError here:
+    a half-finished store must fail, never succeed silently."""
+
+    def transact(self, run_id, request, entry, now):
+        """Atomically apply one call to run ``run_id`` and journal it.
+
+        ``request``: :class:`drygate.types.TransitionRequest`; ``entry``: journal
+        fields from :func:`drygate.engine.journal_entry`; ``now``: epoch seconds.
+        Returns :class:`drygate.types.Outcome`. Raises StoreTimeout / StoreUnavailable.
+        """
+        raise NotImplementedError
+
+    def ensure_run(self, run_id, mode, now):
+        """Create run ``run_id`` with ``mode`` or make its mode stricter; returns RunState."""
+        raise NotImplementedError
+
+    def record_result(self, run_id, call_id, tool_name, result, now):
+        """Journal the real result of an executed call (PostToolUse); returns its seq."""
+        raise NotImplementedError
+
+    def get_run(self, run_id):
+        """The :class:`RunState` of ``run_id``, or None if the store never saw it."""
+        raise NotImplementedError
+
+    def list_runs(self):
+        """All runs, most recently seen first (list of RunState)."""
+        raise NotImplementedError
+
+    def journal(self, run_id=None):
+        """Journal entries in sequence order, of one run or of all (list of dicts)."""
+        raise NotImplementedError
+
+    def prune(self, older_than_s, now):
+        """Drop the journal of runs idle for more than ``older_than_s`` seconds.
+
+        A run that went dry keeps its state (a tombstone), so expiry never turns a
+        dry run live (case CC-15). Returns the number of journal entries removed.
+        """
+        raise NotImplementedError
+
+    def close(self):
+        """Release connections; the store must not be used afterwards."""
+        raise NotImplementedError

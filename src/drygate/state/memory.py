@@ -1,0 +1,78 @@
+"""An in-process state store: the same transition as every store, behind a lock.
+
+For tests, ``drygate replay`` (a throwaway run) and the Python API. Not shared
+between processes.
+"""
+
+import copy
+import threading
+
+from drygate.engine import apply_transition
+from drygate.state.base import StateStore
+from drygate.types import RunState
+
+
+class MemoryStore(StateStore):
+    """A :class:`StateStore` in memory; thread-safe, not durable."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._runs = {}
+        self._journal = []
+        self._seq = 0
+
+    def transact(self, run_id, request, entry, now):
+        with self._lock:
+            self._seq += 1
+            state, outcome = apply_transition(self._runs.get(run_id), run_id, request, self._seq, now,
+                                              entry["tool_name"])
+            self._runs[run_id] = state
+            self._journal.append(dict(entry, seq=self._seq, run_id=run_id, ts=now, kind="call",
+                                      action=outcome.action, made_run_dry=outcome.made_run_dry,
+                                      dry_because_of=outcome.dry_because_of, result=None))
+            outcome.run = copy.copy(state)
+            return outcome
+
+    def ensure_run(self, run_id, mode, now):
+        from drygate.types import stricter_mode
+
+        with self._lock:
+            state = self._runs.get(run_id)
+            if state is None:
+                state = self._runs[run_id] = RunState(run_id, mode, created_at=now, last_seen_at=now)
+            else:
+                state.mode = stricter_mode(state.mode, mode)
+            return copy.copy(state)
+
+    def record_result(self, run_id, call_id, tool_name, result, now):
+        with self._lock:
+            self._seq += 1
+            self._journal.append({"seq": self._seq, "run_id": run_id, "ts": now, "kind": "result",
+                                  "call_id": call_id, "tool_name": tool_name, "result": result})
+            return self._seq
+
+    def get_run(self, run_id):
+        with self._lock:
+            state = self._runs.get(run_id)
+            return copy.copy(state) if state else None
+
+    def list_runs(self):
+        with self._lock:
+            return sorted((copy.copy(s) for s in self._runs.values()), key=lambda s: -s.last_seen_at)
+
+    def journal(self, run_id=None):
+        with self._lock:
+            return [dict(e) for e in self._journal if run_id is None or e["run_id"] == run_id]
+
+    def prune(self, older_than_s, now):
+        with self._lock:
+            idle = {r for r, s in self._runs.items() if now - s.last_seen_at > older_than_s}
+            before = len(self._journal)
+            self._journal = [e for e in self._journal if e["run_id"] not in idle]
+            for r in idle:
+                if self._runs[r].dry_since is None and self._runs[r].mode != "dry":
+                    del self._runs[r]
+            return before - len(self._journal)
+
+    def close(self):
+        pass
