@@ -62,11 +62,25 @@ def fail_closed(error, settings=None, policy=None, call=None, event_name="PreToo
     try:
         from drygate.gate import report_guard_failure
 
+        if policy is None:
+            policy = _policy_for_alerts(settings)
         why = report_guard_failure(settings, policy, error, call, HOOK_NAME)
     except BaseException as e:  # pragma: no cover - the alert path itself failed
         why = f"{type(error).__name__}: {error} (alert failed: {e})"
     return _deny(f"drygate guard failure: {why}. The gate could not decide, so the call was BLOCKED "
                  f"(fail closed) and NOT executed. A guard-failure alert was raised.", event_name)
+
+
+def _policy_for_alerts(settings):
+    """The policy's alert settings when the failure came before it was loaded; None if unreadable."""
+    if settings is None or not settings.policy_path:
+        return None
+    try:
+        from drygate.policy.cache import load_policy
+
+        return load_policy(settings.policy_path, os.path.join(settings.project_dir, ".drygate"))
+    except BaseException:
+        return None
 
 
 def _parse_args(argv):
@@ -198,9 +212,25 @@ def run(argv, stdin, env):
         finally:
             _disarm_soft_deadline()
     except _Carry as c:
-        return fail_closed(c.error, settings, c.policy, c.call, event_name)
+        return fail_closed(c.error, settings or _alert_settings(argv, env), c.policy, c.call, event_name)
     except BaseException as e:
-        return fail_closed(e, settings, policy, call, event_name)
+        return fail_closed(e, settings or _alert_settings(argv, env), policy, call, event_name)
+
+
+def _alert_settings(argv, env):
+    """Settings good enough to find the alert log when resolving them failed."""
+    try:
+        from drygate.config import Settings
+
+        project = env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+        for i, arg in enumerate(argv):
+            if arg == "--project" and i + 1 < len(argv):
+                project = argv[i + 1]
+        alert_log = env.get("DRYGATE_ALERT_LOG")
+        return Settings(os.path.abspath(project), None, None, os.path.abspath(alert_log) if alert_log else None,
+                        None, None)
+    except BaseException:
+        return None
 
 
 def _deadline_from_env(env):

@@ -1,0 +1,160 @@
+"""Shared fixtures: real projects in temporary folders, the real hook process, both stores."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CASES_FILE = SHARED / "cases" / "claude-code-hooks.json"
+TRANSCRIPTS = SHARED / "data" / "transcripts"
+SRC = REPO / "src"
+
+sys.path.insert(0, str(SRC))
+
+from drygate.enforcement.install import hook_command, install_claude_code  # noqa: E402
+
+SESSION = "0b7c6a52-5d4e-4f0e-9a57-3c1d2e9f8a10"
+
+
+def load_cases():
+    """The cases of shared/cases/claude-code-hooks.json, by id."""
+    with open(CASES_FILE, encoding="utf-8") as f:
+        return {c["id"]: c for c in json.load(f)}
+
+
+def write_policy(project, mode="dry", rules="", extra=""):
+    """Write a drygate.toml with ``mode``, raw TOML ``rules`` and ``extra`` sections."""
+    text = f'[run]\nmode = "{mode}"\n\n[gate]\ndeadline_ms = 3000\n{extra}\n{rules}\n'
+    (Path(project) / "drygate.toml").write_text(text, encoding="utf-8")
+
+
+R2_DRY_D1_LIVE = '''
+[[rules]]
+id = "r2-writes"
+tool_glob = "mcp__r2__*"
+effect = "write"
+dry = true
+reason = "object store writes are rehearsed first"
+
+[[rules]]
+id = "d1-writes"
+tool_glob = "mcp__d1__*"
+effect = "write"
+'''
+
+
+class HookResult:
+    """What the host would see from one hook process."""
+
+    def __init__(self, proc, elapsed):
+        self.code = proc.returncode
+        self.stdout = proc.stdout.decode("utf-8", "replace")
+        self.stderr = proc.stderr.decode("utf-8", "replace")
+        self.elapsed = elapsed
+
+    @property
+    def json(self):
+        return json.loads(self.stdout)
+
+    @property
+    def decision(self):
+        body = self.json
+        return body.get("hookSpecificOutput", {}).get("permissionDecision")
+
+    @property
+    def blocks(self):
+        """True when every host version in reference/claude-code.md blocks the tool."""
+        if self.code == 2:
+            return True
+        try:
+            return self.decision == "deny"
+        except ValueError:
+            return False
+
+
+class Project:
+    """A temporary project with drygate installed exactly as `drygate install` does."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        install_claude_code(self.root)
+        settings = json.loads((self.root / ".claude" / "settings.json").read_text())
+        self.command = settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
+        self.post_command = settings["hooks"]["PostToolUse"][0]["hooks"][0]["command"]
+
+    @property
+    def state(self):
+        return self.root / ".drygate" / "state.db"
+
+    @property
+    def alert_log(self):
+        return self.root / ".drygate" / "alerts.jsonl"
+
+    def alerts(self):
+        if not self.alert_log.exists():
+            return []
+        return [json.loads(line) for line in self.alert_log.read_text().splitlines() if line.strip()]
+
+    def env(self, **extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DRYGATE_")}
+        env["CLAUDE_PROJECT_DIR"] = str(self.root)
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def event(self, tool_name, tool_input, session=SESSION, **fields):
+        ev = {"session_id": session, "transcript_path": f"/tmp/{session}.jsonl", "cwd": str(self.root),
+              "permission_mode": "default", "hook_event_name": "PreToolUse", "tool_name": tool_name,
+              "tool_input": tool_input, "tool_use_id": f"toolu_{time.monotonic_ns()}"}
+        ev.update(fields)
+        return ev
+
+    def hook(self, event, command=None, timeout=60, raw=None, **env):
+        """Run the installed hook command as the host does (sh -c, event on stdin)."""
+        data = raw if raw is not None else json.dumps(event).encode()
+        start = time.monotonic()
+        proc = subprocess.run(["/bin/sh", "-c", command or self.command], input=data, capture_output=True,
+                              env=self.env(**env), cwd=self.root, timeout=timeout)
+        return HookResult(proc, time.monotonic() - start)
+
+    def cli(self, *args, check=True, **env):
+        """Run the drygate CLI in this project; returns CompletedProcess (text)."""
+        proc = subprocess.run([sys.executable, "-m", "drygate.cli.entry", *args], capture_output=True, text=True,
+                              env=dict(self.env(**env), PYTHONPATH=str(SRC)), cwd=self.root, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"drygate {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def plan(self, run_id=SESSION):
+        return json.loads(self.cli("plan", run_id, "--json").stdout)
+
+    def journal(self, run_id=SESSION):
+        from drygate.state.sqlite import SQLiteStore
+
+        store = SQLiteStore(self.state)
+        try:
+            return store.journal(run_id)
+        finally:
+            store.close()
+
+
+@pytest.fixture
+def project(tmp_path):
+    return Project(tmp_path / "app")
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    """Every store implementation, for the suites that must hold on all of them."""
+    from drygate.state.memory import MemoryStore
+    from drygate.state.sqlite import SQLiteStore
+
+    s = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "state.db")
+    yield s
+    s.close()

@@ -1,0 +1,185 @@
+"""The hook fails closed on every kind of bad input and broken part, and says why."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SRC, write_policy
+
+
+def assert_fail_closed(project, r, cause=None):
+    assert r.code == 2, (r.code, r.stdout, r.stderr)
+    body = json.loads(r.stdout)
+    if "hookSpecificOutput" in body:
+        assert body["hookSpecificOutput"]["permissionDecision"] == "deny"
+    else:  # an event other than PreToolUse: the legacy block form
+        assert body["decision"] == "block"
+    assert "BLOCKED" in r.stderr
+    alert = project.alerts()[-1]
+    assert alert["kind"] == "guard_failure"
+    if cause:
+        assert alert["cause"] == cause, alert
+
+
+@pytest.mark.parametrize("raw,why", [
+    (b"", "empty stdin"),
+    (b"not json", "not JSON"),
+    (b"[1, 2]", "a JSON array"),
+    (b'{"session_id": "s"}', "no tool_name"),
+    (b'{"tool_name": "Write", "tool_input": {}}', "no session id"),
+    (b'{"session_id": "s", "tool_name": "Write"} trailing', "trailing garbage"),
+    (b'\xff\xfe{}', "not UTF-8"),
+    (b'{"session_id": "s", "hook_event_name": "UserPromptSubmit", "prompt": "x"}', "an event drygate does not handle"),
+])
+def test_malformed_input(project, raw, why):
+    write_policy(project.root, "live")
+    r = project.hook(None, raw=raw)
+    assert_fail_closed(project, r, "input")
+
+
+def test_invalid_policy_blocks_even_reads(project):
+    (project.root / "drygate.toml").write_text('[run]\nmode = "sometimes"\n')
+    r = project.hook(project.event("Read", {"file_path": "x"}))
+    assert_fail_closed(project, r, "config")
+    assert "mode must be one of" in r.stderr
+
+
+def test_policy_syntax_error_names_the_line(project):
+    (project.root / "drygate.toml").write_text('[run\nmode = "dry"\n')
+    r = project.hook(project.event("Write", {"file_path": "x"}))
+    assert_fail_closed(project, r, "config")
+    assert "line 1" in r.stderr
+
+
+def test_missing_policy_blocks(project):
+    r = project.hook(project.event("Read", {"file_path": "x"}))
+    assert_fail_closed(project, r, "config")
+    assert "drygate init" in r.stderr
+
+
+def test_invalid_env_mode_blocks(project):
+    write_policy(project.root, "live")
+    r = project.hook(project.event("Read", {"file_path": "x"}), DRYGATE_MODE="off")
+    assert_fail_closed(project, r, "config")
+
+
+def test_env_mode_cannot_loosen_policy(project):
+    write_policy(project.root, "dry")
+    r = project.hook(project.event("Write", {"file_path": "x", "content": ""}), DRYGATE_MODE="live")
+    assert r.code == 2 and "DRY RUN" in r.stderr
+
+
+def test_corrupt_state_file_blocks(project):
+    write_policy(project.root, "live")
+    project.state.parent.mkdir(parents=True)
+    project.state.write_bytes(b"this is not a database" * 100)
+    r = project.hook(project.event("Read", {"file_path": "x"}))
+    assert_fail_closed(project, r, "store_unavailable")
+
+
+def test_unwritable_state_folder_blocks_and_alert_still_lands(project, tmp_path):
+    write_policy(project.root, "live")
+    r = project.hook(project.event("Read", {"file_path": "x"}), DRYGATE_STATE="/proc/drygate/state.db")
+    assert r.code == 2
+    assert project.alerts()[-1]["cause"] == "store_unavailable"
+
+
+def test_alert_log_unwritable_falls_back(project, tmp_path):
+    from drygate.alerts import fallback_log
+
+    write_policy(project.root, "live")
+    before = os.path.getsize(fallback_log()) if os.path.exists(fallback_log()) else 0
+    r = project.hook(None, raw=b"garbage", DRYGATE_ALERT_LOG="/proc/nope/alerts.jsonl")
+    assert r.code == 2
+    assert os.path.getsize(fallback_log()) > before
+
+
+def test_alert_command_sink_gets_the_alert(project, tmp_path):
+    sink = tmp_path / "sink.json"
+    write_policy(project.root, "live", extra=f'[alerts]\ncommand = "cat > {sink}"\n')
+    project.hook(project.event("Read", {"file_path": "x"}))  # warms the policy cache
+    r = project.hook(None, raw=b"{}")
+    assert r.code == 2
+    import time
+
+    for _ in range(100):
+        if sink.exists() and sink.read_text():
+            break
+        time.sleep(0.05)
+    alert = json.loads(sink.read_text())
+    assert alert["kind"] == "guard_failure" and alert["cause"] == "input"
+
+
+def test_webhook_sink_posts_the_alert(project):
+    import http.server
+    import threading
+
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/alerts"
+        write_policy(project.root, "live", extra=f'[alerts]\nwebhook = "{url}"\n')
+        project.hook(project.event("Read", {"file_path": "x"}))
+        project.hook(project.event("Write", {"file_path": ".claude/settings.json", "content": "{}"}))
+        import time
+
+        for _ in range(100):
+            if received:
+                break
+            time.sleep(0.05)
+        assert received and received[0]["kind"] == "tamper"
+    finally:
+        server.shutdown()
+
+
+def test_post_tool_use_journals_live_results(project):
+    write_policy(project.root, "live")
+    ev = project.event("Bash", {"command": "echo hi > out.txt"})
+    assert project.hook(ev).code == 0
+    post = dict(ev, hook_event_name="PostToolUse", tool_response={"stdout": "", "stderr": "", "interrupted": False})
+    r = project.hook(post, command=project.post_command)
+    assert r.code == 0 and r.json == {}
+    kinds = [(e["kind"], e["call_id"]) for e in project.journal()]
+    assert kinds == [("call", ev["tool_use_id"]), ("result", ev["tool_use_id"])]
+    assert project.journal()[-1]["result"]["interrupted"] is False
+
+
+def test_mcp_tool_response_string_is_journaled(project):
+    write_policy(project.root, "live")
+    ev = project.event("mcp__srv__do", {}, hook_event_name="PostToolUse", tool_response="plain text " * 10000)
+    assert project.hook(ev, command=project.post_command).code == 0
+    result = project.journal()[-1]["result"]
+    assert result["truncated"] is True and result["chars"] == len("plain text " * 10000)
+
+
+def test_hook_imports_stay_lean(project):
+    """The hook path loads no heavy module (pip's test_no_network_imports, for the hook)."""
+    write_policy(project.root, "sticky", '[[rules]]\ntool_glob = "mcp__r2__*"\neffect = "write"\ndry = true\n')
+    code = ("import sys;sys.path.insert(0,%r);from drygate.enforcement.claude_code import main;"
+            "c=main(['claude-code','--project',%r]);sys.stderr.write('\\nMODULES='+','.join(sorted(sys.modules)))"
+            % (str(SRC), str(project.root)))
+    heavy = {"json", "re", "asyncio", "click", "rich", "pydantic", "importlib.metadata", "dataclasses", "enum",
+             "typing", "argparse", "tomllib", "sqlite3", "subprocess", "threading", "drygate.cli",
+             "drygate.relay", "redis", "shlex", "datetime", "logging"}
+    project.hook(project.event("Read", {"file_path": "a"}))  # the first call after a policy change parses it
+    for tool, tool_input in (("Write", {"file_path": "a", "content": "b"}), ("mcp__r2__put", {"k": 1}),
+                             ("Read", {"file_path": "a"})):
+        ev = project.event(tool, tool_input)
+        proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], input=json.dumps(ev).encode(),
+                              capture_output=True, env=project.env(), cwd=project.root)
+        modules = set(proc.stderr.decode().split("MODULES=")[1].split(","))
+        assert not (modules & heavy), (tool, modules & heavy)

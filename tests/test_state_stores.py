@@ -1,0 +1,157 @@
+"""One suite, every store: the run-state machine against a dict model, under
+interleavings (Hypothesis), and across real processes on one SQLite file."""
+
+import multiprocessing
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from drygate.engine import Engine
+from drygate.policy.load import compile_policy_text
+from drygate.state.memory import MemoryStore
+from drygate.state.sqlite import SQLiteStore
+from drygate.types import DRY, LIVE, MODE_STRICTNESS, STICKY, ToolCall, TransitionRequest
+
+ENTRY = {"call_id": None, "agent_id": None, "tool_name": "t", "tool_input": {}, "effect": "write", "rule_id": "x",
+         "why": "w", "tamper": False, "policy_hash": "h", "host": "test"}
+
+
+def test_transact_journals_in_decision_order(store):
+    seqs = []
+    for i in range(5):
+        o = store.transact("r", TransitionRequest(STICKY, True, i == 2, "allow"), dict(ENTRY, tool_name=f"t{i}"),
+                           float(i))
+        seqs.append((o.seq, o.action))
+    journal = store.journal("r")
+    assert [(e["seq"], e["action"]) for e in journal] == seqs
+    assert [e["tool_name"] for e in journal] == [f"t{i}" for i in range(5)]
+    assert [a for _, a in seqs] == ["allow", "allow", "dry", "dry", "dry"]
+    run = store.get_run("r")
+    assert run.dry_since == seqs[2][0] and run.dry_cause == "t2" and run.calls == 5 and run.dry_writes == 3
+
+
+def test_results_and_runs(store):
+    store.transact("a", TransitionRequest(LIVE, True, False, "allow"), ENTRY, 1.0)
+    store.record_result("a", "c1", "t", {"ok": True}, 2.0)
+    store.transact("b", TransitionRequest(DRY, True, False, "allow"), ENTRY, 3.0)
+    assert [r.run_id for r in store.list_runs()] == ["b", "a"]
+    assert store.journal("a")[-1]["result"] == {"ok": True}
+    assert store.get_run("zzz") is None
+
+
+def test_ensure_run_only_gets_stricter(store):
+    store.ensure_run("r", DRY, 1.0)
+    assert store.ensure_run("r", LIVE, 2.0).mode == DRY
+    o = store.transact("r", TransitionRequest(LIVE, True, False, "allow"), ENTRY, 3.0)
+    assert o.action == "dry"
+
+
+def test_prune_keeps_dry_runs_as_tombstones(store):
+    store.transact("dry-run", TransitionRequest(STICKY, True, True, "allow"), ENTRY, 1.0)
+    store.transact("live-run", TransitionRequest(STICKY, True, False, "allow"), ENTRY, 1.0)
+    removed = store.prune(10.0, 100.0)
+    assert removed == 2 and store.journal() == []
+    assert store.get_run("live-run") is None
+    o = store.transact("dry-run", TransitionRequest(STICKY, True, False, "allow"), ENTRY, 200.0)
+    assert o.action == "dry"
+
+
+class RunModel(RuleBasedStateMachine):
+    """Interleaved calls on several runs against a dict model of the rule."""
+
+    def __init__(self):
+        super().__init__()
+        self.stores = [MemoryStore(), SQLiteStore(":memory:")]
+        self.model = {}
+
+    @rule(run=st.sampled_from(["a", "b", "c"]), mode=st.sampled_from([LIVE, STICKY, DRY]), gated=st.booleans(),
+          trigger=st.booleans(), live_action=st.sampled_from(["allow", "allow", "deny", "ask"]))
+    def call(self, run, mode, gated, trigger, live_action):
+        req = TransitionRequest(mode, gated, trigger, live_action)
+        m = self.model.setdefault(run, {"mode": mode, "dry": False})
+        if MODE_STRICTNESS[mode] > MODE_STRICTNESS[m["mode"]]:
+            m["mode"] = mode
+        if not gated:
+            expect = live_action
+        elif live_action == "deny":
+            expect = "deny"
+        elif m["dry"] or m["mode"] == DRY or (m["mode"] == STICKY and trigger):
+            expect, m["dry"] = "dry", True
+        else:
+            expect = live_action
+        for s in self.stores:
+            assert s.transact(run, req, ENTRY, 0.0).action == expect
+
+    @precondition(lambda self: self.model)
+    @rule()
+    def prune_everything(self):
+        for s in self.stores:
+            s.prune(-1.0, 0.0)
+        self.model = {r: m for r, m in self.model.items() if m["dry"] or m["mode"] == DRY}
+
+    @invariant()
+    def stores_agree_with_model(self):
+        for run, m in self.model.items():
+            for s in self.stores:
+                state = s.get_run(run)
+                assert state is not None and state.mode == m["mode"]
+                assert (state.dry_since is not None) == m["dry"]
+
+
+TestRunModel = RunModel.TestCase
+TestRunModel.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+POLICY = '''
+[run]
+mode = "sticky"
+[[rules]]
+tool_glob = "mcp__r2__*"
+effect = "write"
+dry = true
+[[rules]]
+tool_glob = "mcp__d1__*"
+effect = "write"
+[[rules]]
+tool = "mcp__d1__select"
+effect = "read"
+'''
+
+
+def _worker(args):
+    path, run_id, names, barrier_path = args
+    engine = Engine(compile_policy_text(POLICY), SQLiteStore(path, busy_timeout_s=30))
+    while not os.path.exists(barrier_path):
+        pass
+    seen = []
+    for name in names:
+        d = engine.decide(ToolCall(name, {}, run_id))
+        seen.append((d.seq, name, d.action))
+    return seen
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(calls=st.lists(st.sampled_from(["mcp__r2__put", "mcp__d1__insert", "mcp__d1__select", "Write"]),
+                      min_size=2, max_size=24),
+       workers=st.integers(min_value=2, max_value=4))
+def test_processes_never_write_after_dry(tmp_path_factory, calls, workers):
+    """Property: for random calls split over several processes on one run, no write is
+    allowed after a write of the run went dry, and the journal order is the decision order."""
+    folder = tmp_path_factory.mktemp("race")
+    path, barrier = str(folder / "state.db"), str(folder / "go")
+    SQLiteStore(path).close()
+    chunks = [calls[i::workers] for i in range(workers)]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        pending = pool.map_async(_worker, [(path, "run", c, barrier) for c in chunks])
+        open(barrier, "w").close()
+        seen = [d for part in pending.get(120) for d in part]
+    journal = SQLiteStore(path).journal("run")
+    assert sorted((s, a) for s, _, a in seen) == [(e["seq"], e["action"]) for e in journal]
+    went_dry = False
+    for e in journal:
+        if e["action"] == "dry":
+            went_dry = True
+        assert not (went_dry and e["action"] == "allow" and e["effect"] != "read"), journal
