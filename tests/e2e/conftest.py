@@ -28,6 +28,19 @@ Facts measured while building this harness (node 20.20.2, npm 11, 2-core box, ro
   ``{"result": "..."}`` text, not the bare string.
 - Bash ``echo hi > out.txt`` gives the model ``(Bash completed with no output)`` in 2.1.332
   and an empty string in 2.0.77.
+- Every run of the harness loads the ``store`` MCP server (Python, mcp 2.3), which sets the
+  floor: ~1.4 s per run with 2.1.332 and ~2.0-2.4 s with 2.0.77, drygate hooks included
+  (measured over the whole suite); the locked-state-store test takes ~3.9 s / ~4.5 s because
+  drygate waits for its own store deadline before blocking. Whole suite (both versions,
+  two throwaway venvs of ~7 s each): ~75 s.
+- What the model sees when a hook blocks: a deny JSON reason (drygate's dry result or guard
+  failure) arrives as ``PreToolUse:<tool> hook error: <reason>`` (is_error) in 2.1.332 and
+  as ``<reason>`` in 2.0.77. A hook that exits 2 with only stderr (e.g. the shell wrapper
+  when the interpreter is gone) arrives in BOTH versions as
+  ``PreToolUse:<tool> hook error: [<the whole hook command>]: <stderr>``: the model sees the
+  hook's absolute paths.
+- 2.0.77 sends its warm-up requests *before* the main conversation (3 before, 0 after
+  in the hooked runs), not only after it.
 - Transcript: ``$HOME/.claude/projects/<cwd with / and . replaced by ->/<session_id>.jsonl``;
   2.0.77 also writes ``agent-<id>.jsonl`` files there for its warm-up side chains.
 - The CLI exits 0 with ``"subtype": "success"`` whatever the hooks do: assertions must
@@ -54,11 +67,8 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from e2e_util import CACHE, REPO, make_venv  # noqa: E402
-from fake_messages_api import FakeMessagesAPI, TRIGGER  # noqa: E402
+from .e2e_util import CACHE, REPO, make_venv
+from .fake_messages_api import TRIGGER, FakeMessagesAPI
 STORE_SERVER = REPO / "examples" / "incident" / "store_server.py"
 DEFAULT_VERSIONS = "2.1.332,2.0.77"
 REQUIRED_VERSION = "2.1.332"

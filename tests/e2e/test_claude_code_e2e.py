@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_util import REPO, make_venv
+from .e2e_util import REPO, make_venv
 
 pytestmark = pytest.mark.e2e
 

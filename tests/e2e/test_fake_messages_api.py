@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from fake_messages_api import FINAL_PREFIX, TRIGGER, FakeMessagesAPI
+from .fake_messages_api import FINAL_PREFIX, TRIGGER, FakeMessagesAPI
 
 TOOLS = [{"name": "Bash", "input_schema": {"type": "object"}}]
 

@@ -1,0 +1,122 @@
+"""Built-in classification: the conservative shell allow-list, self-protection, policy loading."""
+
+import pytest
+
+from drygate.classifiers.protect import for_project
+from drygate.classifiers.shell import classify_command
+from drygate.engine import classify
+from drygate.errors import ConfigError, PolicyError
+from drygate.policy.load import compile_policy_text, load_policy_file
+from drygate.types import ToolCall
+
+
+@pytest.mark.parametrize("command", [
+    "ls -la", "cat README.md", "git status", "git log --oneline -5 | head -3", "grep -r foo src && wc -l x",
+    "cd /srv/app && ls", "ls 2>/dev/null", "find . -name '*.py'", "git -C sub diff", "echo hi 2>&1",
+    "FOO=1 ls", "sort data.txt", "git branch -a", "git config --get user.name", "pwd; date",
+    "drygate plan latest",
+])
+def test_reads(command):
+    assert classify_command(command).effect == "read", classify_command(command).reason
+
+
+@pytest.mark.parametrize("command,effect", [
+    ("echo hi > out.txt", "write"), ("cat a >> b", "write"), ("ls &> log.txt", "write"),
+    ("rm -rf build/", "unknown"), ("git push --force", "unknown"), ("git commit -m x", "unknown"),
+    ("find . -delete", "unknown"), ("find . -exec rm {} ;", "unknown"), ("sort -o out in", "unknown"),
+    ("echo $(rm -rf /)", "unknown"), ("cat `ls`", "unknown"), ("cat <<EOF\nx\nEOF", "unknown"),
+    ("python -c 'print(1)'", "unknown"), ("ls | xargs rm", "unknown"), ("git branch -D main", "unknown"),
+    ("git config user.name x", "unknown"), ("env rm -rf /", "unknown"), ("hostname evil", "unknown"),
+    ("ls && curl -X POST http://x", "unknown"), ("'unbalanced", "unknown"), ("", "unknown"),
+    ("git -c core.pager=evil log", "unknown"), ("git diff --output=x", "unknown"), ("echo ${HOME}", "unknown"),
+])
+def test_not_reads(command, effect):
+    assert classify_command(command).effect == effect
+
+
+def test_bash_call_uses_shell_classifier():
+    policy = compile_policy_text('[run]\nmode = "dry"\n')
+    assert classify(ToolCall("Bash", {"command": "ls"}, "r"), policy).effect == "read"
+    assert classify(ToolCall("Bash", {}, "r"), policy).effect == "unknown"
+
+
+@pytest.mark.parametrize("tool,tool_input", [
+    ("Write", {"file_path": ".claude/settings.json", "content": "{}"}),
+    ("Edit", {"file_path": "/p/drygate.toml", "old_string": "a", "new_string": "b"}),
+    ("Bash", {"command": "rm -rf .drygate"}),
+    ("Bash", {"command": "export DRYGATE_MODE=live"}),
+    ("Bash", {"command": "echo '{\"disableAllHooks\": true}' > .claude/settings.local.json"}),
+    ("mcp__fs__write_file", {"path": "/p/.claude/settings.json", "content": "{}"}),
+    ("Bash", {"command": "drygate install claude-code"}),
+    ("NotebookEdit", {"notebook_path": "../p/.mcp.json"}),
+])
+def test_tamper(tool, tool_input):
+    policy = compile_policy_text('[run]\nmode = "live"\n')
+    protected = for_project("/p", "/p/drygate.toml", "/p/.drygate/state.db", "/p/.drygate/alerts.jsonl")
+    cls = classify(ToolCall(tool, tool_input, "r", cwd="/p/sub"), policy, protected)
+    assert cls.tamper and cls.action == "deny"
+
+
+@pytest.mark.parametrize("tool,tool_input", [
+    ("Read", {"file_path": "/p/.claude/settings.json"}),
+    ("Bash", {"command": "cat drygate.toml"}),
+    ("Bash", {"command": "drygate runs"}),
+    ("Write", {"file_path": "/p/src/state.db.py", "content": "x"}),
+])
+def test_not_tamper(tool, tool_input):
+    policy = compile_policy_text('[run]\nmode = "live"\n')
+    protected = for_project("/p", "/p/drygate.toml", "/p/.drygate/state.db", "/p/.drygate/alerts.jsonl")
+    assert not classify(ToolCall(tool, tool_input, "r", cwd="/p"), policy, protected).tamper
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[run]\nmode = "maybe"', "mode must be one of"),
+    ("[run\n", "invalid TOML"),
+    ("[gate]\ndeadline_ms = 5", "deadline_ms"),
+    ("[[rules]]\neffect = \"write\"", "exactly one of tool"),
+    ("[[rules]]\ntool = \"x\"\ntool_glob = \"y\"\neffect = \"write\"", "exactly one of tool"),
+    ("[[rules]]\ntool = \"x\"\neffect = \"writes\"", "effect must be one of"),
+    ("[[rules]]\ntool_regex = \"(\"\neffect = \"write\"", "not a valid regex"),
+    ("[[rules]]\ntool = \"x\"\neffect = \"write\"\nactoin = \"deny\"", "unknown key(s): actoin"),
+    ("[[rules]]\ntool = \"x\"\naction = \"allow\"", "action must be"),
+    ("bogus = 1", "unknown top-level key"),
+])
+def test_policy_errors_are_clear(text, message):
+    import re
+
+    with pytest.raises(PolicyError, match=re.escape(message)):
+        compile_policy_text(text, source="drygate.toml")
+
+
+def test_policy_file_errors_are_guard_failures(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read policy"):
+        load_policy_file(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_policy_file(bad)
+
+
+def test_template_policy_compiles():
+    from drygate.policy.load import default_policy_text
+
+    p = compile_policy_text(default_policy_text())
+    assert p["mode"] == "dry" and p["rules"] == () and len(p["hash"]) == 64
+
+
+def test_policy_cache_follows_edits(tmp_path):
+    import os
+    import time
+
+    from drygate.policy.cache import load_policy
+
+    path = tmp_path / "drygate.toml"
+    path.write_text('[run]\nmode = "live"\n')
+    assert load_policy(str(path), str(tmp_path))["mode"] == "live"
+    assert load_policy(str(path), str(tmp_path))["mode"] == "live"  # from the cache
+    time.sleep(0.01)
+    path.write_text('[run]\nmode = "dry"\n')
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 1))
+    assert load_policy(str(path), str(tmp_path))["mode"] == "dry"
+    (tmp_path / "policy.cache").write_bytes(b"garbage")
+    assert load_policy(str(path), str(tmp_path))["mode"] == "dry"

@@ -1,0 +1,174 @@
+"""The command line as a user meets it: init, install, run, runs, plan, alerts, replay, doctor."""
+
+import json
+import sys
+
+import pytest
+
+from conftest import R2_DRY_D1_LIVE, REPO, SESSION, TRANSCRIPTS, write_policy
+
+
+def test_init_writes_policy_and_hooks_idempotently(tmp_path):
+    from conftest import Project
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / ".claude").mkdir()
+    user_hook = {"matcher": "Bash", "hooks": [{"type": "command", "command": "echo mine"}]}
+    (root / ".claude" / "settings.json").write_text(json.dumps(
+        {"model": "opus", "hooks": {"PreToolUse": [user_hook], "Stop": [{"hooks": []}]}}))
+    p = Project.__new__(Project)
+    p.root = root
+    p.cli("init")
+    p.cli("init")
+    p.cli("install", "claude-code")
+    settings = json.loads((root / ".claude" / "settings.json").read_text())
+    assert settings["model"] == "opus" and settings["hooks"]["Stop"] == [{"hooks": []}]
+    pre = settings["hooks"]["PreToolUse"]
+    ours = [g for g in pre if any("drygate-hook" in h["command"] for h in g["hooks"])]
+    assert len(ours) == 1 and ours[0]["matcher"] == "*"
+    assert user_hook in pre
+    assert len(settings["hooks"]["PostToolUse"]) == 1
+    text = (root / "drygate.toml").read_text()
+    assert text.count("#") > 20 and 'mode = "dry"' in text  # a commented policy
+    assert "kept existing policy" in p.cli("init").stdout
+
+
+def test_install_refuses_to_overwrite_broken_settings(project):
+    path = project.root / ".claude" / "settings.json"
+    path.write_text("{ not json")
+    r = project.cli("install", "claude-code", check=False)
+    assert r.returncode == 1 and "not valid JSON" in r.stderr
+    assert path.read_text() == "{ not json"
+
+
+def test_runs_and_plan(project):
+    write_policy(project.root, "sticky", R2_DRY_D1_LIVE)
+    project.hook(project.event("mcp__d1__query", {"sql": "INSERT 1"}))
+    project.hook(project.event("mcp__r2__put_object", {"bucket": "b", "key": "k"}))
+    project.hook(project.event("mcp__d1__query", {"sql": "INSERT 2"}))
+    runs = json.loads(project.cli("runs", "--json").stdout)
+    assert runs[0]["run_id"] == SESSION and runs[0]["dry_since"] and runs[0]["allowed_writes"] == 1
+    plan = project.plan("latest")
+    assert [s["summary"] for s in plan["steps"]] == ["call mcp__r2__put_object(bucket=b, key=k)",
+                                                     "call mcp__d1__query(sql=INSERT 2)"]
+    table = project.cli("plan", SESSION).stdout
+    assert "went dry at call" in table and "mcp__r2__put_object" in table
+    assert "drygate runs" in project.cli("runs").stdout
+    missing = project.cli("plan", "nope", check=False)
+    assert missing.returncode == 1 and "no run 'nope'" in missing.stderr
+
+
+def test_alerts_lists_guard_failures(project):
+    write_policy(project.root, "live")
+    project.hook(None, raw=b"garbage")
+    items = json.loads(project.cli("alerts", "--json").stdout)
+    assert items[-1]["kind"] == "guard_failure" and items[-1]["cause"] == "input"
+    assert "guard_failure" in project.cli("alerts").stdout
+
+
+def test_run_sets_run_id_and_mode_for_children(project):
+    write_policy(project.root, "live")
+    script = ("import json,os,subprocess,sys;"
+              "ev={'session_id':'ignored','tool_name':'Write','tool_input':{'file_path':'x','content':''},"
+              "'hook_event_name':'PreToolUse'};"
+              "p=subprocess.run(['/bin/sh','-c',sys.argv[1]],input=json.dumps(ev).encode(),capture_output=True);"
+              "print(os.environ['DRYGATE_RUN_ID']);sys.exit(p.returncode)")
+    r = project.cli("run", "--mode", "dry", "--run-id", "my-run", "--", sys.executable, "-c", script,
+                    project.command, check=False)
+    assert r.returncode == 2, r.stderr  # the child's write was dry: exit status is passed through
+    assert r.stdout.strip() == "my-run"
+    plan = project.plan("my-run")
+    assert plan["mode"] == "dry" and len(plan["steps"]) == 1
+
+
+def test_doctor_healthy_then_each_problem(project):
+    write_policy(project.root, "dry")
+    ok = project.cli("doctor", "--json")
+    checks = {c["check"]: c["status"] for c in json.loads(ok.stdout)}
+    assert set(checks.values()) == {"ok"}, checks
+    assert checks["blocks when drygate is gone"] == "ok"
+
+    local = project.root / ".claude" / "settings.local.json"
+    local.write_text(json.dumps({"disableAllHooks": True}))
+    bad = project.cli("doctor", "--json", check=False)
+    assert bad.returncode == 1
+    assert {c["check"] for c in json.loads(bad.stdout) if c["status"] == "fail"} == {"disableAllHooks"}
+    local.unlink()
+
+    settings_path = project.root / ".claude" / "settings.json"
+    settings = json.loads(settings_path.read_text())
+    settings["hooks"]["PreToolUse"][0]["hooks"][0]["timeout"] = 3
+    settings["hooks"]["PreToolUse"][0]["matcher"] = "Bash|Write"
+    settings_path.write_text(json.dumps(settings))
+    failed = {c["check"] for c in json.loads(project.cli("doctor", "--json", check=False).stdout)
+              if c["status"] == "fail"}
+    assert failed == {"hook timeout", "hook matcher"}
+
+    settings_path.write_text(json.dumps({}))
+    failed = {c["check"] for c in json.loads(project.cli("doctor", "--json", check=False).stdout)
+              if c["status"] == "fail"}
+    assert failed == {"hook installed"}
+
+    (project.root / "drygate.toml").write_text("[run]\nmode = 3\n")
+    failed = {c["check"] for c in json.loads(project.cli("doctor", "--json", check=False).stdout)
+              if c["status"] == "fail"}
+    assert "policy" in failed
+
+
+def test_doctor_reports_unwritable_state(project):
+    write_policy(project.root, "dry", extra='[state]\npath = "/proc/nope/state.db"\n')
+    failed = {c["check"] for c in json.loads(project.cli("doctor", "--json", check=False).stdout)
+              if c["status"] == "fail"}
+    assert "state store" in failed
+
+
+TRANSCRIPT_FILES = sorted(TRANSCRIPTS.glob("*.jsonl"))
+
+
+@pytest.mark.parametrize("path", TRANSCRIPT_FILES, ids=[p.name for p in TRANSCRIPT_FILES])
+def test_replay_real_transcripts(project, path):
+    """Every tool call of each published session is decided; in dry mode no write would go live."""
+    calls_in_file = sum(line.count('"type":"tool_use"') for line in path.read_text().splitlines()
+                        if '"type":"assistant"' in line)
+    r = project.cli("replay", str(path), "--mode", "dry", "--json")
+    result = json.loads(r.stdout)
+    assert result["summary"]["calls"] == calls_in_file == len(result["calls"])
+    assert result["summary"]["live_writes"] == 0
+    s = result["summary"]
+    assert s["reads"] + s["bookkeeping"] + s["writes"] == s["calls"]
+    assert len(result["plan"]["steps"]) == s["dry"]
+    for c in result["calls"]:
+        if c["tool_name"] in ("Write", "Edit", "MultiEdit"):
+            assert c["decision"] in ("dry", "deny")
+        if c["tool_name"] in ("Read", "Glob", "Grep"):
+            assert c["decision"] == "allow"
+    live = json.loads(project.cli("replay", str(path), "--mode", "live", "--json").stdout)
+    assert live["summary"]["live_writes"] == live["summary"]["writes"] - live["summary"]["denied"]
+
+
+def test_replay_sticky_policy_goes_dry_at_first_scoped_write(project):
+    path = TRANSCRIPTS / "01-nextjs-todo-subagents.jsonl"
+    policy = project.root / "p.toml"
+    policy.write_text('[run]\nmode = "sticky"\n[[rules]]\ntool = "Write"\neffect = "write"\ndry = true\n')
+    result = json.loads(project.cli("replay", str(path), "--policy", str(policy), "--json").stdout)
+    decisions = [c for c in result["calls"] if c["effect"] in ("write", "unknown")]
+    first_dry = next(i for i, c in enumerate(decisions) if c["decision"] == "dry")
+    assert decisions[first_dry]["tool_name"] == "Write"
+    assert all(c["decision"] == "allow" for c in decisions[:first_dry])
+    assert all(c["decision"] in ("dry", "deny") for c in decisions[first_dry:])
+    assert result["plan"]["dry_cause"]["tool_name"] == "Write"
+    human = project.cli("replay", str(path), "--policy", str(policy)).stdout
+    assert "would have gone live" in human and "Plan of run" in human
+
+
+def test_replay_bundled_example_matches_readme(project):
+    r = project.cli("replay", str(REPO / "examples" / "transcripts" / "01-nextjs-todo-subagents.jsonl"))
+    assert "summary:" in r.stdout and "87 calls" in r.stdout
+
+
+def test_replay_rejects_broken_transcript(project, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"type":"assistant"}\n{broken\n')
+    r = project.cli("replay", str(bad), check=False)
+    assert r.returncode == 1 and "bad.jsonl:2" in r.stderr
