@@ -76,7 +76,12 @@ def _policy_for_alerts(settings):
     if settings is None or not settings.policy_path:
         return None
     try:
+        import stat
+
         from drygate.policy.cache import load_policy
+
+        if not stat.S_ISREG(os.stat(settings.policy_path).st_mode):
+            return None  # a FIFO or device could block: never on the failure path
 
         return load_policy(settings.policy_path, os.path.join(settings.project_dir, ".drygate"))
     except BaseException:
