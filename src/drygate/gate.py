@@ -55,7 +55,8 @@ class Gate:
         if deadline_s is None:
             deadline_s = policy["deadline_ms"] / 1000.0
         busy = max(0.05, deadline_s - STORE_MARGIN_S) if deadline_s > 2 * STORE_MARGIN_S else deadline_s / 2
-        store = open_store(settings.state_path_for(policy), busy_timeout_s=busy)
+        store = open_store(settings.state_path_for(policy), busy_timeout_s=busy,
+                           synchronous=policy.get("state_synchronous", "FULL"))
         return cls(settings, policy, store, host)
 
     def decide(self, call):

@@ -9,7 +9,7 @@ Shape of the compiled policy::
 
     {"format": 1, "source": str | None, "hash": "sha256 hex of the file bytes",
      "mode": "live" | "sticky" | "dry", "deadline_ms": int,
-     "state_path": str, "alert_log": str, "alert_command": str | None,
+     "state_path": str, "state_synchronous": "FULL" | "NORMAL", "alert_log": str, "alert_command": str | None,
      "alert_webhook": str | None,
      "rules": (rule, ...), "literal_index": {tool name: (rule index, ...)}}
 
@@ -105,6 +105,9 @@ def compile_policy(doc, source=None, digest=""):
     deadline_ms = gate.get("deadline_ms", DEFAULTS["deadline_ms"])
     if not isinstance(deadline_ms, int) or isinstance(deadline_ms, bool) or not 50 <= deadline_ms <= 60000:
         raise PolicyError(f"{where}: [gate] deadline_ms must be an integer from 50 to 60000")
+    synchronous = state.get("synchronous", "full")
+    if synchronous not in ("full", "normal"):
+        raise PolicyError(f"{where}: [state] synchronous must be \"full\" or \"normal\"")
     for table, key in (("state", "path"), ("alerts", "log"), ("alerts", "command"), ("alerts", "webhook")):
         value = {"state": state, "alerts": alerts}[table].get(key)
         if value is not None and (not isinstance(value, str) or not value):
@@ -128,6 +131,7 @@ def compile_policy(doc, source=None, digest=""):
         "mode": mode,
         "deadline_ms": deadline_ms,
         "state_path": state.get("path", DEFAULTS["state_path"]),
+        "state_synchronous": synchronous.upper(),
         "alert_log": alerts.get("log", DEFAULTS["alert_log"]),
         "alert_command": alerts.get("command"),
         "alert_webhook": alerts.get("webhook"),

@@ -9,8 +9,10 @@
 """
 
 
-def open_store(url_or_path, busy_timeout_s=2.0):
+def open_store(url_or_path, busy_timeout_s=2.0, synchronous="FULL"):
     """Open a store from a path (SQLite) or ``memory:``.
+
+    ``synchronous``: SQLite durability, ``"FULL"`` or ``"NORMAL"`` (see drygate.state.sqlite).
 
     Raises :class:`drygate.errors.StoreUnavailable` when it cannot be opened.
     """
@@ -20,4 +22,4 @@ def open_store(url_or_path, busy_timeout_s=2.0):
         return MemoryStore()
     from drygate.state.sqlite import SQLiteStore
 
-    return SQLiteStore(url_or_path, busy_timeout_s=busy_timeout_s)
+    return SQLiteStore(url_or_path, busy_timeout_s=busy_timeout_s, synchronous=synchronous)

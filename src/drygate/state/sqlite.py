@@ -6,9 +6,12 @@ sequence number and writes both, so no two processes can both see "not dry yet"
 (no check-then-set race; case CC-09). ``BEGIN IMMEDIATE`` takes the write lock up
 front, so there is no lock upgrade to deadlock on (as python-diskcache does).
 
-Durability: WAL with ``synchronous=FULL``: a commit survives a power failure, so a
-dry run cannot come back live after a crash. It costs about 0.6 ms per decision
-over ``NORMAL`` (bench/hook_startup.py).
+Durability: WAL with ``synchronous=FULL`` by default: a commit survives a power
+failure, so a dry run cannot come back live after a crash. The fsync per commit
+dominates an in-process decision (about 150 us of a 210 us decision on the 2-core
+machine, bench/engine_decision.py). ``synchronous="NORMAL"`` (``[state]
+synchronous``) drops it to tens of microseconds and survives a crash of any
+process, but a power loss may roll back the last commits.
 
 Deadline: the busy timeout is set below the gate's own deadline; a database locked
 past it raises :class:`StoreTimeout`, anything else :class:`StoreUnavailable`.
@@ -73,11 +76,14 @@ class SQLiteStore(StateStore):
     """A :class:`StateStore` in the SQLite file at ``path`` (created with its folder).
 
     ``busy_timeout_s``: how long to wait for another process's lock before raising
-    :class:`StoreTimeout` (keep it below the gate's deadline). Raises
+    :class:`StoreTimeout` (keep it below the gate's deadline); ``synchronous``:
+    ``"FULL"`` (default) or ``"NORMAL"`` (module docstring). Raises
     :class:`StoreUnavailable` when the file cannot be opened or is not a database.
     """
 
-    def __init__(self, path, busy_timeout_s=2.0):
+    def __init__(self, path, busy_timeout_s=2.0, synchronous="FULL"):
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError("synchronous must be FULL or NORMAL")
         self.path = str(path)
         try:
             folder = os.path.dirname(os.path.abspath(self.path))
@@ -85,7 +91,7 @@ class SQLiteStore(StateStore):
                 os.makedirs(folder, exist_ok=True)
             self._db = _sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
                                         check_same_thread=False)
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
             if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 self._create_schema()
         except _sqlite3.Error as e:

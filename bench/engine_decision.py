@@ -1,0 +1,117 @@
+"""Benchmark: engine decision latency in-process, on a 200-rule policy.
+
+Measures, in one run so machine noise hits all alike:
+
+- ``classify``: the pure policy decision (rule match + built-in knowledge), no store;
+- ``decide (memory)``: classify + the atomic transition on the in-memory store;
+- ``decide (sqlite)``: classify + the ``BEGIN IMMEDIATE`` transition and journal append
+  on a real SQLite file (WAL, synchronous=FULL, the default; and NORMAL);
+- baseline: an empty Python function call, and one SQLite ``BEGIN IMMEDIATE; UPDATE;
+  COMMIT`` round on the same file (the floor any durable transition pays).
+
+Goals (DESIGN.md, issue 2): classify p50 <= 10 us; decide with SQLite p50 <= 100 us.
+
+Usage: python bench/engine_decision.py [--calls N]
+"""
+
+import argparse
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
+
+from drygate.engine import Engine, classify  # noqa: E402
+from drygate.policy.load import compile_policy_text  # noqa: E402
+from drygate.state.memory import MemoryStore  # noqa: E402
+from drygate.state.sqlite import SQLiteStore  # noqa: E402
+from drygate.types import ToolCall  # noqa: E402
+
+
+def policy_with_rules(n=200):
+    rules = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            rules.append(f'[[rules]]\ntool = "mcp__srv{i}__put"\neffect = "write"\ndry = true\n')
+        elif kind == 1:
+            rules.append(f'[[rules]]\ntool_glob = "mcp__srv{i}__*"\neffect = "write"\n')
+        elif kind == 2:
+            rules.append(f'[[rules]]\ntool_glob = "mcp__s{i}_*__get*"\neffect = "read"\n')
+        else:
+            rules.append(f'[[rules]]\ntool_regex = "mcp__r{i}__(list|get)_.*"\neffect = "read"\n')
+    rules.append('[[rules]]\ntool = "mcp__d1__query"\ninput_regex = { sql = "^\\\\s*(?i:select)" }\n'
+                 'effect = "read"\n')
+    return compile_policy_text('[run]\nmode = "sticky"\n' + "".join(rules))
+
+
+CALLS = [
+    ToolCall("mcp__srv40__put", {"key": "a"}, "run"),              # literal rule
+    ToolCall("mcp__srv41__delete", {"key": "a"}, "run"),           # glob rule
+    ToolCall("mcp__d1__query", {"sql": "SELECT 1"}, "run"),        # input predicate
+    ToolCall("Read", {"file_path": "/srv/app/x"}, "run"),          # built-in, no rule
+    ToolCall("mcp__unknown__tool", {}, "run"),                     # no rule: unknown
+]
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+
+def measure(fn, n):
+    samples = []
+    for i in range(n):
+        c = CALLS[i % len(CALLS)]
+        t = time.perf_counter_ns()
+        fn(c)
+        samples.append((time.perf_counter_ns() - t) / 1000.0)
+    return samples
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=5000)
+    args = ap.parse_args()
+    policy = policy_with_rules()
+    folder = tempfile.mkdtemp(prefix="drygate-bench-")
+    sqlite_store = SQLiteStore(os.path.join(folder, "state.db"))
+    mem_engine = Engine(policy, MemoryStore())
+    sql_engine = Engine(policy, sqlite_store)
+    normal_engine = Engine(policy, SQLiteStore(os.path.join(folder, "normal.db"), synchronous="NORMAL"))
+    raw = sqlite3.connect(os.path.join(folder, "floor.db"), isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=FULL")
+    raw.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)")
+    raw.execute("INSERT INTO t VALUES (1, 0)")
+
+    def floor(_c):
+        raw.execute("BEGIN IMMEDIATE")
+        raw.execute("UPDATE t SET n = n + 1 WHERE id = 1")
+        raw.execute("COMMIT")
+
+    rows = [
+        ("empty call (baseline)", measure(lambda c: None, args.calls)),
+        ("classify (200 rules)", measure(lambda c: classify(c, policy), args.calls)),
+        ("decide (memory store)", measure(mem_engine.decide, args.calls)),
+        ("sqlite tx floor (baseline)", measure(floor, args.calls)),
+        ("decide (sqlite store)", measure(sql_engine.decide, args.calls)),
+        ("decide (sqlite, NORMAL)", measure(normal_engine.decide, args.calls)),
+    ]
+    print(f"{args.calls} calls each; rules: {len(policy['rules'])}")
+    print(f"{'':28s} {'p50 us':>9s} {'p99 us':>9s}")
+    for label, xs in rows:
+        print(f"{label:28s} {statistics.median(xs):9.2f} {percentile(xs, 0.99):9.2f}")
+    p50 = {label: statistics.median(xs) for label, xs in rows}
+    print(f"classify p50: {p50['classify (200 rules)']:.2f} us (goal <= 10)")
+    print(f"decide with SQLite p50: {p50['decide (sqlite store)']:.2f} us (goal <= 100); "
+          f"{p50['decide (sqlite store)'] / p50['sqlite tx floor (baseline)']:.2f}x the bare SQLite transaction; "
+          f"with synchronous=NORMAL: {p50['decide (sqlite, NORMAL)']:.2f} us")
+
+
+if __name__ == "__main__":
+    main()
