@@ -30,7 +30,9 @@ from drygate.types import (
 def classify(call, policy, protected=None):
     """Classify ``call`` (ToolCall) under ``policy`` (compiled dict).
 
-    ``protected``: :class:`drygate.classifiers.protect.ProtectedPaths` or None.
+    ``protected``: :class:`drygate.classifiers.protect.ProtectedPaths`, or the
+    arguments of :func:`drygate.classifiers.protect.for_project` as a tuple (built
+    only when a call needs the check: reads of non-file tools never import it), or None.
     Returns a :class:`Classification`; never raises for odd input (a tool input
     that is not a dict is classified by name only, and unknown tools are unknown).
     """
@@ -43,13 +45,23 @@ def classify(call, policy, protected=None):
     else:
         cls = _builtin(call)
     gated = cls.effect in WRITE_EFFECTS
-    if protected is not None:
+    if protected is not None and (gated or _is_file_tool(call.tool_name)):
         from drygate.classifiers import protect
 
+        if isinstance(protected, tuple):
+            protected = protect.for_project(*protected)
         tamper = protect.check(call, protected, gated)
         if tamper:
             return Classification(cls.effect, tamper, "self-protection", action=DENY, tamper=True)
     return cls
+
+
+def _is_file_tool(name):
+    if name.startswith("mcp__"):
+        return False
+    from drygate.classifiers.claude_code import FILE_PATH_FIELDS
+
+    return name in FILE_PATH_FIELDS
 
 
 def _builtin(call):
@@ -135,7 +147,8 @@ class Engine:
     ``policy``: compiled policy dict (drygate.policy.load); ``store``: a
     :class:`drygate.state.base.StateStore`; ``mode``: the mode runs ask for (None:
     the policy's mode; an explicit mode can only make it stricter);
-    ``protected``: :class:`ProtectedPaths` or None; ``clock``: returns seconds.
+    ``protected``: :class:`ProtectedPaths`, a tuple of ``for_project`` arguments
+    (built lazily), or None; ``clock``: returns seconds.
 
     :meth:`decide` raises :class:`drygate.errors.GuardFailure` subclasses when the
     store fails; enforcement points turn that into a block plus an alert.

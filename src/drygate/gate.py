@@ -24,7 +24,6 @@ class Gate:
     __slots__ = ("settings", "policy", "store", "engine", "host", "emit_alerts")
 
     def __init__(self, settings, policy, store, host, emit_alerts=True):
-        from drygate.classifiers.protect import for_project
         from drygate.engine import Engine
 
         self.settings = settings
@@ -33,9 +32,8 @@ class Gate:
         self.host = host
         self.emit_alerts = emit_alerts
         state_path = settings.state_path_for(policy)
-        protected = for_project(settings.project_dir, settings.policy_path,
-                                None if state_path in ("memory:", ":memory:") else state_path,
-                                settings.alert_log_for(policy))
+        protected = (settings.project_dir, settings.policy_path,
+                     None if state_path in ("memory:", ":memory:") else state_path, settings.alert_log_for(policy))
         self.engine = Engine(policy, store, mode=settings.mode, protected=protected)
 
     @classmethod

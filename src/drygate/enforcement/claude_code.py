@@ -108,20 +108,24 @@ def _parse_args(argv):
 
 def to_call(event, settings):
     """Translate a hook event (dict) into a ToolCall. Raises InputError."""
-    from drygate.errors import InputError
     from drygate.types import ToolCall
 
+    def bad(message):
+        from drygate.errors import InputError
+
+        return InputError(message)
+
     if not isinstance(event, dict):
-        raise InputError("hook input is not a JSON object")
+        raise bad("hook input is not a JSON object")
     tool_name = event.get("tool_name")
     if not isinstance(tool_name, str) or not tool_name:
-        raise InputError("hook input has no tool_name")
+        raise bad("hook input has no tool_name")
     tool_input = event.get("tool_input", {})
     if tool_input is None:
         tool_input = {}
     run_id = settings.run_id or event.get("session_id")
     if not isinstance(run_id, str) or not run_id:
-        raise InputError("hook input has no session_id and DRYGATE_RUN_ID is not set: the run is unknown")
+        raise bad("hook input has no session_id and DRYGATE_RUN_ID is not set: the run is unknown")
     call_id = event.get("tool_use_id")
     agent_id = event.get("agent_id")
     cwd = event.get("cwd")
@@ -140,12 +144,13 @@ def _event_name(event):
 def handle(event, settings, deadline_s):
     """Decide one parsed hook event; returns an _Answer. Raises GuardFailure."""
     from drygate import _json
-    from drygate.errors import InputError
     from drygate.gate import Gate
     from drygate.types import ASK, SKIP_DRY
 
     name = _event_name(event)
     if name not in ("PreToolUse", "PostToolUse"):
+        from drygate.errors import InputError
+
         raise InputError(f"drygate handles PreToolUse and PostToolUse, not {name!r}")
     call = to_call(event, settings)
     # The gate is not closed here: the process ends right after the answer
@@ -199,19 +204,22 @@ def run(argv, stdin, env):
     try:
         from drygate import _json
         from drygate.config import resolve
-        from drygate.errors import DeadlineExceeded, InputError
 
         project = _parse_args(argv)
         settings = resolve(env, project_dir=project)
         deadline_s = _deadline_from_env(env)
         if len(stdin) > MAX_INPUT_BYTES:
+            from drygate.errors import InputError
+
             raise InputError(f"hook input is larger than {MAX_INPUT_BYTES} bytes")
         try:
             event = _json.loads(stdin.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
+            from drygate.errors import InputError
+
             raise InputError(f"hook input is not valid JSON: {e}") from e
         event_name = _event_name(event) or "PreToolUse"
-        _arm_soft_deadline(deadline_s, DeadlineExceeded)
+        _arm_soft_deadline(deadline_s)
         try:
             return handle(event, settings, deadline_s)
         finally:
@@ -251,13 +259,15 @@ def _deadline_from_env(env):
     return None
 
 
-def _arm_soft_deadline(deadline_s, exc_type):
+def _arm_soft_deadline(deadline_s):
     import _signal
 
     seconds = deadline_s or 3.0
 
     def on_alarm(signum, frame):
-        raise exc_type(f"the decision took longer than the gate's deadline ({seconds:.3g} s)")
+        from drygate.errors import DeadlineExceeded
+
+        raise DeadlineExceeded(f"the decision took longer than the gate's deadline ({seconds:.3g} s)")
 
     _signal.signal(_signal.SIGALRM, on_alarm)
     _signal.setitimer(_signal.ITIMER_REAL, seconds)
