@@ -39,8 +39,9 @@ Facts measured while building this harness (node 20.20.2, npm 11, 2-core box, ro
   when the interpreter is gone) arrives in BOTH versions as
   ``PreToolUse:<tool> hook error: [<the whole hook command>]: <stderr>``: the model sees the
   hook's absolute paths.
-- 2.0.77 sends its warm-up requests *before* the main conversation (3 before, 0 after
-  in the hooked runs), not only after it.
+- The timing of 2.0.77's extra requests varies: 4 between the tool_use and the final
+  request in one run, 3 before the first scripted request in another. The fake must
+  not assume any order.
 - Transcript: ``$HOME/.claude/projects/<cwd with / and . replaced by ->/<session_id>.jsonl``;
   2.0.77 also writes ``agent-<id>.jsonl`` files there for its warm-up side chains.
 - The CLI exits 0 with ``"subtype": "success"`` whatever the hooks do: assertions must
