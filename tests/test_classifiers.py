@@ -29,6 +29,9 @@ def test_reads(command):
     ("git config user.name x", "unknown"), ("env rm -rf /", "unknown"), ("hostname evil", "unknown"),
     ("ls && curl -X POST http://x", "unknown"), ("'unbalanced", "unknown"), ("", "unknown"),
     ("git -c core.pager=evil log", "unknown"), ("git diff --output=x", "unknown"), ("echo ${HOME}", "unknown"),
+    ("rg --pre=./evil x", "unknown"), ("tree -o out.txt", "unknown"), ("date -s 2020-01-01", "unknown"),
+    ("git grep -O vim x", "unknown"), ("less -o log.txt data", "unknown"), ("file -C -m magic", "unknown"),
+    ("ls >| out", "write"), ("ls 1>out", "write"), ("ls>>out", "write"),
 ])
 def test_not_reads(command, effect):
     assert classify_command(command).effect == effect

@@ -25,12 +25,17 @@ UNRESOLVED = ("`", "$(", "<(", ">(", "<<", "${")
 READ_ONLY_COMMANDS = {
     **{name: {} for name in (
         "ls", "cat", "head", "tail", "wc", "pwd", "echo", "printf", "which", "type", "whereis",
-        "file", "stat", "du", "df", "date", "whoami", "id", "uname", "printenv", "tree", "diff",
-        "cmp", "grep", "egrep", "fgrep", "rg", "basename", "dirname", "realpath", "readlink",
+        "stat", "du", "df", "whoami", "id", "uname", "printenv", "diff",
+        "cmp", "grep", "egrep", "fgrep", "basename", "dirname", "realpath", "readlink",
         "true", "false", "test", "[", "nproc", "free", "uptime", "ps", "pgrep", "jq", "cut", "tr",
-        "column", "nl", "md5sum", "sha1sum", "sha256sum", "sha512sum", "cd", "sleep", "less",
-        "more", "lsblk", "locale", "groups", "seq", "comm", "expr",
+        "column", "nl", "md5sum", "sha1sum", "sha256sum", "sha512sum", "cd", "sleep",
+        "lsblk", "locale", "groups", "seq", "comm", "expr",
     )},
+    # Read-only except for the flags that write a file or run another program.
+    "rg": {"write_flags": ("--pre",)},
+    "tree": {"write_flags": ("-o",)},
+    "file": {"write_flags": ("-C", "--compile")},
+    "date": {"write_flags": ("-s", "--set")},
     "sort": {"write_flags": ("-o", "--output")},
     "find": {"write_flags": ("-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0",
                              "-fprintf", "-fls")},
@@ -41,7 +46,7 @@ READ_ONLY_COMMANDS = {
     "git": {
         "global_flags_with_value": ("-C",),
         "global_flags": ("--no-pager", "--no-optional-locks"),
-        "write_flags": ("--output",),
+        "write_flags": ("--output", "-O", "--open-files-in-pager", "--ext-diff"),
         "subcommands": {
             **{name: True for name in (
                 "status", "log", "diff", "show", "rev-parse", "ls-files", "blame", "describe",
