@@ -1,5 +1,7 @@
 """Built-in classification: the conservative shell allow-list, self-protection, policy loading."""
 
+import os
+
 import pytest
 
 from drygate.classifiers.protect import for_project
@@ -13,8 +15,7 @@ from drygate.types import ToolCall
 @pytest.mark.parametrize("command", [
     "ls -la", "cat README.md", "git status", "git log --oneline -5 | head -3", "grep -r foo src && wc -l x",
     "cd /srv/app && ls", "ls 2>/dev/null", "find . -name '*.py'", "git -C sub diff", "echo hi 2>&1",
-    "FOO=1 ls", "sort data.txt", "git branch -a", "git config --get user.name", "pwd; date",
-    "drygate plan latest",
+    "sort data.txt", "/usr/bin/cat x", "sort -n -k2 data.txt", "git branch -a", "git config --get user.name", "pwd; date",
 ])
 def test_reads(command):
     assert classify_command(command).effect == "read", classify_command(command).reason
@@ -32,6 +33,17 @@ def test_reads(command):
     ("rg --pre=./evil x", "unknown"), ("tree -o out.txt", "unknown"), ("date -s 2020-01-01", "unknown"),
     ("git grep -O vim x", "unknown"), ("less -o log.txt data", "unknown"), ("file -C -m magic", "unknown"),
     ("ls >| out", "write"), ("ls 1>out", "write"), ("ls>>out", "write"),
+    # Found by adversarial review: each was once classified as a read and really wrote.
+    ("echo a #'\ntouch PWNED\n#'", "unknown"), ("echo $'\\'' > out.txt #'", "unknown"),
+    ("GIT_EXTERNAL_DIFF='touch PWNED' git diff", "unknown"), ("GIT_TRACE=/tmp/t git status", "unknown"),
+    ("PATH=/evil; ls", "unknown"), ("./test", "unknown"), ("/tmp/x/cat in.txt", "unknown"),
+    ("sort -uo out.txt in.txt", "unknown"), ("sort --outp=out.txt in.txt", "unknown"),
+    ("sort {-o,out.txt} in.txt", "unknown"), ("X=-o; sort $X out.txt in.txt", "unknown"),
+    ("find . -name in.txt -{delete,print}", "unknown"), ("sort --compress-program=/p -S 1K x", "unknown"),
+    ("git grep -iO'touch PWNED' c", "unknown"), ("git reflog expire --expire=now --all", "unknown"),
+    ("date --s=2020-01-01", "unknown"), ("date -us 2020-01-01", "unknown"),
+    ("DRYGATE_STATE=/prod.sqlite drygate runs", "unknown"), ("drygate runs --project /any", "unknown"),
+    ("ls\r> out", "unknown"), ("cat a\\\n> out", "unknown"),
 ])
 def test_not_reads(command, effect):
     assert classify_command(command).effect == effect
@@ -52,6 +64,17 @@ def test_bash_call_uses_shell_classifier():
     ("mcp__fs__write_file", {"path": "/p/.claude/settings.json", "content": "{}"}),
     ("Bash", {"command": "drygate install claude-code"}),
     ("NotebookEdit", {"notebook_path": "../p/.mcp.json"}),
+    # Found by adversarial review (live mode): each once passed as an ordinary write.
+    ("Bash", {"command": "cd .claude && echo {} > settings.json"}),
+    ("Bash", {"command": "echo {} > .claude//settings.json"}),
+    ("Bash", {"command": "rm -rf .dryga?e"}),
+    ("Bash", {"command": "rm -rf .dry\"\"gate"}),
+    ("Bash", {"command": "rm drygate.tom?"}),
+    ("Bash", {"command": "mv drygate.to\"\"ml x"}),
+    ("Bash", {"command": "mv .c\"\"laude .c2"}),
+    ("Bash", {"command": "python3 -c \"open('.claude/'+'settings.json','w')\""}),
+    ("mcp__x__write", {**{f"pad{i}": "x" for i in range(300)}, "path": "/p/.claude/settings.json"}),
+    ("Bash", {"command": "rm -rf .."}),
 ])
 def test_tamper(tool, tool_input):
     policy = compile_policy_text('[run]\nmode = "live"\n')
@@ -63,7 +86,6 @@ def test_tamper(tool, tool_input):
 @pytest.mark.parametrize("tool,tool_input", [
     ("Read", {"file_path": "/p/.claude/settings.json"}),
     ("Bash", {"command": "cat drygate.toml"}),
-    ("Bash", {"command": "drygate runs"}),
     ("Write", {"file_path": "/p/src/state.db.py", "content": "x"}),
 ])
 def test_not_tamper(tool, tool_input):
@@ -123,3 +145,38 @@ def test_policy_cache_follows_edits(tmp_path):
     assert load_policy(str(path), str(tmp_path))["mode"] == "dry"
     (tmp_path / "policy.cache").write_bytes(b"garbage")
     assert load_policy(str(path), str(tmp_path))["mode"] == "dry"
+
+
+def test_tamper_through_symlink_and_hard_link(tmp_path):
+    import os
+
+    project = tmp_path / "p"
+    (project / ".claude").mkdir(parents=True)
+    settings = project / ".claude" / "settings.json"
+    settings.write_text("{}")
+    os.symlink(project / ".claude", tmp_path / "alias")
+    os.link(settings, project / "hard.json")
+    policy = compile_policy_text('[run]\nmode = "live"\n')
+    protected = for_project(str(project), None, str(project / ".drygate" / "state.db"), None)
+    via_symlink = ToolCall("mcp__fs__write", {"path": str(tmp_path / "alias" / "settings.json")}, "r",
+                           cwd=str(project))
+    via_hard_link = ToolCall("Write", {"file_path": "hard.json", "content": "{}"}, "r", cwd=str(project))
+    assert classify(via_symlink, policy, protected).tamper
+    assert classify(via_hard_link, policy, protected).tamper
+
+
+def test_drygate_installation_is_protected():
+    import drygate
+
+    policy = compile_policy_text('[run]\nmode = "live"\n')
+    protected = for_project("/p", None, "/p/.drygate/state.db", None)
+    engine_py = os.path.join(os.path.dirname(drygate.__file__), "engine.py")
+    assert classify(ToolCall("Write", {"file_path": engine_py, "content": ""}, "r", cwd="/p"), policy,
+                    protected).tamper
+
+
+def test_custom_state_path_still_protects_policy_cache():
+    policy = compile_policy_text('[run]\nmode = "live"\n')
+    protected = for_project("/p", None, "/elsewhere/state.db", None)
+    call = ToolCall("Write", {"file_path": "/p/.drygate/policy.cache", "content": "x"}, "r", cwd="/p")
+    assert classify(call, policy, protected).tamper

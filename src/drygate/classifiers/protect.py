@@ -2,16 +2,26 @@
 
 The gate is only as strong as its configuration: an agent that can turn hooks off
 (``disableAllHooks`` in any settings layer), rewrite the policy, delete the state
-store or override drygate's environment gets around every other rule (case CC-14).
-A call is *tamper* when
+store, swap drygate's code or override its environment gets around every other rule
+(case CC-14). A call is *tamper* when
 
-- a file tool (Write, Edit, MultiEdit, NotebookEdit) targets a protected path
-  (after joining the agent's cwd and resolving symlinks), or
-- a call that is not a plain read (its effect is gated as a write) mentions a
-  protected path or a protected marker anywhere in its input (shell commands,
-  MCP arguments): the settings files, the policy file, the state folder, the MCP
-  configuration, ``DRYGATE_`` variables, ``disableAllHooks``, or drygate's
-  commands that change its installation.
+- a file tool (Write, Edit, MultiEdit, NotebookEdit) targets a protected path, after
+  joining the agent's cwd and resolving symlinks, or a hard link of a protected file;
+- a call that is not a plain read (its effect is gated as a write):
+
+  - mentions a protected marker anywhere in its input (the ``.claude`` folder, the
+    MCP configuration, the policy file's name, the ``.drygate`` folder,
+    ``DRYGATE_`` variables, ``disableAllHooks``, drygate's installing commands),
+    checked on the whole input text, however it is nested;
+  - for Bash, has a word that, with quotes removed and the path normalised, names or
+    glob-matches a protected path or one of its parent folders (``rm -rf .dryga?e``,
+    ``mv .claude x``, ``settings.loc''al.json``);
+  - has a path-like string that resolves (symlinks included) to a protected path.
+
+Limits (stated, not hidden): text that is built at run time (``$'\\x2e...'``,
+base64, a script that computes a path) cannot be recognised statically. In a dry
+run such commands are dry anyway; in a live run they are as trusted as the agent.
+Managed settings that the project cannot override are the host's own defence.
 """
 
 import os
@@ -20,11 +30,12 @@ from drygate.classifiers.claude_code import FILE_PATH_FIELDS
 
 #: Text that marks an attempt to change the gate, wherever it appears in a write's input.
 MARKERS = (
-    ".claude/settings.json", ".claude/settings.local.json", "managed-settings.json",
-    "disableAllHooks", "DRYGATE_", ".mcp.json",
+    ".claude", ".mcp.json", "disableAllHooks", "DRYGATE_", ".drygate",
     "drygate hook", "drygate install", "drygate init", "drygate run ", "drygate prune",
 )
-_MAX_STRINGS = 256
+#: Path-like strings resolved per call at most (each costs a few stat calls).
+MAX_PATHS = 512
+_GLOB = set("*?[")
 
 
 class ProtectedPaths:
@@ -34,12 +45,13 @@ class ProtectedPaths:
     substrings (tuple of str). Build it with :func:`for_project`.
     """
 
-    __slots__ = ("paths", "markers", "_resolved")
+    __slots__ = ("paths", "markers", "_resolved", "_inodes")
 
     def __init__(self, paths, markers):
         self.paths = tuple(paths)
         self.markers = tuple(markers)
         self._resolved = None
+        self._inodes = None
 
     def resolved(self):
         """The paths plus their symlink-resolved forms (computed on first use: it stats)."""
@@ -48,14 +60,35 @@ class ProtectedPaths:
             self._resolved = self.paths + extra
         return self._resolved
 
+    def inodes(self):
+        """(device, inode) of every protected path that exists, for hard-link checks."""
+        if self._inodes is None:
+            found = {}
+            for p in self.paths:
+                try:
+                    st = os.stat(p)
+                except OSError:
+                    continue
+                found[(st.st_dev, st.st_ino)] = p
+            self._inodes = found
+        return self._inodes
+
+
+def _installation_paths():
+    """drygate's own code and, for a virtual environment, the environment itself."""
+    import sys
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the drygate package
+    paths = [here]
+    if sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+        paths.append(sys.prefix)
+    return paths
+
 
 def for_project(project_dir, policy_path=None, state_path=None, alert_log=None, home=None):
-    """The protected set of a project: its settings, policy, state folder, alert log.
+    """The protected set of a project: its settings, policy, state, alert log, drygate itself.
 
-    All arguments are paths (str) or None. Full paths are always protected; only
-    distinctive names become text markers (the policy file's name, a state folder
-    named like ``.drygate``), so generic names such as ``state.db`` do not flag
-    unrelated commands. Returns :class:`ProtectedPaths`.
+    All arguments are paths (str) or None. Returns :class:`ProtectedPaths`.
     """
     project_dir = os.path.abspath(project_dir)
     home = home or os.path.expanduser("~")
@@ -63,9 +96,12 @@ def for_project(project_dir, policy_path=None, state_path=None, alert_log=None, 
         os.path.join(project_dir, ".claude", "settings.json"),
         os.path.join(project_dir, ".claude", "settings.local.json"),
         os.path.join(project_dir, ".mcp.json"),
+        os.path.join(project_dir, ".drygate"),  # the policy cache lives here whatever [state] path says
         os.path.join(home, ".claude", "settings.json"),
         os.path.join(home, ".claude", "settings.local.json"),
+        os.path.join(home, ".claude.json"),
         "/etc/claude-code",
+        *_installation_paths(),
     ]
     markers = list(MARKERS)
     policy_path = policy_path or os.path.join(project_dir, "drygate.toml")
@@ -74,10 +110,7 @@ def for_project(project_dir, policy_path=None, state_path=None, alert_log=None, 
     if alert_log and alert_log != os.devnull:
         paths.append(os.path.abspath(alert_log))
     if state_path:
-        state_dir = os.path.dirname(os.path.abspath(state_path))
-        paths.append(state_dir)
-        if "drygate" in os.path.basename(state_dir):
-            markers.append(os.path.basename(state_dir))  # ".drygate": catches "rm -rf .drygate" too
+        paths.append(os.path.dirname(os.path.abspath(state_path)))
     return ProtectedPaths([os.path.normpath(p) for p in paths], markers)
 
 
@@ -88,18 +121,83 @@ def _under(path, protected):
     return None
 
 
+def _above(path, protected):
+    """A protected path at or below ``path`` (deleting or moving ``path`` changes it)."""
+    for p in protected:
+        if p == path or p.startswith(path.rstrip(os.sep) + os.sep):
+            return p
+    return None
+
+
 def _strings(value, out):
-    if len(out) >= _MAX_STRINGS:
-        return
-    if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _strings(k, out)
-            _strings(v, out)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _strings(v, out)
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+
+
+def _resolve(text, cwd):
+    return os.path.normpath(os.path.join(cwd, os.path.expanduser(text)))
+
+
+def _check_file_tool(call, tool_input, protected, cwd):
+    field = FILE_PATH_FIELDS.get(call.tool_name)
+    target = tool_input.get(field) if field else None
+    if not isinstance(target, str) or not target:
+        return None
+    full = _resolve(target, cwd)
+    every = protected.resolved()
+    hit = _under(full, every) or _under(os.path.realpath(full), every)
+    if hit:
+        return f"{call.tool_name} would change {hit}, which protects the gate"
+    try:
+        st = os.stat(full)
+    except OSError:
+        return None
+    linked = protected.inodes().get((st.st_dev, st.st_ino))
+    if linked:
+        return f"{call.tool_name} would change {linked} through a hard link, which protects the gate"
+    return None
+
+
+def _check_shell_words(command, protected, cwd):
+    import fnmatch
+    import shlex
+
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        lexer.commenters = ""
+        words = list(lexer)
+    except ValueError:
+        return None  # bash would not run it either (unbalanced quotes)
+    every = protected.resolved()
+    names = {os.path.basename(p) for p in every}
+    for w in words:
+        if not w or all(c in "<>&|;()" for c in w):
+            continue
+        for marker in protected.markers:
+            if marker in w:  # the word with its quotes removed: ".dry""gate" is ".drygate"
+                return f"the command's argument {w!r} mentions {marker!r}, which protects the gate"
+        for variant in (w.rstrip("/"), w.lstrip("<>")):
+            if not variant:
+                continue
+            full = _resolve(variant, cwd)
+            hit = _above(full, every) or _above(os.path.realpath(full), every)
+            if hit:
+                return f"the command's argument {w!r} names {hit}, which protects the gate"
+        if _GLOB & set(w):
+            base = os.path.basename(w.rstrip("/"))
+            for name in names:
+                if fnmatch.fnmatchcase(name, base):
+                    return f"the command's pattern {w!r} matches {name}, which protects the gate"
+    return None
 
 
 def check(call, protected, gated):
@@ -109,25 +207,41 @@ def check(call, protected, gated):
     """
     if protected is None:
         return None
-    field = FILE_PATH_FIELDS.get(call.tool_name)
-    tool_input = call.tool_input if isinstance(call.tool_input, dict) else {}
-    if field:
-        target = tool_input.get(field)
-        if isinstance(target, str) and target:
-            full = os.path.normpath(os.path.join(call.cwd or os.getcwd(), os.path.expanduser(target)))
-            every = protected.resolved()
-            hit = _under(full, every) or _under(os.path.realpath(full), every)
-            if hit:
-                return f"{call.tool_name} would change {hit}, which protects the gate"
-    if not gated:
-        return None
+    tool_input = call.tool_input if isinstance(call.tool_input, dict) else {"input": call.tool_input}
+    cwd = call.cwd or os.getcwd()
+    why = _check_file_tool(call, tool_input, protected, cwd)
+    if why or not gated:
+        return why
+    from drygate import _json
+
+    try:
+        text = _json.dumps(tool_input)
+    except (TypeError, ValueError):
+        text = repr(tool_input)
+    for marker in protected.markers:
+        if marker in text:
+            return f"the call's input mentions {marker!r}, which protects the gate"
+    for p in protected.paths:
+        if p in text:
+            return f"the call's input mentions {p}, which protects the gate"
     strings = []
     _strings(tool_input, strings)
+    if call.tool_name == "Bash":
+        command = tool_input.get("command")
+        if isinstance(command, str):
+            why = _check_shell_words(command, protected, cwd)
+            if why:
+                return why
+    every = protected.resolved()
+    checked = 0
     for s in strings:
-        for marker in protected.markers:
-            if marker in s:
-                return f"the call's input mentions {marker!r}, which protects the gate"
-        for p in protected.paths:
-            if p in s:
-                return f"the call's input mentions {p}, which protects the gate"
+        if len(s) > 4096 or not s.startswith(("/", "./", "../", "~")):
+            continue
+        checked += 1
+        if checked > MAX_PATHS:
+            return f"the call has more than {MAX_PATHS} paths, too many to check against the gate's files"
+        full = _resolve(s, cwd)
+        hit = _under(full, every) or _under(os.path.realpath(full), every)
+        if hit:
+            return f"the call's path {s!r} resolves to {hit}, which protects the gate"
     return None

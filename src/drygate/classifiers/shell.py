@@ -9,6 +9,16 @@ and the standard streams) is a write; anything the splitter cannot resolve
 statically (command or process substitution, here-documents, backquotes) and every
 command not in the table is ``unknown``, which the engine treats as a write. The
 effect of the whole command is the strongest effect of its parts.
+
+``shlex`` is not bash, so every construct where the two may read a command
+differently is refused (unknown) before splitting: comments (``#``), any ``$``
+expansion (a variable can carry a flag or a program), ANSI-C and locale quoting
+(``$'...'``), brace expansion, carriage returns and line continuations. Variable
+assignments (``X=1 cmd``, ``PATH=...``) are unknown too: environment such as
+``GIT_EXTERNAL_DIFF`` or ``LD_PRELOAD`` makes any program run another. A command
+given by path is looked up only in the system's own bin folders (``./test`` is not
+``test``). Flags are matched the way GNU tools read them: clustered short flags
+(``-uo``) and abbreviated long options (``--outp``) hit a writing flag too.
 """
 
 from drygate.types import READ, UNKNOWN, WRITE, Classification
@@ -17,7 +27,10 @@ _STRENGTH = {READ: 0, WRITE: 1, UNKNOWN: 2}
 
 #: Constructs this classifier does not resolve statically: their presence makes the
 #: whole command unknown.
-UNRESOLVED = ("`", "$(", "<(", ">(", "<<", "${")
+UNRESOLVED = ("`", "$", "<(", ">(", "<<", "#", "{", "}", "\r", "\\\n")
+
+#: Folders whose programs are looked up by name in the table (``/usr/bin/cat`` is ``cat``).
+SYSTEM_BIN = ("/bin", "/usr/bin", "/usr/local/bin")
 
 #: command -> spec. A spec may name flags that make the command write ("write_flags",
 #: matched exactly or as "--flag=..." prefix), the read-only subcommands
@@ -31,18 +44,17 @@ READ_ONLY_COMMANDS = {
         "column", "nl", "md5sum", "sha1sum", "sha256sum", "sha512sum", "cd", "sleep",
         "lsblk", "locale", "groups", "seq", "comm", "expr",
     )},
+    "sort": {"write_flags": ("-o", "--output", "--compress-program")},
     # Read-only except for the flags that write a file or run another program.
     "rg": {"write_flags": ("--pre",)},
     "tree": {"write_flags": ("-o",)},
     "file": {"write_flags": ("-C", "--compile")},
     "date": {"write_flags": ("-s", "--set")},
-    "sort": {"write_flags": ("-o", "--output")},
-    "find": {"write_flags": ("-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0",
+    "find": {"single_dash_long": True,
+             "write_flags": ("-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0",
                              "-fprintf", "-fls")},
     "hostname": {"no_args": True},
     "env": {"no_args": True},
-    "drygate": {"subcommands": {name: True for name in ("runs", "plan", "alerts", "doctor", "replay",
-                                                             "status", "--help", "--version")}},
     "git": {
         "global_flags_with_value": ("-C",),
         "global_flags": ("--no-pager", "--no-optional-locks"),
@@ -50,7 +62,7 @@ READ_ONLY_COMMANDS = {
         "subcommands": {
             **{name: True for name in (
                 "status", "log", "diff", "show", "rev-parse", "ls-files", "blame", "describe",
-                "shortlog", "rev-list", "cat-file", "ls-tree", "grep", "reflog", "whatchanged",
+                "shortlog", "rev-list", "cat-file", "ls-tree", "grep", "whatchanged",
             )},
             "branch": {"only_flags": ("-a", "-r", "-v", "-vv", "--list", "-l", "--show-current", "--all",
                                       "--remotes", "--no-color", "--color")},
@@ -113,12 +125,24 @@ def _is_assignment(word):
     return bool(eq) and bool(name) and (name[0].isalpha() or name[0] == "_") and name.replace("_", "a").isalnum()
 
 
-def _flag_hits(args, flags):
+def _flag_hits(args, flags, single_dash_long=False):
+    """The first argument that is, abbreviates or clusters one of ``flags``, else None."""
+    shorts = {f[1] for f in flags if len(f) == 2 and f[0] == "-" and f[1] != "-"}
+    longs = [f for f in flags if f.startswith("--")]
+    exact = set(flags)
     for a in args:
-        for f in flags:
-            if a == f or (f.startswith("--") and a.startswith(f + "=")) or (
-                    not f.startswith("--") and len(f) == 2 and a.startswith(f) and not a.startswith("--")):
-                return a
+        if a in exact:
+            return a
+        if a.startswith("--"):
+            name = a.split("=", 1)[0]
+            if len(name) > 2 and any(f.startswith(name) for f in longs):
+                return a  # GNU getopt accepts any unambiguous prefix of a long option
+        elif a.startswith("-") and len(a) > 1:
+            if single_dash_long:
+                if a.split("=", 1)[0] in exact:
+                    return a
+            elif shorts & set(a[1:]):
+                return a  # "-uo": clustered short flags
     return None
 
 
@@ -126,7 +150,7 @@ def _check(spec, args, label):
     """Return None if the words are read-only under ``spec``, else a reason (str)."""
     if spec.get("no_args") and args:
         return f"{label} with arguments can change the system"
-    hit = _flag_hits(args, spec.get("write_flags", ()))
+    hit = _flag_hits(args, spec.get("write_flags", ()), spec.get("single_dash_long", False))
     if hit:
         return f"{label} {hit} writes"
     subcommands = spec.get("subcommands")
@@ -169,7 +193,8 @@ def classify_command(command):
         return _unknown("no command text to classify")
     for marker in UNRESOLVED:
         if marker in command:
-            return _unknown(f"uses {marker!r} (substitution or here-document), which is not resolved statically")
+            return _unknown(f"uses {marker!r} (an expansion, substitution, comment or here-document), "
+                            "which is not resolved statically")
     try:
         parts, redirects = split_commands(command)
     except ValueError as e:
@@ -184,17 +209,15 @@ def classify_command(command):
             effect, reason = WRITE, f"redirects output into {target!r}"
             break
     for words in parts:
-        i = 0
-        while i < len(words) and _is_assignment(words[i]):
-            i += 1
-        if i == len(words):
-            continue  # only variable assignments
-        name = words[i].rsplit("/", 1)[-1]
-        spec = READ_ONLY_COMMANDS.get(name)
-        if spec is None:
-            why = f"{name!r} is not a known read-only command"
+        program = words[0]
+        folder, _, name = program.rpartition("/")
+        spec = READ_ONLY_COMMANDS.get(name) if (not folder or folder in SYSTEM_BIN) else None
+        if _is_assignment(program):
+            why = f"the variable assignment {program.split('=', 1)[0]}= can change what programs do"
+        elif spec is None:
+            why = f"{program!r} is not a known read-only command"
         else:
-            why = _check(spec, words[i + 1:], name)
+            why = _check(spec, words[1:], name)
         if why is not None and _STRENGTH[UNKNOWN] > _STRENGTH[effect]:
             effect, reason = UNKNOWN, why
     return Classification(effect, reason, "shell")
