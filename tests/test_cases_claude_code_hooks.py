@@ -241,10 +241,10 @@ def test_CC_11_orphan_record(project):
     assert "mcp__r2__put_object" in reason1
     second = project.hook(dict(insert, cwd=str(project.root)))
     reason2 = assert_blocked_with_one_json(second)
-    assert "since call #" in reason2 and "(mcp__r2__put_object)" in reason2
+    assert "since its call 1 (mcp__r2__put_object)" in reason2
     plan = project.plan()
     assert [s["tool_name"] for s in plan["steps"]] == ["mcp__r2__put_object", "mcp__d1__query"]
-    assert plan["steps"][0]["made_run_dry"] and plan["steps"][1]["dry_because_of"] == plan["steps"][0]["seq"]
+    assert plan["steps"][0]["made_run_dry"] and plan["steps"][1]["dry_because_of"] == plan["steps"][0]["call"] == 1
     assert plan["dry_cause"]["tool_name"] == "mcp__r2__put_object"
     assert plan["steps"][1]["input"] == insert["tool_input"]
 

@@ -90,13 +90,14 @@ def test_dry_skips_every_write_and_allows_reads():
         "command": "rm -rf /"})])
     assert [d.action for d in ds] == ["allow", "dry", "allow", "dry"]
     assert ds[1].made_run_dry and ds[3].dry_because_of == ds[1].seq
+    assert "is a dry run" in ds[3].reason and "put run" not in ds[1].reason  # dry from the start
 
 
 def test_sticky_is_live_until_first_dry_scope_write():
     ds = run_calls(STICKY, [call("mcp__d1__query"), call("mcp__r2__put"), call("mcp__d1__query"), call("Read")],
                    R2)
     assert [d.action for d in ds] == ["allow", "dry", "dry", "allow"]
-    assert "since call #2 (mcp__r2__put)" in ds[2].reason
+    assert "since its call 2 (mcp__r2__put)" in ds[2].reason
 
 
 def test_env_mode_only_makes_runs_stricter():

@@ -183,3 +183,70 @@ def test_hook_imports_stay_lean(project):
                               capture_output=True, env=project.env(), cwd=project.root)
         modules = set(proc.stderr.decode().split("MODULES=")[1].split(","))
         assert not (modules & heavy), (tool, modules & heavy)
+
+
+def test_memory_store_is_refused_on_the_hook_path(project):
+    write_policy(project.root, "sticky", '[[rules]]\ntool_glob = "mcp__r2__*"\neffect = "write"\ndry = true\n')
+    r = project.hook(project.event("mcp__d1__query", {"sql": "INSERT 1"}), DRYGATE_STATE="memory:")
+    assert_fail_closed(project, r, "config")
+    assert "memory:" in r.stderr
+
+
+def test_deadline_above_the_maximum_is_refused(project):
+    write_policy(project.root, "live")
+    r = project.hook(project.event("Read", {"file_path": "x"}), DRYGATE_DEADLINE_MS="35000")
+    assert_fail_closed(project, r, "config")
+    (project.root / "drygate.toml").write_text("[gate]\ndeadline_ms = 35000\n")
+    r = project.hook(project.event("Read", {"file_path": "x"}))
+    assert_fail_closed(project, r, "config")
+
+
+def test_policy_deadline_governs_a_locked_store(project):
+    (project.root / "drygate.toml").write_text('[run]\nmode = "live"\n[gate]\ndeadline_ms = 600\n')
+    project.hook(project.event("Read", {"file_path": "x"}))
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3,sys,time;c=sqlite3.connect(sys.argv[1],isolation_level=None);"
+        "c.execute('BEGIN EXCLUSIVE');print('locked',flush=True);time.sleep(60)"), str(project.state)],
+        stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"locked"
+        r = project.hook(project.event("Write", {"file_path": "x", "content": ""}))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert_fail_closed(project, r)
+    assert r.elapsed < 0.6 + 1.0  # the policy's 600 ms, not the 3 s default
+
+
+def test_ask_needs_a_host_that_blocks_unanswered_asks(project):
+    write_policy(project.root, "live", '[[rules]]\ntool = "mcp__pay__refund"\neffect = "external"\naction = "ask"\n')
+    old_host = project.event("mcp__pay__refund", {"id": 1})  # 2.0.x shape: no prompt_id
+    r = project.hook(old_host)
+    assert r.code == 2 and r.json["hookSpecificOutput"]["permissionDecision"] == "deny"
+    new_host = project.event("mcp__pay__refund", {"id": 1}, prompt_id="3ad4")
+    r = project.hook(new_host)
+    assert r.code == 0 and r.json["hookSpecificOutput"]["permissionDecision"] == "ask"
+
+
+def test_mode_names_are_case_insensitive(project):
+    write_policy(project.root, "live")
+    r = project.hook(project.event("Write", {"file_path": "x", "content": ""}), DRYGATE_MODE="DRY")
+    assert r.code == 2 and "DRY RUN" in r.stderr
+
+
+def test_early_failure_alert_names_the_call(project):
+    write_policy(project.root, "live")
+    project.hook(project.event("Write", {"file_path": "x", "content": ""}), DRYGATE_MODE="bogus")
+    alert = project.alerts()[-1]
+    assert alert["tool_name"] == "Write" and alert["run_id"] == project.event("x", {})["session_id"]
+
+
+def test_journal_time_follows_journal_order(project):
+    from concurrent.futures import ThreadPoolExecutor
+
+    write_policy(project.root, "live")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: project.hook(project.event("Read", {"file_path": str(i)})), range(16)))
+    ts = [e["ts"] for e in project.journal()]
+    assert ts == sorted(ts) and len(ts) == 16
+    assert [e["call"] for e in project.journal()] == list(range(1, 17))

@@ -14,6 +14,11 @@ from drygate.state.memory import MemoryStore
 from drygate.state.sqlite import SQLiteStore
 from drygate.types import DRY, LIVE, MODE_STRICTNESS, STICKY, ToolCall, TransitionRequest
 
+def at(t):
+    """A clock stopped at ``t`` seconds."""
+    return lambda: t
+
+
 ENTRY = {"call_id": None, "agent_id": None, "tool_name": "t", "tool_input": {}, "effect": "write", "rule_id": "x",
          "why": "w", "tamper": False, "policy_hash": "h", "host": "test"}
 
@@ -22,20 +27,22 @@ def test_transact_journals_in_decision_order(store):
     seqs = []
     for i in range(5):
         o = store.transact("r", TransitionRequest(STICKY, True, i == 2, "allow"), dict(ENTRY, tool_name=f"t{i}"),
-                           float(i))
+                           at(float(i)))
         seqs.append((o.seq, o.action))
     journal = store.journal("r")
     assert [(e["seq"], e["action"]) for e in journal] == seqs
     assert [e["tool_name"] for e in journal] == [f"t{i}" for i in range(5)]
+    assert [e["call"] for e in journal] == [1, 2, 3, 4, 5]
     assert [a for _, a in seqs] == ["allow", "allow", "dry", "dry", "dry"]
     run = store.get_run("r")
-    assert run.dry_since == seqs[2][0] and run.dry_cause == "t2" and run.calls == 5 and run.dry_writes == 3
+    assert run.dry_since == seqs[2][0] and run.dry_cause == "t2" and run.dry_call == 3
+    assert run.calls == 5 and run.dry_writes == 3
 
 
 def test_results_and_runs(store):
-    store.transact("a", TransitionRequest(LIVE, True, False, "allow"), ENTRY, 1.0)
+    store.transact("a", TransitionRequest(LIVE, True, False, "allow"), ENTRY, at(1.0))
     store.record_result("a", "c1", "t", {"ok": True}, 2.0)
-    store.transact("b", TransitionRequest(DRY, True, False, "allow"), ENTRY, 3.0)
+    store.transact("b", TransitionRequest(DRY, True, False, "allow"), ENTRY, at(3.0))
     assert [r.run_id for r in store.list_runs()] == ["b", "a"]
     assert store.journal("a")[-1]["result"] == {"ok": True}
     assert store.get_run("zzz") is None
@@ -44,17 +51,17 @@ def test_results_and_runs(store):
 def test_ensure_run_only_gets_stricter(store):
     store.ensure_run("r", DRY, 1.0)
     assert store.ensure_run("r", LIVE, 2.0).mode == DRY
-    o = store.transact("r", TransitionRequest(LIVE, True, False, "allow"), ENTRY, 3.0)
+    o = store.transact("r", TransitionRequest(LIVE, True, False, "allow"), ENTRY, at(3.0))
     assert o.action == "dry"
 
 
 def test_prune_keeps_dry_runs_as_tombstones(store):
-    store.transact("dry-run", TransitionRequest(STICKY, True, True, "allow"), ENTRY, 1.0)
-    store.transact("live-run", TransitionRequest(STICKY, True, False, "allow"), ENTRY, 1.0)
+    store.transact("dry-run", TransitionRequest(STICKY, True, True, "allow"), ENTRY, at(1.0))
+    store.transact("live-run", TransitionRequest(STICKY, True, False, "allow"), ENTRY, at(1.0))
     removed = store.prune(10.0, 100.0)
     assert removed == 2 and store.journal() == []
     assert store.get_run("live-run") is None
-    o = store.transact("dry-run", TransitionRequest(STICKY, True, False, "allow"), ENTRY, 200.0)
+    o = store.transact("dry-run", TransitionRequest(STICKY, True, False, "allow"), ENTRY, at(200.0))
     assert o.action == "dry"
 
 
@@ -82,7 +89,7 @@ class RunModel(RuleBasedStateMachine):
         else:
             expect = live_action
         for s in self.stores:
-            assert s.transact(run, req, ENTRY, 0.0).action == expect
+            assert s.transact(run, req, ENTRY, at(0.0)).action == expect
 
     @precondition(lambda self: self.model)
     @rule()

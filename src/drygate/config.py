@@ -57,12 +57,18 @@ class Settings:
         return os.path.join(self.project_dir, rel)
 
 
-def find_project_dir(start):
-    """The nearest folder at or above ``start`` holding drygate.toml or .claude/, else ``start``."""
+def find_project_dir(start, home=None):
+    """The nearest folder at or above ``start`` holding drygate.toml or .claude/, else ``start``.
+
+    The home folder's ``.claude/`` is Claude Code's user configuration, not a
+    project, so it does not make the home folder a project (a ``drygate.toml`` does).
+    """
     here = os.path.abspath(start)
+    home = os.path.abspath(home or os.path.expanduser("~"))
     cur = here
     while True:
-        if os.path.exists(os.path.join(cur, DEFAULT_POLICY_NAME)) or os.path.isdir(os.path.join(cur, ".claude")):
+        if os.path.exists(os.path.join(cur, DEFAULT_POLICY_NAME)) or (
+                cur != home and os.path.isdir(os.path.join(cur, ".claude"))):
             return cur
         parent = os.path.dirname(cur)
         if parent == cur:
@@ -84,7 +90,7 @@ def resolve(env, project_dir=None, cwd=None):
     if state and state not in ("memory:", ":memory:"):
         state = os.path.abspath(os.path.join(project, state))
     alert_log = env.get("DRYGATE_ALERT_LOG") or None
-    mode = env.get("DRYGATE_MODE") or None
+    mode = (env.get("DRYGATE_MODE") or "").strip().lower() or None
     if mode is not None and mode not in MODES:
         from drygate.errors import ConfigError
 

@@ -40,7 +40,8 @@ def classify(call, policy, protected=None):
 
     rule = find_rule(policy, call.tool_name, call.tool_input)
     if rule is not None:
-        why = rule["reason"] or f"policy rule {rule['id']} says {rule['effect']}"
+        why = rule["reason"] or f"policy rule {rule['id']}: effect {rule['effect']}" + (
+            f", action {rule['action']}" if rule["action"] else "")
         cls = Classification(rule["effect"], why, rule["id"], dry_scope=rule["dry"], action=rule["action"])
     else:
         cls = _builtin(call)
@@ -88,7 +89,8 @@ def apply_transition(state, run_id, request, seq, now, tool_name=None):
     ``state``: the run's :class:`RunState` or None for a new run (mutated and
     returned); ``request``: :class:`TransitionRequest`; ``seq``: the journal
     sequence number this call gets; ``now``: seconds since the epoch.
-    Returns ``(state, outcome)``. Invariants: the mode only gets stricter; once
+    Returns ``(state, outcome)`` (``outcome.call`` numbers the call within its
+    run, ``outcome.ts`` is ``now``). Invariants: the mode only gets stricter; once
     ``dry_since`` is set it never changes; a gated call after it is never allowed.
     ``tool_name`` is remembered as the run's ``dry_cause`` when this call makes it dry.
     """
@@ -113,6 +115,7 @@ def apply_transition(state, run_id, request, seq, now, tool_name=None):
             state.dry_since = seq
             state.dry_at = now
             state.dry_cause = tool_name
+            state.dry_call = state.calls
         else:
             action = request.action_if_live
         if action == SKIP_DRY:
@@ -121,8 +124,10 @@ def apply_transition(state, run_id, request, seq, now, tool_name=None):
             state.allowed_writes += 1
     if action == DENY:
         state.denied += 1
+    elif action == "ask":
+        state.asked += 1
     dry_because_of = state.dry_since if action == SKIP_DRY else None
-    return state, Outcome(action, seq, made_dry, dry_because_of, state)
+    return state, Outcome(action, seq, made_dry, dry_because_of, state, state.calls, now)
 
 
 def journal_entry(call, cls, policy_hash):
@@ -170,12 +175,12 @@ class Engine:
         cls = classify(call, self.policy, self.protected)
         request = request_for(cls, self.mode)
         entry = journal_entry(call, cls, self.policy.get("hash", ""))
-        outcome = self.store.transact(call.run_id, request, entry, self.clock())
+        outcome = self.store.transact(call.run_id, request, entry, self.clock)
+        run = outcome.run
         reason = explain(call.tool_name, call.tool_input, cls.effect, cls.reason, outcome.action, call.run_id,
-                         outcome.made_run_dry, outcome.dry_because_of, outcome.seq, cls.tamper,
-                         outcome.run.dry_cause)
+                         outcome.made_run_dry, run.dry_call, outcome.call, cls.tamper, run.dry_cause, run.mode)
         return Decision(outcome.action, reason, cls.effect, cls.rule_id, outcome.seq, outcome.made_run_dry,
-                        outcome.dry_because_of, cls.tamper, call.run_id)
+                        outcome.dry_because_of, cls.tamper, call.run_id, outcome.call)
 
 
 def summarize_input(tool_name, tool_input, limit=160):
@@ -186,7 +191,8 @@ def summarize_input(tool_name, tool_input, limit=160):
         text = "run the shell command: " + tool_input["command"]
     elif tool_name == "Write" and isinstance(tool_input.get("file_path"), str):
         content = tool_input.get("content")
-        size = f"{len(content.encode('utf-8', 'replace'))} bytes " if isinstance(content, str) else ""
+        n = len(content.encode("utf-8", "replace")) if isinstance(content, str) else None
+        size = "" if n is None else f"{n} byte " if n == 1 else f"{n} bytes "
         text = f"write {size}to {tool_input['file_path']}"
     elif tool_name in ("Edit", "MultiEdit", "NotebookEdit"):
         text = f"edit {tool_input.get('file_path') or tool_input.get('notebook_path')}"
@@ -202,24 +208,28 @@ def summarize_input(tool_name, tool_input, limit=160):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def explain(tool_name, tool_input, effect, why, action, run_id, made_run_dry, dry_because_of, seq, tamper=False,
-            dry_cause=None):
+def explain(tool_name, tool_input, effect, why, action, run_id, made_run_dry, dry_call, call_number, tamper=False,
+            dry_cause=None, mode=None):
     """The reason text for a decision, as the agent (and the journal reader) sees it.
 
     For ``dry`` it says plainly that the call was NOT executed, what it would have
     done, that the run is in dry-run mode and later writes are skipped too, and that
     the agent must not report the action as done (DESIGN.md, honesty).
+    ``dry_call`` and ``call_number`` number calls within the run; ``mode`` is the
+    run's mode (a ``dry`` run is dry from its start, no call "made" it dry).
     """
     what = summarize_input(tool_name, tool_input)
     if tamper:
         return (f"drygate DENIED this call: {why}. Changing drygate's settings, policy, state or "
                 f"environment is not allowed in any mode. The call was NOT executed.")
     if action == SKIP_DRY:
-        if made_run_dry:
-            since = f"this call (#{seq}) put run {run_id} into dry-run mode"
+        if mode == DRY:
+            since = f"run {run_id} is a dry run"
+        elif made_run_dry:
+            since = f"this call (call {call_number} of the run) put run {run_id} into dry-run mode"
         else:
             cause = f" ({dry_cause})" if dry_cause else ""
-            since = f"run {run_id} is in dry-run mode since call #{dry_because_of}{cause}"
+            since = f"run {run_id} is in dry-run mode since its call {dry_call}{cause}"
         return (f"DRY RUN - NOT EXECUTED. drygate skipped this {effect} call, which would {what}. "
                 f"Nothing was changed, and any value it would have returned (ids, etags, row counts) is "
                 f"unknown. {since[0].upper() + since[1:]}; every later write in this run will be skipped "

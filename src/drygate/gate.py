@@ -37,12 +37,14 @@ class Gate:
         self.engine = Engine(policy, store, mode=settings.mode, protected=protected)
 
     @classmethod
-    def open(cls, settings, host, deadline_s=None):
+    def open(cls, settings, host, deadline=None):
         """Load the policy (cached) and open the state store.
 
-        ``deadline_s``: the gate's remaining deadline; the store's busy timeout is
-        kept below it. Raises :class:`GuardFailure` (ConfigError, StoreUnavailable,
-        StoreTimeout) when either cannot be had.
+        ``deadline``: None, or an object with ``adopt_policy(seconds)`` (told the
+        policy's ``[gate] deadline_ms`` as soon as it is known) and ``remaining()``
+        (seconds left); the store's busy timeout is kept below what remains. Raises
+        :class:`GuardFailure` (ConfigError, StoreUnavailable, StoreTimeout) when the
+        policy or the store cannot be had.
         """
         from drygate.policy.cache import load_policy
         from drygate.state import open_store
@@ -50,8 +52,11 @@ class Gate:
         state_hint = settings.state_path or os.path.join(settings.project_dir, ".drygate", "state.db")
         cache_dir = None if state_hint in ("memory:", ":memory:") else os.path.dirname(state_hint)
         policy = load_policy(settings.policy_path, cache_dir)
-        if deadline_s is None:
+        if deadline is None:
             deadline_s = policy["deadline_ms"] / 1000.0
+        else:
+            deadline.adopt_policy(policy["deadline_ms"] / 1000.0)
+            deadline_s = deadline.remaining()
         busy = max(0.05, deadline_s - STORE_MARGIN_S) if deadline_s > 2 * STORE_MARGIN_S else deadline_s / 2
         store = open_store(settings.state_path_for(policy), busy_timeout_s=busy,
                            synchronous=policy.get("state_synchronous", "FULL"))
@@ -63,7 +68,7 @@ class Gate:
         if decision.tamper:
             from drygate.alerts import TAMPER
 
-            self.alert(TAMPER, "tamper", decision.reason, call)
+            self.alert(TAMPER, "self-protection", decision.reason, call)
         return decision
 
     def alert(self, kind, cause, reason, call=None):

@@ -115,20 +115,22 @@ class RunState:
     ``mode``: the run's mode (only ever gets stricter); ``dry_since``: journal
     sequence number of the call that made the run dry, or None while it is live;
     ``dry_at``: when (seconds since the epoch) or None; ``dry_cause``: the tool name
-    of the call that made the run dry, or None; ``created_at``,
-    ``last_seen_at``: seconds since the epoch; counters of calls.
+    of the call that made the run dry, or None; ``dry_call``: that call's number
+    within the run (1-based), or None; ``created_at``, ``last_seen_at``: seconds since
+    the epoch; counters of calls (``calls`` also numbers them within the run).
     """
 
-    __slots__ = ("run_id", "mode", "dry_since", "dry_at", "dry_cause", "created_at", "last_seen_at",
-                 "calls", "writes", "dry_writes", "allowed_writes", "denied")
+    __slots__ = ("run_id", "mode", "dry_since", "dry_at", "dry_cause", "dry_call", "created_at",
+                 "last_seen_at", "calls", "writes", "dry_writes", "allowed_writes", "denied", "asked")
 
-    def __init__(self, run_id, mode, dry_since=None, dry_at=None, dry_cause=None, created_at=0.0,
-                 last_seen_at=0.0, calls=0, writes=0, dry_writes=0, allowed_writes=0, denied=0):
+    def __init__(self, run_id, mode, dry_since=None, dry_at=None, dry_cause=None, dry_call=None, created_at=0.0,
+                 last_seen_at=0.0, calls=0, writes=0, dry_writes=0, allowed_writes=0, denied=0, asked=0):
         self.run_id = run_id
         self.mode = mode
         self.dry_since = dry_since
         self.dry_at = dry_at
         self.dry_cause = dry_cause
+        self.dry_call = dry_call
         self.created_at = created_at
         self.last_seen_at = last_seen_at
         self.calls = calls
@@ -136,6 +138,7 @@ class RunState:
         self.dry_writes = dry_writes
         self.allowed_writes = allowed_writes
         self.denied = denied
+        self.asked = asked
 
     @property
     def is_dry(self):
@@ -154,16 +157,20 @@ class Outcome:
     """What a state store's atomic transition decided for one call.
 
     ``action``: one of ACTIONS; ``seq``: the call's journal sequence number (the
-    decision order, strictly increasing per store); ``made_run_dry``: this call made
+    decision order, strictly increasing per store); ``call``: the call's number
+    within its run (1-based); ``ts``: when it was decided (epoch s, read inside the
+    atomic step, so it never goes backwards against ``seq``); ``made_run_dry``: this call made
     the run dry; ``dry_because_of``: sequence number of the call that made the run
     dry (None if not dry); ``run``: the run state after the transition.
     """
 
-    __slots__ = ("action", "seq", "made_run_dry", "dry_because_of", "run")
+    __slots__ = ("action", "seq", "call", "ts", "made_run_dry", "dry_because_of", "run")
 
-    def __init__(self, action, seq, made_run_dry, dry_because_of, run):
+    def __init__(self, action, seq, made_run_dry, dry_because_of, run, call=None, ts=None):
         self.action = action
         self.seq = seq
+        self.call = call
+        self.ts = ts
         self.made_run_dry = made_run_dry
         self.dry_because_of = dry_because_of
         self.run = run
@@ -174,15 +181,17 @@ class Decision:
 
     ``action``: ``allow``, ``dry``, ``deny`` or ``ask``; ``reason``: text for the
     agent and the journal (for ``dry`` it says plainly that nothing was executed);
-    ``effect``; ``rule_id``; ``seq``: journal sequence number; ``made_run_dry``;
-    ``dry_because_of``; ``tamper``: denied because it would change the gate itself.
+    ``effect``; ``rule_id``; ``seq``: journal sequence number; ``call``: number of
+    the call within its run; ``made_run_dry``; ``dry_because_of``: journal sequence
+    number of the call that made the run dry; ``tamper``: denied because it would
+    change the gate itself.
     """
 
     __slots__ = ("action", "reason", "effect", "rule_id", "seq", "made_run_dry", "dry_because_of",
-                 "tamper", "run_id")
+                 "tamper", "run_id", "call")
 
     def __init__(self, action, reason, effect, rule_id, seq=None, made_run_dry=False, dry_because_of=None,
-                 tamper=False, run_id=None):
+                 tamper=False, run_id=None, call=None):
         self.action = action
         self.reason = reason
         self.effect = effect
@@ -192,6 +201,7 @@ class Decision:
         self.dry_because_of = dry_because_of
         self.tamper = tamper
         self.run_id = run_id
+        self.call = call
 
     @property
     def executes(self):

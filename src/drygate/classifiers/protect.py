@@ -180,7 +180,7 @@ def _check_shell_words(command, protected, cwd):
     every = protected.resolved()
     names = {os.path.basename(p) for p in every}
     for w in words:
-        if not w or all(c in "<>&|;()" for c in w):
+        if not w or all(c in "<>&|;()" for c in w):  # an empty word ("") or an operator
             continue
         for marker in protected.markers:
             if marker in w:  # the word with its quotes removed: ".dry""gate" is ".drygate"

@@ -109,7 +109,7 @@ def split_commands(command):
             if current and current[-1].isdigit():
                 current.pop()  # "2>file": the fd number belongs to the redirection
             i += 1
-        elif all(c in "<>&|;()" for c in tok):
+        elif tok and all(c in "<>&|;()" for c in tok):
             # An operator shlex glued together ("&>>", ";&"): not resolvable here.
             raise ValueError(f"unsupported operator {tok!r}")
         else:

@@ -141,8 +141,12 @@ def _event_name(event):
     return name
 
 
-def handle(event, settings, deadline_s):
-    """Decide one parsed hook event; returns an _Answer. Raises GuardFailure."""
+def handle(event, settings, deadline):
+    """Decide one parsed hook event; returns an _Answer. Raises GuardFailure.
+
+    ``deadline``: the :class:`_Deadline` of this process; once the policy is loaded
+    its ``[gate] deadline_ms`` replaces the default unless the environment set one.
+    """
     from drygate import _json
     from drygate.gate import Gate
     from drygate.types import ASK, SKIP_DRY
@@ -153,9 +157,14 @@ def handle(event, settings, deadline_s):
 
         raise InputError(f"drygate handles PreToolUse and PostToolUse, not {name!r}")
     call = to_call(event, settings)
+    if settings.state_path in ("memory:", ":memory:"):
+        from drygate.errors import ConfigError
+
+        raise ConfigError("DRYGATE_STATE=memory: cannot hold a run's state across hook processes "
+                          "(each tool call is a new process); use a file")
     # The gate is not closed here: the process ends right after the answer
     # (exit_main), and closing would run a WAL checkpoint on the hot path.
-    gate = Gate.open(settings, HOOK_NAME, deadline_s)
+    gate = Gate.open(settings, HOOK_NAME, deadline)
     if name == "PostToolUse":
         result = event.get("tool_response")
         text = result if isinstance(result, str) else _json.dumps(result)
@@ -170,8 +179,11 @@ def handle(event, settings, deadline_s):
     if decision.action == SKIP_DRY or decision.action == "deny":
         return _deny(decision.reason)
     if decision.action == ASK:
-        if "permission_mode" not in event:
-            return _deny(decision.reason + " This host cannot ask a human here, so the call was NOT executed.")
+        # "ask" lets the tool run on 2.0.x in -p mode (shared/reference/claude-code.md);
+        # only 2.1.x, which sends prompt_id, blocks it there, so elsewhere it is a deny.
+        if "prompt_id" not in event:
+            return _deny(decision.reason + " This host cannot be trusted to ask a human, so the call was "
+                         "NOT executed.")
         body = {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "ask",
                                        "permissionDecisionReason": decision.reason}}
         return _Answer(_json.dumps(body))
@@ -194,20 +206,89 @@ def _now():
     return time.time()
 
 
-def run(argv, stdin, env):
+#: The gate's own deadline when neither the environment nor the policy sets one (s).
+DEFAULT_DEADLINE_S = 3.0
+#: The largest deadline drygate accepts (s): well below the 30 s hook timeout it installs.
+MAX_DEADLINE_S = 20.0
+
+
+class _Deadline:
+    """The process's two deadlines: soft (SIGALRM raises DeadlineExceeded in the
+    decision) and hard (faulthandler ends the process from a C thread, exit 1, which
+    the installed wrapper turns into exit 2). Both are measured from process start."""
+
+    __slots__ = ("start", "seconds", "fixed")
+
+    def __init__(self, seconds=None):
+        self.start = _monotonic()
+        self.fixed = seconds is not None
+        self.seconds = seconds if seconds is not None else DEFAULT_DEADLINE_S
+
+    def remaining(self):
+        return max(0.001, self.seconds - (_monotonic() - self.start))
+
+    def arm(self):
+        import _signal
+        import faulthandler
+
+        seconds = self.seconds
+
+        def on_alarm(signum, frame):
+            from drygate.errors import DeadlineExceeded
+
+            raise DeadlineExceeded(f"the decision took longer than the gate's deadline ({seconds:.3g} s)")
+
+        _signal.signal(_signal.SIGALRM, on_alarm)
+        _signal.setitimer(_signal.ITIMER_REAL, self.remaining())
+        faulthandler.dump_traceback_later(self.remaining() + HARD_DEADLINE_GRACE_S, exit=True)
+
+    def adopt_policy(self, seconds):
+        """Use the policy's deadline unless the environment fixed one."""
+        if not self.fixed and seconds != self.seconds:
+            self.seconds = min(seconds, MAX_DEADLINE_S)
+            self.arm()
+
+    @staticmethod
+    def disarm():
+        import _signal
+        import faulthandler
+
+        _signal.setitimer(_signal.ITIMER_REAL, 0)
+        faulthandler.cancel_dump_traceback_later()
+
+
+def _monotonic():
+    import time
+
+    return time.monotonic()
+
+
+def _call_hint(event, settings):
+    """A ToolCall-like record of what the event names, for alerts when deciding failed early."""
+    if not isinstance(event, dict):
+        return None
+    from drygate.types import ToolCall
+
+    tool = event.get("tool_name") if isinstance(event.get("tool_name"), str) else None
+    run = (settings.run_id if settings else None) or event.get("session_id")
+    call_id = event.get("tool_use_id")
+    return ToolCall(tool, None, run if isinstance(run, str) else None, call_id if isinstance(call_id, str) else None)
+
+
+def run(argv, stdin, env, deadline=None):
     """Run the hook: ``argv`` (list of str after ``hook``), ``stdin`` (bytes), ``env``.
 
+    ``deadline``: the process's :class:`_Deadline` (armed here if not given).
     Returns an _Answer (stdout text, stderr text, exit code). Never raises.
     """
-    settings = policy = call = None
+    settings = policy = call = event = None
     event_name = "PreToolUse"
     try:
         from drygate import _json
-        from drygate.config import resolve
 
-        project = _parse_args(argv)
-        settings = resolve(env, project_dir=project)
-        deadline_s = _deadline_from_env(env)
+        if deadline is None:
+            deadline = _Deadline(_deadline_from_env(env))
+            deadline.arm()
         if len(stdin) > MAX_INPUT_BYTES:
             from drygate.errors import InputError
 
@@ -219,15 +300,18 @@ def run(argv, stdin, env):
 
             raise InputError(f"hook input is not valid JSON: {e}") from e
         event_name = _event_name(event) or "PreToolUse"
-        _arm_soft_deadline(deadline_s)
+        from drygate.config import resolve
+
+        settings = resolve(env, project_dir=_parse_args(argv))
         try:
-            return handle(event, settings, deadline_s)
+            return handle(event, settings, deadline)
         finally:
-            _disarm_soft_deadline()
+            deadline.disarm()
     except _Carry as c:
         return fail_closed(c.error, settings or _alert_settings(argv, env), c.policy, c.call, event_name)
     except BaseException as e:
-        return fail_closed(e, settings or _alert_settings(argv, env), policy, call, event_name)
+        return fail_closed(e, settings or _alert_settings(argv, env), policy, call or _call_hint(event, settings),
+                           event_name)
 
 
 def _alert_settings(argv, env):
@@ -247,53 +331,39 @@ def _alert_settings(argv, env):
 
 
 def _deadline_from_env(env):
+    """``DRYGATE_DEADLINE_MS`` in seconds, or None. Raises ConfigError when invalid."""
     value = env.get("DRYGATE_DEADLINE_MS")
-    if value:
-        try:
-            ms = int(value)
-        except ValueError:
-            from drygate.errors import ConfigError
+    if not value:
+        return None
+    try:
+        ms = int(value)
+    except ValueError:
+        ms = 0
+    if not 1 <= ms <= MAX_DEADLINE_S * 1000:
+        from drygate.errors import ConfigError
 
-            raise ConfigError(f"DRYGATE_DEADLINE_MS must be an integer, not {value!r}") from None
-        return max(ms, 1) / 1000.0
-    return None
-
-
-def _arm_soft_deadline(deadline_s):
-    import _signal
-
-    seconds = deadline_s or 3.0
-
-    def on_alarm(signum, frame):
-        from drygate.errors import DeadlineExceeded
-
-        raise DeadlineExceeded(f"the decision took longer than the gate's deadline ({seconds:.3g} s)")
-
-    _signal.signal(_signal.SIGALRM, on_alarm)
-    _signal.setitimer(_signal.ITIMER_REAL, seconds)
-
-
-def _disarm_soft_deadline():
-    import _signal
-
-    _signal.setitimer(_signal.ITIMER_REAL, 0)
+        raise ConfigError(f"DRYGATE_DEADLINE_MS must be an integer from 1 to {int(MAX_DEADLINE_S * 1000)}, "
+                          f"not {value!r}")
+    return ms / 1000.0
 
 
 def main(argv=None):
-    """Process entry point: read stdin, write one answer, exit with its code."""
-    import faulthandler
-
+    """Process entry point: read stdin, write one answer, return its exit code."""
     argv = sys.argv[1:] if argv is None else argv
     env = os.environ
-    hard = _hard_deadline(env)
-    faulthandler.dump_traceback_later(hard, exit=True)
+    try:
+        deadline = _Deadline(_deadline_from_env(env))
+    except BaseException as e:
+        deadline = _Deadline()
+        early = e
+    else:
+        early = None
+    deadline.arm()
     try:
         data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
     except BaseException as e:
-        data = b""
-        answer = fail_closed(e)
-    else:
-        answer = run(argv, data, env)
+        early = early or e
+    answer = fail_closed(early, _alert_settings(argv, env)) if early else run(argv, data, env, deadline)
     out = sys.stdout
     out.write(answer.stdout)
     out.write("\n")
@@ -301,7 +371,7 @@ def main(argv=None):
     if answer.stderr:
         sys.stderr.write(answer.stderr + "\n")
         sys.stderr.flush()
-    faulthandler.cancel_dump_traceback_later()
+    _Deadline.disarm()
     return answer.code
 
 
@@ -318,16 +388,6 @@ def exit_main(argv=None):
         sys.stderr.flush()
     finally:
         os._exit(code)
-
-
-def _hard_deadline(env):
-    try:
-        ms = int(env.get("DRYGATE_DEADLINE_MS") or 0)
-    except ValueError:
-        ms = 0
-    # The policy's deadline is not known before it is loaded; 3 s is the default,
-    # and the soft deadline answers first in every case that returns to Python.
-    return (ms / 1000.0 if ms > 0 else 3.0) + HARD_DEADLINE_GRACE_S
 
 
 if __name__ == "__main__":

@@ -3,22 +3,28 @@
 A plan is a dict::
 
     {"run_id": str, "mode": str, "dry_since": int | None, "dry_at": float | None,
-     "dry_cause": {"seq", "tool_name", "summary", "why"} | None,
-     "steps": [step, ...], "counts": {"calls", "writes", "dry", "allowed_writes", "denied"},
+     "dry_cause": {"call", "seq", "tool_name", "summary", "why"} | None,
+     "steps": [step, ...],
+     "executed_writes": [decided, ...], "denied": [decided, ...], "asked": [decided, ...],
+     "counts": {"calls", "writes", "dry", "allowed_writes", "denied", "asked"},
      "policy_hashes": [str, ...]}
 
-    step = {"step": int (1-based), "seq": int, "ts": float, "tool_name": str,
+    step = {"step": int (1-based), "call": int (the call's number in the run),
+            "seq": int (journal order), "ts": float, "tool_name": str,
             "input": any JSON, "summary": str, "effect": str, "rule_id": str,
             "why": str, "agent_id": str | None, "call_id": str | None,
-            "made_run_dry": bool, "dry_because_of": int | None}
+            "made_run_dry": bool, "dry_because_of": int | None (call number)}
+
+    decided = {"call", "seq", "ts", "tool_name", "summary", "effect", "why"}
 
 Steps are the journal's ``dry`` decisions in journal order, which is the order in
-which the gate decided them.
+which the gate decided them. ``executed_writes`` are the writes that were allowed
+(they really ran), so a reviewer sees what the plan does *not* contain.
 """
 
 from drygate.engine import summarize_input
 from drygate.errors import PlanError
-from drygate.types import SKIP_DRY
+from drygate.types import ALLOW, ASK, DENY, SKIP_DRY, WRITE_EFFECTS
 
 
 def build_plan(store, run_id):
@@ -34,28 +40,35 @@ def build_plan(store, run_id):
 
 def plan_from_journal(run, entries):
     """The plan (dict) of a run from its :class:`RunState` and journal entries."""
-    steps, hashes, cause = [], [], None
+    steps, executed, denied, asked, hashes, cause = [], [], [], [], [], None
+    call_of_seq = {}
     for e in entries:
         if e.get("kind") != "call":
             continue
+        call_of_seq[e["seq"]] = e.get("call")
         if e.get("policy_hash") and e["policy_hash"] not in hashes:
             hashes.append(e["policy_hash"])
+        summary = summarize_input(e["tool_name"], e["tool_input"])
+        brief = {"call": e.get("call"), "seq": e["seq"], "ts": e["ts"], "tool_name": e["tool_name"],
+                 "summary": summary, "effect": e["effect"], "why": e["why"]}
         if run.dry_since is not None and e["seq"] == run.dry_since:
-            cause = {"seq": e["seq"], "tool_name": e["tool_name"],
-                     "summary": summarize_input(e["tool_name"], e["tool_input"]), "why": e["why"]}
+            cause = {k: brief[k] for k in ("call", "seq", "tool_name", "summary", "why")}
+        if e["action"] == DENY:
+            denied.append(brief)
+        elif e["action"] == ASK:
+            asked.append(brief)
+        elif e["action"] == ALLOW and e["effect"] in WRITE_EFFECTS:
+            executed.append(brief)
         if e["action"] != SKIP_DRY:
             continue
-        steps.append({
-            "step": len(steps) + 1, "seq": e["seq"], "ts": e["ts"], "tool_name": e["tool_name"],
-            "input": e["tool_input"], "summary": summarize_input(e["tool_name"], e["tool_input"]),
-            "effect": e["effect"], "rule_id": e["rule_id"], "why": e["why"], "agent_id": e.get("agent_id"),
-            "call_id": e.get("call_id"), "made_run_dry": bool(e["made_run_dry"]),
-            "dry_because_of": e["dry_because_of"],
-        })
+        steps.append(dict(brief, step=len(steps) + 1, input=e["tool_input"], rule_id=e["rule_id"],
+                          agent_id=e.get("agent_id"), call_id=e.get("call_id"),
+                          made_run_dry=bool(e["made_run_dry"]),
+                          dry_because_of=call_of_seq.get(e["dry_because_of"], e["dry_because_of"])))
     return {
         "run_id": run.run_id, "mode": run.mode, "dry_since": run.dry_since, "dry_at": run.dry_at,
-        "dry_cause": cause, "steps": steps,
+        "dry_cause": cause, "steps": steps, "executed_writes": executed, "denied": denied, "asked": asked,
         "counts": {"calls": run.calls, "writes": run.writes, "dry": run.dry_writes,
-                   "allowed_writes": run.allowed_writes, "denied": run.denied},
+                   "allowed_writes": run.allowed_writes, "denied": run.denied, "asked": run.asked},
         "policy_hashes": hashes,
     }

@@ -22,6 +22,8 @@ from drygate.errors import ConfigError, PolicyError
 from drygate.types import EFFECTS, MODES
 
 FORMAT = 1
+#: The largest deadline a policy may set (ms): well below the 30 s hook timeout drygate installs.
+MAX_DEADLINE_MS = 20000
 DEFAULTS = {
     "mode": "dry",
     "deadline_ms": 3000,
@@ -103,8 +105,9 @@ def compile_policy(doc, source=None, digest=""):
     if mode not in MODES:
         raise PolicyError(f"{where}: [run] mode must be one of {', '.join(MODES)}, not {mode!r}")
     deadline_ms = gate.get("deadline_ms", DEFAULTS["deadline_ms"])
-    if not isinstance(deadline_ms, int) or isinstance(deadline_ms, bool) or not 50 <= deadline_ms <= 60000:
-        raise PolicyError(f"{where}: [gate] deadline_ms must be an integer from 50 to 60000")
+    if not isinstance(deadline_ms, int) or isinstance(deadline_ms, bool) or not 50 <= deadline_ms <= MAX_DEADLINE_MS:
+        raise PolicyError(f"{where}: [gate] deadline_ms must be an integer from 50 to {MAX_DEADLINE_MS} "
+                          "(the installed hook timeout is 30 s; the gate must answer well before it)")
     synchronous = state.get("synchronous", "full")
     if synchronous not in ("full", "normal"):
         raise PolicyError(f"{where}: [state] synchronous must be \"full\" or \"normal\"")

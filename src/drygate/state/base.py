@@ -10,6 +10,7 @@ Backend errors are translated into :class:`drygate.errors.StoreTimeout` or
 Journal entries are dicts::
 
     {"seq": int, "run_id": str, "ts": float (epoch s), "kind": "call" | "result",
+     "call": int (the call's number within its run; None for results),
      "call_id": str | None, "agent_id": str | None, "tool_name": str,
      "tool_input": any JSON, "effect": str, "rule_id": str, "why": str,
      "action": "allow" | "dry" | "deny" | "ask" | None, "made_run_dry": bool,
@@ -22,12 +23,21 @@ class StateStore:
     """Interface of a state store. Every method raises NotImplementedError here:
     a half-finished store must fail, never succeed silently."""
 
-    def transact(self, run_id, request, entry, now):
+    def transact(self, run_id, request, entry, clock):
         """Atomically apply one call to run ``run_id`` and journal it.
 
         ``request``: :class:`drygate.types.TransitionRequest`; ``entry``: journal
-        fields from :func:`drygate.engine.journal_entry`; ``now``: epoch seconds.
-        Returns :class:`drygate.types.Outcome`. Raises StoreTimeout / StoreUnavailable.
+        fields from :func:`drygate.engine.journal_entry`; ``clock``: a callable
+        returning epoch seconds, called inside the atomic step so timestamps follow
+        the journal order. Returns :class:`drygate.types.Outcome`. Raises
+        StoreTimeout / StoreUnavailable.
+        """
+        raise NotImplementedError
+
+    def ping(self):
+        """Take and release the store's write lock without changing anything.
+
+        Raises StoreTimeout / StoreUnavailable when a decision could not be journaled.
         """
         raise NotImplementedError
 

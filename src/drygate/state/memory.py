@@ -21,13 +21,14 @@ class MemoryStore(StateStore):
         self._journal = []
         self._seq = 0
 
-    def transact(self, run_id, request, entry, now):
+    def transact(self, run_id, request, entry, clock):
         with self._lock:
             self._seq += 1
+            now = clock()
             state, outcome = apply_transition(self._runs.get(run_id), run_id, request, self._seq, now,
                                               entry["tool_name"])
             self._runs[run_id] = state
-            self._journal.append(dict(entry, seq=self._seq, run_id=run_id, ts=now, kind="call",
+            self._journal.append(dict(entry, seq=self._seq, run_id=run_id, ts=now, kind="call", call=outcome.call,
                                       action=outcome.action, made_run_dry=outcome.made_run_dry,
                                       dry_because_of=outcome.dry_because_of, result=None))
             outcome.run = copy.copy(state)
@@ -47,9 +48,13 @@ class MemoryStore(StateStore):
     def record_result(self, run_id, call_id, tool_name, result, now):
         with self._lock:
             self._seq += 1
-            self._journal.append({"seq": self._seq, "run_id": run_id, "ts": now, "kind": "result",
+            self._journal.append({"seq": self._seq, "run_id": run_id, "ts": now, "kind": "result", "call": None,
                                   "call_id": call_id, "tool_name": tool_name, "result": result})
             return self._seq
+
+    def ping(self):
+        with self._lock:
+            return None
 
     def get_run(self, run_id):
         with self._lock:

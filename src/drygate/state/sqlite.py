@@ -30,15 +30,17 @@ from drygate.engine import apply_transition
 from drygate.state.base import StateStore
 from drygate.types import RunState, stricter_mode
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS runs ("
     " run_id TEXT PRIMARY KEY, mode TEXT NOT NULL, dry_since INTEGER, dry_at REAL, dry_cause TEXT,"
+    " dry_call INTEGER,"
     " created_at REAL NOT NULL, last_seen_at REAL NOT NULL, calls INTEGER NOT NULL DEFAULT 0,"
     " writes INTEGER NOT NULL DEFAULT 0, dry_writes INTEGER NOT NULL DEFAULT 0,"
-    " allowed_writes INTEGER NOT NULL DEFAULT 0, denied INTEGER NOT NULL DEFAULT 0)",
+    " allowed_writes INTEGER NOT NULL DEFAULT 0, denied INTEGER NOT NULL DEFAULT 0,"
+    " asked INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS journal ("
-    " seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL,"
+    " seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, call INTEGER,"
     " call_id TEXT, agent_id TEXT, tool_name TEXT, tool_input TEXT, effect TEXT, rule_id TEXT,"
     " why TEXT, action TEXT, made_run_dry INTEGER NOT NULL DEFAULT 0, dry_because_of INTEGER,"
     " tamper INTEGER NOT NULL DEFAULT 0, policy_hash TEXT, host TEXT, result TEXT)",
@@ -47,9 +49,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO counter(id, seq) VALUES (1, 0)",
 )
-_RUN_COLUMNS = ("run_id", "mode", "dry_since", "dry_at", "dry_cause", "created_at", "last_seen_at", "calls", "writes",
-                "dry_writes", "allowed_writes", "denied")
-_JOURNAL_COLUMNS = ("seq", "run_id", "ts", "kind", "call_id", "agent_id", "tool_name", "tool_input", "effect",
+_RUN_COLUMNS = ("run_id", "mode", "dry_since", "dry_at", "dry_cause", "dry_call", "created_at", "last_seen_at",
+                "calls", "writes", "dry_writes", "allowed_writes", "denied", "asked")
+_JOURNAL_COLUMNS = ("seq", "run_id", "ts", "kind", "call", "call_id", "agent_id", "tool_name", "tool_input", "effect",
                     "rule_id", "why", "action", "made_run_dry", "dry_because_of", "tamper", "policy_hash", "host",
                     "result")
 _UPSERT_RUN = ("INSERT OR REPLACE INTO runs (" + ",".join(_RUN_COLUMNS) + ") VALUES ("
@@ -141,13 +143,14 @@ class SQLiteStore(StateStore):
     def _next_seq(self, db):
         return db.execute("UPDATE counter SET seq = seq + 1 WHERE id = 1 RETURNING seq").fetchone()[0]
 
-    def transact(self, run_id, request, entry, now):
+    def transact(self, run_id, request, entry, clock):
         def step(db):
             state = _run_from_row(db.execute(_SELECT_RUN, (run_id,)).fetchone())
             seq = self._next_seq(db)
+            now = clock()
             state, outcome = apply_transition(state, run_id, request, seq, now, entry["tool_name"])
             db.execute(_INSERT_JOURNAL, (
-                seq, run_id, now, "call", entry["call_id"], entry["agent_id"], entry["tool_name"],
+                seq, run_id, now, "call", outcome.call, entry["call_id"], entry["agent_id"], entry["tool_name"],
                 _json.dumps(entry["tool_input"]), entry["effect"], entry["rule_id"], entry["why"],
                 outcome.action, int(outcome.made_run_dry), outcome.dry_because_of, int(bool(entry["tamper"])),
                 entry["policy_hash"], entry["host"], None))
@@ -177,6 +180,9 @@ class SQLiteStore(StateStore):
             return seq
 
         return self._write(step)
+
+    def ping(self):
+        self._write(lambda db: None)
 
     def _read(self, sql, args=()):
         try:
