@@ -172,3 +172,81 @@ def test_replay_rejects_broken_transcript(project, tmp_path):
     bad.write_text('{"type":"assistant"}\n{broken\n')
     r = project.cli("replay", str(bad), check=False)
     assert r.returncode == 1 and "bad.jsonl:2" in r.stderr
+
+
+def test_doctor_leaves_no_runs_or_alerts(project):
+    write_policy(project.root, "dry")
+    checks = {c["check"]: c["status"] for c in json.loads(project.cli("doctor", "--json").stdout)}
+    assert checks["hook blocks a dry write"] == "ok" and checks["hook answers"] == "ok"
+    assert json.loads(project.cli("runs", "--json").stdout) == []
+    assert json.loads(project.cli("alerts", "--json").stdout) == []
+
+
+def test_doctor_warns_about_sticky_without_dry_scope(project):
+    write_policy(project.root, "sticky")
+    checks = {c["check"]: c["status"] for c in json.loads(project.cli("doctor", "--json").stdout)}
+    assert checks["dry scope"] == "warn"
+
+
+def test_reading_commands_create_no_state(project):
+    write_policy(project.root, "dry")
+    assert "no runs yet" in project.cli("runs").stdout
+    assert project.cli("plan", "latest", check=False).returncode == 1
+    assert not project.state.exists()
+
+
+def test_home_claude_folder_is_not_a_project(tmp_path):
+    from drygate.config import find_project_dir
+
+    (tmp_path / ".claude").mkdir()
+    (tmp_path / "work" / "sub").mkdir(parents=True)
+    assert find_project_dir(str(tmp_path / "work" / "sub"), home=str(tmp_path)) == str(tmp_path / "work" / "sub")
+    (tmp_path / "work" / ".claude").mkdir()
+    assert find_project_dir(str(tmp_path / "work" / "sub"), home=str(tmp_path)) == str(tmp_path / "work")
+
+
+def test_run_is_never_looser(project):
+    write_policy(project.root, "sticky")
+    show = [sys.executable, "-c", "import os;print(os.environ['DRYGATE_MODE'])"]
+    assert project.cli("run", "--mode", "live", "--", *show).stdout.strip() == "sticky"
+    r = project.cli("run", "--mode", "live", "--", *show, DRYGATE_MODE="dry")
+    assert r.stdout.strip() == "dry" and "asked for live" in r.stderr
+    # Inside a run that went dry, a nested run is dry too.
+    project.cli("run", "--mode", "dry", "--run-id", "outer", "--", "true")
+    r = project.cli("run", "--mode", "live", "--run-id", "inner", "--", *show, DRYGATE_RUN_ID="outer")
+    assert r.stdout.strip() == "dry"
+
+
+def test_plan_shows_what_ran_and_what_was_denied(project):
+    write_policy(project.root, "sticky", R2_DRY_D1_LIVE + '\n[[rules]]\ntool = "mcp__pay__charge"\n'
+                                                          'effect = "external"\naction = "deny"\n')
+    project.hook(project.event("mcp__d1__query", {"sql": "INSERT 1"}))
+    project.hook(project.event("mcp__pay__charge", {"amount": 5}))
+    project.hook(project.event("mcp__r2__put_object", {"key": "k"}))
+    plan = project.plan()
+    assert [(w["call"], w["tool_name"]) for w in plan["executed_writes"]] == [(1, "mcp__d1__query")]
+    assert [(w["call"], w["tool_name"]) for w in plan["denied"]] == [(2, "mcp__pay__charge")]
+    assert plan["dry_cause"]["call"] == 3 and plan["steps"][0]["call"] == 3
+    text = project.cli("plan", SESSION).stdout
+    assert "writes that ran (live): call 1 mcp__d1__query" in text and "denied: call 2" in text
+
+
+def test_agent_text_is_never_rich_markup(project):
+    write_policy(project.root, "dry")
+    project.hook(project.event("Bash", {"command": "echo '[bold red]x[/bold red]' > f"}))
+    text = project.cli("plan", SESSION, COLUMNS="300").stdout
+    assert "echo '[bold red]x[/bold red]' > f" in text
+
+
+def test_replay_uses_recorded_times_and_warns(project, tmp_path):
+    import datetime
+
+    path = TRANSCRIPTS / "01-nextjs-todo-subagents.jsonl"
+    policy = tmp_path / "sticky.toml"
+    policy.write_text('[run]\nmode = "sticky"\n')
+    r = project.cli("replay", str(path), "--policy", str(policy))
+    assert "no rule has dry = true" in r.stderr
+    result = json.loads(project.cli("replay", str(path), "--mode", "dry", "--json").stdout)
+    first_dry = next(c for c in result["calls"] if c["decision"] == "dry")
+    recorded = datetime.datetime.fromisoformat(first_dry["timestamp"].replace("Z", "+00:00")).timestamp()
+    assert result["plan"]["steps"][0]["ts"] == recorded

@@ -11,9 +11,14 @@ Checks (each a dict ``{"check", "status": "ok" | "warn" | "fail", "detail", "fix
   interpreter is gone (a missing command exits 127/126, which the host does not
   treat as blocking): the wrapper must turn that into exit 2, and doctor proves it
   by running the command with the interpreter path replaced by a missing one;
-- the command works: a probe PreToolUse event gets a well-formed answer;
+- the command works: a probe read is answered ``{}`` (exit 0), and a probe write
+  in a dry run is answered with a deny inside ``hookSpecificOutput`` and exit 2;
 - the hook timeout is above the gate's own deadline (a hook the host times out
   lets the tool run).
+
+Probes run the installed command against a throwaway state store and alert log
+(``DRYGATE_STATE``, ``DRYGATE_ALERT_LOG``), so the doctor never adds runs or
+alerts to the project's own.
 """
 
 import json
@@ -60,6 +65,14 @@ def _drygate_handlers(settings, event):
     return found
 
 
+def _json_object(data):
+    try:
+        value = json.loads(data.decode("utf-8", "replace").strip())
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _run_hook(command, event, project_dir, env_extra=None, timeout_s=30):
     env = dict(os.environ, CLAUDE_PROJECT_DIR=project_dir, **(env_extra or {}))
     started = time.monotonic()
@@ -70,6 +83,15 @@ def _run_hook(command, event, project_dir, env_extra=None, timeout_s=30):
 
 def run_checks(settings, home=None):
     """Run every check for ``settings`` (drygate.config.Settings); returns a list of check dicts."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="drygate-doctor-") as scratch:
+        return _run_checks(settings, home, {"DRYGATE_STATE": os.path.join(scratch, "state.db"),
+                                            "DRYGATE_ALERT_LOG": os.path.join(scratch, "alerts.jsonl"),
+                                            "DRYGATE_RUN_ID": "drygate-doctor"})
+
+
+def _run_checks(settings, home, probe_env):
     from drygate.errors import DrygateError
     from drygate.policy.cache import load_policy
 
@@ -90,7 +112,7 @@ def run_checks(settings, home=None):
             from drygate.state import open_store
 
             store = open_store(state_path, busy_timeout_s=1.0)
-            store.ensure_run("drygate-doctor", "dry", time.time())
+            store.ping()
             store.close()
             checks.append(_check("state store", "ok", f"{state_path} is writable"))
         except DrygateError as e:
@@ -114,6 +136,10 @@ def run_checks(settings, home=None):
                                  f"remove disableAllHooks from {path}"))
         for event in merged_hooks:
             merged_hooks[event] += [(path, m, h) for m, h in _drygate_handlers(layer, event)]
+    if policy is not None and policy["mode"] == "sticky" and not any(r["dry"] for r in policy["rules"]):
+        checks.append(_check("dry scope", "warn", "the policy is sticky but no rule has dry = true: no call can "
+                                                  "make a run dry, so sticky runs behave as live",
+                             "add dry = true to the rules of the writes to rehearse first"))
     if not any(c["check"] == "disableAllHooks" for c in checks):
         checks.append(_check("disableAllHooks", "ok", "no settings layer turns hooks off"))
 
@@ -161,20 +187,27 @@ def run_checks(settings, home=None):
              "tool_input": {"file_path": os.path.join(project, "drygate.toml")}, "cwd": project,
              "permission_mode": "default", "tool_use_id": "drygate-doctor-probe"}
     try:
-        proc, took = _run_hook(command, probe, project, {"DRYGATE_RUN_ID": "drygate-doctor"})
-        answer = proc.stdout.decode("utf-8", "replace").strip()
-        ok_shape = False
-        try:
-            body = json.loads(answer)
-            ok_shape = isinstance(body, dict)
-        except ValueError:
-            pass
-        if proc.returncode == 0 and ok_shape:
+        proc, took = _run_hook(command, probe, project, probe_env)
+        body = _json_object(proc.stdout)
+        if proc.returncode == 0 and body == {}:
             checks.append(_check("hook answers", "ok", f"a probe read was answered in {took * 1000:.0f} ms"))
         else:
             checks.append(_check("hook answers", "fail",
-                                 f"probe exited {proc.returncode}: {proc.stderr.decode('utf-8', 'replace')[-300:]}",
-                                 "see `drygate alerts`; reinstall with `drygate install claude-code`"))
+                                 f"probe read exited {proc.returncode}: "
+                                 f"{proc.stderr.decode('utf-8', 'replace')[-300:]}",
+                                 "fix what the message says; reinstall with `drygate install claude-code`"))
+        write = dict(probe, tool_name="Write", tool_input={"file_path": os.path.join(project, "drygate-doctor.txt"),
+                                                             "content": "probe"})
+        proc, took = _run_hook(command, write, project, dict(probe_env, DRYGATE_MODE="dry"))
+        body = _json_object(proc.stdout) or {}
+        decision = body.get("hookSpecificOutput", {}).get("permissionDecision") if isinstance(body, dict) else None
+        if proc.returncode == 2 and decision == "deny":
+            checks.append(_check("hook blocks a dry write", "ok",
+                                 f"deny inside hookSpecificOutput and exit 2, in {took * 1000:.0f} ms"))
+        else:
+            checks.append(_check("hook blocks a dry write", "fail",
+                                 f"a dry write was answered with exit {proc.returncode} and {decision!r}",
+                                 "reinstall with `drygate install claude-code`"))
     except subprocess.TimeoutExpired:
         checks.append(_check("hook answers", "fail", "the probe did not answer within 30 s",
                              "check the state store (locked?) and the policy"))
@@ -184,8 +217,7 @@ def run_checks(settings, home=None):
         if broken == command:
             broken = command.replace(interpreter, "/nonexistent/drygate-doctor/python", 1)
         try:
-            proc, _ = _run_hook(broken, dict(probe, tool_name="Write"), project,
-                                {"DRYGATE_RUN_ID": "drygate-doctor"})
+            proc, _ = _run_hook(broken, dict(probe, tool_name="Write"), project, probe_env)
             if proc.returncode == 2:
                 checks.append(_check("blocks when drygate is gone", "ok",
                                      "with the interpreter missing the hook exits 2 (the host blocks)"))

@@ -183,8 +183,12 @@ class Engine:
                         outcome.dry_because_of, cls.tamper, call.run_id, outcome.call)
 
 
-def summarize_input(tool_name, tool_input, limit=160):
-    """A one-line, human-readable summary of what a call would do (str, at most ``limit``)."""
+def summarize_input(tool_name, tool_input, limit=160, with_tool=True):
+    """A one-line, human-readable summary of what a call would do (str, at most ``limit``).
+
+    ``with_tool=False`` leaves the tool's name out of generic calls (for tables that
+    show it in a column of its own).
+    """
     if not isinstance(tool_input, dict):
         text = repr(tool_input)
     elif tool_name == "Bash" and isinstance(tool_input.get("command"), str):
@@ -203,7 +207,7 @@ def summarize_input(tool_name, tool_input, limit=160):
             if len(s) > 60:
                 s = s[:57] + "..."
             parts.append(f"{k}={s}")
-        text = f"call {tool_name}(" + ", ".join(parts) + ")"
+        text = f"call {tool_name}(" + ", ".join(parts) + ")" if with_tool else ", ".join(parts)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -33,13 +33,15 @@ def load_replay_policy(policy_file=None, mode=None):
 def replay_transcript(path, policy_file=None, mode=None):
     """Replay the transcript at ``path``; returns a dict::
 
-        {"session": path, "mode": str, "policy": source, "run_id": str,
-         "calls": [{"seq", "line", "tool_name", "summary", "effect", "decision", "why",
-                    "agent_id", "reason"}],
+        {"session": path, "mode": str, "policy": source, "run_id": str, "warnings": [str],
+         "calls": [{"call", "seq", "line", "tool_name", "summary", "effect", "decision",
+                    "why", "agent_id", "reason", "timestamp"}],
          "plan": plan dict (drygate.plan.build), "summary": {"calls", "reads",
          "bookkeeping", "writes", "dry", "denied", "asked", "live_writes"}}
 
-    Raises InputError (unreadable transcript) or ConfigError (bad policy).
+    Decisions are timestamped with the recorded calls' own times, so the plan says
+    when the session would have gone dry. Raises InputError (unreadable
+    transcript) or ConfigError (bad policy).
     """
     from drygate.config import Settings
     from drygate.engine import summarize_input
@@ -56,10 +58,17 @@ def replay_transcript(path, policy_file=None, mode=None):
     settings = Settings(project, os.path.join(project, "drygate.toml"), "memory:", os.devnull, None, run_id)
     store = MemoryStore()
     gate = Gate(settings, policy, store, "replay", emit_alerts=False)
+    recorded_time = [None]
+    gate.engine.clock = lambda: recorded_time[0] if recorded_time[0] is not None else 0.0
+    warnings = []
+    if policy["mode"] == "sticky" and not any(r["dry"] for r in policy["rules"]):
+        warnings.append("sticky mode, but no rule has dry = true: nothing can make this run dry, so every write "
+                        "is treated as live. Add dry-scope rules (see drygate.toml) or use --mode dry.")
     calls = []
     counts = {"calls": 0, "reads": 0, "bookkeeping": 0, "writes": 0, "dry": 0, "denied": 0, "asked": 0,
               "live_writes": 0}
     for rc in recorded:
+        recorded_time[0] = _epoch(rc.timestamp, recorded_time[0])
         call = ToolCall(rc.tool_name, rc.tool_input, run_id, rc.call_id, rc.agent_id, rc.cwd or project, "replay")
         d = gate.decide(call)
         entry = store.journal(run_id)[-1]
@@ -75,13 +84,27 @@ def replay_transcript(path, policy_file=None, mode=None):
         counts["dry"] += d.action == SKIP_DRY
         counts["denied"] += d.action == DENY
         counts["asked"] += d.action == ASK
-        calls.append({"seq": d.seq, "line": rc.line, "tool_name": rc.tool_name,
-                      "summary": summarize_input(rc.tool_name, rc.tool_input, 100), "effect": d.effect,
+        calls.append({"call": d.call, "seq": d.seq, "line": rc.line, "timestamp": rc.timestamp, "tool_name": rc.tool_name,
+                      "summary": summarize_input(rc.tool_name, rc.tool_input, 100, with_tool=False),
+                      "effect": d.effect,
                       "decision": d.action, "why": entry["why"], "agent_id": rc.agent_id, "reason": d.reason})
     run = store.get_run(run_id)
     the_plan = plan_from_journal(run, store.journal(run_id)) if run else {
         "run_id": run_id, "mode": policy["mode"], "dry_since": None, "dry_at": None, "dry_cause": None,
-        "steps": [], "counts": {"calls": 0, "writes": 0, "dry": 0, "allowed_writes": 0, "denied": 0},
+        "steps": [], "executed_writes": [], "denied": [], "asked": [],
+        "counts": {"calls": 0, "writes": 0, "dry": 0, "allowed_writes": 0, "denied": 0, "asked": 0},
         "policy_hashes": []}
     return {"session": str(path), "mode": policy["mode"], "policy": policy.get("source"), "run_id": run_id,
-            "calls": calls, "plan": the_plan, "summary": counts}
+            "warnings": warnings, "calls": calls, "plan": the_plan, "summary": counts}
+
+
+def _epoch(timestamp, previous):
+    """Seconds since the epoch of a transcript timestamp (ISO 8601), else ``previous``."""
+    if isinstance(timestamp, str):
+        import datetime
+
+        try:
+            return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return previous

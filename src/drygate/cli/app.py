@@ -11,7 +11,9 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from drygate.errors import DrygateError
 from drygate.types import MODES
@@ -26,28 +28,44 @@ def _settings(project):
     return resolve(os.environ, project_dir=project)
 
 
-def _open_store(settings):
-    """The project's store, using the policy's state path when the policy loads."""
+def _open_store(settings, create=True):
+    """The project's store (using the policy's state path when the policy loads) and policy.
+
+    With ``create=False`` a store that does not exist yet is not created: returns
+    ``(None, policy)``, so reading commands leave no state behind.
+    """
     from drygate.policy.cache import load_policy
     from drygate.state import open_store
 
     policy = {}
     if os.path.exists(settings.policy_path):
         policy = load_policy(settings.policy_path, None)
-    return open_store(settings.state_path_for(policy)), policy
+    path = settings.state_path_for(policy)
+    if not create and path not in ("memory:", ":memory:") and not os.path.exists(path):
+        return None, policy
+    return open_store(path), policy
 
 
 def _fail(message):
-    err.print(f"[red]drygate:[/red] {message}")
+    err.print(Text.assemble(("drygate: ", "red"), str(message)))
     sys.exit(1)
 
 
-def _when(ts):
+def _when(ts, today=None):
+    """A compact local time: HH:MM:SS today, else YYYY-MM-DD HH:MM."""
     if ts is None:
         return "-"
     import datetime
 
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    t = datetime.datetime.fromtimestamp(ts)
+    if t.date() == (today or datetime.date.today()):
+        return t.strftime("%H:%M:%S")
+    return t.strftime("%Y-%m-%d %H:%M")
+
+
+def _cells(*values):
+    """Table cells as plain text: agent input must never be read as rich markup."""
+    return [v if isinstance(v, Text) else Text(str(v)) for v in values]
 
 
 project_option = click.option("--project", type=click.Path(file_okay=False), default=None,
@@ -61,7 +79,8 @@ def cli():
 
 
 @cli.command()
-@project_option
+@click.option("--project", type=click.Path(file_okay=False), default=None,
+              help="Project folder (default: the current folder).")
 @click.option("--mode", type=click.Choice(MODES), default="dry", show_default=True,
               help="Default mode written into the new policy.")
 @click.option("--force", is_flag=True, help="Overwrite an existing drygate.toml.")
@@ -73,17 +92,17 @@ def init(project, mode, force):
     project = os.path.abspath(project or os.getcwd())
     policy_path = os.path.join(project, "drygate.toml")
     if os.path.exists(policy_path) and not force:
-        out.print(f"kept existing policy {policy_path} (use --force to overwrite)")
+        out.print(Text(f"kept existing policy {policy_path} (use --force to overwrite)"))
     else:
         text = default_policy_text().replace('mode = "dry"', f'mode = "{mode}"', 1)
         with open(policy_path, "w", encoding="utf-8") as f:
             f.write(text)
-        out.print(f"wrote policy {policy_path} (mode {mode})")
+        out.print(Text(f"wrote policy {policy_path} (mode {mode})"))
     try:
         path = install_claude_code(project)
     except ValueError as e:
         _fail(str(e))
-    out.print(f"installed Claude Code hooks in {path}")
+    out.print(Text(f"installed Claude Code hooks in {path}"))
     out.print("next: `drygate doctor` checks the installation end to end")
 
 
@@ -93,7 +112,8 @@ def install():
 
 
 @install.command("claude-code")
-@project_option
+@click.option("--project", type=click.Path(file_okay=False), default=None,
+              help="Project folder (default: the current folder).")
 @click.option("--local", is_flag=True, help="Write .claude/settings.local.json instead of settings.json.")
 def install_claude_code_cmd(project, local):
     """Install the PreToolUse/PostToolUse hooks into .claude/settings.json (idempotent)."""
@@ -104,7 +124,7 @@ def install_claude_code_cmd(project, local):
                                    settings_name="settings.local.json" if local else "settings.json")
     except ValueError as e:
         _fail(str(e))
-    out.print(f"installed Claude Code hooks in {path}")
+    out.print(Text(f"installed Claude Code hooks in {path}"))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -117,27 +137,39 @@ def run(project, mode, run_id, command):
 
     Sets DRYGATE_RUN_ID and DRYGATE_MODE for everything it starts, and records the
     run in the state store first, so the mode holds even for calls that lose the
-    environment.
+    environment. The run is never looser than the policy, than DRYGATE_MODE, or
+    than the run this command itself runs in (DRYGATE_RUN_ID): inside a dry run,
+    a new run is dry too.
     """
     import subprocess
     import time
     import uuid
 
+    from drygate.types import DRY, stricter_mode
+
     settings = _settings(project)
     run_id = run_id or f"run-{uuid.uuid4()}"
     try:
-        store, _ = _open_store(settings)
-        store.ensure_run(run_id, mode, time.time())
+        store, policy = _open_store(settings)
+        effective = stricter_mode(mode, policy.get("mode", mode))
+        if settings.mode:
+            effective = stricter_mode(effective, settings.mode)
+        parent = store.get_run(settings.run_id) if settings.run_id else None
+        if parent is not None:
+            effective = stricter_mode(effective, DRY if parent.is_dry else parent.mode)
+        state = store.ensure_run(run_id, effective, time.time())
         store.close()
     except DrygateError as e:
         _fail(str(e))
-    env = dict(os.environ, DRYGATE_RUN_ID=run_id, DRYGATE_MODE=mode, CLAUDE_PROJECT_DIR=settings.project_dir)
-    err.print(f"drygate: run {run_id} ({mode})")
+    shown = "dry" if state.is_dry else state.mode
+    note = "" if shown == mode else f" (asked for {mode}; the policy, DRYGATE_MODE or the enclosing run is stricter)"
+    env = dict(os.environ, DRYGATE_RUN_ID=run_id, DRYGATE_MODE=state.mode, CLAUDE_PROJECT_DIR=settings.project_dir)
+    err.print(Text(f"drygate: run {run_id}: {shown}{note}"))
     try:
         code = subprocess.call(list(command), env=env)
     except FileNotFoundError:
         _fail(f"command not found: {command[0]}")
-    err.print(f"drygate: run {run_id} finished (exit {code}); see `drygate plan {run_id}`")
+    err.print(Text(f"drygate: run {run_id} finished (exit {code}); see `drygate plan {run_id}`"))
     sys.exit(code)
 
 
@@ -147,20 +179,28 @@ def run(project, mode, run_id, command):
 def runs(project, as_json):
     """List runs: id, mode, whether and when it went dry, counts."""
     try:
-        store, _ = _open_store(_settings(project))
-        all_runs = store.list_runs()
+        store, _ = _open_store(_settings(project), create=False)
+        all_runs = store.list_runs() if store else []
     except DrygateError as e:
         _fail(str(e))
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in all_runs], indent=2))
         return
+    if not all_runs:
+        out.print("no runs yet")
+        return
     table = Table(title="drygate runs")
-    for col in ("run", "mode", "dry since", "went dry at", "calls", "writes", "dry", "allowed writes", "denied",
-                "last seen"):
-        table.add_column(col)
+    for col in ("run", "mode", "dry since", "calls", "writes", "skipped", "executed", "denied", "asked", "last seen"):
+        table.add_column(col, overflow="fold")
     for r in all_runs:
-        table.add_row(r.run_id, r.mode, f"#{r.dry_since}" if r.dry_since else "-", _when(r.dry_at), str(r.calls),
-                      str(r.writes), str(r.dry_writes), str(r.allowed_writes), str(r.denied), _when(r.last_seen_at))
+        if r.mode == "dry":
+            since = "start"
+        elif r.dry_call:
+            since = f"call {r.dry_call}, {_when(r.dry_at)}"
+        else:
+            since = "-"
+        table.add_row(*_cells(r.run_id, r.mode, since, r.calls, r.writes, r.dry_writes, r.allowed_writes, r.denied,
+                              r.asked, _when(r.last_seen_at)))
     out.print(table)
 
 
@@ -173,9 +213,11 @@ def plan(project, run_id, as_json):
     from drygate.plan.build import build_plan
 
     try:
-        store, _ = _open_store(_settings(project))
+        store, _ = _open_store(_settings(project), create=False)
+        if store is None:
+            _fail("no runs yet (no state store in this project)")
         if run_id == "latest":
-            all_runs = store.list_runs()
+            all_runs = [r for r in store.list_runs() if r.run_id != "drygate-doctor"]
             if not all_runs:
                 _fail("no runs yet")
             run_id = all_runs[0].run_id
@@ -188,28 +230,45 @@ def plan(project, run_id, as_json):
     print_plan(the_plan)
 
 
-def print_plan(the_plan):
-    """Render a plan (dict from drygate.plan.build) as a table."""
+def print_plan(the_plan, simulated=False):
+    """Render a plan (dict from drygate.plan.build) as a table.
+
+    ``simulated``: the plan comes from a replay, where nothing ran at all.
+    """
+    from drygate.engine import summarize_input
+
     cause = the_plan["dry_cause"]
-    out.print(f"[bold]Plan of run {the_plan['run_id']}[/bold] (mode {the_plan['mode']})")
-    if cause:
-        out.print(f"went dry at call #{cause['seq']} ({cause['tool_name']}: {cause['summary']}), "
-                  f"{_when(the_plan['dry_at'])}")
+    out.print(Text.assemble(("Plan of run ", "bold"), (the_plan["run_id"], "bold"), f" (mode {the_plan['mode']})"))
+    if the_plan["mode"] == "dry":
+        out.print("a dry run from its start: every write was skipped")
+    elif cause:
+        out.print(Text(f"went dry at call {cause['call']} ({cause['tool_name']}: {cause['summary']}), "
+                       f"{_when(the_plan['dry_at'])}"))
     else:
         out.print("the run never went dry")
-    if not the_plan["steps"]:
+    if the_plan["steps"]:
+        table = Table()
+        for col in ("step", "call", "tool", "input", "effect", "why", "dry since"):
+            table.add_column(col, overflow="fold")
+        for st in the_plan["steps"]:
+            since = "this call" if st["made_run_dry"] else (
+                "start" if the_plan["mode"] == "dry" else f"call {st['dry_because_of']}")
+            table.add_row(*_cells(st["step"], st["call"], st["tool_name"],
+                                  summarize_input(st["tool_name"], st["input"], 120, with_tool=False),
+                                  st["effect"], st["why"], since))
+        out.print(table)
+    else:
         out.print("no skipped writes")
-        return
-    table = Table()
-    for col in ("step", "call", "tool", "would have", "effect", "why", "dry because of"):
-        table.add_column(col, overflow="fold")
-    for s in the_plan["steps"]:
-        table.add_row(str(s["step"]), f"#{s['seq']}", s["tool_name"], s["summary"], s["effect"], s["why"],
-                      "this call" if s["made_run_dry"] else f"#{s['dry_because_of']}")
-    out.print(table)
+    ran = "would have run (live)" if simulated else "ran (live)"
+    for key, label in (("executed_writes", f"writes that {ran}"), ("denied", "denied"), ("asked", "asked a human")):
+        items = the_plan.get(key) or []
+        if items:
+            out.print(Text(f"{label}: " + "; ".join(f"call {i['call']} {i['tool_name']}" for i in items[:20])
+                           + (f" and {len(items) - 20} more" if len(items) > 20 else "")))
     c = the_plan["counts"]
-    out.print(f"{len(the_plan['steps'])} skipped write(s); {c['calls']} call(s), {c['writes']} write(s), "
-              f"{c['allowed_writes']} write(s) executed, {c['denied']} denied")
+    executed = "would have executed" if simulated else "executed"
+    out.print(Text(f"{len(the_plan['steps'])} skipped write(s); {c['calls']} call(s), {c['writes']} write(s), "
+                   f"{c['allowed_writes']} write(s) {executed}, {c['denied']} denied, {c.get('asked', 0)} asked"))
 
 
 @cli.command()
@@ -228,21 +287,21 @@ def alerts(project, as_json, limit):
 
             policy = load_policy(settings.policy_path, None)
     except DrygateError as e:
-        err.print(f"[yellow]drygate:[/yellow] {e} (showing the default alert log)")
+        err.print(Text(f"drygate: {e} (showing the default alert log)"))
     items = read_alerts(settings.alert_log_for(policy))[-limit:] if limit > 0 else []
     if as_json:
         click.echo(json.dumps(items, indent=2))
         return
     if not items:
-        out.print(f"no alerts in {settings.alert_log_for(policy)}")
+        out.print(Text(f"no alerts in {settings.alert_log_for(policy)}"))
         return
-    table = Table(title=f"drygate alerts ({settings.alert_log_for(policy)})")
+    table = Table(title=escape(f"drygate alerts ({settings.alert_log_for(policy)})"))
     for col in ("when", "kind", "cause", "run", "tool", "reason"):
         table.add_column(col, overflow="fold")
     for a in items:
-        table.add_row(_when(a.get("ts") if isinstance(a.get("ts"), (int, float)) else None), str(a.get("kind")),
-                      str(a.get("cause", "")), str(a.get("run_id") or "-"), str(a.get("tool_name") or "-"),
-                      str(a.get("reason") or a.get("line", "")))
+        table.add_row(*_cells(_when(a.get("ts") if isinstance(a.get("ts"), (int, float)) else None),
+                              a.get("kind"), a.get("cause", ""), a.get("run_id") or "-", a.get("tool_name") or "-",
+                              a.get("reason") or a.get("line", "")))
     out.print(table)
 
 
@@ -267,20 +326,23 @@ def replay(session, policy_file, mode, as_json, quiet):
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
+    for warning in result["warnings"]:
+        err.print(Text(f"drygate: warning: {warning}", style="yellow"))
     if not quiet:
-        table = Table(title=f"replay of {os.path.basename(session)} (mode {result['mode']})")
-        for col in ("#", "tool", "input", "effect", "decision", "why"):
+        table = Table(title=escape(f"replay of {os.path.basename(session)} (mode {result['mode']})"))
+        for col in ("call", "tool", "input", "effect", "decision", "why"):
             table.add_column(col, overflow="fold")
         style = {"allow": "green", "dry": "yellow", "deny": "red", "ask": "magenta"}
         for c in result["calls"]:
-            table.add_row(str(c["seq"]), c["tool_name"], c["summary"], c["effect"],
-                          f"[{style.get(c['decision'], '')}]{c['decision']}[/]", c["why"])
+            table.add_row(*_cells(c["call"], c["tool_name"], c["summary"], c["effect"],
+                                  Text(c["decision"], style=style.get(c["decision"], "")), c["why"]))
         out.print(table)
-    print_plan(result["plan"])
+    print_plan(result["plan"], simulated=True)
     s = result["summary"]
-    out.print(f"[bold]summary:[/bold] {s['calls']} calls, {s['reads']} reads, {s['bookkeeping']} bookkeeping, "
-              f"{s['writes']} writes ({s['dry']} dry, {s['denied']} denied, {s['asked']} ask); "
-              f"[bold]{s['live_writes']} write(s) would have gone live[/bold]")
+    out.print(Text.assemble(("summary: ", "bold"), f"{s['calls']} calls, {s['reads']} reads, "
+                            f"{s['bookkeeping']} bookkeeping, {s['writes']} writes ({s['dry']} dry, "
+                            f"{s['denied']} denied, {s['asked']} ask); ",
+                            (f"{s['live_writes']} write(s) would have gone live", "bold")))
 
 
 @cli.command()
@@ -296,10 +358,10 @@ def doctor(project, as_json):
         click.echo(json.dumps(checks, indent=2))
     else:
         for c in checks:
-            mark = {"ok": "[green]ok[/green]", "warn": "[yellow]warn[/yellow]", "fail": "[red]FAIL[/red]"}[c["status"]]
-            out.print(f"{mark:>6}  {c['check']}: {c['detail']}")
+            mark = {"ok": ("  ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}[c["status"]]
+            out.print(Text.assemble(mark, f"  {c['check']}: {c['detail']}"))
             if c.get("fix") and c["status"] != "ok":
-                out.print(f"        fix: {c['fix']}")
+                out.print(Text(f"        fix: {c['fix']}"))
     if any(c["status"] == "fail" for c in checks):
         sys.exit(1)
 
@@ -316,4 +378,4 @@ def prune(project, older_than_days):
         removed = store.prune(older_than_days * 86400, time.time())
     except DrygateError as e:
         _fail(str(e))
-    out.print(f"removed {removed} journal entries")
+    out.print(Text(f"removed {removed} journal entries"))

@@ -45,9 +45,9 @@ def hook_command(python=None, root=None, project_expr='"$CLAUDE_PROJECT_DIR"'):
     root = root or package_root()
     code = (f"import sys;sys.path.insert(0,{root!r});"
             "from drygate.enforcement.claude_code import exit_main;exit_main()")
-    alert = ('mkdir -p "${CLAUDE_PROJECT_DIR:-.}/.drygate" 2>/dev/null; printf \'{"ts":%s,"kind":"guard_failure","cause":"hook_exit_%s","reason":"drygate hook exited %s; '
+    alert = ('[ -n "$DRYGATE_ALERT_LOG" ] || mkdir -p "${CLAUDE_PROJECT_DIR:-.}/.drygate" 2>/dev/null; printf \'{"ts":%s,"kind":"guard_failure","cause":"hook_exit_%s","reason":"drygate hook exited %s; '
              'call blocked by the wrapper","host":"claude-code"}\\n\' "$(date +%s)" "$s" "$s" '
-             '>> "${CLAUDE_PROJECT_DIR:-.}/.drygate/alerts.jsonl" 2>/dev/null')
+             '>> "${DRYGATE_ALERT_LOG:-${CLAUDE_PROJECT_DIR:-.}/.drygate/alerts.jsonl}" 2>/dev/null')
     return (f"{shlex.quote(python)} -I -S -c {shlex.quote(code)} claude-code --project {project_expr}; s=$?; "
             f"if [ $s -ne 0 ] && [ $s -ne 2 ]; then "
             f"echo \"drygate: the gate failed (exit $s); the call was BLOCKED (fail closed)\" >&2; "
