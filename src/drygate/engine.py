@@ -192,7 +192,7 @@ def summarize_input(tool_name, tool_input, limit=160, with_tool=True):
     if not isinstance(tool_input, dict):
         text = repr(tool_input)
     elif tool_name == "Bash" and isinstance(tool_input.get("command"), str):
-        text = "run the shell command: " + tool_input["command"]
+        text = ("run the shell command: " if with_tool else "") + tool_input["command"]
     elif tool_name == "Write" and isinstance(tool_input.get("file_path"), str):
         content = tool_input.get("content")
         n = len(content.encode("utf-8", "replace")) if isinstance(content, str) else None

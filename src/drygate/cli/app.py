@@ -190,17 +190,16 @@ def runs(project, as_json):
         out.print("no runs yet")
         return
     table = Table(title="drygate runs")
-    for col in ("run", "mode", "dry since", "calls", "writes", "skipped", "executed", "denied", "asked", "last seen"):
-        table.add_column(col, overflow="fold")
+    table.add_column("run", overflow="fold", min_width=12)
+    table.add_column("mode", no_wrap=True)
+    table.add_column("dry since", no_wrap=True)
+    for col in ("calls", "writes", "skipped", "ran", "denied"):
+        table.add_column(col, no_wrap=True, justify="right")
+    table.add_column("last seen", no_wrap=True)
     for r in all_runs:
-        if r.mode == "dry":
-            since = "start"
-        elif r.dry_call:
-            since = f"call {r.dry_call}, {_when(r.dry_at)}"
-        else:
-            since = "-"
+        since = "start" if r.mode == "dry" else f"call {r.dry_call}" if r.dry_call else "-"
         table.add_row(*_cells(r.run_id, r.mode, since, r.calls, r.writes, r.dry_writes, r.allowed_writes, r.denied,
-                              r.asked, _when(r.last_seen_at)))
+                              _when(r.last_seen_at)))
     out.print(table)
 
 
@@ -247,9 +246,14 @@ def print_plan(the_plan, simulated=False):
     else:
         out.print("the run never went dry")
     if the_plan["steps"]:
-        table = Table()
-        for col in ("step", "call", "tool", "input", "effect", "why", "dry since"):
-            table.add_column(col, overflow="fold")
+        table = Table(expand=True)
+        table.add_column("step", no_wrap=True, justify="right")
+        table.add_column("call", no_wrap=True, justify="right")
+        table.add_column("tool", overflow="fold", ratio=2)
+        table.add_column("input", overflow="fold", ratio=4)
+        table.add_column("effect", no_wrap=True)
+        table.add_column("why", overflow="fold", ratio=2)
+        table.add_column("dry since", no_wrap=True)
         for st in the_plan["steps"]:
             since = "this call" if st["made_run_dry"] else (
                 "start" if the_plan["mode"] == "dry" else f"call {st['dry_because_of']}")
@@ -329,9 +333,13 @@ def replay(session, policy_file, mode, as_json, quiet):
     for warning in result["warnings"]:
         err.print(Text(f"drygate: warning: {warning}", style="yellow"))
     if not quiet:
-        table = Table(title=escape(f"replay of {os.path.basename(session)} (mode {result['mode']})"))
-        for col in ("call", "tool", "input", "effect", "decision", "why"):
-            table.add_column(col, overflow="fold")
+        table = Table(title=escape(f"replay of {os.path.basename(session)} (mode {result['mode']})"), expand=True)
+        table.add_column("call", no_wrap=True, justify="right")
+        table.add_column("tool", overflow="fold", ratio=2)
+        table.add_column("input", overflow="fold", ratio=5)
+        table.add_column("effect", no_wrap=True)
+        table.add_column("decision", no_wrap=True)
+        table.add_column("why", overflow="fold", ratio=3)
         style = {"allow": "green", "dry": "yellow", "deny": "red", "ask": "magenta"}
         for c in result["calls"]:
             table.add_row(*_cells(c["call"], c["tool_name"], c["summary"], c["effect"],
