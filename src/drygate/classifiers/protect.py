@@ -5,7 +5,9 @@ The gate is only as strong as its configuration: an agent that can turn hooks of
 store, swap drygate's code or override its environment gets around every other rule
 (case CC-14). A call is *tamper* when
 
-- a file tool (Write, Edit, MultiEdit, NotebookEdit) targets a protected path, after
+- a file tool (Write, Edit, MultiEdit, NotebookEdit) targets a protected path (the
+  project's ``.claude/`` folder, ``.mcp.json``, the user's Claude settings, the
+  policy, drygate's state and its own code), after
   joining the agent's cwd and resolving symlinks, or a hard link of a protected file;
 - a call that is not a plain read (its effect is gated as a write):
 
@@ -42,14 +44,16 @@ class ProtectedPaths:
     """The paths and markers a project protects.
 
     ``paths``: absolute, normalised files or folders (tuple of str); ``markers``:
-    substrings (tuple of str). Build it with :func:`for_project`.
+    substrings (tuple of str); ``files``: the key files whose hard links are
+    caught too (tuple of str). Build it with :func:`for_project`.
     """
 
-    __slots__ = ("paths", "markers", "_resolved", "_inodes")
+    __slots__ = ("paths", "markers", "files", "_resolved", "_inodes")
 
-    def __init__(self, paths, markers):
+    def __init__(self, paths, markers, files=()):
         self.paths = tuple(paths)
         self.markers = tuple(markers)
+        self.files = tuple(files)
         self._resolved = None
         self._inodes = None
 
@@ -64,7 +68,7 @@ class ProtectedPaths:
         """(device, inode) of every protected path that exists, for hard-link checks."""
         if self._inodes is None:
             found = {}
-            for p in self.paths:
+            for p in self.paths + self.files:
                 try:
                     st = os.stat(p)
                 except OSError:
@@ -93,8 +97,9 @@ def for_project(project_dir, policy_path=None, state_path=None, alert_log=None, 
     project_dir = os.path.abspath(project_dir)
     home = home or os.path.expanduser("~")
     paths = [
-        os.path.join(project_dir, ".claude", "settings.json"),
-        os.path.join(project_dir, ".claude", "settings.local.json"),
+        # The whole project folder of the host: settings, and agents, skills and
+        # commands whose front matter can carry hooks of their own.
+        os.path.join(project_dir, ".claude"),
         os.path.join(project_dir, ".mcp.json"),
         os.path.join(project_dir, ".drygate"),  # the policy cache lives here whatever [state] path says
         os.path.join(home, ".claude", "settings.json"),
@@ -109,9 +114,12 @@ def for_project(project_dir, policy_path=None, state_path=None, alert_log=None, 
     markers.append(os.path.basename(policy_path))
     if alert_log and alert_log != os.devnull:
         paths.append(os.path.abspath(alert_log))
+    files = [os.path.join(project_dir, ".claude", "settings.json"),
+             os.path.join(project_dir, ".claude", "settings.local.json"), os.path.abspath(policy_path)]
     if state_path:
         paths.append(os.path.dirname(os.path.abspath(state_path)))
-    return ProtectedPaths([os.path.normpath(p) for p in paths], markers)
+        files.append(os.path.abspath(state_path))
+    return ProtectedPaths([os.path.normpath(p) for p in paths], markers, files)
 
 
 def _under(path, protected):
