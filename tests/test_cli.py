@@ -250,3 +250,14 @@ def test_replay_uses_recorded_times_and_warns(project, tmp_path):
     first_dry = next(c for c in result["calls"] if c["decision"] == "dry")
     recorded = datetime.datetime.fromisoformat(first_dry["timestamp"].replace("Z", "+00:00")).timestamp()
     assert result["plan"]["steps"][0]["ts"] == recorded
+
+
+def test_replay_recorded_incident_with_its_policy(project):
+    """The incident session our e2e tests recorded with the real CLI, without the gate,
+    replayed under the example policy: both writes become the plan, none goes live."""
+    example = REPO / "examples" / "incident"
+    result = json.loads(project.cli("replay", str(example / "incident-session-ungated.jsonl"), "--policy",
+                                    str(example / "drygate.toml"), "--json").stdout)
+    assert [s["tool_name"] for s in result["plan"]["steps"]] == ["mcp__store__put_object", "mcp__store__query"]
+    assert result["plan"]["steps"][1]["dry_because_of"] == result["plan"]["steps"][0]["call"]
+    assert result["summary"]["live_writes"] == 0
