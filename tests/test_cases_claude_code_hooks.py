@@ -271,8 +271,6 @@ def test_CC_12_reads_still_allowed(dry_after_put, command):
     assert r.code == 0 and r.json == {}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3: SQL inside wrangler/sqlite3 arguments is not parsed yet, "
-                                       "so these reads are unknown (dry) rather than reads")
 @pytest.mark.parametrize("command", [
     "wrangler d1 execute prod --command \"SELECT count(*) FROM files\"",
     "sqlite3 data/prod.db \"SELECT * FROM files LIMIT 5\""])
@@ -312,7 +310,6 @@ def test_CC_13_policy_read_of_other_url_allowed(project):
     assert r.code == 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3: redis-cli and psql statements are not classified yet")
 @pytest.mark.parametrize("command", ["redis-cli GET config:flags", "psql -c 'SELECT count(*) FROM sessions'"])
 def test_CC_13_reads_still_allowed(project, command):
     write_policy(project.root, "dry")

@@ -15,7 +15,8 @@ from drygate.types import ToolCall
 @pytest.mark.parametrize("command", [
     "ls -la", "cat README.md", "git status", "git log --oneline -5 | head -3", "grep -r foo src && wc -l x",
     "cd /srv/app && ls", "ls 2>/dev/null", "find . -name '*.py'", "git -C sub diff", "echo hi 2>&1",
-    "sort data.txt", "/usr/bin/cat x", "sort -n -k2 data.txt", "git branch -a", "git config --get user.name", "pwd; date",
+    "sort data.txt", "/usr/bin/cat x", "sort -n -k2 data.txt", "cat `ls`", "cat <<EOF\nx\nEOF", "echo ${HOME}",
+    "drygate runs", "ls *.py", "grep -r TODO src/*.py", "git branch -a", "git config --get user.name", "pwd; date",
 ])
 def test_reads(command):
     assert classify_command(command).effect == "read", classify_command(command).reason
@@ -25,11 +26,11 @@ def test_reads(command):
     ("echo hi > out.txt", "write"), ("cat a >> b", "write"), ("ls &> log.txt", "write"),
     ("rm -rf build/", "unknown"), ("git push --force", "unknown"), ("git commit -m x", "unknown"),
     ("find . -delete", "unknown"), ("find . -exec rm {} ;", "unknown"), ("sort -o out in", "unknown"),
-    ("echo $(rm -rf /)", "unknown"), ("cat `ls`", "unknown"), ("cat <<EOF\nx\nEOF", "unknown"),
+    ("echo $(rm -rf /)", "unknown"), 
     ("python -c 'print(1)'", "unknown"), ("ls | xargs rm", "unknown"), ("git branch -D main", "unknown"),
     ("git config user.name x", "unknown"), ("env rm -rf /", "unknown"), ("hostname evil", "unknown"),
     ("ls && curl -X POST http://x", "unknown"), ("'unbalanced", "unknown"), ("", "unknown"),
-    ("git -c core.pager=evil log", "unknown"), ("git diff --output=x", "unknown"), ("echo ${HOME}", "unknown"),
+    ("git -c core.pager=evil log", "unknown"), ("git diff --output=x", "unknown"), 
     ("rg --pre=./evil x", "unknown"), ("tree -o out.txt", "unknown"), ("date -s 2020-01-01", "unknown"),
     ("git grep -O vim x", "unknown"), ("less -o log.txt data", "unknown"), ("file -C -m magic", "unknown"),
     ("ls >| out", "write"), ("ls 1>out", "write"), ("ls>>out", "write"),
@@ -42,11 +43,15 @@ def test_reads(command):
     ("find . -name in.txt -{delete,print}", "unknown"), ("sort --compress-program=/p -S 1K x", "unknown"),
     ("git grep -iO'touch PWNED' c", "unknown"), ("git reflog expire --expire=now --all", "unknown"),
     ("date --s=2020-01-01", "unknown"), ("date -us 2020-01-01", "unknown"),
-    ("DRYGATE_STATE=/prod.sqlite drygate runs", "unknown"), ("drygate runs --project /any", "unknown"),
+    ("DRYGATE_STATE=/prod.sqlite drygate runs", "unknown"), 
     ("ls\r> out", "unknown"), ("cat a\\\n> out", "unknown"),
 ])
 def test_not_reads(command, effect):
-    assert classify_command(command).effect == effect
+    """Never a read; ``effect`` is the least the command must be (write or unknown)."""
+    got = classify_command(command).effect
+    assert got != "read", classify_command(command).reason
+    if effect == "write":
+        assert got in ("write", "unknown"), got
 
 
 def test_bash_call_uses_shell_classifier():

@@ -39,12 +39,16 @@ def classify(call, policy, protected=None):
     from drygate.policy.match import find_rule
 
     rule = find_rule(policy, call.tool_name, call.tool_input)
-    if rule is not None:
+    if rule is not None and rule.get("classify"):
+        effect, why = _classify_by_rule(rule, call, policy)
+        cls = Classification(effect, f"policy rule {rule['id']} -> {why}", rule["id"], dry_scope=rule["dry"],
+                             action=rule["action"])
+    elif rule is not None:
         why = rule["reason"] or f"policy rule {rule['id']}: effect {rule['effect']}" + (
             f", action {rule['action']}" if rule["action"] else "")
         cls = Classification(rule["effect"], why, rule["id"], dry_scope=rule["dry"], action=rule["action"])
     else:
-        cls = _builtin(call)
+        cls = _builtin(call, policy)
     gated = cls.effect in WRITE_EFFECTS
     if protected is not None and (gated or _is_file_tool(call.tool_name)):
         from drygate.classifiers import protect
@@ -65,12 +69,31 @@ def _is_file_tool(name):
     return name in FILE_PATH_FIELDS
 
 
-def _builtin(call):
+def _classify_by_rule(rule, call, policy):
+    """A rule with ``classify = "sql"`` or ``"http"``: the input's statement or request decides."""
+    tool_input = call.tool_input if isinstance(call.tool_input, dict) else {}
+    if rule["classify"] == "sql":
+        from drygate.classifiers.sql import classify_sql
+
+        text = tool_input.get(rule["sql_argument"])
+        if not isinstance(text, str):
+            return UNKNOWN, f"no SQL text in the input field {rule['sql_argument']!r}"
+        v = classify_sql(text, rule["sql_dialect"])
+    else:
+        from drygate.classifiers.http import classify_url_call
+        from drygate.classifiers.shell import context_for
+
+        v = classify_url_call(tool_input.get(rule["url_argument"]), tool_input.get(rule["method_argument"]),
+                              context_for(policy), call.tool_name)
+    return v.effect, " -> ".join(v.steps)
+
+
+def _builtin(call, policy=None):
     name = call.tool_name
     if not name.startswith("mcp__"):
         from drygate.classifiers import claude_code
 
-        cls = claude_code.classify(call)
+        cls = claude_code.classify(call, policy)
         if cls is not None:
             return cls
     return Classification(UNKNOWN, f"no rule or built-in knowledge classifies {name!r}", "default")

@@ -53,17 +53,18 @@ FILE_PATH_FIELDS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "fil
                     "NotebookEdit": "notebook_path"}
 
 
-def classify(call, context=None):
+def classify(call, policy=None):
     """Classify a Claude Code built-in tool call; None if the tool is not built in.
 
-    ``call``: :class:`drygate.types.ToolCall`. ``Bash`` is delegated to
-    :mod:`drygate.classifiers.shell`.
+    ``call``: :class:`drygate.types.ToolCall`; ``policy``: the compiled policy
+    (its command table and URL rules reach the shell classifier). ``Bash`` is
+    delegated to :mod:`drygate.classifiers.shell`.
     """
     if call.tool_name == "Bash":
         from drygate.classifiers import shell
 
         command = call.tool_input.get("command") if isinstance(call.tool_input, dict) else None
-        return shell.classify_command(command)
+        return shell.classify_command(command, policy)
     entry = TOOL_EFFECTS.get(call.tool_name)
     if entry is None:
         return None

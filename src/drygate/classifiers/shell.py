@@ -1,223 +1,271 @@
-"""Classify a Bash command: read only when every part is known to be read-only.
+"""Classify a Bash command from its syntax tree (tree-sitter's Bash grammar).
 
-This is the conservative classifier of the core issue: the command is split with
-the standard library's ``shlex`` (POSIX rules, punctuation characters as operators)
-into simple commands at ``;``, ``&&``, ``||``, ``|``, ``&``, parentheses and newlines.
-A part is a read only if its command is in :data:`READ_ONLY_COMMANDS` with none of
-that command's writing flags; a redirection into a file (other than ``/dev/null``
-and the standard streams) is a write; anything the splitter cannot resolve
-statically (command or process substitution, here-documents, backquotes) and every
-command not in the table is ``unknown``, which the engine treats as a write. The
-effect of the whole command is the strongest effect of its parts.
+The tree gives every part of the command: pipelines, lists (``;``, ``&&``, ``||``),
+subshells and groups, loops and conditionals, command and process substitution,
+redirections, here-documents and here-strings, variable assignments. Each simple
+command is looked up in the command table (drygate.classifiers.commands), whose
+handlers read SQL, HTTP and Redis arguments and unwrap ``sudo``/``env``/``timeout``/
+``xargs``/``bash -c``; the effect of the whole command is the strongest effect of
+its parts (drygate.classifiers.verdict). Anything the grammar cannot parse, every
+function definition, ``eval`` and inline code, and every word only known at run
+time where it could matter, is unknown; unknown is treated as a write.
 
-``shlex`` is not bash, so every construct where the two may read a command
-differently is refused (unknown) before splitting: comments (``#``), any ``$``
-expansion (a variable can carry a flag or a program), ANSI-C and locale quoting
-(``$'...'``), brace expansion, carriage returns and line continuations. Variable
-assignments (``X=1 cmd``, ``PATH=...``) are unknown too: environment such as
-``GIT_EXTERNAL_DIFF`` or ``LD_PRELOAD`` makes any program run another. A command
-given by path is looked up only in the system's own bin folders (``./test`` is not
-``test``). Flags are matched the way GNU tools read them: clustered short flags
-(``-uo``) and abbreviated long options (``--outp``) hit a writing flag too.
+Redirections: writing to a file (``>``, ``>>``, ``>|``, ``&>``, ``<>``) is a write,
+except to ``/dev/null`` and the standard streams; a here-document or here-string is
+the input of its command (a SQL client classifies it as SQL, a shell as a script).
 """
 
-from drygate.types import READ, UNKNOWN, WRITE, Classification
+from drygate.classifiers.commands import HARMLESS_TARGETS, Context, classify_argv, variable_is_safe
+from drygate.classifiers.verdict import Verdict, read, strongest, unknown, write
+from drygate.types import Classification
 
-_STRENGTH = {READ: 0, WRITE: 1, UNKNOWN: 2}
-
-#: Constructs this classifier does not resolve statically: their presence makes the
-#: whole command unknown.
-UNRESOLVED = ("`", "$", "<(", ">(", "<<", "#", "{", "}", "\r", "\\\n")
-
-#: Folders whose programs are looked up by name in the table (``/usr/bin/cat`` is ``cat``).
-SYSTEM_BIN = ("/bin", "/usr/bin", "/usr/local/bin")
-
-#: command -> spec. A spec may name flags that make the command write ("write_flags",
-#: matched exactly or as "--flag=..." prefix), the read-only subcommands
-#: ("subcommands": name -> spec or True), or require no arguments ("no_args").
-READ_ONLY_COMMANDS = {
-    **{name: {} for name in (
-        "ls", "cat", "head", "tail", "wc", "pwd", "echo", "printf", "which", "type", "whereis",
-        "stat", "du", "df", "whoami", "id", "uname", "printenv", "diff",
-        "cmp", "grep", "egrep", "fgrep", "basename", "dirname", "realpath", "readlink",
-        "true", "false", "test", "[", "nproc", "free", "uptime", "ps", "pgrep", "jq", "cut", "tr",
-        "column", "nl", "md5sum", "sha1sum", "sha256sum", "sha512sum", "cd", "sleep",
-        "lsblk", "locale", "groups", "seq", "comm", "expr",
-    )},
-    "sort": {"write_flags": ("-o", "--output", "--compress-program")},
-    # Read-only except for the flags that write a file or run another program.
-    "rg": {"write_flags": ("--pre",)},
-    "tree": {"write_flags": ("-o",)},
-    "file": {"write_flags": ("-C", "--compile")},
-    "date": {"write_flags": ("-s", "--set")},
-    "find": {"single_dash_long": True,
-             "write_flags": ("-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0",
-                             "-fprintf", "-fls")},
-    "hostname": {"no_args": True},
-    "env": {"no_args": True},
-    "git": {
-        "global_flags_with_value": ("-C",),
-        "global_flags": ("--no-pager", "--no-optional-locks"),
-        "write_flags": ("--output", "-O", "--open-files-in-pager", "--ext-diff"),
-        "subcommands": {
-            **{name: True for name in (
-                "status", "log", "diff", "show", "rev-parse", "ls-files", "blame", "describe",
-                "shortlog", "rev-list", "cat-file", "ls-tree", "grep", "whatchanged",
-            )},
-            "branch": {"only_flags": ("-a", "-r", "-v", "-vv", "--list", "-l", "--show-current", "--all",
-                                      "--remotes", "--no-color", "--color")},
-            "remote": {"only_flags": ("-v", "--verbose")},
-            "tag": {"only_flags": ("-l", "--list")},
-            "config": {"requires_one_of": ("--get", "--list", "-l", "--get-all", "--get-regexp")},
-        },
-    },
-}
-
-_SEPARATORS = frozenset((";", "&&", "||", "|", "&", "(", ")", "|&", ";;", "\n"))
-_REDIRECTS = frozenset((">", ">>", ">|", "&>", "&>>", ">&", "<", "<>", "<&"))
-_HARMLESS_TARGETS = frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"))
+_STATEMENT_CONTAINERS = frozenset((
+    "program", "list", "pipeline", "subshell", "compound_statement", "do_group", "if_statement", "elif_clause",
+    "else_clause", "while_statement", "for_statement", "c_style_for_statement", "case_statement", "case_item",
+    "negated_command", "redirected_statement", "test_command",
+))
+_OUTPUT_OPERATORS = frozenset((">", ">>", ">|", "&>", "&>>", "<>", ">&"))
+MAX_LENGTH = 100_000
 
 
-def _unknown(reason):
-    return Classification(UNKNOWN, reason, "shell")
+def classify_command(command, policy=None):
+    """Classify one Bash command string (``tool_input.command``) as a Classification.
 
-
-def split_commands(command):
-    """Split a shell command into simple commands and redirections.
-
-    Returns ``(parts, redirects)``: ``parts`` is a list of word lists (assignments
-    kept), ``redirects`` a list of ``(operator, target)``. Raises ValueError on text
-    shlex cannot tokenize (unbalanced quotes).
+    ``policy``: the compiled policy (its ``commands`` and ``http_rules``), or None.
+    The Classification's ``reason`` is the chain of steps, outermost first.
     """
-    import shlex
-
-    lexer = shlex.shlex(command.replace("\n", " ; "), posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    lexer.commenters = ""  # '#' inside words is literal; a leading '#' comment is rare in agent calls
-    tokens = list(lexer)
-    parts, current, redirects = [], [], []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok in _SEPARATORS:
-            if current:
-                parts.append(current)
-            current = []
-        elif tok in _REDIRECTS:
-            target = tokens[i + 1] if i + 1 < len(tokens) else ""
-            redirects.append((tok, target))
-            if current and current[-1].isdigit():
-                current.pop()  # "2>file": the fd number belongs to the redirection
-            i += 1
-        elif tok and all(c in "<>&|;()" for c in tok):
-            # An operator shlex glued together ("&>>", ";&"): not resolvable here.
-            raise ValueError(f"unsupported operator {tok!r}")
-        else:
-            current.append(tok)
-        i += 1
-    if current:
-        parts.append(current)
-    return parts, redirects
+    verdict = classify_command_verdict(command, policy)
+    return Classification(verdict.effect, " -> ".join(verdict.steps) or verdict.effect, "shell")
 
 
-def _is_assignment(word):
-    name, eq, _ = word.partition("=")
-    return bool(eq) and bool(name) and (name[0].isalpha() or name[0] == "_") and name.replace("_", "a").isalnum()
-
-
-def _flag_hits(args, flags, single_dash_long=False):
-    """The first argument that is, abbreviates or clusters one of ``flags``, else None."""
-    shorts = {f[1] for f in flags if len(f) == 2 and f[0] == "-" and f[1] != "-"}
-    longs = [f for f in flags if f.startswith("--")]
-    exact = set(flags)
-    for a in args:
-        if a in exact:
-            return a
-        if a.startswith("--"):
-            name = a.split("=", 1)[0]
-            if len(name) > 2 and any(f.startswith(name) for f in longs):
-                return a  # GNU getopt accepts any unambiguous prefix of a long option
-        elif a.startswith("-") and len(a) > 1:
-            if single_dash_long:
-                if a.split("=", 1)[0] in exact:
-                    return a
-            elif shorts & set(a[1:]):
-                return a  # "-uo": clustered short flags
-    return None
-
-
-def _check(spec, args, label):
-    """Return None if the words are read-only under ``spec``, else a reason (str)."""
-    if spec.get("no_args") and args:
-        return f"{label} with arguments can change the system"
-    hit = _flag_hits(args, spec.get("write_flags", ()), spec.get("single_dash_long", False))
-    if hit:
-        return f"{label} {hit} writes"
-    subcommands = spec.get("subcommands")
-    if subcommands is None:
-        return None
-    rest = list(args)
-    while rest and rest[0].startswith("-"):
-        flag = rest.pop(0)
-        if flag in spec.get("global_flags_with_value", ()):
-            if not rest:
-                return f"{label} {flag} needs a value"
-            rest.pop(0)
-        elif flag not in spec.get("global_flags", ()):
-            return f"{label} option {flag} is not known to be read-only"
-    if not rest:
-        return f"{label} without a subcommand"
-    sub, sub_args = rest[0], rest[1:]
-    sub_spec = subcommands.get(sub)
-    if sub_spec is None:
-        return f"{label} {sub} is not known to be read-only"
-    if sub_spec is True:
-        return None
-    only = sub_spec.get("only_flags")
-    if only is not None and any(a not in only for a in sub_args):
-        return f"{label} {sub} with these arguments can write"
-    needs = sub_spec.get("requires_one_of")
-    if needs is not None and not any(a in needs for a in sub_args):
-        return f"{label} {sub} without a read-only flag can write"
-    return None
-
-
-def classify_command(command):
-    """Classify one Bash command string (``tool_input.command``).
-
-    Returns a :class:`Classification` with effect ``read``, ``write`` (redirection
-    into a file) or ``unknown`` (anything not known to be read-only), and a reason
-    naming the part that decided it.
-    """
+def classify_command_verdict(command, policy=None):
+    """Like :func:`classify_command`, returning the :class:`Verdict` with its steps."""
     if not isinstance(command, str) or not command.strip():
-        return _unknown("no command text to classify")
-    for marker in UNRESOLVED:
-        if marker in command:
-            return _unknown(f"uses {marker!r} (an expansion, substitution, comment or here-document), "
-                            "which is not resolved statically")
+        return unknown("no command text to classify")
+    if len(command) > MAX_LENGTH:
+        return unknown(f"the command is longer than {MAX_LENGTH} characters")
+    ctx = context_for(policy)
+    return classify_script(command, ctx)
+
+
+def context_for(policy):
+    """A :class:`Context` carrying the policy's command table and URL rules."""
+    if not policy:
+        return Context()
+    return Context(None, policy.get("commands") or {}, policy.get("http_rules") or ())
+
+
+def classify_script(text, ctx):
+    """Classify shell ``text`` (str) in ``ctx``; returns a Verdict."""
+    from drygate.classifiers import bash_parser
+
     try:
-        parts, redirects = split_commands(command)
-    except ValueError as e:
-        return _unknown(f"the command does not parse: {e}")
-    effect, reason = READ, "every part is a read-only command"
-    for op, target in redirects:
-        if op in ("<", "<&"):
+        root = bash_parser.parse(text)
+    except Exception as e:  # the parser is a C extension: anything it raises is "cannot read"
+        return unknown(f"the shell parser failed ({type(e).__name__})")
+    if root.has_error:
+        return unknown("bash syntax this classifier cannot read (the grammar reports an error)")
+    parts = _statements(root, ctx)
+    if not parts:
+        return read("no commands")
+    v = strongest(parts)
+    if len(parts) > 1:
+        return v.because(f"{len(parts)} commands: the strongest effect decides")
+    return v
+
+
+def _statements(node, ctx):
+    """Verdicts of every command under ``node``."""
+    verdicts = []
+    for child in node.named_children:
+        kind = child.type
+        if kind == "command":
+            verdicts.append(_command(child, ctx))
+        elif kind == "redirected_statement":
+            verdicts.extend(_redirected(child, ctx))
+        elif kind == "pipeline":
+            # Each stage after the first reads the previous stage's output: its input is a pipe.
+            for i, stage in enumerate(child.named_children):
+                stage_ctx = ctx if i == 0 else ctx.with_stdin(False)
+                verdicts.extend(_statements_of(stage, stage_ctx))
+        elif kind == "variable_assignment":
+            verdicts.append(_assignment(child, ctx))
+            verdicts.extend(_substitutions_in_words(child, ctx))
+        elif kind == "variable_assignments":
+            verdicts.extend(_statements(child, ctx))
+        elif kind == "declaration_command":
+            verdicts.append(_declaration(child, ctx))
+        elif kind == "function_definition":
+            verdicts.append(unknown("defines a shell function, which this classifier does not follow"))
+        elif kind in ("command_substitution", "process_substitution"):
+            verdicts.extend(_substitution(child, ctx))
+        elif kind == "unset_command":
+            verdicts.append(read("unset removes a shell variable"))
+        elif kind in _STATEMENT_CONTAINERS:
+            verdicts.extend(_statements(child, ctx))
+            verdicts.extend(_substitutions_in_words(child, ctx))
+        elif kind in ("comment", "heredoc_body", "heredoc_end", "heredoc_start", "file_redirect",
+                      "heredoc_redirect", "herestring_redirect"):
             continue
-        if op in (">&", "<>") and target in ("0", "1", "2", "-"):
-            continue
-        if target not in _HARMLESS_TARGETS:
-            effect, reason = WRITE, f"redirects output into {target!r}"
-            break
-    for words in parts:
-        program = words[0]
-        folder, _, name = program.rpartition("/")
-        spec = READ_ONLY_COMMANDS.get(name) if (not folder or folder in SYSTEM_BIN) else None
-        if _is_assignment(program):
-            why = f"the variable assignment {program.split('=', 1)[0]}= can change what programs do"
-        elif spec is None:
-            why = f"{program!r} is not a known read-only command"
+        elif kind in ("word", "string", "raw_string", "concatenation", "number", "simple_expansion",
+                      "expansion", "arithmetic_expansion", "test_operator", "binary_expression",
+                      "unary_expression", "parenthesized_expression", "variable_name", "case_item"):
+            verdicts.extend(_substitutions_in_words(child, ctx))
         else:
-            why = _check(spec, words[1:], name)
-        if why is not None and _STRENGTH[UNKNOWN] > _STRENGTH[effect]:
-            effect, reason = UNKNOWN, why
-    return Classification(effect, reason, "shell")
+            verdicts.append(unknown(f"bash construct {kind!r} is not classified"))
+    return verdicts
+
+
+def _statements_of(node, ctx):
+    if node.type == "command":
+        return [_command(node, ctx)]
+    if node.type == "redirected_statement":
+        return _redirected(node, ctx)
+    wrapper = node.parent  # keep a single-node container shape for _statements
+    del wrapper
+    return _statements(_Single(node), ctx)
+
+
+class _Single:
+    """Presents one node as the only child of a container (for :func:`_statements`)."""
+
+    __slots__ = ("named_children",)
+
+    def __init__(self, node):
+        self.named_children = [node]
+
+
+def _substitution(node, ctx):
+    inner = _statements(node, ctx.with_stdin(None))
+    return [v.because("inside a command substitution") for v in inner]
+
+
+def _substitutions_in_words(node, ctx):
+    found = []
+    stack = list(node.named_children) if node.type not in ("command_substitution", "process_substitution") else [node]
+    while stack:
+        n = stack.pop()
+        if n.type in ("command_substitution", "process_substitution"):
+            found.extend(_substitution(n, ctx))
+        elif n.type not in _STATEMENT_CONTAINERS and n.type not in ("command", "redirected_statement"):
+            stack.extend(n.named_children)
+    return found
+
+
+def _command(node, ctx):
+    from drygate.classifiers.bash_parser import static_text
+
+    words, verdicts = [], []
+    for child in node.named_children:
+        if child.type == "variable_assignment":
+            v = _assignment(child, ctx, prefix=True)
+            if v.effect != "read":
+                verdicts.append(v)
+            verdicts.extend(_substitutions_in_words(child, ctx))
+        elif child.type == "command_name":
+            name_node = child.named_children[0] if child.named_children else child
+            words.append(static_text(name_node))
+            verdicts.extend(_substitutions_in_words(child, ctx))
+        elif child.type in ("file_redirect", "heredoc_redirect", "herestring_redirect"):
+            continue
+        else:
+            words.append(static_text(child))
+            verdicts.extend(_substitutions_in_words(child, ctx) if child.type != "command_substitution"
+                            else _substitution(child, ctx))
+    if not words:
+        return strongest(verdicts, read("only variable assignments"))
+    verdicts.insert(0, classify_argv(words, ctx))
+    return strongest(verdicts)
+
+
+def _file_redirect(child, ctx):
+    """Verdicts of one ``file_redirect`` and whether it replaces the command's input."""
+    from drygate.classifiers.bash_parser import static_text
+
+    op = next((c.type for c in child.children if not c.is_named), "")
+    dest = child.child_by_field_name("destination")
+    if dest is None:
+        named = [c for c in child.named_children if c.type != "file_descriptor"]
+        dest = named[-1] if named else None
+    target = static_text(dest) if dest is not None else None
+    verdicts = _substitutions_in_words(child, ctx)
+    if op in _OUTPUT_OPERATORS:
+        if op == ">&" and target is not None and (target.isdigit() or target == "-"):
+            return verdicts, False
+        if target is None:
+            verdicts.append(unknown(f"redirects output ({op}) to a file named only at run time"))
+        elif target not in HARMLESS_TARGETS:
+            verdicts.append(write(f"redirects output ({op}) into the file {target!r}"))
+        return verdicts, False
+    return verdicts, op in ("<", "<&")
+
+
+def _redirected(node, ctx):
+    from drygate.classifiers.bash_parser import node_text, static_text
+
+    body = node.child_by_field_name("body")
+    stdin = ctx.stdin
+    verdicts = []
+    for child in node.named_children:
+        if body is not None and child.id == body.id:
+            continue
+        if child.type == "file_redirect":
+            found, replaces_input = _file_redirect(child, ctx)
+            verdicts.extend(found)
+            if replaces_input:
+                stdin = False
+        elif child.type == "heredoc_redirect":
+            text = "".join(node_text(c) for c in child.named_children if c.type == "heredoc_body")
+            quoted = any(c.type == "heredoc_start" and node_text(c)[:1] in ("'", '"') for c in child.named_children)
+            has_expansion = any(c.type == "heredoc_body" and c.named_children for c in child.named_children)
+            stdin = text if (quoted or not has_expansion) else False
+            for c in child.named_children:
+                if c.type == "heredoc_body":
+                    verdicts.extend(_substitutions_in_words(c, ctx))
+                elif c.type == "file_redirect":
+                    # `cat <<EOF > file`: the grammar puts the line's other redirections here
+                    verdicts.extend(_file_redirect(c, ctx)[0])
+                elif c.type in ("pipeline", "command", "list", "redirected_statement"):
+                    # `cat <<EOF | sqlite3 db`: the rest of the line after the here-document
+                    verdicts.extend(_statements(_Single(c), ctx.with_stdin(False)))
+                elif c.type not in ("heredoc_start", "heredoc_end"):
+                    verdicts.append(unknown(f"a here-document followed by {c.type!r} is not classified"))
+        elif child.type == "herestring_redirect":
+            word = child.named_children[-1] if child.named_children else None
+            value = static_text(word) if word is not None else None
+            stdin = value if value is not None else False
+            verdicts.extend(_substitutions_in_words(child, ctx))
+    if body is not None:
+        verdicts[:0] = _statements_of(body, ctx.with_stdin(stdin))
+    return verdicts
+
+
+def _assignment(node, ctx, prefix=False):
+    from drygate.classifiers.bash_parser import node_text
+
+    name_node = node.child_by_field_name("name") or (node.named_children[0] if node.named_children else None)
+    name = node_text(name_node) if name_node is not None else "?"
+    if variable_is_safe(name):
+        return read(f"sets {name}, which only selects a target or credentials")
+    if not prefix and name != name.upper():
+        return read(f"sets the shell variable {name}")  # lower-case: not one that programs read
+    where = "for the command" if prefix else "for the commands after it"
+    return unknown(f"sets {name} {where}; a variable can change what programs do (PATH, LD_PRELOAD, GIT_*, ...)")
+
+
+def _declaration(node, ctx):
+    from drygate.classifiers.bash_parser import node_text
+
+    verdicts = []
+    for child in node.named_children:
+        if child.type == "variable_assignment":
+            verdicts.append(_assignment(child, ctx))
+            verdicts.extend(_substitutions_in_words(child, ctx))
+        elif child.type == "variable_name":
+            verdicts.append(read(f"declares {node_text(child)}"))
+        else:
+            verdicts.extend(_substitutions_in_words(child, ctx))
+    return strongest(verdicts, read("declares variables"))
+
+
+__all__ = ["Verdict", "classify_command", "classify_command_verdict", "classify_script", "context_for"]

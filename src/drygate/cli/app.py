@@ -353,6 +353,57 @@ def replay(session, policy_file, mode, as_json, quiet):
                             (f"{s['live_writes']} write(s) would have gone live", "bold")))
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@project_option
+@click.option("--tool", default=None, help="Explain a tool call by name (with --input) instead of a command.")
+@click.option("--input", "tool_input", default=None, help="The tool's input as JSON (with --tool).")
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Policy to use (default: the project's drygate.toml, else the built-in template).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--batch", is_flag=True, help="Read JSON-encoded commands from stdin, one per line; "
+                                           "print one JSON answer per line.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def explain(project, tool, tool_input, policy_file, as_json, batch, command):
+    """Explain how a shell COMMAND (after --) or a tool call is classified, step by step.
+
+    Examples: drygate explain -- psql -c 'DELETE FROM t'
+              drygate explain --tool mcp__d1__query --input '{"sql": "SELECT 1"}'
+    """
+    import shlex
+
+    from drygate.explain import explain_call, explain_command, load_policy_for
+
+    try:
+        policy = load_policy_for(_settings(project), policy_file)
+    except DrygateError as e:
+        _fail(str(e))
+    if batch:
+        for line in sys.stdin:
+            if line.strip():
+                click.echo(json.dumps(explain_command(json.loads(line), policy)))
+        return
+    if tool:
+        try:
+            data = json.loads(tool_input) if tool_input else {}
+        except ValueError as e:
+            _fail(f"--input is not valid JSON: {e}")
+        answer = explain_call(tool, data, policy, _settings(project))
+    elif command:
+        text = command[0] if len(command) == 1 else shlex.join(command)
+        answer = explain_command(text, policy)
+    else:
+        _fail("give a command after --, or --tool NAME --input JSON")
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    out.print(Text.assemble(("effect: ", "bold"), (answer["effect"], "bold"),
+                            f"   (treated as {'a read' if answer['effect'] in ('read', 'bookkeeping') else 'a write'})"))
+    for i, step in enumerate(answer["steps"], 1):
+        out.print(Text(f"  {i}. {step}"))
+    if answer.get("tamper"):
+        out.print(Text("  denied in every mode: it would change the gate itself", style="red"))
+
+
 @cli.command()
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

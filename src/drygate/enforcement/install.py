@@ -35,15 +35,29 @@ def package_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(drygate.__file__)))
 
 
+def import_roots():
+    """Folders the hook needs on ``sys.path`` (list of str): drygate's own, then the
+    site-packages of its interpreter, where its parsers (tree-sitter, sqlglot) live.
+    The hook runs with ``-S``, so ``site`` does not add them."""
+    import site
+
+    roots = [package_root()]
+    for folder in site.getsitepackages():
+        if folder not in roots and os.path.isdir(folder):
+            roots.append(folder)
+    return roots
+
+
 def hook_command(python=None, root=None, project_expr='"$CLAUDE_PROJECT_DIR"'):
     """The shell command the host runs for each tool call (str).
 
     ``python``: interpreter path (default: the running one); ``root``: folder holding
-    the drygate package; ``project_expr``: shell expression for the project folder.
+    the drygate package (default: :func:`import_roots`, which also brings the
+    parsers' site-packages); ``project_expr``: shell expression for the project folder.
     """
     python = python or sys.executable
-    root = root or package_root()
-    code = (f"import sys;sys.path.insert(0,{root!r});"
+    roots = [root] if root else import_roots()
+    code = (f"import sys;sys.path[:0]={roots!r};"
             "from drygate.enforcement.claude_code import exit_main;exit_main()")
     alert = ('[ -n "$DRYGATE_ALERT_LOG" ] || mkdir -p "${CLAUDE_PROJECT_DIR:-.}/.drygate" 2>/dev/null; printf \'{"ts":%s,"kind":"guard_failure","cause":"hook_exit_%s","reason":"drygate hook exited %s; '
              'call blocked by the wrapper","host":"claude-code"}\\n\' "$(date +%s)" "$s" "$s" '

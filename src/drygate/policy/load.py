@@ -31,8 +31,11 @@ DEFAULTS = {
     "alert_log": ".drygate/alerts.jsonl",
 }
 _RULE_KEYS = {"id", "tool", "tool_glob", "tool_regex", "input_regex", "input_equals", "effect", "dry",
-              "action", "reason"}
-_TOP_KEYS = {"run", "gate", "state", "alerts", "rules"}
+              "action", "reason", "classify", "sql_argument", "sql_dialect", "url_argument", "method_argument"}
+_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules"}
+_COMMAND_KEYS = {"name", "effect", "subcommands", "flags", "values"}
+_HTTP_RULE_KEYS = {"url_regex", "methods", "effect"}
+SQL_DIALECTS = ("sqlite", "postgres", "mysql")
 
 
 def default_policy_text():
@@ -127,9 +130,13 @@ def compile_policy(doc, source=None, digest=""):
         kind, value = compiled["match"]
         if kind == "literal":
             literal_index.setdefault(value, []).append(i)
+    commands = _compile_commands(doc.get("commands", []), where)
+    http_rules = _compile_http_rules(doc.get("http_rules", []), where)
     return {
         "format": FORMAT,
         "source": source,
+        "commands": commands,
+        "http_rules": http_rules,
         "hash": digest,
         "mode": mode,
         "deadline_ms": deadline_ms,
@@ -203,6 +210,15 @@ def _compile_rule(rule, i, where):
     rule_id = rule.get("id", f"rules[{i}]")
     if not isinstance(rule_id, str):
         raise PolicyError(f"{label}: id must be a string")
+    classify_with = rule.get("classify")
+    if classify_with not in (None, "sql", "http"):
+        raise PolicyError(f"{label}: classify must be \"sql\" or \"http\", not {classify_with!r}")
+    dialect = rule.get("sql_dialect", "postgres")
+    if dialect not in SQL_DIALECTS:
+        raise PolicyError(f"{label}: sql_dialect must be one of {', '.join(SQL_DIALECTS)}")
+    for key in ("sql_argument", "url_argument", "method_argument"):
+        if key in rule and (not isinstance(rule[key], str) or not rule[key]):
+            raise PolicyError(f"{label}: {key} must be the name of an input field")
     return {
         "id": rule_id,
         "match": match,
@@ -212,7 +228,83 @@ def _compile_rule(rule, i, where):
         "dry": dry,
         "action": action,
         "reason": reason,
+        "classify": classify_with,
+        "sql_argument": rule.get("sql_argument", "sql"),
+        "sql_dialect": dialect,
+        "url_argument": rule.get("url_argument", "url"),
+        "method_argument": rule.get("method_argument", "method"),
     }
+
+
+def _compile_commands(entries, where):
+    """``[[commands]]`` -> {program name: spec} (the shape of drygate.classifiers.data.commands)."""
+    if not isinstance(entries, list):
+        raise PolicyError(f"{where}: commands must be an array of tables ([[commands]])")
+    out = {}
+    for i, entry in enumerate(entries):
+        label = f"{where}: commands[{i}]"
+        if not isinstance(entry, dict):
+            raise PolicyError(f"{label}: must be a table")
+        unknown = set(entry) - _COMMAND_KEYS
+        if unknown:
+            raise PolicyError(f"{label}: unknown key(s): {', '.join(sorted(unknown))}")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name or "/" in name:
+            raise PolicyError(f"{label}: name must be a program name (no folder)")
+        spec = {}
+        if "effect" in entry:
+            spec["effect"] = _effect_of(entry["effect"], f"{label}: effect")
+        subs = entry.get("subcommands", {})
+        flags = entry.get("flags", {})
+        if not isinstance(subs, dict) or not isinstance(flags, dict):
+            raise PolicyError(f"{label}: subcommands and flags must be tables of name = effect")
+        if subs:
+            spec["subcommands"] = {k: _effect_of(v, f"{label}: subcommands.{k}") for k, v in subs.items()}
+            spec["other"] = spec.pop("effect", "unknown")
+        if flags:
+            spec["flags"] = {k: _effect_of(v, f"{label}: flags.{k}") for k, v in flags.items()}
+        values = entry.get("values", [])
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise PolicyError(f"{label}: values must be a list of option names")
+        if values:
+            spec["values"] = tuple(values)
+        out[name] = spec
+    return out
+
+
+def _effect_of(value, label):
+    if value not in EFFECTS or value == "bookkeeping":
+        raise PolicyError(f"{label} must be one of read, write, side_effect_read, external, unknown")
+    return value
+
+
+def _compile_http_rules(entries, where):
+    """``[[http_rules]]`` -> tuple of (url_regex, methods tuple or None, effect)."""
+    import re
+
+    if not isinstance(entries, list):
+        raise PolicyError(f"{where}: http_rules must be an array of tables ([[http_rules]])")
+    out = []
+    for i, entry in enumerate(entries):
+        label = f"{where}: http_rules[{i}]"
+        if not isinstance(entry, dict):
+            raise PolicyError(f"{label}: must be a table")
+        unknown = set(entry) - _HTTP_RULE_KEYS
+        if unknown:
+            raise PolicyError(f"{label}: unknown key(s): {', '.join(sorted(unknown))}")
+        pattern = entry.get("url_regex")
+        if not isinstance(pattern, str) or not pattern:
+            raise PolicyError(f"{label}: url_regex must be a regular expression")
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise PolicyError(f"{label}: url_regex is not a valid regex: {e}") from e
+        methods = entry.get("methods")
+        if methods is not None and (not isinstance(methods, list) or not all(isinstance(m, str) for m in methods)):
+            raise PolicyError(f"{label}: methods must be a list of HTTP methods")
+        out.append((pattern, tuple(m.upper() for m in methods) if methods else None,
+                    _effect_of(entry.get("effect"), f"{label}: effect")))
+    return tuple(out)
 
 
 def _freeze(value):

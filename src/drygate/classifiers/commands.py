@@ -1,0 +1,700 @@
+"""The interpreter of the command table (drygate.classifiers.data.commands).
+
+:func:`classify_argv` takes one simple command as words (``None`` for a word only
+known at run time) and returns a :class:`Verdict`. A spec is interpreted by a few
+generic rules (flags, subcommands, positional limits); tools whose arguments carry
+a statement or a method are read by small handlers below: SQL clients (the SQL is
+classified by drygate.classifiers.sql), HTTP clients (drygate.classifiers.http),
+``redis-cli`` (Redis's own command table), programs that run another command
+(``sudo``, ``env``, ``timeout``, ``xargs``...) and shells (``bash -c``).
+A word only known at run time where it could matter (a subcommand, a flag, a
+statement) makes the verdict unknown.
+"""
+
+from drygate.classifiers.verdict import STRENGTH, Verdict, read, strongest, unknown, write
+from drygate.types import READ, UNKNOWN, WRITE
+
+#: Environment variables that select a target or credentials but cannot change what
+#: a program does (read, write or run something else). Any other assignment before a
+#: command, or on its own line, is unknown: PATH, LD_PRELOAD, GIT_*, PAGER... run code.
+SAFE_VARIABLES = frozenset((
+    "LANG", "LANGUAGE", "TZ", "TERM", "COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "CLICOLOR", "CI",
+    "PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSSLMODE", "PGCONNECT_TIMEOUT", "MYSQL_PWD",
+    "MYSQL_HOST", "REDISCLI_AUTH", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PAGER",
+    "CLOUDSDK_CORE_PROJECT", "KUBECONFIG", "NAMESPACE", "DEBUG", "VERBOSE", "HOME_DIR", "GIT_PAGER_IN_USE",
+))
+SAFE_VARIABLE_PREFIXES = ("LC_",)
+#: Output targets that write nothing.
+HARMLESS_TARGETS = frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "-"))
+
+
+class Context:
+    """What a command sees besides its words.
+
+    ``stdin``: None (terminal or nothing), a str (a here-document or here-string
+    whose text is known), or False (a pipe or text only known at run time);
+    ``commands``: the policy's ``[[commands]]`` overrides ({name: spec});
+    ``http_rules``: the policy's URL rules (see drygate.classifiers.http);
+    ``depth``: nesting of ``bash -c`` (bounded).
+    """
+
+    __slots__ = ("stdin", "commands", "http_rules", "depth")
+
+    def __init__(self, stdin=None, commands=None, http_rules=(), depth=0):
+        self.stdin = stdin
+        self.commands = commands or {}
+        self.http_rules = http_rules
+        self.depth = depth
+
+    def with_stdin(self, stdin):
+        return Context(stdin, self.commands, self.http_rules, self.depth)
+
+
+def variable_is_safe(name):
+    """True if assigning ``name`` cannot change what a program does."""
+    return name in SAFE_VARIABLES or name.startswith(SAFE_VARIABLE_PREFIXES)
+
+
+def spec_for(name, ctx):
+    """The spec of program ``name`` (policy overrides first), or None."""
+    from drygate.classifiers.data.commands import COMMANDS
+
+    spec = ctx.commands.get(name)
+    return spec if spec is not None else COMMANDS.get(name)
+
+
+SYSTEM_BIN = ("/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin")
+
+
+def classify_argv(words, ctx):
+    """Classify one simple command given as words (str, or None for a run-time word)."""
+    if not words:
+        return read("no command")
+    program = words[0]
+    if program is None:
+        return unknown("the command name is only known at run time")
+    folder, _, name = program.rpartition("/")
+    if folder and folder not in SYSTEM_BIN:
+        return unknown(f"{program!r} runs a program by path, which may do anything")
+    spec = spec_for(name, ctx)
+    if spec is None:
+        return unknown(f"{name!r} is not in the command table")
+    return run_spec(spec, name, words[1:], ctx)
+
+
+def _effect_verdict(effect, label, why=None):
+    return Verdict(effect, f"{label}: {why or effect}")
+
+
+def flag_hits(args, flags):
+    """``(flag, effect)`` pairs of ``flags`` ({flag: effect}) present in ``args``.
+
+    A flag is present exactly, as an unambiguous prefix of a long option (GNU
+    getopt's abbreviation, ``--outp`` for ``--output``), with an attached value
+    (``--output=x``, ``-ofile``), or inside a cluster of short flags (``-uo``).
+    """
+    hits = []
+    longs = [f for f in flags if f.startswith("--")]
+    shorts = {f[1]: f for f in flags if len(f) == 2 and f[0] == "-" and f[1] != "-"}
+    single_dash_long = {f for f in flags if f.startswith("-") and not f.startswith("--") and len(f) > 2}
+    for a in args:
+        if a is None:
+            continue
+        if a.split("=", 1)[0] == "--dry-run" and a.endswith("=none"):
+            continue  # kubectl/helm --dry-run=none is a real run
+        if a in flags:
+            hits.append((a, flags[a]))
+        elif a.startswith("--") and len(a) > 2:
+            name = a.split("=", 1)[0]
+            for f in longs:
+                if f == name or (len(name) > 2 and f.startswith(name)):
+                    hits.append((f, flags[f]))
+        elif a.startswith("-") and len(a) > 1 and not a[1:].replace(".", "").isdigit():
+            if a.split("=", 1)[0] in single_dash_long:
+                hits.append((a, flags[a.split("=", 1)[0]]))
+                continue
+            for c in a[1:]:
+                if c in shorts:
+                    hits.append((shorts[c], flags[shorts[c]]))
+                    break  # after a flag that takes a value, the rest of the cluster is its value
+    return hits
+
+
+def positionals(args, values=()):
+    """The positional arguments (str or None), skipping options and the values of ``values``."""
+    out, skip, after_dashes = [], False, False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if after_dashes:
+            out.append(a)
+        elif a == "--":
+            after_dashes = True
+        elif a is not None and a.startswith("-") and a != "-":
+            if a in values:
+                skip = True
+        else:
+            out.append(a)
+    return out
+
+
+def run_spec(spec, label, args, ctx):
+    """Interpret ``spec`` (an effect string or a dict) for ``args``; returns a Verdict."""
+    if isinstance(spec, str):
+        return _effect_verdict(spec, label)
+    handler = spec.get("handler")
+    if handler:
+        return HANDLERS[handler](label, args, ctx, spec)
+    flags = spec.get("flags", {})
+    verdicts = []
+    if flags:
+        if any(a is None for a in args):
+            return unknown(f"{label}: an argument known only at run time could be one of its flags")
+        hits = flag_hits(args, flags)
+        verdicts += [_effect_verdict(effect, label, f"{flag} is {effect}") for flag, effect in hits]
+        if hits and all(effect == READ for _, effect in hits) and not spec.get("subcommands"):
+            # A flag that makes the tool read-only (--dry-run, -l) wins over its default.
+            return strongest(verdicts)
+    subcommands = spec.get("subcommands")
+    values = tuple(spec.get("values", ()))
+    if subcommands is not None:
+        pos = positionals(args, values)
+        if not pos:
+            base = _effect_verdict(spec.get("bare", spec.get("other", UNKNOWN)), label, "no subcommand")
+        elif pos[0] is None:
+            base = unknown(f"{label}: the subcommand is only known at run time")
+        else:
+            sub = pos[0]
+            i = args.index(sub)
+            sub_spec = subcommands.get(sub)
+            if sub_spec is None:
+                base = _effect_verdict(spec.get("other", UNKNOWN), f"{label} {sub}", "not in the table")
+            else:
+                base = run_spec(sub_spec, f"{label} {sub}", args[i + 1:], ctx)
+    else:
+        base = _effect_verdict(spec.get("effect", READ), label)
+        limit = spec.get("positional_max")
+        if limit is not None:
+            pos = [p for p in positionals(args, values) if p not in HARMLESS_TARGETS]
+            list_flags = spec.get("list_flags", ())
+            if len(pos) > limit and not any(a in list_flags for a in args):
+                base = write(f"{label}: {len(pos)} operand(s) (more than {limit}) make it write")
+    if flags and any(effect == READ for _, effect in flag_hits(args, flags)) and spec.get("effect") == WRITE:
+        base = _effect_verdict(READ, label, "a read-only flag")
+    return strongest([base] + verdicts)
+
+
+# --------------------------------------------------------------------------- handlers
+
+def _wrapper(label, args, ctx, spec):
+    """sudo, env, timeout, nice, xargs...: skip the wrapper's own options, classify the rest."""
+    options_with_value = {
+        "sudo": ("-u", "-g", "-h", "-C", "-D", "-p", "-r", "-t", "-U", "-T", "-R"),
+        "doas": ("-u", "-C"),
+        "env": ("-u", "--unset", "-C", "--chdir"),
+        "time": ("-f", "--format"),
+        "timeout": ("-s", "--signal", "-k", "--kill-after"),
+        "nice": ("-n", "--adjustment"),
+        "stdbuf": ("-i", "-o", "-e"),
+        "ionice": ("-c", "-n", "-p", "-P", "-u"),
+        "xargs": ("-n", "-L", "-I", "-P", "-d", "-E", "-s", "-a", "--max-args", "--max-procs", "--delimiter",
+                  "--arg-file", "-i", "--replace"),
+        "watch": ("-n", "--interval", "-d", "--differences"),
+        "flock": ("-w", "--timeout", "-E", "-c", "--command"),
+        "taskset": ("-c",), "chrt": ("-p",),
+    }.get(label, ())
+    unsafe = {"sudo": ("-s", "-i", "--shell", "--login", "-e", "--edit"), "env": ("-S", "--split-string"),
+              "time": ("-o", "--output"), "flock": ("-c", "--command"), "watch": ()}.get(label, ())
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a is None:
+            return unknown(f"{label}: an argument known only at run time")
+        if a in unsafe or any(a.startswith(u + "=") for u in unsafe if u.startswith("--")):
+            return unknown(f"{label} {a} runs or writes something this classifier does not read")
+        if a == "--":
+            i += 1
+            break
+        if a.startswith("-") and a != "-":
+            i += 2 if a in options_with_value else 1
+            continue
+        if label == "env" and "=" in a:
+            name = a.split("=", 1)[0]
+            if not variable_is_safe(name):
+                return unknown(f"env sets {name}, which can change what the program does")
+            i += 1
+            continue
+        if label == "timeout" or (label == "taskset" and "-c" not in args[:i]):
+            i += 1  # the duration (or CPU mask) before the command
+            label_done = True  # noqa: F841 - one value only
+            rest = args[i:]
+            break
+        break
+    rest = args[i:]
+    if label == "chrt" and rest:
+        rest = rest[1:]
+    if not rest:
+        return read(f"{label} with no command")
+    if label == "watch" and len(rest) == 1 and rest[0] is not None and " " in rest[0]:
+        from drygate.classifiers.shell import classify_script
+
+        return classify_script(rest[0], ctx).because(f"watch runs: {rest[0]}")
+    if label == "xargs":
+        inner = classify_argv(list(rest) + [None], ctx.with_stdin(None))
+        return inner.because("xargs adds arguments from its input")
+    inner = classify_argv(list(rest), ctx)
+    return inner.because(f"{label} runs {rest[0]}")
+
+
+def _shell(label, args, ctx, spec):
+    """bash -c 'text' is classified as the script text; a shell reading a here-document too."""
+    if ctx.depth > 4:
+        return unknown(f"{label}: nested too deeply")
+    from drygate.classifiers.shell import classify_script
+
+    inner_ctx = Context(None, ctx.commands, ctx.http_rules, ctx.depth + 1)
+    for i, a in enumerate(args):
+        if a is None:
+            return unknown(f"{label}: an argument known only at run time")
+        if a == "-c" or (a.startswith("-") and not a.startswith("--") and "c" in a[1:]):
+            if i + 1 >= len(args) or args[i + 1] is None:
+                return unknown(f"{label} -c: the script is only known at run time")
+            return classify_script(args[i + 1], inner_ctx).because(f"{label} -c runs a script")
+        if a in ("--version", "--help"):
+            return read(f"{label} {a}")
+        if not a.startswith("-"):
+            return unknown(f"{label} runs the script file {a!r}, whose content is not classified")
+    if isinstance(ctx.stdin, str):
+        return classify_script(ctx.stdin, inner_ctx).because(f"{label} runs its here-document")
+    return unknown(f"{label} reads a script from its input")
+
+
+def _find(label, args, ctx, spec):
+    if any(a is None for a in args):
+        return unknown("find: an argument known only at run time could be an action")
+    verdicts = [read("find: only tests and printing")]
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-delete",):
+            return write("find -delete removes files")
+        if a in ("-fprint", "-fprint0", "-fprintf", "-fls"):
+            return write(f"find {a} writes a file")
+        if a in ("-exec", "-execdir", "-ok", "-okdir"):
+            end = next((j for j in range(i + 1, len(args)) if args[j] in (";", "+")), len(args))
+            inner = [None if w == "{}" else w for w in args[i + 1:end]]
+            verdicts.append(classify_argv(inner, ctx.with_stdin(None)).because(f"find {a} runs it for each file"))
+            i = end
+        i += 1
+    return strongest(verdicts)
+
+
+def _sed(label, args, ctx, spec):
+    if any(a is None for a in args):
+        return unknown("sed: an argument known only at run time")
+    script_given = False
+    for i, a in enumerate(args):
+        if a in ("-i", "--in-place") or a.startswith("--in-place=") or (
+                a.startswith("-") and not a.startswith("--") and "i" in a[1:]):
+            return write(f"sed {a} edits files in place")
+        if a in ("-f", "--file") or a.startswith("--file="):
+            return unknown("sed -f runs a script file")
+        if a in ("-e", "--expression"):
+            script_given = True
+            if i + 1 < len(args) and _sed_script_runs(args[i + 1]):
+                return unknown("sed script writes files or runs commands (w/W/e)")
+    if not script_given:
+        pos = positionals(args)
+        if pos and _sed_script_runs(pos[0]):
+            return unknown("sed script writes files or runs commands (w/W/e)")
+    return read("sed without -i prints to its output")
+
+
+def _sed_script_runs(script):
+    """True if a sed script may write a file or run a command (w, W, e, or s///w, s///e)."""
+    import re
+
+    return bool(re.search(r"(^|[;\n}{]|\d|\$|/)\s*[wWe](\s|$)|/[gpIi0-9]*[we]\s", script or ""))
+
+
+def _awk(label, args, ctx, spec):
+    if any(a is None for a in args):
+        return unknown("awk: an argument known only at run time")
+    if any(a in ("-f", "--file") or a.startswith("-f") for a in args):
+        return unknown("awk -f runs a program file")
+    if any(a in ("-i", "--include") for a in args) and "inplace" in args:
+        return write("awk -i inplace edits files")
+    pos = positionals(args, ("-F", "-v", "--assign", "--field-separator"))
+    program = pos[0] if pos else ""
+    for token in ("system", "|", ">", "getline", "close(", "fflush"):
+        if token in program:
+            return unknown(f"awk program uses {token!r} (runs commands or writes files)")
+    return read("awk program only prints")
+
+
+def _git_config(label, args, ctx, spec):
+    flags = spec["flags"]
+    if any(a is None for a in args):
+        return unknown("git config: an argument known only at run time")
+    if flag_hits(args, flags):
+        return read("git config: a read-only form (--get, --list)")
+    pos = positionals(args, ("--file", "-f", "--blob", "--type", "--default"))
+    if len(pos) <= 1 and not any(a in ("--unset", "--unset-all", "--add", "--replace-all", "--rename-section",
+                                       "--remove-section", "-e", "--edit") for a in args):
+        return read("git config NAME prints the value")
+    return write("git config: sets or removes a value")
+
+
+def _remote_exec(label, args, ctx, spec):
+    """docker exec CONTAINER CMD..., kubectl exec POD -- CMD..., ssh HOST CMD: the command decides.
+
+    What a command writes inside a container or on another host is still a write."""
+    if any(a is None for a in args):
+        return unknown(f"{label}: an argument known only at run time")
+    if "--" in args:
+        inner = args[args.index("--") + 1:]
+    else:
+        values = {"ssh": ("-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-b", "-c", "-E", "-m", "-O", "-S",
+                          "-W", "-w", "-B", "-e", "-Q")}.get(label, ("-u", "--user", "-w", "--workdir", "-e",
+                                                                       "--env", "--env-file", "-c", "--container",
+                                                                       "-n", "--namespace"))
+        pos = positionals(args, values)
+        if len(pos) < 2:
+            return unknown(f"{label} with no command opens an interactive session")
+        start = len(args) - list(reversed(args)).index(pos[1]) - 1 if pos[1] in args else len(args)
+        inner = args[start:]
+    if not inner:
+        return unknown(f"{label} with no command opens an interactive session")
+    if label == "ssh":
+        from drygate.classifiers.shell import classify_script
+
+        return classify_script(" ".join(inner), ctx.with_stdin(None)).because("ssh runs it on the remote host")
+    return classify_argv(list(inner), ctx.with_stdin(None)).because(f"{label} runs it inside the container")
+
+
+def _service(label, args, ctx, spec):
+    pos = positionals(args)
+    if len(pos) >= 2 and pos[1] == "status" or args in (["--status-all"], ["--version"]):
+        return read("service ... status")
+    return write("service: starts, stops or changes a service")
+
+
+def _terraform(label, args, ctx, spec):
+    pos = positionals(args, ("-chdir",))
+    if not pos:
+        return read(f"{label} with no subcommand prints help")
+    sub = pos[0]
+    rest = args[args.index(sub) + 1:] if sub in args else []
+    if sub is None:
+        return unknown(f"{label}: subcommand known only at run time")
+    if sub == "plan":
+        if any(a is None for a in rest):
+            return unknown(f"{label} plan: an argument known only at run time could be -out")
+        if any(a.startswith("-out") for a in rest):
+            return write(f"{label} plan -out writes a plan file")
+        return read(f"{label} plan only shows changes")
+    if sub in ("show", "validate", "output", "version", "providers", "graph", "-version", "--version", "help",
+               "console", "metadata", "test"):
+        return read(f"{label} {sub}") if sub not in ("console", "test") else unknown(f"{label} {sub} runs code")
+    if sub == "fmt":
+        return read(f"{label} fmt -check") if ("-check" in rest or "-diff" in rest and "-write=false" in rest) \
+            else write(f"{label} fmt rewrites files")
+    if sub in ("state", "workspace"):
+        sub2 = next((a for a in rest if a and not a.startswith("-")), None)
+        if sub2 in ("list", "show", "pull"):
+            return read(f"{label} {sub} {sub2}")
+        return write(f"{label} {sub} {sub2 or ''} changes state".replace("  ", " "))
+    return write(f"{label} {sub} changes infrastructure or local state")
+
+
+_CLOUD_READ_PREFIXES = ("describe", "get", "list", "head", "batch-get", "query", "scan", "search", "lookup",
+                        "select", "show", "read", "wait", "help", "estimate", "preview", "simulate", "test-",
+                        "validate", "check", "view", "info", "print", "version", "filter-log-events", "tail",
+                        "ls")
+
+
+def _cloud_operation_is_read(op):
+    return any(op == p or op.startswith(p + "-") or (p.endswith("-") and op.startswith(p))
+               for p in _CLOUD_READ_PREFIXES) or op in ("query", "scan", "ls")
+
+
+def _aws(label, args, ctx, spec):
+    values = ("--profile", "--region", "--output", "--query", "--endpoint-url", "--color", "--cli-read-timeout",
+              "--cli-connect-timeout", "--ca-bundle", "--cli-binary-format")
+    pos = positionals(args, values)
+    if any(p is None for p in pos[:2]):
+        return unknown("aws: the service or operation is only known at run time")
+    if "help" in pos:
+        return read("aws ... help prints documentation")
+    if not pos or pos[0] in ("help", "--version", "configure") and len(pos) <= 1:
+        return read("aws: help or version")
+    service = pos[0]
+    op = pos[1] if len(pos) > 1 else None
+    if service == "configure":
+        return read("aws configure list/get") if op in ("list", "get", "list-profiles") else write(
+            "aws configure changes local settings")
+    if service == "s3":
+        table = {"ls": READ, "presign": READ, "cp": WRITE, "mv": WRITE, "rm": WRITE, "sync": WRITE, "mb": WRITE,
+                 "rb": WRITE, "website": WRITE}
+        effect = table.get(op, UNKNOWN)
+        if effect == WRITE and "--dryrun" in args:
+            return read(f"aws s3 {op} --dryrun")
+        return Verdict(effect, f"aws s3 {op}: {effect}")
+    if op is None:
+        return read(f"aws {service} with no operation prints help")
+    if "--dry-run" in args:
+        return read(f"aws {service} {op} --dry-run")
+    if _cloud_operation_is_read(op):
+        return read(f"aws {service} {op}: describe/get/list/query operations read")
+    if service == "logs" and op in ("tail", "start-query", "get-query-results"):
+        return read(f"aws logs {op}")
+    return write(f"aws {service} {op}: any other operation changes resources")
+
+
+def _gcloud(label, args, ctx, spec):
+    pos = positionals(args, ("--project", "--format", "--filter", "--region", "--zone", "--account",
+                             "--configuration", "--limit", "--sort-by", "--verbosity"))
+    if any(p is None for p in pos):
+        return unknown("gcloud: a command word is only known at run time")
+    if not pos:
+        return read("gcloud with no command")
+    verb = pos[-1] if len(pos) > 1 else pos[0]
+    words = pos
+    for w in words[1:]:
+        if _cloud_operation_is_read(w) or w in ("get-value", "get-iam-policy", "get-credentials"):
+            if w == "get-credentials":
+                return write("gcloud ... get-credentials writes the kubeconfig")
+            return read(f"{label} ... {w}: reads")
+    if words[0] in ("version", "info", "help", "topic"):
+        return read(f"{label} {words[0]}")
+    if "logging" in words and "read" in words:
+        return read(f"{label} logging read")
+    return write(f"{label} ... {verb}: other commands change resources or settings")
+
+
+def _az(label, args, ctx, spec):
+    pos = positionals(args, ("--subscription", "-o", "--output", "--query", "-g", "--resource-group", "-n",
+                             "--name"))
+    if any(p is None for p in pos):
+        return unknown("az: a command word is only known at run time")
+    acting = ("login", "logout", "upgrade", "configure", "interactive", "init", "feedback", "rest", "survey",
+              "self-test", "extension", "config", "bicep", "cloud")
+    if not pos or pos[0] in ("version", "--version", "help", "find") or "--help" in args or (
+            len(pos) == 1 and pos[0] not in acting):
+        return read("az version, help, or a command group's help")
+    if pos[0] == "rest":
+        return unknown("az rest sends an HTTP request this classifier does not read")
+    for w in pos[1:]:
+        if w in ("list", "show", "get", "query", "list-keys") or _cloud_operation_is_read(w):
+            return read(f"az ... {w}: reads")
+    if pos[0] == "account" and len(pos) > 1 and pos[1] in ("show", "list", "get-access-token"):
+        return read("az account show")
+    return write(f"az {' '.join(pos[:3])}: other commands change resources")
+
+
+def _wrangler(label, args, ctx, spec):
+    pos = positionals(args, ("--config", "-c", "--env", "-e", "--binding", "--namespace-id", "--preview",
+                             "--command", "--file", "--database", "--account-id", "--name"))
+    if any(p is None for p in pos[:3]):
+        return unknown("wrangler: a command word is only known at run time")
+    if not pos:
+        return read("wrangler with no command")
+    group = pos[0]
+    if group == "d1":
+        action = pos[1] if len(pos) > 1 else None
+        if action == "execute":
+            from drygate.classifiers.sql import classify_sql
+
+            sqls = _values_of(args, ("--command",))
+            if sqls:
+                if any(s is None for s in sqls):
+                    return unknown("wrangler d1 execute: the SQL is only known at run time")
+                return strongest([classify_sql(s, "sqlite") for s in sqls]).because("wrangler d1 execute --command")
+            if _values_of(args, ("--file",)):
+                return unknown("wrangler d1 execute --file: the SQL file is not classified")
+            return unknown("wrangler d1 execute without --command")
+        if action in ("list", "info", "insights"):
+            return read(f"wrangler d1 {action}")
+        if action == "migrations" and len(pos) > 2 and pos[2] == "list":
+            return read("wrangler d1 migrations list")
+        if action == "time-travel" and len(pos) > 2 and pos[2] == "info":
+            return read("wrangler d1 time-travel info")
+        return write(f"wrangler d1 {action}: changes the database or writes an export")
+    if group in ("r2", "kv", "kv:key", "kv:namespace", "kv:bulk", "queues", "vectorize", "hyperdrive", "pages",
+                 "secret", "deployments", "versions", "triggers", "workflows", "ai"):
+        words = pos[1:]
+        if group.startswith("kv:"):
+            words = [group.split(":", 1)[1]] + words
+        for w in words[:2]:
+            if w in ("get", "list", "info", "ls", "view", "describe", "tail"):
+                if group == "r2" and w == "get" and _values_of(args, ("--file", "-f")):
+                    return write("wrangler r2 object get --file writes a local file")
+                return read(f"wrangler {group} ... {w}")
+        return write(f"wrangler {group} {' '.join(w for w in words[:2] if w)}: changes resources")
+    if group in ("whoami", "--version", "-v", "version", "help", "docs", "tail", "types"):
+        return read(f"wrangler {group}") if group != "types" else write("wrangler types writes a file")
+    if group in ("dev",):
+        return unknown("wrangler dev runs the worker locally")
+    return write(f"wrangler {group}: deploys or changes resources")
+
+
+def _values_of(args, options):
+    """Values of options in ``options`` (``--opt value`` and ``--opt=value``), in order."""
+    out = []
+    for i, a in enumerate(args):
+        if a is None:
+            continue
+        for o in options:
+            if a == o:
+                out.append(args[i + 1] if i + 1 < len(args) else None)
+            elif a.startswith(o + "=") and o.startswith("--"):
+                out.append(a[len(o) + 1:])
+            elif len(o) == 2 and not o.startswith("--") and a.startswith(o) and len(a) > 2 and not a.startswith("--"):
+                out.append(a[2:])
+    return out
+
+
+def _sql_from_stdin(label, ctx, dialect, meta=None):
+    from drygate.classifiers.sql import classify_sql_script
+
+    if isinstance(ctx.stdin, str):
+        return classify_sql_script(ctx.stdin, dialect, meta).because(f"{label} reads SQL from a here-document")
+    if ctx.stdin is False:
+        return unknown(f"{label} reads SQL from a pipe whose text is only known at run time")
+    return unknown(f"{label} with no statement is interactive")
+
+
+def _psql(label, args, ctx, spec):
+    from drygate.classifiers.sql import classify_sql_script
+
+    if any(a is None for a in args):
+        dyn = [i for i, a in enumerate(args) if a is None]
+        if any(i > 0 and args[i - 1] in ("-c", "--command", "-f", "--file") for i in dyn):
+            return unknown("psql: the statement is only known at run time")
+    for flag in ("-o", "--output", "-L", "--log-file"):
+        for value in _values_of(args, (flag,)):
+            if value not in HARMLESS_TARGETS:
+                return write(f"psql {flag} writes {value!r}")
+    commands = _values_of(args, ("-c", "--command"))
+    if commands:
+        return strongest([classify_sql_script(c, "postgres", "psql") for c in commands]).because("psql -c")
+    if _values_of(args, ("-f", "--file")):
+        return unknown("psql -f runs a SQL file, which is not classified")
+    if any(a in ("-l", "--list", "-V", "--version", "--help") for a in args):
+        return read("psql lists databases or prints its version")
+    return _sql_from_stdin("psql", ctx, "postgres", "psql")
+
+
+def _mysql(label, args, ctx, spec):
+    from drygate.classifiers.sql import classify_sql_script
+
+    commands = _values_of(args, ("-e", "--execute"))
+    if commands:
+        if any(c is None for c in commands):
+            return unknown(f"{label} -e: the statement is only known at run time")
+        return strongest([classify_sql_script(c, "mysql") for c in commands]).because(f"{label} -e")
+    if any(a in ("-V", "--version", "--help") for a in args if a):
+        return read(f"{label} prints its version")
+    for value in _values_of(args, ("--tee",)):
+        return write(f"{label} --tee writes {value!r}")
+    return _sql_from_stdin(label, ctx, "mysql")
+
+
+def _sqlite3(label, args, ctx, spec):
+    from drygate.classifiers.sql import classify_sql_script
+
+    values = ("-cmd", "-separator", "-newline", "-nullvalue", "-init")
+    if any(a is None for a in args):
+        return unknown("sqlite3: an argument known only at run time")
+    if any(a in ("-version", "--version", "-help", "--help") for a in args):
+        return read("sqlite3 prints its version")
+    if _values_of(args, ("-init",)):
+        return unknown("sqlite3 -init runs a script file")
+    pos = positionals(args, values)
+    statements = list(_values_of(args, ("-cmd",))) + pos[1:]
+    readonly = "-readonly" in args
+    if statements:
+        v = strongest([classify_sql_script(s, "sqlite", "sqlite3") for s in statements])
+    elif ctx.stdin is not None:
+        v = _sql_from_stdin("sqlite3", ctx, "sqlite", "sqlite3")
+    else:
+        return unknown("sqlite3 with no statement is interactive")
+    if readonly and v.effect in (WRITE, "side_effect_read"):
+        return read("sqlite3 -readonly: the database cannot be changed")
+    return v.because("sqlite3")
+
+
+def _redis_cli(label, args, ctx, spec):
+    values = ("-h", "-p", "-a", "-n", "-u", "--user", "--pass", "--askpass", "-s", "-r", "-i", "-d", "--cacert",
+              "--cacertdir", "--cert", "--key", "--sni", "--pattern", "--count", "--quoted-pattern", "-e",
+              "--functions-rdb", "--memkeys-samples", "--eval", "-t", "--hotkeys")
+    if any(a is None for a in args):
+        return unknown("redis-cli: an argument known only at run time")
+    for a in args:
+        if a in ("--rdb", "--functions-rdb"):
+            return write(f"redis-cli {a} writes a file")
+        if a in ("--pipe", "-x"):
+            return unknown(f"redis-cli {a} sends its input as commands or values")
+        if a == "--eval":
+            return unknown("redis-cli --eval runs a Lua script")
+        if a in ("--scan", "--bigkeys", "--memkeys", "--hotkeys", "--stat", "--latency", "--latency-history",
+                 "--latency-dist", "--intrinsic-latency", "--version", "-v", "--help"):
+            return read(f"redis-cli {a} only reads")
+    words = positionals(args, values)
+    if not words:
+        if isinstance(ctx.stdin, str):
+            lines = [ln.split() for ln in ctx.stdin.splitlines() if ln.strip()]
+            return strongest([redis_command(ln) for ln in lines], read("no commands")).because(
+                "redis-cli reads commands from a here-document")
+        return unknown("redis-cli with no command is interactive or reads commands from its input")
+    return redis_command(words).because("redis-cli")
+
+
+def redis_command(words):
+    """The effect of one Redis command given as words, from Redis's own command table."""
+    from drygate.classifiers.data.redis_commands import COMMANDS as REDIS, REDIS_VERSION
+
+    name = words[0].upper()
+    if len(words) > 1 and f"{name} {words[1].upper()}" in REDIS:
+        key = f"{name} {words[1].upper()}"
+    else:
+        key = name
+    effect = REDIS.get(key)
+    if effect is None:
+        return unknown(f"Redis {key} is not in Redis {REDIS_VERSION}'s command table")
+    return Verdict(effect, f"Redis {key} is {effect} (Redis {REDIS_VERSION} command flags)")
+
+
+def _curl(label, args, ctx, spec):
+    from drygate.classifiers.http import classify_curl
+
+    return classify_curl(args, ctx)
+
+
+def _wget(label, args, ctx, spec):
+    from drygate.classifiers.http import classify_wget
+
+    return classify_wget(args, ctx)
+
+
+def _httpie(label, args, ctx, spec):
+    from drygate.classifiers.http import classify_httpie
+
+    return classify_httpie(label, args, ctx)
+
+
+def _gh_api(label, args, ctx, spec):
+    from drygate.classifiers.http import classify_gh_api
+
+    return classify_gh_api(args, ctx)
+
+
+HANDLERS = {
+    "wrapper": _wrapper, "shell": _shell, "find": _find, "sed": _sed, "awk": _awk, "git_config": _git_config,
+    "service": _service, "remote_exec": _remote_exec, "terraform": _terraform, "aws": _aws, "gcloud": _gcloud, "az": _az,
+    "wrangler": _wrangler, "psql": _psql, "mysql": _mysql, "sqlite3": _sqlite3, "redis_cli": _redis_cli,
+    "curl": _curl, "wget": _wget, "httpie": _httpie, "gh_api": _gh_api,
+}
+
+__all__ = ["Context", "classify_argv", "flag_hits", "positionals", "redis_command", "run_spec", "STRENGTH"]

@@ -1,0 +1,1 @@
+"""Classifier data: the command table and tables derived from tools' own sources."""
