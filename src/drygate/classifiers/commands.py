@@ -73,6 +73,9 @@ def classify_argv(words, ctx):
     program = words[0]
     if program is None:
         return unknown("the command name is only known at run time")
+    own = ctx.commands.get(program) if "/" in program else None
+    if own is not None:  # the policy names this script by path ([[commands]] name = "./deploy.sh")
+        return run_spec(own, program, words[1:], ctx).because(f"policy [[commands]] {program}")
     folder, _, name = program.rpartition("/")
     if folder and folder not in SYSTEM_BIN:
         return unknown(f"{program!r} runs a program by path, which may do anything")

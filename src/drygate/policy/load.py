@@ -182,7 +182,7 @@ def _compile_rule(rule, i, where):
         match = ("regex", pattern)
 
     effect = rule.get("effect")
-    if effect is None and "action" not in rule:
+    if effect is None and "action" not in rule and "classify" not in rule:
         raise PolicyError(f"{label}: needs an effect (one of {', '.join(EFFECTS)}) or an action")
     if effect is not None and effect not in EFFECTS:
         raise PolicyError(f"{label}: effect must be one of {', '.join(EFFECTS)}, not {effect!r}")
@@ -249,8 +249,8 @@ def _compile_commands(entries, where):
         if unknown:
             raise PolicyError(f"{label}: unknown key(s): {', '.join(sorted(unknown))}")
         name = entry.get("name")
-        if not isinstance(name, str) or not name or "/" in name:
-            raise PolicyError(f"{label}: name must be a program name (no folder)")
+        if not isinstance(name, str) or not name or name.endswith("/"):
+            raise PolicyError(f"{label}: name must be a program name, or a path as the agent types it")
         spec = {}
         if "effect" in entry:
             spec["effect"] = _effect_of(entry["effect"], f"{label}: effect")

@@ -39,6 +39,9 @@ _READS = (
     "nvidia-smi", "pg_lsclusters", "pg_config", "top", "htop", "tput", "clear", "numfmt", "factor", "yes", "getconf", "ldd", "nm",
     "objdump", "readelf", "size", "cal", "uuidgen", "mktemp", "pwdx", "alias", "set", "shopt",
     "wait", "jobs", "bg", "fg", "hash", "umask", "fc", "pstree", "tldr", "man", "info", "apropos", "whatis",
+    # shell builtins that only change the shell's own variables or flow
+    "read", ":", "let", "local", "return", "exit", "shift", "break", "continue", "getopts", "caller", "times",
+    "dirs", "pushd", "popd",
 )
 
 COMMANDS = {
