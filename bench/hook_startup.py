@@ -29,6 +29,7 @@ EVENTS = {
     "Read (allow)": {"tool_name": "Read", "tool_input": {"file_path": "README.md"}},
     "mcp tool (dry)": {"tool_name": "mcp__r2__put_object", "tool_input": {"bucket": "b", "key": "k"}},
     "Bash read (allow)": {"tool_name": "Bash", "tool_input": {"command": "ls -la | head -5"}},
+    "Bash SQL read (allow)": {"tool_name": "Bash", "tool_input": {"command": "psql -c 'SELECT count(*) FROM t'"}},
 }
 
 
