@@ -11,7 +11,7 @@ A word only known at run time where it could matter (a subcommand, a flag, a
 statement) makes the verdict unknown.
 """
 
-from drygate.classifiers.verdict import STRENGTH, Verdict, read, strongest, unknown, write
+from drygate.classifiers.verdict import Verdict, read, strongest, unknown, write
 from drygate.types import READ, UNKNOWN, WRITE
 
 #: Environment variables that select a target or credentials but cannot change what
@@ -229,10 +229,7 @@ def _wrapper(label, args, ctx, spec):
             i += 1
             continue
         if label == "timeout" or (label == "taskset" and "-c" not in args[:i]):
-            i += 1  # the duration (or CPU mask) before the command
-            label_done = True  # noqa: F841 - one value only
-            rest = args[i:]
-            break
+            i += 1  # the duration (or CPU mask) comes before the command
         break
     rest = args[i:]
     if label == "chrt" and rest:
@@ -700,4 +697,4 @@ HANDLERS = {
     "curl": _curl, "wget": _wget, "httpie": _httpie, "gh_api": _gh_api,
 }
 
-__all__ = ["Context", "classify_argv", "flag_hits", "positionals", "redis_command", "run_spec", "STRENGTH"]
+__all__ = ["Context", "classify_argv", "flag_hits", "positionals", "redis_command", "run_spec"]

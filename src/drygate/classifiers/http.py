@@ -12,7 +12,6 @@ disk. The policy can declare a safe-method URL side-effectful
 """
 
 from drygate.classifiers.verdict import Verdict, read, unknown, write
-from drygate.types import READ, SIDE_EFFECT_READ
 
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
 _HARMLESS = frozenset(("/dev/null", "-", "/dev/stdout", "/dev/stderr"))
@@ -281,5 +280,5 @@ def classify_url_call(url, method, ctx, tool):
     return method_verdict(method, [url], ctx, tool)
 
 
-__all__ = ["READ", "SIDE_EFFECT_READ", "classify_curl", "classify_gh_api", "classify_httpie", "classify_url_call",
+__all__ = ["classify_curl", "classify_gh_api", "classify_httpie", "classify_url_call",
            "classify_wget", "method_verdict", "url_effect"]

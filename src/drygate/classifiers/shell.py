@@ -121,8 +121,6 @@ def _statements_of(node, ctx):
         return [_command(node, ctx)]
     if node.type == "redirected_statement":
         return _redirected(node, ctx)
-    wrapper = node.parent  # keep a single-node container shape for _statements
-    del wrapper
     return _statements(_Single(node), ctx)
 
 
