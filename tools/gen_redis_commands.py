@@ -5,7 +5,7 @@ Starts a throwaway ``redis-server`` (found with ``shutil.which``, or ``--redis-s
 on a private Unix socket, with no port, no persistence and a temporary working folder;
 asks it ``COMMAND INFO`` (flags, ACL categories, key specs) and ``COMMAND DOCS`` (one-line
 summaries), derives each command's effect, writes the module and shuts the server down.
-No redis-py needed: the script speaks RESP2 itself.
+Talks to the server with redis-py (``pip install redis``).
 
 Usage::
 
@@ -18,7 +18,6 @@ import argparse
 import datetime
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -93,54 +92,27 @@ WRITE_VERBS = frozenset(
 # --- a minimal RESP2 client ----------------------------------------------------------
 
 
-class RespError(Exception):
-    pass
+class RawRedis:
+    """A redis-py client that returns replies as Redis sends them (lists, strings).
 
+    redis-py parses COMMAND and COMMAND DOCS into its own shapes; the rule below reads
+    the reply's positions as documented for Redis 7 (name, arity, flags, ..., key
+    specs, subcommands), so those response callbacks are turned off.
+    """
 
-class Resp:
     def __init__(self, path, timeout=10.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.file = self.sock.makefile("rb")
+        import redis
 
-    def close(self):
-        self.file.close()
-        self.sock.close()
+        self.client = redis.Redis(unix_socket_path=path, socket_timeout=timeout, decode_responses=True,
+                                  protocol=2)
+        for name in ("COMMAND", "COMMAND DOCS", "COMMAND INFO"):
+            self.client.set_response_callback(name, lambda reply, **kwargs: reply)
 
     def call(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for arg in args:
-            data = arg.encode() if isinstance(arg, str) else bytes(arg)
-            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        self.sock.sendall(b"".join(out))
-        reply = self._read()
-        if isinstance(reply, RespError):
-            raise reply
-        return reply
+        return self.client.execute_command(*args)
 
-    def _read(self):
-        line = self.file.readline()
-        if not line.endswith(b"\r\n"):
-            raise ConnectionError("connection closed by redis-server")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            return RespError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            size = int(rest)
-            if size < 0:
-                return None
-            return self.file.read(size + 2)[:-2].decode("utf-8", "replace")
-        if kind == b"*":
-            size = int(rest)
-            if size < 0:
-                return None
-            return [self._read() for _ in range(size)]
-        raise ConnectionError("unexpected RESP reply %r" % line[:40])
+    def close(self):
+        self.client.close()
 
 
 # --- a throwaway server --------------------------------------------------------------
@@ -177,11 +149,13 @@ class ThrowawayRedis:
                 raise RuntimeError("redis-server exited early: %s%s" % (err, self._log()))
             if os.path.exists(self.sock_path):
                 try:
-                    conn = Resp(self.sock_path)
-                    if conn.call("PING") == "PONG":
+                    import redis
+
+                    conn = RawRedis(self.sock_path)
+                    if conn.call("PING") in (True, "PONG"):
                         return conn
                     conn.close()
-                except (OSError, RespError):
+                except (OSError, redis.RedisError):
                     pass
             if time.monotonic() > deadline:
                 raise RuntimeError("redis-server did not answer within 10 s" + self._log())
@@ -252,12 +226,7 @@ def read_command_table(conn):
     for name, body in _pairs(conn.call("COMMAND", "DOCS")).items():
         add_docs(name, body)
 
-    server = conn.call("INFO", "server")
-    version = next(
-        line.split(":", 1)[1].strip()
-        for line in server.splitlines()
-        if line.startswith("redis_version:")
-    )
+    version = conn.client.info("server")["redis_version"]
     return infos, version
 
 
