@@ -108,7 +108,7 @@ def test_shell(command, expected):
     ("sqlite3 db.sqlite 'PRAGMA table_info(t)'", "read"),
     ("sqlite3 db.sqlite 'PRAGMA journal_mode=WAL'", "write"),
     ("sqlite3 db.sqlite <<SQL\nDELETE FROM t;\nSQL", "write"),
-    ("sqlite3 -readonly db.sqlite 'DELETE FROM t'", "read"),
+    ("sqlite3 -readonly db.sqlite 'DELETE FROM t'", "write"),  # -readonly still lets VACUUM INTO write
     ("wrangler d1 execute prod --command 'SELECT count(*) FROM files'", "read"),
     ("wrangler d1 execute prod --remote --command \"INSERT INTO files(key) VALUES ('a')\"", "write"),
     ("wrangler d1 execute prod --file schema.sql", "unknown"),

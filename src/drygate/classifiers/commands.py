@@ -151,18 +151,26 @@ def run_spec(spec, label, args, ctx):
         return HANDLERS[handler](label, args, ctx, spec)
     flags = spec.get("flags", {})
     verdicts = []
+    read_flag = False
     if flags:
         if any(a is None for a in args):
             return unknown(f"{label}: an argument known only at run time could be one of its flags")
         hits = flag_hits(args, flags)
-        verdicts += [_effect_verdict(effect, label, f"{flag} is {effect}") for flag, effect in hits]
-        if hits and all(effect == READ for _, effect in hits) and not spec.get("subcommands"):
+        writing = [(f, e) for f, e in hits if e != READ]
+        verdicts += [_effect_verdict(effect, label, f"{flag} is {effect}") for flag, effect in writing]
+        read_flag = bool(hits) and not writing and _read_flag_holds(args, [f for f, _ in hits])
+        if read_flag and not spec.get("subcommands"):
             # A flag that makes the tool read-only (--dry-run, -l) wins over its default.
-            return strongest(verdicts)
+            return _effect_verdict(READ, label, f"{hits[0][0]} makes it read-only")
     subcommands = spec.get("subcommands")
     values = tuple(spec.get("values", ()))
     if subcommands is not None:
         pos = positionals(args, values)
+        before = args[:args.index(pos[0])] if pos and pos[0] in args else list(args)
+        stray = _unknown_options(before, values, spec.get("global_flags", ()))
+        if stray:
+            return unknown(f"{label}: the option {stray!r} before the subcommand may take a value "
+                           "that hides the real subcommand")
         if not pos:
             base = _effect_verdict(spec.get("bare", spec.get("other", UNKNOWN)), label, "no subcommand")
         elif pos[0] is None:
@@ -179,71 +187,159 @@ def run_spec(spec, label, args, ctx):
         base = _effect_verdict(spec.get("effect", READ), label)
         limit = spec.get("positional_max")
         if limit is not None:
-            pos = [p for p in positionals(args, values) if p not in HARMLESS_TARGETS]
+            pos = positionals(args, values)
+            if spec.get("harmless_operands"):
+                pos = [p for p in pos if p not in HARMLESS_TARGETS]
             list_flags = spec.get("list_flags", ())
             if len(pos) > limit and not any(a in list_flags for a in args):
                 base = write(f"{label}: {len(pos)} operand(s) (more than {limit}) make it write")
-    if flags and any(effect == READ for _, effect in flag_hits(args, flags)) and spec.get("effect") == WRITE:
+    if read_flag and spec.get("effect") == WRITE:
         base = _effect_verdict(READ, label, "a read-only flag")
     return strongest([base] + verdicts)
 
 
+#: Values that turn a read-making flag off again (``--dry-run=false``, ``--dry-run=none``).
+_OFF_VALUES = frozenset(("false", "none", "no", "0", "off"))
+
+
+def _read_flag_holds(args, read_flags):
+    """True unless a read-making flag is turned off anywhere (``--no-dry-run``,
+    ``--dry-run=false``/``none``, given twice with the last one off)."""
+    for a in args:
+        if a is None:
+            return False
+        name, eq, value = a.partition("=")
+        base = name[5:] if name.startswith("--no-") else None
+        for f in read_flags:
+            if f.startswith("--") and (base and "--" + base == f or (name == f and eq and value.lower() in _OFF_VALUES)):
+                return False
+    return True
+
+
+def _unknown_options(words, values, global_flags):
+    """The first option in ``words`` (before a subcommand) that is not known, else None.
+
+    An unknown option may take a value, and that value would then be read as the
+    subcommand (``npm --loglevel info install``): only known options may come first.
+    """
+    skip = False
+    for a in words:
+        if skip:
+            skip = False
+            continue
+        if a is None or not a.startswith("-") or a == "-":
+            continue
+        name = a.split("=", 1)[0]
+        if a in values:
+            skip = True
+        elif name in values and "=" in a:
+            continue
+        elif a in global_flags or name in global_flags:
+            continue
+        else:
+            return a
+    return None
+
+
 # --------------------------------------------------------------------------- handlers
 
+#: Options of the programs that run another command: {program: (options taking a value, flags)}.
+#: Any other option makes the call unknown (it might write, or take a value that hides the command).
+_WRAPPER_OPTIONS = {
+    "sudo": (("-u", "--user", "-g", "--group", "-h", "--host", "-C", "--close-from", "-D", "--chdir", "-p",
+              "--prompt", "-r", "--role", "-t", "--type", "-U", "--other-user", "-T", "--command-timeout"),
+             ("-n", "--non-interactive", "-E", "--preserve-env", "-H", "--set-home", "-k", "--reset-timestamp",
+              "-b", "--background", "-P", "--preserve-groups", "-S", "--stdin", "-A", "--askpass", "-N")),
+    "doas": (("-u", "-C"), ("-n", "-s")),
+    "env": (("-u", "--unset", "-C", "--chdir"), ("-i", "--ignore-environment", "-0", "--null", "-v", "--debug")),
+    "time": (("-f", "--format"), ("-p", "--portability", "-v", "--verbose", "-q", "--quiet")),
+    "timeout": (("-s", "--signal", "-k", "--kill-after"), ("--preserve-status", "--foreground", "-v", "--verbose")),
+    "nice": (("-n", "--adjustment"), ()),
+    "nohup": ((), ()),
+    "stdbuf": (("-i", "-o", "-e", "--input", "--output", "--error"), ()),
+    "ionice": (("-c", "--class", "-n", "--classdata"), ("-t", "--ignore")),
+    "command": ((), ("-p",)),
+    "xargs": (("-n", "--max-args", "-L", "--max-lines", "-I", "-P", "--max-procs", "-d", "--delimiter", "-E",
+               "-s", "--max-chars", "-a", "--arg-file"),
+              ("-0", "--null", "-r", "--no-run-if-empty", "-t", "--verbose", "-x", "--exit", "-p",
+               "--interactive", "-o", "--open-tty")),
+    "watch": (("-n", "--interval"), ("-t", "--no-title", "-b", "--beep", "-e", "--errexit", "-g", "--chgexit",
+                                     "-c", "--color", "-p", "--precise", "-d", "--differences")),
+    "caffeinate": (("-t", "-w"), ("-d", "-i", "-m", "-s", "-u")),
+    "setsid": ((), ("-f", "--fork", "-w", "--wait", "-c", "--ctty")),
+    "unbuffer": ((), ("-p",)),
+    "chronic": ((), ("-e", "-v")),
+    "flock": (("-w", "--timeout", "-E", "--conflict-exit-code"), ("-s", "--shared", "-x", "-e", "--exclusive",
+                                                                   "-n", "--nb", "--nonblock", "-o", "--close")),
+}
+
+
 def _wrapper(label, args, ctx, spec):
-    """sudo, env, timeout, nice, xargs...: skip the wrapper's own options, classify the rest."""
-    options_with_value = {
-        "sudo": ("-u", "-g", "-h", "-C", "-D", "-p", "-r", "-t", "-U", "-T", "-R"),
-        "doas": ("-u", "-C"),
-        "env": ("-u", "--unset", "-C", "--chdir"),
-        "time": ("-f", "--format"),
-        "timeout": ("-s", "--signal", "-k", "--kill-after"),
-        "nice": ("-n", "--adjustment"),
-        "stdbuf": ("-i", "-o", "-e"),
-        "ionice": ("-c", "-n", "-p", "-P", "-u"),
-        "xargs": ("-n", "-L", "-I", "-P", "-d", "-E", "-s", "-a", "--max-args", "--max-procs", "--delimiter",
-                  "--arg-file", "-i", "--replace"),
-        "watch": ("-n", "--interval", "-d", "--differences"),
-        "flock": ("-w", "--timeout", "-E", "-c", "--command"),
-        "taskset": ("-c",), "chrt": ("-p",),
-    }.get(label, ())
-    unsafe = {"sudo": ("-s", "-i", "--shell", "--login", "-e", "--edit"), "env": ("-S", "--split-string"),
-              "time": ("-o", "--output"), "flock": ("-c", "--command"), "watch": ()}.get(label, ())
+    """sudo, env, timeout, nice, xargs...: skip the wrapper's own options, classify the rest.
+
+    Only the options listed in _WRAPPER_OPTIONS are understood; any other (a write
+    such as ``time -o``, a shell such as ``sudo -s`` or ``env -S``, an attached value)
+    makes the call unknown."""
+    with_value, flags = _WRAPPER_OPTIONS.get(label, ((), ()))
     i = 0
+    replace = None
     while i < len(args):
         a = args[i]
         if a is None:
             return unknown(f"{label}: an argument known only at run time")
-        if a in unsafe or any(a.startswith(u + "=") for u in unsafe if u.startswith("--")):
-            return unknown(f"{label} {a} runs or writes something this classifier does not read")
         if a == "--":
             i += 1
             break
         if a.startswith("-") and a != "-":
-            i += 2 if a in options_with_value else 1
-            continue
+            name = a.split("=", 1)[0]
+            if a in with_value:
+                if label == "xargs" and a == "-I" and i + 1 < len(args):
+                    replace = args[i + 1]
+                i += 2
+                continue
+            if name in with_value and "=" in a and name.startswith("--"):
+                i += 1
+                continue
+            if a in flags:
+                i += 1
+                continue
+            if label == "xargs" and (a == "-i" or a.startswith("-i") or a.startswith("--replace")):
+                replace = a[2:] or "{}" if a.startswith("-i") else (a.split("=", 1)[1] if "=" in a else "{}")
+                i += 1
+                continue
+            if label == "nice" and a[1:].lstrip("-").isdigit():
+                i += 1
+                continue
+            return unknown(f"{label} {a}: an option this classifier does not read")
         if label == "env" and "=" in a:
             name = a.split("=", 1)[0]
             if not variable_is_safe(name):
                 return unknown(f"env sets {name}, which can change what the program does")
             i += 1
             continue
-        if label == "timeout" or (label == "taskset" and "-c" not in args[:i]):
-            i += 1  # the duration (or CPU mask) comes before the command
+        if label == "timeout":
+            i += 1  # the duration comes before the command
+        elif label == "flock":
+            i += 1  # the lock file or folder comes before the command
         break
-    rest = args[i:]
-    if label == "chrt" and rest:
-        rest = rest[1:]
+    rest = list(args[i:])
     if not rest:
         return read(f"{label} with no command")
     if label == "watch" and len(rest) == 1 and rest[0] is not None and " " in rest[0]:
         from drygate.classifiers.shell import classify_script
 
         return classify_script(rest[0], ctx).because(f"watch runs: {rest[0]}")
+    if label == "watch":
+        from drygate.classifiers.shell import classify_script
+        import shlex
+
+        return classify_script(" ".join(shlex.quote(w) for w in rest), ctx).because("watch runs its arguments")
     if label == "xargs":
-        inner = classify_argv(list(rest) + [None], ctx.with_stdin(None))
+        if replace:
+            rest = [None if (w is not None and replace in w) else w for w in rest]
+        inner = classify_argv(rest + [None], ctx.with_stdin(None))
         return inner.because("xargs adds arguments from its input")
-    inner = classify_argv(list(rest), ctx)
+    inner = classify_argv(rest, ctx)
     return inner.because(f"{label} runs {rest[0]}")
 
 
@@ -282,8 +378,9 @@ def _find(label, args, ctx, spec):
         if a in ("-fprint", "-fprint0", "-fprintf", "-fls"):
             return write(f"find {a} writes a file")
         if a in ("-exec", "-execdir", "-ok", "-okdir"):
-            end = next((j for j in range(i + 1, len(args)) if args[j] in (";", "+")), len(args))
-            inner = [None if w == "{}" else w for w in args[i + 1:end]]
+            end = next((j for j in range(i + 1, len(args))
+                        if args[j] == ";" or (args[j] == "+" and args[j - 1] == "{}")), len(args))
+            inner = [None if "{}" in w else w for w in args[i + 1:end]]
             verdicts.append(classify_argv(inner, ctx.with_stdin(None)).because(f"find {a} runs it for each file"))
             i = end
         i += 1
@@ -337,6 +434,8 @@ def _git_config(label, args, ctx, spec):
     flags = spec["flags"]
     if any(a is None for a in args):
         return unknown("git config: an argument known only at run time")
+    if "--" in args:
+        return unknown("git config --: the words after -- are values, not options")
     if flag_hits(args, flags):
         return read("git config: a read-only form (--get, --list)")
     pos = positionals(args, ("--file", "-f", "--blob", "--type", "--default"))
@@ -359,11 +458,18 @@ def _remote_exec(label, args, ctx, spec):
                           "-W", "-w", "-B", "-e", "-Q")}.get(label, ("-u", "--user", "-w", "--workdir", "-e",
                                                                        "--env", "--env-file", "-c", "--container",
                                                                        "-n", "--namespace"))
-        pos = positionals(args, values)
-        if len(pos) < 2:
+        stray = _unknown_options([a for a in args if a is not None and a.startswith("-")], values,
+                                 ("-i", "--interactive", "-t", "--tty", "-d", "--detach", "-T", "-N", "-n", "-q",
+                                  "-v", "-4", "-6", "-A", "-a", "-C", "-f", "-g", "-K", "-k", "-M", "-s", "-x",
+                                  "-X", "-Y", "-y", "--privileged", "-it", "-ti", "--stdin"))
+        if stray:
+            return unknown(f"{label} {stray}: an option this classifier does not read")
+        if label == "ssh" and any(a and ("command" in a.lower() or a.startswith("-F")) for a in args):
+            return unknown("ssh: a *Command option or a config file runs local commands")
+        idx = _positional_indices(args, values)
+        if len(idx) < 2:
             return unknown(f"{label} with no command opens an interactive session")
-        start = len(args) - list(reversed(args)).index(pos[1]) - 1 if pos[1] in args else len(args)
-        inner = args[start:]
+        inner = args[idx[1]:]
     if not inner:
         return unknown(f"{label} with no command opens an interactive session")
     if label == "ssh":
@@ -371,6 +477,46 @@ def _remote_exec(label, args, ctx, spec):
 
         return classify_script(" ".join(inner), ctx.with_stdin(None)).because("ssh runs it on the remote host")
     return classify_argv(list(inner), ctx.with_stdin(None)).because(f"{label} runs it inside the container")
+
+
+def _positional_indices(args, values=()):
+    """Indices in ``args`` of the positional arguments (options and their values skipped)."""
+    out, skip = [], False
+    for i, a in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if a is not None and a.startswith("-") and a != "-":
+            if a in values:
+                skip = True
+            continue
+        out.append(i)
+    return out
+
+
+def _only_flags(label, args, ctx, spec):
+    """A read only with no arguments or only the listed read-only flags (and their values)."""
+    read_flags = spec.get("read_flags", ())
+    values = spec.get("values", ())
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a is None:
+            return unknown(f"{label}: an argument known only at run time")
+        if a in values:
+            skip = True
+            continue
+        if a not in read_flags and a.split("=", 1)[0] not in read_flags:
+            return write(f"{label} {a}: anything but its read-only flags changes the system")
+    return read(f"{label}: only read-only flags")
+
+
+def _alias(label, args, ctx, spec):
+    if all(a is not None and (a == "-p" or "=" not in a) for a in args):
+        return read("alias prints aliases")
+    return unknown("alias defines a command, which changes what later words run")
 
 
 def _service(label, args, ctx, spec):
@@ -408,15 +554,54 @@ def _terraform(label, args, ctx, spec):
     return write(f"{label} {sub} changes infrastructure or local state")
 
 
-_CLOUD_READ_PREFIXES = ("describe", "get", "list", "head", "batch-get", "query", "scan", "search", "lookup",
-                        "select", "show", "read", "wait", "help", "estimate", "preview", "simulate", "test-",
-                        "validate", "check", "view", "info", "print", "version", "filter-log-events", "tail",
-                        "ls")
+#: AWS operations (service API names) that read: Describe*, Get*, List*, Head*, BatchGet*, plus a few verbs.
+_AWS_READ_PREFIXES = ("describe-", "get-", "list-", "head-", "batch-get-", "search-", "lookup-", "filter-")
+_AWS_READ_OPS = frozenset(("query", "scan", "wait", "help", "select-object-content"))
+#: Get* operations that change something or write a file (from the AWS API reference).
+_AWS_GET_THAT_WRITE = frozenset((
+    "get-object", "get-object-torrent", "get-user-attribute-verification-code", "get-cluster-credentials",
+    "get-cluster-credentials-with-iam", "get-login-password", "get-auth-token", "get-federation-token",
+    "get-session-token", "get-authorization-token", "get-rds-db-auth-token", "get-temporary-credentials",
+    "get-id", "get-open-id-token", "get-open-id-token-for-developer-identity", "get-credentials-for-identity",
+    "get-signing-certificate",
+))
 
 
-def _cloud_operation_is_read(op):
-    return any(op == p or op.startswith(p + "-") or (p.endswith("-") and op.startswith(p))
-               for p in _CLOUD_READ_PREFIXES) or op in ("query", "scan", "ls")
+def _aws_operation_is_read(op):
+    if op in _AWS_GET_THAT_WRITE:
+        return False
+    return op in _AWS_READ_OPS or op.startswith(_AWS_READ_PREFIXES)
+
+
+#: gcloud/az command words that read, and words that change something: a command is
+#: a read only if it has a read verb and no changing verb anywhere among its words.
+_CLOUD_READ_VERBS = frozenset(("list", "describe", "show", "get-iam-policy", "get-value", "read", "info",
+                               "version", "help", "list-grantable-roles", "list-testable-permissions",
+                               "get-ancestors", "get-ancestors-iam-policy", "get", "query", "tail", "logs"))
+_CLOUD_WRITE_VERBS = frozenset((
+    "create", "delete", "update", "set", "unset", "add", "remove", "deploy", "start", "stop", "reset", "resize",
+    "restart", "ssh", "scp", "import", "export", "patch", "apply", "run", "submit", "enable", "disable",
+    "attach", "detach", "move", "restore", "rollback", "cancel", "promote", "failover", "login", "logout",
+    "activate", "init", "configure", "upgrade", "install", "uninstall", "purge", "rename", "copy", "cp", "mv",
+    "rm", "sync", "upload", "download", "send", "publish", "invoke", "call", "exec", "execute", "clone", "tag",
+    "untag", "grant", "revoke", "assign", "approve", "reject", "suspend", "resume", "scale", "swap", "acquire",
+    "release", "renew", "rotate", "regenerate", "generate", "get-credentials", "print-access-token",
+    "print-identity-token", "set-iam-policy", "add-iam-policy-binding", "remove-iam-policy-binding", "wait",
+    "tunnel", "connect", "browse", "open", "build", "push", "pull", "run-query",
+))
+
+
+def _cloud_verdict(label, words, args):
+    """gcloud/az: read only with a read verb and no changing verb among the command words."""
+    if any(w in _CLOUD_WRITE_VERBS or w.startswith(("create-", "delete-", "update-", "set-", "add-", "remove-"))
+           for w in words):
+        return write(f"{label} {' '.join(words[:4])}: changes resources or settings")
+    for w in words:
+        if w in _CLOUD_READ_VERBS or w.startswith(("list-", "describe-")):
+            return read(f"{label} ... {w}: reads")
+    if "--help" in args or (words and words[-1] == "help"):
+        return read(f"{label} help")
+    return unknown(f"{label} {' '.join(words[:4])}: no read verb among its words")
 
 
 def _aws(label, args, ctx, spec):
@@ -425,7 +610,7 @@ def _aws(label, args, ctx, spec):
     pos = positionals(args, values)
     if any(p is None for p in pos[:2]):
         return unknown("aws: the service or operation is only known at run time")
-    if "help" in pos:
+    if pos[-1] == "help" and len(pos) <= 3:
         return read("aws ... help prints documentation")
     if not pos or pos[0] in ("help", "--version", "configure") and len(pos) <= 1:
         return read("aws: help or version")
@@ -438,14 +623,14 @@ def _aws(label, args, ctx, spec):
         table = {"ls": READ, "presign": READ, "cp": WRITE, "mv": WRITE, "rm": WRITE, "sync": WRITE, "mb": WRITE,
                  "rb": WRITE, "website": WRITE}
         effect = table.get(op, UNKNOWN)
-        if effect == WRITE and "--dryrun" in args:
+        if effect == WRITE and "--dryrun" in args and _read_flag_holds(args, ["--dryrun"]):
             return read(f"aws s3 {op} --dryrun")
         return Verdict(effect, f"aws s3 {op}: {effect}")
     if op is None:
         return read(f"aws {service} with no operation prints help")
-    if "--dry-run" in args:
+    if "--dry-run" in args and _read_flag_holds(args, ["--dry-run"]):
         return read(f"aws {service} {op} --dry-run")
-    if _cloud_operation_is_read(op):
+    if _aws_operation_is_read(op):
         return read(f"aws {service} {op}: describe/get/list/query operations read")
     if service == "logs" and op in ("tail", "start-query", "get-query-results"):
         return read(f"aws logs {op}")
@@ -454,28 +639,19 @@ def _aws(label, args, ctx, spec):
 
 def _gcloud(label, args, ctx, spec):
     pos = positionals(args, ("--project", "--format", "--filter", "--region", "--zone", "--account",
-                             "--configuration", "--limit", "--sort-by", "--verbosity"))
+                             "--configuration", "--limit", "--sort-by", "--verbosity", "--flatten"))
     if any(p is None for p in pos):
-        return unknown("gcloud: a command word is only known at run time")
-    if not pos:
-        return read("gcloud with no command")
-    verb = pos[-1] if len(pos) > 1 else pos[0]
-    words = pos
-    for w in words[1:]:
-        if _cloud_operation_is_read(w) or w in ("get-value", "get-iam-policy", "get-credentials"):
-            if w == "get-credentials":
-                return write("gcloud ... get-credentials writes the kubeconfig")
-            return read(f"{label} ... {w}: reads")
-    if words[0] in ("version", "info", "help", "topic"):
-        return read(f"{label} {words[0]}")
-    if "logging" in words and "read" in words:
+        return unknown(f"{label}: a command word is only known at run time")
+    if not pos or pos[0] in ("version", "info", "help", "topic"):
+        return read(f"{label} {pos[0] if pos else ''}: prints information".replace(" :", ":"))
+    if "logging" in pos and "read" in pos:
         return read(f"{label} logging read")
-    return write(f"{label} ... {verb}: other commands change resources or settings")
+    return _cloud_verdict(label, pos, args)
 
 
 def _az(label, args, ctx, spec):
     pos = positionals(args, ("--subscription", "-o", "--output", "--query", "-g", "--resource-group", "-n",
-                             "--name"))
+                             "--name", "--ids", "-l", "--location"))
     if any(p is None for p in pos):
         return unknown("az: a command word is only known at run time")
     acting = ("login", "logout", "upgrade", "configure", "interactive", "init", "feedback", "rest", "survey",
@@ -485,12 +661,9 @@ def _az(label, args, ctx, spec):
         return read("az version, help, or a command group's help")
     if pos[0] == "rest":
         return unknown("az rest sends an HTTP request this classifier does not read")
-    for w in pos[1:]:
-        if w in ("list", "show", "get", "query", "list-keys") or _cloud_operation_is_read(w):
-            return read(f"az ... {w}: reads")
     if pos[0] == "account" and len(pos) > 1 and pos[1] in ("show", "list", "get-access-token"):
         return read("az account show")
-    return write(f"az {' '.join(pos[:3])}: other commands change resources")
+    return _cloud_verdict(label, pos, args)
 
 
 def _wrangler(label, args, ctx, spec):
@@ -506,6 +679,8 @@ def _wrangler(label, args, ctx, spec):
         if action == "execute":
             from drygate.classifiers.sql import classify_sql
 
+            if _values_of(args, ("--file",)):
+                return unknown("wrangler d1 execute --file: the SQL file is not classified")
             sqls = _values_of(args, ("--command",))
             if sqls:
                 if any(s is None for s in sqls):
@@ -528,8 +703,8 @@ def _wrangler(label, args, ctx, spec):
             words = [group.split(":", 1)[1]] + words
         for w in words[:2]:
             if w in ("get", "list", "info", "ls", "view", "describe", "tail"):
-                if group == "r2" and w == "get" and _values_of(args, ("--file", "-f")):
-                    return write("wrangler r2 object get --file writes a local file")
+                if group == "r2" and w == "get" and "--pipe" not in args and "-p" not in args:
+                    return write("wrangler r2 object get saves the object to a local file (use --pipe to print)")
                 return read(f"wrangler {group} ... {w}")
         return write(f"wrangler {group} {' '.join(w for w in words[:2] if w)}: changes resources")
     if group in ("whoami", "--version", "-v", "version", "help", "docs", "tail", "types"):
@@ -565,22 +740,59 @@ def _sql_from_stdin(label, ctx, dialect, meta=None):
     return unknown(f"{label} with no statement is interactive")
 
 
+_PSQL_VALUES = frozenset(("-h", "--host", "-p", "--port", "-U", "--username", "-d", "--dbname", "-c", "--command",
+                          "-f", "--file", "-v", "--set", "--variable", "-P", "--pset", "-F", "--field-separator",
+                          "-R", "--record-separator", "-T", "--table-attr", "-o", "--output", "-L", "--log-file"))
+_PSQL_FLAGS = frozenset(("-q", "--quiet", "-X", "--no-psqlrc", "-A", "--no-align", "-t", "--tuples-only", "-x",
+                         "--expanded", "-e", "--echo-queries", "-a", "--echo-all", "-E", "--echo-hidden", "-n",
+                         "--no-readline", "-s", "--single-step", "-S", "--single-line", "-w", "--no-password",
+                         "-W", "--password", "-1", "--single-transaction", "--csv", "-H", "--html", "-b",
+                         "--echo-errors", "-z", "--field-separator-zero", "-0", "--record-separator-zero", "-l",
+                         "--list", "-V", "--version", "-?", "--help"))
+
+
 def _psql(label, args, ctx, spec):
     from drygate.classifiers.sql import classify_sql_script
 
-    if any(a is None for a in args):
-        dyn = [i for i, a in enumerate(args) if a is None]
-        if any(i > 0 and args[i - 1] in ("-c", "--command", "-f", "--file") for i in dyn):
-            return unknown("psql: the statement is only known at run time")
-    for flag in ("-o", "--output", "-L", "--log-file"):
-        for value in _values_of(args, (flag,)):
-            if value not in HARMLESS_TARGETS:
-                return write(f"psql {flag} writes {value!r}")
-    commands = _values_of(args, ("-c", "--command"))
+    commands, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a is None:
+            return unknown("psql: an argument known only at run time")
+        name, eq, inline = a.partition("=")
+        if a.startswith("--") and eq:
+            a, value, step = name, inline, 1
+        elif a.startswith("-") and not a.startswith("--") and len(a) > 2:
+            # a cluster: every letter a known flag, or the last one taking the rest (-qAt, -Xc SQL, -qo file)
+            letters = a[1:]
+            for j, c in enumerate(letters):
+                flag = "-" + c
+                if flag in _PSQL_VALUES:
+                    a, value = flag, letters[j + 1:] or (args[i + 1] if i + 1 < len(args) else None)
+                    step = 1 if letters[j + 1:] else 2
+                    break
+                if flag not in _PSQL_FLAGS:
+                    return unknown(f"psql {args[i]}: an option this classifier does not read")
+            else:
+                i += 1
+                continue
+        else:
+            value = args[i + 1] if i + 1 < len(args) else None
+            step = 2 if a in _PSQL_VALUES else 1
+        if a in ("-o", "--output", "-L", "--log-file"):
+            if value not in HARMLESS_TARGETS or value == "-":
+                return write(f"psql {a} writes {value!r}")
+        elif a in ("-c", "--command"):
+            commands.append(value)
+        elif a in ("-f", "--file"):
+            return unknown("psql -f runs a SQL file, which is not classified")
+        elif a.startswith("-") and a not in _PSQL_VALUES and a not in _PSQL_FLAGS:
+            return unknown(f"psql {a}: an option this classifier does not read")
+        i += step
+    if any(c is None for c in commands):
+        return unknown("psql -c: the statement is only known at run time")
     if commands:
         return strongest([classify_sql_script(c, "postgres", "psql") for c in commands]).because("psql -c")
-    if _values_of(args, ("-f", "--file")):
-        return unknown("psql -f runs a SQL file, which is not classified")
     if any(a in ("-l", "--list", "-V", "--version", "--help") for a in args):
         return read("psql lists databases or prints its version")
     return _sql_from_stdin("psql", ctx, "postgres", "psql")
@@ -589,6 +801,17 @@ def _psql(label, args, ctx, spec):
 def _mysql(label, args, ctx, spec):
     from drygate.classifiers.sql import classify_sql_script
 
+    if any(a is None for a in args):
+        return unknown(f"{label}: an argument known only at run time")
+    for a in args:
+        name = a.split("=", 1)[0]
+        if name.startswith("--") and any(o.startswith(name) and len(name) > 3 for o in (
+                "--tee", "--init-command", "--pager", "--execute", "--init-command-add")) and not \
+                "--execute".startswith(name):
+            return unknown(f"{label} {name}: writes a file or runs a statement or program")
+        if name in ("--tee", "--init-command", "--pager", "--plugin-dir", "--default-auth", "--load-data-local-dir",
+                    "--local-infile", "--defaults-extra-file", "--defaults-file", "--defaults-group-suffix"):
+            return unknown(f"{label} {name}: writes a file, runs a statement or reads settings")
     commands = _values_of(args, ("-e", "--execute"))
     if commands:
         if any(c is None for c in commands):
@@ -596,8 +819,6 @@ def _mysql(label, args, ctx, spec):
         return strongest([classify_sql_script(c, "mysql") for c in commands]).because(f"{label} -e")
     if any(a in ("-V", "--version", "--help") for a in args if a):
         return read(f"{label} prints its version")
-    for value in _values_of(args, ("--tee",)):
-        return write(f"{label} --tee writes {value!r}")
     return _sql_from_stdin(label, ctx, "mysql")
 
 
@@ -620,8 +841,7 @@ def _sqlite3(label, args, ctx, spec):
         v = _sql_from_stdin("sqlite3", ctx, "sqlite", "sqlite3")
     else:
         return unknown("sqlite3 with no statement is interactive")
-    if readonly and v.effect in (WRITE, "side_effect_read"):
-        return read("sqlite3 -readonly: the database cannot be changed")
+    del readonly  # -readonly still lets VACUUM INTO, .output and writefile() write files: no shortcut
     return v.because("sqlite3")
 
 
@@ -638,6 +858,7 @@ def _redis_cli(label, args, ctx, spec):
             return unknown(f"redis-cli {a} sends its input as commands or values")
         if a == "--eval":
             return unknown("redis-cli --eval runs a Lua script")
+    for a in args:
         if a in ("--scan", "--bigkeys", "--memkeys", "--hotkeys", "--stat", "--latency", "--latency-history",
                  "--latency-dist", "--intrinsic-latency", "--version", "-v", "--help"):
             return read(f"redis-cli {a} only reads")
@@ -663,6 +884,8 @@ def redis_command(words):
     effect = REDIS.get(key)
     if effect is None:
         return unknown(f"Redis {key} is not in Redis {REDIS_VERSION}'s command table")
+    if effect == READ and any(w.upper() == "RESET" for w in words[1:]):
+        return write(f"Redis {key} ... RESET clears what it would read")
     return Verdict(effect, f"Redis {key} is {effect} (Redis {REDIS_VERSION} command flags)")
 
 
@@ -692,7 +915,7 @@ def _gh_api(label, args, ctx, spec):
 
 HANDLERS = {
     "wrapper": _wrapper, "shell": _shell, "find": _find, "sed": _sed, "awk": _awk, "git_config": _git_config,
-    "service": _service, "remote_exec": _remote_exec, "terraform": _terraform, "aws": _aws, "gcloud": _gcloud, "az": _az,
+    "service": _service, "remote_exec": _remote_exec, "only_flags": _only_flags, "alias": _alias, "terraform": _terraform, "aws": _aws, "gcloud": _gcloud, "az": _az,
     "wrangler": _wrangler, "psql": _psql, "mysql": _mysql, "sqlite3": _sqlite3, "redis_cli": _redis_cli,
     "curl": _curl, "wget": _wget, "httpie": _httpie, "gh_api": _gh_api,
 }

@@ -104,12 +104,15 @@ def _statements(node, ctx):
         elif kind in _STATEMENT_CONTAINERS:
             verdicts.extend(_statements(child, ctx))
             verdicts.extend(_substitutions_in_words(child, ctx))
+            if kind == "test_command":
+                verdicts.append(read("a test only compares"))
         elif kind in ("comment", "heredoc_body", "heredoc_end", "heredoc_start", "file_redirect",
                       "heredoc_redirect", "herestring_redirect"):
             continue
         elif kind in ("word", "string", "raw_string", "concatenation", "number", "simple_expansion",
                       "expansion", "arithmetic_expansion", "test_operator", "binary_expression",
-                      "unary_expression", "parenthesized_expression", "variable_name", "case_item"):
+                      "unary_expression", "parenthesized_expression", "variable_name", "case_item",
+                      "postfix_expression", "ternary_expression", "extglob_pattern", "regex"):
             verdicts.extend(_substitutions_in_words(child, ctx))
         else:
             verdicts.append(unknown(f"bash construct {kind!r} is not classified"))
@@ -139,12 +142,22 @@ def _substitution(node, ctx):
 
 
 def _substitutions_in_words(node, ctx):
+    """Verdicts of the commands substituted inside ``node``'s words, and of expansions
+    that can run code: prompt expansion ``${x@P}``, indirection ``${!x}`` and
+    ``[[ -v ... ]]`` evaluate text as code (an array subscript ``a[$(cmd)]`` runs cmd)."""
+    from drygate.classifiers.bash_parser import node_text
+
     found = []
-    stack = list(node.named_children) if node.type not in ("command_substitution", "process_substitution") else [node]
+    own = ("command_substitution", "process_substitution", "expansion", "test_operator")
+    stack = [node] if node.type in own else list(node.named_children)
     while stack:
         n = stack.pop()
         if n.type in ("command_substitution", "process_substitution"):
             found.extend(_substitution(n, ctx))
+        elif n.type == "expansion" and any(c.type in ("!", "@") for c in n.children):
+            found.append(unknown(f"the expansion {node_text(n)!r} evaluates a variable's text"))
+        elif n.type == "test_operator" and node_text(n) in ("-v", "-R"):
+            found.append(unknown(f"test {node_text(n)} evaluates an array subscript, which can run commands"))
         elif n.type not in _STATEMENT_CONTAINERS and n.type not in ("command", "redirected_statement"):
             stack.extend(n.named_children)
     return found
@@ -164,8 +177,11 @@ def _command(node, ctx):
             name_node = child.named_children[0] if child.named_children else child
             words.append(static_text(name_node))
             verdicts.extend(_substitutions_in_words(child, ctx))
-        elif child.type in ("file_redirect", "heredoc_redirect", "herestring_redirect"):
-            continue
+        elif child.type == "file_redirect":
+            # `>f echo hi`: the grammar keeps a redirection written before the name inside the command
+            verdicts.extend(_file_redirect(child, ctx)[0])
+        elif child.type in ("heredoc_redirect", "herestring_redirect"):
+            verdicts.append(unknown("a here-document inside a command is not classified"))
         else:
             words.append(static_text(child))
             verdicts.extend(_substitutions_in_words(child, ctx) if child.type != "command_substitution"
@@ -217,6 +233,8 @@ def _redirected(node, ctx):
             quoted = any(c.type == "heredoc_start" and node_text(c)[:1] in ("'", '"') for c in child.named_children)
             has_expansion = any(c.type == "heredoc_body" and c.named_children for c in child.named_children)
             stdin = text if (quoted or not has_expansion) else False
+            if not quoted and ("`" in text or "$(" in text):
+                verdicts.append(unknown("an unquoted here-document runs the commands substituted in it"))
             for c in child.named_children:
                 if c.type == "heredoc_body":
                     verdicts.extend(_substitutions_in_words(c, ctx))
@@ -243,6 +261,9 @@ def _assignment(node, ctx, prefix=False):
 
     name_node = node.child_by_field_name("name") or (node.named_children[0] if node.named_children else None)
     name = node_text(name_node) if name_node is not None else "?"
+    value = node_text(node).split("=", 1)[1] if "=" in node_text(node) else ""
+    if "$(" in value or "`" in value or "[" in name:
+        return unknown(f"sets {name} to text that can run commands when it is expanded or evaluated")
     if variable_is_safe(name):
         return read(f"sets {name}, which only selects a target or credentials")
     if not prefix and name != name.upper():
@@ -255,14 +276,22 @@ def _declaration(node, ctx):
     from drygate.classifiers.bash_parser import node_text
 
     verdicts = []
+    keyword = node_text(node.children[0]) if node.children else "declare"
     for child in node.named_children:
         if child.type == "variable_assignment":
             verdicts.append(_assignment(child, ctx))
             verdicts.extend(_substitutions_in_words(child, ctx))
         elif child.type == "variable_name":
-            verdicts.append(read(f"declares {node_text(child)}"))
+            name = node_text(child)
+            if keyword == "export" and not variable_is_safe(name) and name == name.upper():
+                verdicts.append(unknown(f"exports {name} to the programs that follow"))
+            else:
+                verdicts.append(read(f"declares {name}"))
+        elif child.type == "word" and node_text(child) in ("-p", "-r", "-i", "-a", "-A", "-l", "-u", "-g", "-x"):
+            continue
         else:
-            verdicts.extend(_substitutions_in_words(child, ctx))
+            verdicts.append(unknown(f"{keyword} {node_text(child)!r}: a quoted or optional form this classifier "
+                                    "does not read (it may set any variable, or a nameref)"))
     return strongest(verdicts, read("declares variables"))
 
 
