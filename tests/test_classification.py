@@ -250,3 +250,59 @@ def test_explain_command_line(tmp_path):
     assert json.loads(r.stdout)["effect"] == "read"
     r = run("--tool", "Write", "--input", "{not json")
     assert r.returncode == 1 and "not valid JSON" in r.stderr
+
+
+#: Found by the second adversarial review of the classifier: each was once classified as a
+#: read, and each writes, deletes, runs code or sends a non-GET request when bash runs it.
+ADVERSARIAL_NOT_READ = [
+    ">f echo hi", "2>f ls", "<in >out cat", "(>f ls)", "cat f | >out sort", "ls > -",
+    "gcloud compute instances delete test-vm --zone us-central1-a", "gcloud projects delete test-project",
+    "gcloud run services delete info-api", "az webapp delete -g rg -n app --slot test-slot",
+    "npm --loglevel info install lodash", "pip --trusted-host list install evilpkg",
+    "kubectl --cache-dir get delete deployment web", "helm --registry-config get uninstall myrel",
+    "gh pr -B list create --title t --body b",
+    "aws ec2 terminate-instances --instance-ids i-1 --dry-run --no-dry-run", "kubectl delete pod x --dry-run=false",
+    "kubectl delete pod x --dry-run=client --dry-run=none", "helm uninstall myrel --dry-run=false",
+    "aws s3 rm s3://b/ --recursive --exclude help",
+    "sed --i 's/a/b/' f", "sed -n '1w/tmp/out' f", "sed 's/a/b/w/tmp/out' f", "sed -n -e'w /tmp/out' f",
+    "echo x | sed 's/.*/touch p/ge'", "sed '1etouch x' f", "sed -nf script.sed f",
+    "curl --create-dirs -o /tmp/x https://x", "curl --etag-save F https://x", "curl --libcurl F https://x",
+    "wget -O- --warc-file=/tmp/w https://x", "wget -O- --save-cookies=F https://x", "http -do /tmp/x https://x",
+    "http --down https://x", "redis-cli --bigkeys --rdb /tmp/dump.rdb", "redis-cli --bigkeys --pipe",
+    "redis-cli ACL LOG RESET", "curl gopher://127.0.0.1:6379/_DEL%20k", "curl telnet://host:1 <<< FLUSHALL",
+    "curl -Q 'DELE file' ftp://host/", "crontab /dev/null", "echo '* * * * * cmd' | crontab -",
+    "flock ls touch X", "timeout 3 watch -d touch ls", "echo F | xargs -i rm echo {}", "/usr/bin/time -ao ls ls",
+    "find . -maxdepth 0 -exec tee + X \\;", "docker exec ctr env rm -rf /data env",
+    "kubectl exec mypod env rm -rf /data env", "ssh host sudo rm -rf /data \\; sudo ls",
+    "git config user.name -- --list", "git fsck --lost-found", "mktemp dir/x.XXXX", "gzip -St d.log",
+    "terraform plan --out=tfplan", "helm template web chart --output-dir D", "kubectl kustomize . -o F",
+    "kubectl cluster-info dump --output-directory D", "aws s3api get-object --bucket b --key k /tmp/outfile",
+    "wrangler r2 object get bucket/key", "psql --outp=F -c 'SELECT 1'", "psql -qo F -c 'SELECT 1'",
+    "mysql --tee=F -e 'select 1'", "dpkg -x pkg.deb D", "yum history undo 3", "hostname --file=F", "ss -K dst x",
+    "nvidia-smi -r", "journalctl --setup-keys", "hash -p /usr/bin/touch cat; cat X",
+    "shopt -s expand_aliases\nalias cat='touch X #'\ncat x", "history -s 'touch X'", "x='$(touch X)'; echo ${x@P}",
+    "x='a[$(touch X)]'; echo $((x))", "echo ${!x}", "test -v 'a[$(touch X)]'", "[[ -v 'a[$(touch X)]' ]]",
+    "printf -v 'a[$(touch X)]' %s 1", "declare 'a[$(touch X)]=1'", "cat <<EOF\n`touch X`\nEOF",
+    "export 'GIT_SSH_COMMAND=touch X'; git ls-remote ssh://h/x", "declare -n r=PATH; r=/tmp/evil",
+    "env -S'touch X'", "env '-Stouch X' ls", "git ls-remote --upload-pack='touch X;:' repo",
+    "ssh -o ProxyCommand='cmd' host ls", "printf 'x; touch X' | xargs -I{} sh -c 'echo {}'",
+    "sqlite3 db \"SELECT writefile('F','d')\"", "sqlite3 db \"SELECT edit('x','touch X;true')\"",
+    "sqlite3 -readonly db \"VACUUM INTO 'F'\"", "psql -c '\\echo `touch X`'",
+    "psql -c 'EXPLAIN (ANALYSE) DELETE FROM t'", "psql -c 'EXPLAIN (\"analyze\") DELETE FROM t'",
+    "mysql -e 'EXPLAIN ANALYZE DELETE FROM t'", "mysql -e 'DESC ANALYZE DELETE FROM t'",
+    "mysql --init-command='DROP TABLE t' -e 'select 1'", "psql -c 'SELECT my_volatile_func()'",
+    "mysql -e 'START REPLICA'", "aws apigateway test-invoke-method --rest-api-id x",
+    "aws cognito-idp get-user-attribute-verification-code --attribute-name email",
+    "helm template web chart --post-renderer ./x.sh", "go vet -vettool=./x", "ldd ./untrusted", "cargo metadata",
+    "rg --hostname-bin=./x pattern", "wrangler d1 execute db --command 'SELECT 1' --file drop.sql",
+    "wget -O- --post-d=x https://x", "wget -O- --meth=DELETE https://x", "gh api -XDELETE repos/o/r",
+    "gh api -ftitle=x repos/o/r/issues", "gh api --field=title=x repos/o/r/issues",
+    "gh api graphql -F query=@- <<< 'mutation { x }'", "http post example.com", "echo '{}' | http example.com",
+    "curl -H 'X-HTTP-Method-Override: DELETE' https://x", "umask 000", "tldr --update", "history -r F",
+]
+
+
+@pytest.mark.parametrize("command", ADVERSARIAL_NOT_READ)
+def test_adversarial_commands_are_not_reads(command):
+    v = classify_command_verdict(command)
+    assert v.effect != "read", v.steps

@@ -24,8 +24,8 @@ SAFE_VARIABLES = frozenset((
     "CLOUDSDK_CORE_PROJECT", "KUBECONFIG", "NAMESPACE", "DEBUG", "VERBOSE", "HOME_DIR", "GIT_PAGER_IN_USE",
 ))
 SAFE_VARIABLE_PREFIXES = ("LC_",)
-#: Output targets that write nothing.
-HARMLESS_TARGETS = frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "-"))
+#: Output targets that write nothing (for redirections; a file named "-" is a file).
+HARMLESS_TARGETS = frozenset(("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"))
 
 
 class Context:
@@ -387,32 +387,146 @@ def _find(label, args, ctx, spec):
     return strongest(verdicts)
 
 
+_SED_FLAGS = frozenset("nErsuz")
+_SED_LONG = {"--quiet": "flag", "--silent": "flag", "--regexp-extended": "flag", "--separate": "flag",
+             "--unbuffered": "flag", "--null-data": "flag", "--posix": "flag", "--debug": "flag", "--sandbox": "flag",
+             "--follow-symlinks": "flag", "--expression": "script", "--file": "file", "--in-place": "write",
+             "--line-length": "value", "--help": "flag", "--version": "flag"}
+
+
 def _sed(label, args, ctx, spec):
-    if any(a is None for a in args):
-        return unknown("sed: an argument known only at run time")
-    script_given = False
-    for i, a in enumerate(args):
-        if a in ("-i", "--in-place") or a.startswith("--in-place=") or (
-                a.startswith("-") and not a.startswith("--") and "i" in a[1:]):
-            return write(f"sed {a} edits files in place")
-        if a in ("-f", "--file") or a.startswith("--file="):
-            return unknown("sed -f runs a script file")
-        if a in ("-e", "--expression"):
-            script_given = True
-            if i + 1 < len(args) and _sed_script_runs(args[i + 1]):
-                return unknown("sed script writes files or runs commands (w/W/e)")
-    if not script_given:
-        pos = positionals(args)
-        if pos and _sed_script_runs(pos[0]):
-            return unknown("sed script writes files or runs commands (w/W/e)")
-    return read("sed without -i prints to its output")
+    """sed reads unless it edits in place (-i), runs a script file (-f), or its script
+    writes files or runs commands (``w``, ``W``, ``e``, ``s///w``, ``s///e``)."""
+    scripts, i, explicit = [], 0, False
+    operands = []
+    while i < len(args):
+        a = args[i]
+        if a is None:
+            return unknown("sed: an argument known only at run time")
+        if a.startswith("--") and len(a) > 2:
+            name, eq, inline = a.partition("=")
+            matches = [o for o in _SED_LONG if o.startswith(name)]
+            if len(matches) != 1:
+                return unknown(f"sed {a}: an option this classifier does not read")
+            kind = _SED_LONG[matches[0]]
+            if kind == "write":
+                return write(f"sed {a} edits files in place")
+            if kind == "file":
+                return unknown("sed --file runs a script file")
+            if kind in ("script", "value"):
+                value = inline if eq else (args[i + 1] if i + 1 < len(args) else None)
+                if kind == "script":
+                    scripts.append(value)
+                    explicit = True
+                i += 1 if eq else 2
+                continue
+            i += 1
+            continue
+        if a.startswith("-") and len(a) > 1:
+            for j, c in enumerate(a[1:], 1):
+                if c == "i":
+                    return write(f"sed {a} edits files in place")
+                if c == "f":
+                    return unknown("sed -f runs a script file")
+                if c in ("e", "l"):
+                    value = a[j + 1:] or (args[i + 1] if i + 1 < len(args) else None)
+                    if c == "e":
+                        scripts.append(value)
+                        explicit = True
+                    i += 1 if a[j + 1:] else 2
+                    break
+                if c not in _SED_FLAGS:
+                    return unknown(f"sed {a}: an option this classifier does not read")
+            else:
+                i += 1
+            continue
+        operands.append(a)
+        i += 1
+    if not explicit:
+        if not operands:
+            return unknown("sed without a script")
+        scripts.append(operands[0])
+    for script in scripts:
+        if script is None or not _sed_script_is_read(script):
+            return unknown("sed script writes files or runs commands (w, W, e), or is not understood")
+    return read("sed without -i only prints")
 
 
-def _sed_script_runs(script):
-    """True if a sed script may write a file or run a command (w, W, e, or s///w, s///e)."""
-    import re
+def _sed_script_is_read(script):
+    """True if every command of a sed script only edits the text stream.
 
-    return bool(re.search(r"(^|[;\n}{]|\d|\$|/)\s*[wWe](\s|$)|/[gpIi0-9]*[we]\s", script or ""))
+    A small reader of sed's command syntax (GNU sed manual, "sed scripts"):
+    addresses, then one command letter; ``s`` and ``y`` are read with their
+    delimiters and escapes. ``w``/``W``/``e``, ``s`` with the ``w``/``e`` flags, and
+    anything not recognised make it not a read."""
+    text, i, n = script, 0, len(script)
+
+    def delimited(k, d):
+        """Index after the next unescaped ``d`` from k."""
+        while k < n:
+            if text[k] == "\\":
+                k += 2
+                continue
+            if text[k] == d:
+                return k + 1
+            k += 1
+        return None
+
+    while i < n:
+        c = text[i]
+        if c in " \t\n;{}!":
+            i += 1
+            continue
+        # addresses: N, $, /re/, \cREc, first~step, addr,addr, addr,+N, addr,~N
+        while i < n:
+            c = text[i]
+            if c.isdigit() or c in "$,~+":
+                i += 1
+            elif c == "/":
+                i = delimited(i + 1, "/")
+                if i is None:
+                    return False
+                while i < n and text[i] in "IM":
+                    i += 1
+            elif c == "\\" and i + 1 < n:
+                i = delimited(i + 2, text[i + 1])
+                if i is None:
+                    return False
+            else:
+                break
+        while i < n and text[i] in " \t!":
+            i += 1
+        if i >= n:
+            return True
+        cmd = text[i]
+        if cmd == "s" or cmd == "y":
+            if i + 1 >= n:
+                return False
+            d = text[i + 1]
+            k = delimited(i + 2, d)
+            k = delimited(k, d) if k is not None else None
+            if k is None:
+                return False
+            if cmd == "s":
+                while k < n and (text[k] in "gpiImM" or text[k].isdigit()):
+                    k += 1
+                if k < n and text[k] in "wWe":
+                    return False
+            i = k
+        elif cmd in "pPdDqQ=lnNgGhHxzF":
+            i += 1
+            while i < n and text[i].isdigit():
+                i += 1
+        elif cmd in "btT:" or cmd in "aicrR":
+            # a label, text to add (a/i/c) or a file to read (r/R): to the end of the line
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif cmd == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        else:
+            return False  # w, W, e, v and anything unknown
+    return True
 
 
 def _awk(label, args, ctx, spec):
@@ -537,9 +651,11 @@ def _terraform(label, args, ctx, spec):
     if sub == "plan":
         if any(a is None for a in rest):
             return unknown(f"{label} plan: an argument known only at run time could be -out")
-        if any(a.startswith("-out") for a in rest):
+        if any(a.lstrip("-").startswith(("out", "generate-config-out")) for a in rest):
             return write(f"{label} plan -out writes a plan file")
         return read(f"{label} plan only shows changes")
+    if sub == "providers" and any(a in ("lock", "mirror") for a in rest):
+        return write(f"{label} providers lock/mirror writes files")
     if sub in ("show", "validate", "output", "version", "providers", "graph", "-version", "--version", "help",
                "console", "metadata", "test"):
         return read(f"{label} {sub}") if sub not in ("console", "test") else unknown(f"{label} {sub} runs code")
@@ -780,7 +896,7 @@ def _psql(label, args, ctx, spec):
             value = args[i + 1] if i + 1 < len(args) else None
             step = 2 if a in _PSQL_VALUES else 1
         if a in ("-o", "--output", "-L", "--log-file"):
-            if value not in HARMLESS_TARGETS or value == "-":
+            if value not in HARMLESS_TARGETS:
                 return write(f"psql {a} writes {value!r}")
         elif a in ("-c", "--command"):
             commands.append(value)

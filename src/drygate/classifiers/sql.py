@@ -26,6 +26,30 @@ SIDE_EFFECT_FUNCTIONS = frozenset((
     "pg_stat_reset", "pg_notify", "txid_current", "pg_current_xact_id", "get_lock", "release_lock",
     "sleep", "benchmark", "load_file", "last_insert_id", "sys_exec", "sys_eval", "dbms_pipe",
 ))
+#: Functions sqlglot does not know (it parses them as Anonymous) that are known to only
+#: compute or report; any other unknown function may be user-defined and change data,
+#: so a SELECT calling it is unknown.
+SAFE_ANONYMOUS_PREFIXES = (
+    "pg_get_", "pg_stat_get_", "pg_size_", "pg_last_", "has_", "json_", "jsonb_", "array_", "string_", "regexp_",
+    "quote_", "make_", "justify_", "to_reg", "date_", "sqlite_",
+)
+SAFE_ANONYMOUS_NAMES = frozenset((
+    "pg_size_pretty", "pg_database_size", "pg_relation_size", "pg_table_size", "pg_total_relation_size",
+    "pg_indexes_size", "pg_typeof", "pg_is_in_recovery", "pg_postmaster_start_time", "pg_backend_pid",
+    "pg_column_size", "pg_encoding_to_char", "pg_has_role", "pg_table_is_visible", "pg_function_is_visible",
+    "pg_tablespace_size", "pg_current_wal_lsn", "pg_wal_lsn_diff", "obj_description", "col_description",
+    "shobj_description", "format_type", "current_setting", "current_database", "current_schema", "current_user",
+    "session_user", "inet_server_addr", "inet_server_port", "version", "md5", "sha256", "sha512", "encode",
+    "decode", "to_char", "to_number", "to_date", "to_timestamp", "date_trunc", "date_part", "age",
+    "generate_series", "unnest", "row_number", "rank", "dense_rank", "lag", "lead", "first_value", "last_value",
+    "ntile", "percent_rank", "cume_dist", "nullif", "greatest", "least", "btrim", "ltrim", "rtrim", "lpad",
+    "rpad", "initcap", "strpos", "char_length", "octet_length", "bit_length", "ascii", "chr", "format",
+    "typeof", "printf", "instr", "ifnull", "iif", "unicode", "hex", "unhex", "quote", "changes", "total_changes",
+    "last_insert_rowid", "likelihood", "likely", "unlikely", "datetime", "julianday", "strftime", "unixepoch",
+    "time", "date", "database", "schema", "connection_id", "found_rows", "row_count", "uuid", "inet_aton",
+    "inet_ntoa", "str_to_date", "from_unixtime", "unix_timestamp", "group_concat", "concat_ws", "field",
+    "find_in_set", "split_part", "translate",
+))
 #: SQLite PRAGMAs that only report (a PRAGMA with ``= value`` always sets).
 READ_PRAGMAS = frozenset((
     "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
@@ -48,7 +72,9 @@ def _split_meta(text, meta):
     sql_lines, verdicts = [], []
     for line in text.splitlines():
         stripped = line.strip()
-        if meta == "psql" and stripped.startswith("\\"):
+        if meta == "psql" and stripped.startswith("\\") and "`" in stripped:
+            verdicts.append(unknown("a psql meta-command with backquotes runs a shell command"))
+        elif meta == "psql" and stripped.startswith("\\"):
             word = stripped.split()[0]
             if word in _PSQL_READ_META or (word.startswith("\\d") and len(word) <= 4):
                 verdicts.append(read(f"psql meta-command {word} only shows"))
@@ -113,12 +139,23 @@ def _statement(stmt, exp, dialect):
     kind = type(stmt).__name__.upper()
     if isinstance(stmt, exp.Command):
         return _command(stmt, dialect)
+    if isinstance(stmt, exp.Describe) and "ANALYZE" in stmt.sql(dialect=dialect).upper().split("DESCRIBE", 1)[-1][:12]:
+        inner = stmt.this
+        inner_v = _statement(inner, exp, dialect) if isinstance(inner, exp.Expression) else unknown("no statement")
+        if inner_v.effect == "read":
+            return read("EXPLAIN ANALYZE runs its statement, which only reads").because(inner_v.reason)
+        return Verdict(SIDE_EFFECT_READ, f"EXPLAIN ANALYZE executes the statement it explains ({inner_v.reason})")
     if isinstance(stmt, (exp.Show, exp.Describe)) if hasattr(exp, "Show") else isinstance(stmt, exp.Describe):
         return read(f"{kind} only shows")
     if isinstance(stmt, exp.Pragma):
         return write("PRAGMA in a multi-statement text is taken as a setting change")
     if isinstance(stmt, (exp.Transaction, exp.Commit, exp.Rollback)):
-        return read(f"{kind} manages a transaction")
+        text = stmt.sql(dialect=dialect).upper()
+        if text in ("BEGIN", "COMMIT", "ROLLBACK", "START TRANSACTION", "BEGIN TRANSACTION", "END") or (
+                text.startswith(("BEGIN ", "START TRANSACTION", "COMMIT", "ROLLBACK")) and "PREPARED" not in text
+                and "REPLICA" not in text and "SLAVE" not in text and " TO " not in text):
+            return read(f"{kind} manages a transaction")
+        return unknown(f"{text[:40]} is not a plain transaction statement")
     if not isinstance(stmt, (exp.Query, exp.DML, exp.DDL)) and not isinstance(stmt, (exp.Copy, exp.Command)):
         if isinstance(stmt, (exp.Alias, exp.Column, exp.Identifier, exp.Literal)):
             return unknown(f"the SQL does not parse as a statement ({stmt.sql()[:60]!r})")
@@ -147,6 +184,10 @@ def _select(stmt, exp):
             name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
             if name in SIDE_EFFECT_FUNCTIONS:
                 return Verdict(SIDE_EFFECT_READ, f"{name}() changes state even inside a SELECT")
+            if isinstance(node, exp.Anonymous) and name not in SAFE_ANONYMOUS_NAMES and not name.startswith(
+                    SAFE_ANONYMOUS_PREFIXES):
+                return unknown(f"{name}() is not a known built-in function: it may be user-defined and change "
+                               "data, write files or run other SQL")
     return read("SELECT only reads")
 
 
@@ -177,10 +218,14 @@ def _command(stmt, dialect):
         stripped = rest.strip()
         if stripped.startswith("("):
             options, inner = _split_paren(stripped)
-            analyze = "ANALYZE" in options.upper().replace(",", " ").split()
+            words = options.upper().replace(",", " ").replace('"', " ").replace("'", " ").split()
+            analyze = False
+            for j, w in enumerate(words):
+                if w in ("ANALYZE", "ANALYSE"):  # (ANALYZE), (ANALYZE true); not (ANALYZE false)
+                    analyze = words[j + 1:j + 2] not in (["FALSE"], ["OFF"], ["0"])
         else:
             words = stripped.split(None, 1)
-            analyze = bool(words) and words[0].upper() in ("ANALYZE", "ANALYSE")
+            analyze = bool(words) and words[0].upper().strip('"') in ("ANALYZE", "ANALYSE")
             inner = _strip_options(words[1] if len(words) > 1 else "") if analyze else stripped
         if analyze:
             inner_v = classify_sql(inner, dialect)
