@@ -96,7 +96,29 @@ def _builtin(call, policy=None):
         cls = claude_code.classify(call, policy)
         if cls is not None:
             return cls
+    if name.startswith("mcp__") and call.annotations is not None and policy is not None:
+        cls = _mcp_annotations(call, policy)
+        if cls is not None:
+            return cls
     return Classification(UNKNOWN, f"no rule or built-in knowledge classifies {name!r}", "default")
+
+
+def _mcp_annotations(call, policy):
+    """MCP tool annotations, only for a server the policy trusts ([mcp] trusted_servers).
+
+    Annotations are hints and their defaults are the worst case (MCP spec 2025-06-18,
+    "Tool annotations": readOnlyHint false, destructiveHint true, openWorldHint true), so
+    only ``readOnlyHint: true`` from a trusted server makes a call a read."""
+    from drygate.policy.match import name_candidates
+
+    trusted = policy.get("mcp_trusted") or ()
+    servers = {n.split("__")[1] for n in name_candidates(call.tool_name) if n.count("__") >= 2}
+    if not servers & set(trusted):
+        return None
+    annotations = call.annotations if isinstance(call.annotations, dict) else {}
+    if annotations.get("readOnlyHint") is True:
+        return Classification("read", "annotated readOnlyHint by a trusted server", "mcp-annotations")
+    return Classification("write", "a trusted server's tool not annotated read-only", "mcp-annotations")
 
 
 def request_for(cls, mode):

@@ -48,12 +48,15 @@ class ToolCall:
     dict (the tool's arguments); ``run_id``: the run it belongs to; ``call_id``: the
     host's id for the call (may be None); ``agent_id``: the sub-agent that made it
     (None for the main agent); ``cwd``: the agent's working directory (for relative
-    paths); ``host``: which enforcement point saw it (``claude-code``, ``replay``).
+    paths); ``host``: which enforcement point saw it (``claude-code``, ``replay``);
+    ``annotations``: the MCP tool annotations the server declared, or None (used only
+    for servers the policy trusts).
     """
 
-    __slots__ = ("tool_name", "tool_input", "run_id", "call_id", "agent_id", "cwd", "host")
+    __slots__ = ("tool_name", "tool_input", "run_id", "call_id", "agent_id", "cwd", "host", "annotations")
 
-    def __init__(self, tool_name, tool_input, run_id, call_id=None, agent_id=None, cwd=None, host=None):
+    def __init__(self, tool_name, tool_input, run_id, call_id=None, agent_id=None, cwd=None, host=None,
+                 annotations=None):
         self.tool_name = tool_name
         self.tool_input = tool_input
         self.run_id = run_id
@@ -61,6 +64,7 @@ class ToolCall:
         self.agent_id = agent_id
         self.cwd = cwd
         self.host = host
+        self.annotations = annotations
 
     def __repr__(self):
         return f"ToolCall({self.tool_name!r}, run={self.run_id!r}, call={self.call_id!r})"

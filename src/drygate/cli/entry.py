@@ -1,8 +1,9 @@
 """``drygate`` console entry point.
 
 ``drygate hook ...`` goes straight to the lean hook module without importing the
-CLI framework (click and rich cost tens of milliseconds per process); every other
-command loads :mod:`drygate.cli.app`.
+CLI framework (click and rich cost tens of milliseconds per process), and
+``drygate mcp ...`` to the relay (its connect time counts); every other command
+loads :mod:`drygate.cli.app`.
 """
 
 import sys
@@ -18,6 +19,10 @@ def main(argv=None):
         from drygate.enforcement.claude_code import main as hook_main
 
         return hook_main(argv[1:])
+    if argv[:1] == ["mcp"]:
+        from drygate.relay.core import main as relay_main
+
+        return relay_main(argv[1:])
     from drygate.cli.app import cli
 
     return cli.main(args=argv, prog_name="drygate", standalone_mode=True)

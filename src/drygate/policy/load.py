@@ -32,7 +32,7 @@ DEFAULTS = {
 }
 _RULE_KEYS = {"id", "tool", "tool_glob", "tool_regex", "input_regex", "input_equals", "effect", "dry",
               "action", "reason", "classify", "sql_argument", "sql_dialect", "url_argument", "method_argument"}
-_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules"}
+_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp"}
 _COMMAND_KEYS = {"name", "effect", "subcommands", "flags", "values"}
 _HTTP_RULE_KEYS = {"url_regex", "methods", "effect"}
 SQL_DIALECTS = ("sqlite", "postgres", "mysql")
@@ -130,6 +130,13 @@ def compile_policy(doc, source=None, digest=""):
         kind, value = compiled["match"]
         if kind == "literal":
             literal_index.setdefault(value, []).append(i)
+    mcp = _section(doc, "mcp", where)
+    trusted = mcp.get("trusted_servers", [])
+    if not isinstance(trusted, list) or not all(isinstance(t, str) and t for t in trusted):
+        raise PolicyError(f"{where}: [mcp] trusted_servers must be a list of server names")
+    unknown_mcp = set(mcp) - {"trusted_servers"}
+    if unknown_mcp:
+        raise PolicyError(f"{where}: unknown key(s) in [mcp]: {', '.join(sorted(unknown_mcp))}")
     commands = _compile_commands(doc.get("commands", []), where)
     http_rules = _compile_http_rules(doc.get("http_rules", []), where)
     return {
@@ -137,6 +144,7 @@ def compile_policy(doc, source=None, digest=""):
         "source": source,
         "commands": commands,
         "http_rules": http_rules,
+        "mcp_trusted": tuple(trusted),
         "hash": digest,
         "mode": mode,
         "deadline_ms": deadline_ms,

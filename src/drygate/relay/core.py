@@ -1,0 +1,312 @@
+"""The relay: forward JSON-RPC lines, decide ``tools/call``.
+
+Messages are forwarded as the bytes they arrived as; only these are read:
+
+- client ``initialize`` and ``notifications/initialized`` (kept to replay to a
+  restarted server), every client request id (so a dying server's pending calls
+  get an error instead of a hang), client ``tools/call`` (decided);
+- server responses to ``tools/list`` (the tools' annotations and output schemas
+  feed the decision), and results carrying the server identity stamp (removed).
+
+Decisions run in one worker thread (the SQLite store is used from one thread at a
+time) so a slow store never stops the rest of the traffic; a gate failure answers
+the call with an error result and an alert and never forwards it.
+"""
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+
+from drygate.relay import results
+from drygate.relay.downstream import LINE_LIMIT, Downstream
+
+HOST = "mcp-relay"
+#: The id of the ``initialize`` the relay replays to a restarted server (its answer is dropped).
+REPLAY_ID = "drygate-replay-initialize"
+
+
+class RelayGate:
+    """The gate for one relay: policy reloaded when the file changes, one open store."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.gate = None
+        self.policy_hash = None
+
+    def current(self):
+        """A :class:`drygate.gate.Gate` for the current policy. Raises GuardFailure."""
+        from drygate.gate import Gate
+        from drygate.policy.cache import load_policy
+        from drygate.state import open_store
+
+        state_hint = self.settings.state_path or os.path.join(self.settings.project_dir, ".drygate", "state.db")
+        cache_dir = None if state_hint in ("memory:", ":memory:") else os.path.dirname(state_hint)
+        policy = load_policy(self.settings.policy_path, cache_dir)
+        if self.gate is None or policy["hash"] != self.policy_hash:
+            if self.gate is not None:
+                self.gate.close()
+            deadline_s = policy["deadline_ms"] / 1000.0
+            busy = max(0.05, deadline_s - 0.5) if deadline_s > 1.0 else deadline_s / 2
+            store = open_store(self.settings.state_path_for(policy), busy_timeout_s=busy,
+                               synchronous=policy.get("state_synchronous", "FULL"))
+            self.gate = Gate(self.settings, policy, store, HOST)
+            self.policy_hash = policy["hash"]
+        return self.gate
+
+
+class Relay:
+    """One client connection over stdio, one downstream server.
+
+    ``settings``: drygate.config.Settings; ``server``: the server's name as the agent
+    sees it (tools are decided as ``mcp__<server>__<tool>``); ``command``: argv of the
+    real server; ``run_id``: the run this connection belongs to.
+    """
+
+    def __init__(self, settings, server, command, run_id, out=None):
+        self.settings = settings
+        self.server = server
+        self.run_id = run_id
+        self.out = out or sys.stdout.buffer
+        self.gate = RelayGate(settings)
+        self.tools = {}  # tool name -> {"annotations": ..., "outputSchema": ...}
+        self.pending = {}  # request id (json) -> method, for requests forwarded to the server
+        self.calls = {}  # request id -> tool name, for forwarded tools/call (journal the result)
+        self.downstream = Downstream(command, os.environ.copy(), self._from_server, self._server_exited)
+        self.executor = None
+        self._out_lock = asyncio.Lock()
+
+    # -- output -------------------------------------------------------------------------
+    async def _to_client(self, data):
+        async with self._out_lock:
+            self.out.write(data)
+            self.out.flush()
+
+    # -- server -> client --------------------------------------------------------------------
+    async def _from_server(self, line):
+        text = line.strip()
+        if not text:
+            return
+        message = None
+        if text[:1] == b"{" and (b'"id"' in text):
+            try:
+                message = json.loads(text)
+            except ValueError:
+                message = None
+        if isinstance(message, dict) and "method" not in message and "id" in message:
+            key = _id_key(message["id"])
+            method = self.pending.pop(key, None)
+            if method == "tools/list" and isinstance(message.get("result"), dict):
+                self._learn_tools(message["result"])
+            if method == "tools/call":
+                tool = self.calls.pop(key, None)
+                self._journal_result(message, tool)
+            if results.SERVER_INFO_META.encode() in text:
+                result = message.get("result")
+                if isinstance(result, dict) and isinstance(result.get("_meta"), dict):
+                    result["_meta"].pop(results.SERVER_INFO_META, None)
+                    if not result["_meta"]:
+                        del result["_meta"]
+                    await self._to_client(results.encode(message))
+                    return
+            if message["id"] == REPLAY_ID:
+                return  # the answer to a replayed initialize: the client already has one
+        await self._to_client(line if line.endswith(b"\n") else line + b"\n")
+
+    def _learn_tools(self, result):
+        for tool in result.get("tools") or []:
+            if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+                self.tools[tool["name"]] = {"annotations": tool.get("annotations") or {},
+                                            "outputSchema": tool.get("outputSchema")}
+
+    def _journal_result(self, message, tool):
+        if tool is None or self.executor is None:
+            return
+        result = message.get("result", message.get("error"))
+        text = json.dumps(result)
+        if len(text) > 64 * 1024:
+            result = {"truncated": True, "chars": len(text), "head": text[:64 * 1024]}
+
+        def record():
+            import time
+
+            try:
+                self.gate.current().store.record_result(self.run_id, None, tool, result, time.time())
+            except Exception:
+                pass  # the call already ran; a lost result record must not fail the client
+
+        self.executor.submit(record)
+
+    async def _server_exited(self, code):
+        for key, method in list(self.pending.items()):
+            self.pending.pop(key, None)
+            self.calls.pop(key, None)
+            await self._to_client(results.encode(results.error(
+                json.loads(key), results.INTERNAL_ERROR,
+                f"drygate: the MCP server {self.server!r} exited (status {code}) before answering; "
+                f"it is being restarted. A tools/call may or may not have run.")))
+
+    # -- client -> server --------------------------------------------------------------------
+    async def handle_client_line(self, line):
+        text = line.strip()
+        if not text:
+            return
+        try:
+            message = json.loads(text)
+        except ValueError:
+            await self._to_client(results.encode(results.error(None, results.PARSE_ERROR,
+                                                               "Parse error: not a JSON message")))
+            return
+        if isinstance(message, list):
+            await self._batch(message, line)
+            return
+        if not isinstance(message, dict):
+            await self._to_client(results.encode(results.error(None, results.INVALID_REQUEST, "Invalid Request")))
+            return
+        method = message.get("method")
+        if method == "tools/call" and "id" in message:
+            await self._tools_call(message, line)
+            return
+        if method == "initialize" and "id" in message:
+            replay = dict(message, id=REPLAY_ID)
+            self.downstream.replay = [results.encode(replay)] + self.downstream.replay[1:]
+        elif method == "notifications/initialized":
+            self.downstream.replay = self.downstream.replay[:1] + [line if line.endswith(b"\n") else line + b"\n"]
+        if method is not None and "id" in message:
+            self.pending[_id_key(message["id"])] = method
+        await self._forward(line, message)
+
+    async def _forward(self, line, message):
+        try:
+            await self.downstream.send(line if line.endswith(b"\n") else line + b"\n")
+        except ConnectionError as e:
+            if isinstance(message, dict) and "id" in message and "method" in message:
+                self.pending.pop(_id_key(message["id"]), None)
+                self.calls.pop(_id_key(message["id"]), None)
+                await self._to_client(results.encode(results.error(
+                    message["id"], results.INTERNAL_ERROR, f"drygate: the MCP server {self.server!r} is not "
+                                                           f"running ({e}); the request was not delivered")))
+
+    async def _batch(self, messages, line):
+        if any(isinstance(m, dict) and m.get("method") == "tools/call" for m in messages):
+            for m in messages:
+                if isinstance(m, dict) and "id" in m and "method" in m:
+                    await self._to_client(results.encode(results.error(
+                        m["id"], results.INVALID_REQUEST,
+                        "drygate: tools/call in a JSON-RPC batch is not relayed; send calls one by one")))
+            return
+        for m in messages:
+            if isinstance(m, dict) and "id" in m and "method" in m:
+                self.pending[_id_key(m["id"])] = m["method"]
+        await self._forward(line, None)
+
+    async def _tools_call(self, message, line):
+        request_id = message["id"]
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        tool = params.get("name")
+        arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else {}
+        meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+        run_id = meta.get("drygate/run_id") if isinstance(meta.get("drygate/run_id"), str) else self.run_id
+        modern = results.PROTOCOL_VERSION_META in meta
+        loop = asyncio.get_running_loop()
+        try:
+            decision = await loop.run_in_executor(self.executor, self._decide, tool, arguments, run_id,
+                                                  str(request_id))
+        except Exception as e:  # any failure of the gate: block, answer, alert
+            why = self._report_failure(e, tool, run_id, str(request_id))
+            await self._to_client(results.encode(results.guard_failure(request_id, why, modern)))
+            return
+        if decision.action == "allow":
+            key = _id_key(request_id)
+            self.pending[key] = "tools/call"
+            self.calls[key] = _qualified(self.server, tool)
+            await self._forward(line, message)
+            return
+        schema = (self.tools.get(tool) or {}).get("outputSchema") if isinstance(tool, str) else None
+        await self._to_client(results.encode(results.not_executed(request_id, decision, tool, schema, modern)))
+
+    def _decide(self, tool, arguments, run_id, call_id):
+        from drygate.errors import InputError
+        from drygate.types import ToolCall
+
+        if not isinstance(tool, str) or not tool:
+            raise InputError("tools/call without a tool name")
+        info = self.tools.get(tool) or {}
+        call = ToolCall(_qualified(self.server, tool), arguments, run_id, call_id, None,
+                        self.settings.project_dir, HOST, info.get("annotations"))
+        return self.gate.current().decide(call)
+
+    def _report_failure(self, error, tool, run_id, call_id):
+        from drygate.gate import report_guard_failure
+        from drygate.types import ToolCall
+
+        call = ToolCall(_qualified(self.server, tool) if isinstance(tool, str) else None, None, run_id, call_id)
+        policy = self.gate.gate.policy if self.gate.gate is not None else None
+        return report_guard_failure(self.settings, policy, error, call, HOST)
+
+    # -- lifetime -----------------------------------------------------------------------------
+    async def serve(self, reader):
+        """Serve the client on ``reader`` (an asyncio StreamReader) until it closes."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drygate-gate")
+        await self.downstream.start()
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:
+                    await self._to_client(results.encode(results.error(None, results.PARSE_ERROR,
+                                                                       "Parse error: message too large")))
+                    continue
+                if not line:
+                    break
+                await self.handle_client_line(line)
+        finally:
+            await self.downstream.close()
+            self.executor.shutdown(wait=True)
+
+
+def _id_key(request_id):
+    return json.dumps(request_id, sort_keys=True)
+
+
+def _qualified(server, tool):
+    return f"mcp__{server}__{tool}"
+
+
+def run_id_from_env(env):
+    """The run a relay joins: DRYGATE_RUN_ID, else Claude Code's session, else a new one."""
+    return env.get("DRYGATE_RUN_ID") or env.get("CLAUDE_CODE_SESSION_ID") or f"mcp-{uuid.uuid4()}"
+
+
+def main(argv=None):
+    """``drygate mcp --name SERVER [--project DIR] -- COMMAND...``; returns an exit status."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="drygate mcp", description="Run an MCP server behind the drygate relay.")
+    parser.add_argument("--name", required=True, help="the server's name as the agent sees it (mcp__NAME__tool)")
+    parser.add_argument("--project", default=None, help="project folder (policy and state)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the MCP server's command")
+    args = parser.parse_args(sys.argv[2:] if argv is None else argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give the MCP server's command after --")
+    from drygate.config import resolve
+
+    settings = resolve(os.environ, project_dir=args.project)
+    relay = Relay(settings, args.name, command, run_id_from_env(os.environ))
+    # stdout carries the protocol and nothing else: anything else printed goes to stderr.
+    protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    relay.out = protocol_out
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=LINE_LIMIT)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        await relay.serve(reader)
+
+    asyncio.run(run())
+    return 0

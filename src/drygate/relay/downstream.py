@@ -1,0 +1,111 @@
+"""The real MCP server behind the relay: a supervised child process over stdio.
+
+The supervisor restarts a server that exits (at most ``MAX_RESTARTS`` within
+``RESTART_WINDOW_S``) and replays the client's ``initialize`` request and
+``notifications/initialized`` to the new process, so the client's session survives
+(the server's own state does not: a restarted server starts empty).
+"""
+
+import asyncio
+import os
+import time
+
+#: Largest line accepted from the server (bytes): results of 10 MB and more pass.
+LINE_LIMIT = 256 * 1024 * 1024
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+
+
+class Downstream:
+    """One MCP server process. ``command``: argv list; ``env``: environment dict or None.
+
+    ``on_line(bytes)`` is awaited for every line the server writes; ``on_exit()`` when
+    it exits (before a restart).
+    """
+
+    def __init__(self, command, env=None, on_line=None, on_exit=None, stderr=None):
+        self.command = list(command)
+        self.env = env
+        self.on_line = on_line
+        self.on_exit = on_exit
+        self.stderr = stderr
+        self.proc = None
+        self.restarts = []
+        self.replay = []  # lines to send to a new process before anything else (initialize, initialized)
+        self._reader = None
+        self.closing = False
+        self._write_lock = asyncio.Lock()
+
+    async def start(self):
+        """Start the process (raises OSError if the command cannot run)."""
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=self.stderr, env=self.env, limit=LINE_LIMIT, start_new_session=True)
+        self._reader = asyncio.ensure_future(self._read_loop(self.proc))
+
+    async def send(self, line):
+        """Write one line (bytes ending in a newline) to the server. Raises ConnectionError if it is gone."""
+        proc = self.proc
+        if proc is None or proc.returncode is not None or proc.stdin is None:
+            raise ConnectionError("the MCP server is not running")
+        async with self._write_lock:
+            try:
+                proc.stdin.write(line)
+                await proc.stdin.drain()
+            except (BrokenPipeError, ConnectionResetError) as e:
+                raise ConnectionError(f"the MCP server closed its input ({e})") from e
+
+    async def _read_loop(self, proc):
+        try:
+            while True:
+                try:
+                    line = await proc.stdout.readline()
+                except ValueError:  # a line over LINE_LIMIT: the stream is unusable
+                    proc.kill()
+                    break
+                if not line:
+                    break
+                if self.on_line is not None:
+                    await self.on_line(line)
+        finally:
+            await proc.wait()
+            if not self.closing and proc is self.proc:
+                if self.on_exit is not None:
+                    await self.on_exit(proc.returncode)
+                await self._restart()
+
+    async def _restart(self):
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
+        if len(self.restarts) > MAX_RESTARTS:
+            self.proc = None
+            return
+        await asyncio.sleep(min(0.05 * 2 ** (len(self.restarts) - 1), 2.0))
+        try:
+            await self.start()
+            for line in self.replay:
+                await self.send(line)
+        except (OSError, ConnectionError):
+            self.proc = None
+
+    async def close(self):
+        """Stop the server: close its input, then terminate it if it lingers."""
+        self.closing = True
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        try:
+            proc.stdin.close()
+        except (OSError, RuntimeError):
+            pass
+        try:
+            await asyncio.wait_for(proc.wait(), 2.0)
+        except asyncio.TimeoutError:
+            try:
+                os.killpg(proc.pid, 15)
+            except OSError:
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 2.0)
+            except asyncio.TimeoutError:
+                proc.kill()
