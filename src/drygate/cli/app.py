@@ -115,16 +115,32 @@ def install():
 @click.option("--project", type=click.Path(file_okay=False), default=None,
               help="Project folder (default: the current folder).")
 @click.option("--local", is_flag=True, help="Write .claude/settings.local.json instead of settings.json.")
-def install_claude_code_cmd(project, local):
-    """Install the PreToolUse/PostToolUse hooks into .claude/settings.json (idempotent)."""
+@click.option("--mcp", "mcp", is_flag=True, help="Also put the project's MCP servers (.mcp.json) behind the relay.")
+def install_claude_code_cmd(project, local, mcp):
+    """Install the PreToolUse/PostToolUse hooks into .claude/settings.json (idempotent).
+
+    With --mcp, also rewrite .mcp.json so that each stdio server runs behind `drygate mcp`,
+    keeping its name (so tool names stay the same); the original is kept as
+    .mcp.json.drygate-backup.
+    """
     from drygate.enforcement.install import install_claude_code
 
+    project = os.path.abspath(project or os.getcwd())
     try:
-        path = install_claude_code(os.path.abspath(project or os.getcwd()),
-                                   settings_name="settings.local.json" if local else "settings.json")
+        path = install_claude_code(project, settings_name="settings.local.json" if local else "settings.json")
     except ValueError as e:
         _fail(str(e))
     out.print(Text(f"installed Claude Code hooks in {path}"))
+    if mcp:
+        from drygate.relay.install import install_mcp
+
+        try:
+            mcp_path, wrapped, skipped = install_mcp(project)
+        except ValueError as e:
+            _fail(str(e))
+        out.print(Text(f"{mcp_path}: {len(wrapped)} server(s) behind the relay: {', '.join(wrapped) or '-'}"))
+        for name, why in skipped.items():
+            out.print(Text(f"  not relayed: {name}: {why}", style="yellow"))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -1,0 +1,84 @@
+"""Put a project's MCP servers behind the relay: rewrite ``.mcp.json`` in place.
+
+Each stdio server ``{"command": C, "args": A, "env": E}`` becomes
+``{"command": <drygate's python>, "args": ["-m", "drygate.cli.entry", "mcp", "--name", NAME,
+"--project", PROJECT, "--", C, *A], "env": E}``: the server keeps its name, so the tool
+names the agent sees (``mcp__NAME__tool``) are unchanged. Rewriting is idempotent (an
+entry already behind the relay is unwrapped first) and the first rewrite keeps the
+original file as ``.mcp.json.drygate-backup``. Servers reached over HTTP (``"type":
+"http"`` or ``"sse"``, or a ``url``) are left as they are and reported: the relay does
+not forward HTTP downstreams yet.
+"""
+
+import json
+import os
+import shutil
+import sys
+
+RELAY_ARGS = ("-m", "drygate.cli.entry", "mcp")
+
+
+def _original(entry):
+    """The server's own command and args, unwrapping an earlier rewrite."""
+    args = list(entry.get("args") or [])
+    if tuple(args[:3]) == RELAY_ARGS and "--" in args:
+        rest = args[args.index("--") + 1:]
+        return rest[0], rest[1:]
+    return entry.get("command"), args
+
+
+def wrap_servers(config, project_dir, python=None):
+    """Return ``(new config dict, wrapped names, skipped {name: why})``. Pure.
+
+    Raises ValueError if ``config`` is not an ``{"mcpServers": {...}}`` object.
+    """
+    if not isinstance(config, dict) or not isinstance(config.get("mcpServers", {}), dict):
+        raise ValueError("not an MCP configuration: expected {\"mcpServers\": {...}}")
+    python = python or sys.executable
+    servers = {}
+    wrapped, skipped = [], {}
+    for name, entry in config.get("mcpServers", {}).items():
+        if not isinstance(entry, dict):
+            skipped[name] = "not an object"
+            servers[name] = entry
+            continue
+        if entry.get("type") in ("http", "sse") or "url" in entry:
+            skipped[name] = "an HTTP server: the relay forwards stdio servers only (for now)"
+            servers[name] = entry
+            continue
+        command, args = _original(entry)
+        if not isinstance(command, str) or not command:
+            skipped[name] = "no command"
+            servers[name] = entry
+            continue
+        new = dict(entry)
+        new["command"] = python
+        new["args"] = [*RELAY_ARGS, "--name", name, "--project", os.path.abspath(project_dir), "--", command, *args]
+        servers[name] = new
+        wrapped.append(name)
+    return dict(config, mcpServers=servers), wrapped, skipped
+
+
+def install_mcp(project_dir, python=None):
+    """Rewrite ``<project>/.mcp.json``; returns ``(path, wrapped, skipped)``.
+
+    Raises ValueError if the file is missing or is not valid JSON (it is left untouched).
+    """
+    path = os.path.join(os.path.abspath(project_dir), ".mcp.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except FileNotFoundError as e:
+        raise ValueError(f"no {path}: nothing to put behind the relay") from e
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); fix it first") from e
+    new, wrapped, skipped = wrap_servers(config, project_dir, python)
+    backup = path + ".drygate-backup"
+    if not os.path.exists(backup):
+        shutil.copyfile(path, backup)
+    tmp = path + ".drygate-tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(new, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path, wrapped, skipped

@@ -1,0 +1,169 @@
+"""The MCP relay over stdio with raw JSON-RPC lines, against the repository's own
+incident server (a real MCP SDK server with real side effects): no Node needed.
+Wider tests with the registries' servers live in tests/relay."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, SRC
+
+STORE_SERVER = REPO / "examples" / "incident" / "store_server.py"
+
+
+class RelayProcess:
+    def __init__(self, project, run_id="relay-run", mode=None):
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC), "STORE_DIR": str(project / "objects"),
+               "STORE_DB": str(project / "meta.db"), "DRYGATE_RUN_ID": run_id}
+        if mode:
+            env["DRYGATE_MODE"] = mode
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "drygate.cli.entry", "mcp", "--name", "store", "--project", str(project), "--",
+             sys.executable, str(STORE_SERVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=env)
+        self.next_id = 0
+
+    def send(self, message):
+        self.proc.stdin.write((json.dumps(message) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def raw(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def read(self):
+        line = self.proc.stdout.readline()
+        assert line, self.proc.stderr.read().decode()[-2000:]
+        return json.loads(line)
+
+    def request(self, method, params=None):
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params or {}})
+        return self.read()
+
+    def handshake(self):
+        r = self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                        "clientInfo": {"name": "test", "version": "1"}})
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return r
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "objects").mkdir()
+    db = sqlite3.connect(tmp_path / "meta.db")
+    db.execute("CREATE TABLE files(key TEXT PRIMARY KEY, size INTEGER)")
+    db.commit()
+    db.close()
+    (tmp_path / "drygate.toml").write_text(
+        '[run]\nmode = "sticky"\n[[rules]]\ntool = "mcp__store__put_object"\neffect = "write"\ndry = true\n'
+        '[[rules]]\ntool = "mcp__store__query"\nclassify = "sql"\nsql_dialect = "sqlite"\n')
+    return tmp_path
+
+
+def rows(project):
+    return sqlite3.connect(project / "meta.db").execute("SELECT * FROM files").fetchall()
+
+
+def test_incident_through_the_relay(project):
+    relay = RelayProcess(project)
+    try:
+        assert relay.handshake()["result"]["serverInfo"]
+        tools = relay.request("tools/list")["result"]["tools"]
+        assert {t["name"] for t in tools} == {"put_object", "query"}
+        read = relay.request("tools/call", {"name": "query", "arguments": {"sql": "SELECT count(*) FROM files"}})
+        assert read["result"].get("isError") in (None, False) and "count" in json.dumps(read["result"])
+        put = relay.request("tools/call", {"name": "put_object", "arguments": {"bucket": "b", "key": "a.png",
+                                                                                "body": "x"}})
+        assert put["result"]["isError"] is True and "NOT EXECUTED" in put["result"]["content"][0]["text"]
+        assert put["result"]["_meta"]["drygate"]["executed"] is False
+        insert = relay.request("tools/call", {"name": "query", "arguments": {
+            "sql": "INSERT INTO files(key, size) VALUES ('a.png', 2048)"}})
+        assert insert["result"]["isError"] is True
+        still_reads = relay.request("tools/call", {"name": "query", "arguments": {"sql": "SELECT 1"}})
+        assert not still_reads["result"].get("isError")
+    finally:
+        relay.close()
+    assert list((project / "objects").iterdir()) == [] and rows(project) == []
+    plan = json.loads(subprocess.run([sys.executable, "-m", "drygate.cli.entry", "plan", "relay-run", "--json",
+                                      "--project", str(project)], capture_output=True, text=True,
+                                     env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}).stdout)
+    assert [s["tool_name"] for s in plan["steps"]] == ["mcp__store__put_object", "mcp__store__query"]
+
+
+def test_live_calls_really_run(project):
+    (project / "drygate.toml").write_text('[run]\nmode = "live"\n')
+    relay = RelayProcess(project)
+    try:
+        relay.handshake()
+        r = relay.request("tools/call", {"name": "query", "arguments": {"sql": "INSERT INTO files VALUES ('x', 1)"}})
+        assert not r["result"].get("isError")
+    finally:
+        relay.close()
+    assert rows(project) == [("x", 1)]
+
+
+def test_malformed_lines_and_unlisted_tools(project):
+    relay = RelayProcess(project, mode="dry")
+    try:
+        relay.handshake()
+        relay.raw(b"{not json\n")
+        err = relay.read()
+        assert err["error"]["code"] == -32700 and err["id"] is None
+        r = relay.request("tools/call", {"name": "never_listed", "arguments": {}})
+        assert r["result"]["isError"] is True and "NOT EXECUTED" in r["result"]["content"][0]["text"]
+        r = relay.request("tools/call", {"arguments": {}})
+        assert r["result"]["isError"] is True and "guard failure" in r["result"]["content"][0]["text"]
+        assert relay.request("tools/list")["result"]["tools"]  # still serving
+    finally:
+        relay.close()
+
+
+def test_locked_store_blocks_and_alerts(project):
+    (project / "drygate.toml").write_text('[run]\nmode = "live"\n[gate]\ndeadline_ms = 600\n')
+    relay = RelayProcess(project)
+    holder = None
+    try:
+        relay.handshake()
+        relay.request("tools/call", {"name": "query", "arguments": {"sql": "SELECT 1"}})  # creates the store
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import sqlite3,sys,time;c=sqlite3.connect(sys.argv[1],isolation_level=None);"
+            "c.execute('BEGIN EXCLUSIVE');print('locked',flush=True);time.sleep(60)"),
+            str(project / ".drygate" / "state.db")], stdout=subprocess.PIPE)
+        assert holder.stdout.readline().strip() == b"locked"
+        r = relay.request("tools/call", {"name": "query", "arguments": {"sql": "INSERT INTO files VALUES ('y', 1)"}})
+        assert r["result"]["isError"] is True and "BLOCKED" in r["result"]["content"][0]["text"]
+    finally:
+        if holder:
+            holder.kill()
+        relay.close()
+    assert rows(project) == []
+    alerts = [json.loads(line) for line in (project / ".drygate" / "alerts.jsonl").read_text().splitlines()]
+    assert alerts[-1]["kind"] == "guard_failure" and alerts[-1]["host"] == "mcp-relay"
+
+
+def test_install_mcp_rewrites_and_is_idempotent(tmp_path):
+    from drygate.relay.install import install_mcp
+
+    config = {"mcpServers": {"store": {"command": "python3", "args": ["s.py"], "env": {"A": "1"}},
+                             "web": {"type": "http", "url": "https://x"}}}
+    (tmp_path / ".mcp.json").write_text(json.dumps(config))
+    path, wrapped, skipped = install_mcp(tmp_path, python="/py")
+    first = json.loads((tmp_path / ".mcp.json").read_text())
+    install_mcp(tmp_path, python="/py")
+    assert json.loads((tmp_path / ".mcp.json").read_text()) == first
+    store = first["mcpServers"]["store"]
+    assert store["command"] == "/py" and store["args"][-3:] == ["--", "python3", "s.py"] and store["env"] == {"A": "1"}
+    assert "--name" in store["args"] and store["args"][store["args"].index("--name") + 1] == "store"
+    assert first["mcpServers"]["web"] == config["mcpServers"]["web"] and "web" in skipped
+    assert json.loads((tmp_path / ".mcp.json.drygate-backup").read_text()) == config
+    (tmp_path / ".mcp.json").write_text("{broken")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        install_mcp(tmp_path)
