@@ -253,3 +253,61 @@ def _maybe_record(run, name: str) -> None:
         json.loads(line)  # still valid JSONL
     out = REPO / "examples" / "incident" / name
     out.write_text(text if text.endswith("\n") else text + "\n")
+
+
+# --------------------------------------------------------------------------- the MCP relay
+def _behind_relay(project):
+    """Rewrite the project's mcp.json so the store server runs behind `drygate mcp`."""
+    from drygate.relay.install import wrap_servers
+
+    path = project.dir / "mcp.json"
+    config, wrapped, _ = wrap_servers(json.loads(path.read_text()), project.dir,
+                                      python=str(project.tools.python))
+    assert wrapped == ["store"]
+    path.write_text(json.dumps(config))
+
+
+def test_incident_through_the_relay_alone(project):
+    """The relay, with no hook: it decides the MCP calls itself, and the model is told."""
+    project.init_drygate(INCIDENT_POLICY)
+    project.settings.write_text("{}\n")  # no hook: only the relay gates
+    _behind_relay(project)
+    run = project.run_agent([PUT, INSERT], env={"DRYGATE_RUN_ID": "relay-e2e"}, label="incident: relay only")
+    assert project.objects() == [] and project.rows() == ORIGINAL_ROWS, run.describe()
+    for r in run.tool_results:
+        assert _not_executed(r["content"]), r
+    plan = project.drygate_json("plan", "relay-e2e")
+    assert [s["tool_name"] for s in plan["steps"]] == [PUT["name"], INSERT["name"]], plan
+    journal_hosts = {e["host"] for e in _journal(project, "relay-e2e")}
+    assert journal_hosts == {"mcp-relay"}, journal_hosts
+
+
+def test_incident_relay_and_hook_share_one_run(project):
+    """Hook and relay installed together: one run (the session), one stickiness."""
+    project.init_drygate(INCIDENT_POLICY)
+    _behind_relay(project)
+    count = {"name": "mcp__store__query", "input": {"sql": "SELECT count(*) FROM files"}}
+    # Claude Code 2.1 gives MCP servers CLAUDE_CODE_SESSION_ID, so the relay joins the
+    # session's run by itself; 2.0 does not, and `drygate run` (DRYGATE_RUN_ID) joins them.
+    old_host = project.cli.version.startswith("2.0.")
+    env = {"DRYGATE_RUN_ID": "shared-run"} if old_host else None
+    run = project.run_agent([count, PUT, INSERT], env=env, label="incident: hook + relay")
+    run_id = "shared-run" if old_host else run.session_id
+    assert project.objects() == [] and project.rows() == ORIGINAL_ROWS, run.describe()
+    plan = project.drygate_json("plan", run_id)
+    assert [s["tool_name"] for s in plan["steps"]] == [PUT["name"], INSERT["name"]], plan
+    # The first call was allowed by the hook and then decided again by the relay: both in one run.
+    hosts = [e["host"] for e in _journal(project, run_id)]
+    assert hosts[:2] == ["claude-code", "mcp-relay"], hosts
+    runs = {r["run_id"] for r in project.drygate_json("runs")}
+    assert runs == {run_id}, runs
+
+
+def _journal(project, run_id):
+    from drygate.state.sqlite import SQLiteStore
+
+    store = SQLiteStore(project.dir / ".drygate" / "state.db")
+    try:
+        return [e for e in store.journal(run_id) if e["kind"] == "call"]
+    finally:
+        store.close()
