@@ -244,18 +244,24 @@ def _compile_rule(rule, i, where):
     }
 
 
-def _compile_commands(entries, where):
-    """``[[commands]]`` -> {program name: spec} (the shape of drygate.classifiers.data.commands)."""
+def _tables(entries, array, keys, where):
+    """Yield ``(label, table)`` for an array of tables (``[[array]]``), checking its keys."""
     if not isinstance(entries, list):
-        raise PolicyError(f"{where}: commands must be an array of tables ([[commands]])")
-    out = {}
+        raise PolicyError(f"{where}: {array} must be an array of tables ([[{array}]])")
     for i, entry in enumerate(entries):
-        label = f"{where}: commands[{i}]"
+        label = f"{where}: {array}[{i}]"
         if not isinstance(entry, dict):
             raise PolicyError(f"{label}: must be a table")
-        unknown = set(entry) - _COMMAND_KEYS
+        unknown = set(entry) - keys
         if unknown:
             raise PolicyError(f"{label}: unknown key(s): {', '.join(sorted(unknown))}")
+        yield label, entry
+
+
+def _compile_commands(entries, where):
+    """``[[commands]]`` -> {program name: spec} (the shape of drygate.classifiers.data.commands)."""
+    out = {}
+    for label, entry in _tables(entries, "commands", _COMMAND_KEYS, where):
         name = entry.get("name")
         if not isinstance(name, str) or not name or name.endswith("/"):
             raise PolicyError(f"{label}: name must be a program name, or a path as the agent types it")
@@ -290,16 +296,8 @@ def _compile_http_rules(entries, where):
     """``[[http_rules]]`` -> tuple of (url_regex, methods tuple or None, effect)."""
     import re
 
-    if not isinstance(entries, list):
-        raise PolicyError(f"{where}: http_rules must be an array of tables ([[http_rules]])")
     out = []
-    for i, entry in enumerate(entries):
-        label = f"{where}: http_rules[{i}]"
-        if not isinstance(entry, dict):
-            raise PolicyError(f"{label}: must be a table")
-        unknown = set(entry) - _HTTP_RULE_KEYS
-        if unknown:
-            raise PolicyError(f"{label}: unknown key(s): {', '.join(sorted(unknown))}")
+    for label, entry in _tables(entries, "http_rules", _HTTP_RULE_KEYS, where):
         pattern = entry.get("url_regex")
         if not isinstance(pattern, str) or not pattern:
             raise PolicyError(f"{label}: url_regex must be a regular expression")
