@@ -167,3 +167,13 @@ def test_install_mcp_rewrites_and_is_idempotent(tmp_path):
     (tmp_path / ".mcp.json").write_text("{broken")
     with pytest.raises(ValueError, match="not valid JSON"):
         install_mcp(tmp_path)
+
+
+def test_doctor_warns_about_servers_outside_the_relay(tmp_path):
+    from drygate.doctor import _mcp_checks
+    from drygate.relay.install import install_mcp
+
+    (tmp_path / ".mcp.json").write_text(json.dumps({"mcpServers": {"a": {"command": "x"}}}))
+    assert _mcp_checks(str(tmp_path))[0]["status"] == "warn"
+    install_mcp(tmp_path)
+    assert _mcp_checks(str(tmp_path))[0]["status"] == "ok"

@@ -14,7 +14,8 @@ Checks (each a dict ``{"check", "status": "ok" | "warn" | "fail", "detail", "fix
 - the command works: a probe read is answered ``{}`` (exit 0), and a probe write
   in a dry run is answered with a deny inside ``hookSpecificOutput`` and exit 2;
 - the hook timeout is above the gate's own deadline (a hook the host times out
-  lets the tool run).
+  lets the tool run);
+- MCP servers in ``.mcp.json`` that are not behind the relay (a warning).
 
 Probes run the installed command against a throwaway state store and alert log
 (``DRYGATE_STATE``, ``DRYGATE_ALERT_LOG``), so the doctor never adds runs or
@@ -71,6 +72,23 @@ def _json_object(data):
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _mcp_checks(project):
+    """Servers in .mcp.json that are not behind the relay: only the hook guards them."""
+    path = os.path.join(project, ".mcp.json")
+    if not os.path.exists(path):
+        return []
+    try:
+        servers = _load_json(path).get("mcpServers", {})
+    except (OSError, ValueError, AttributeError) as e:
+        return [_check("mcp servers", "fail", f"{path} cannot be read ({e})", "fix the file")]
+    bare = [name for name, entry in servers.items()
+            if isinstance(entry, dict) and "drygate.cli.entry" not in " ".join(map(str, entry.get("args") or []))]
+    if bare:
+        return [_check("mcp servers", "warn", f"not behind the relay (only the hook guards them): {', '.join(bare)}",
+                       "run `drygate install claude-code --mcp`")]
+    return [_check("mcp servers", "ok", f"{len(servers)} server(s) behind the relay")]
 
 
 def _run_hook(command, event, project_dir, env_extra=None, timeout_s=30):
@@ -143,6 +161,7 @@ def _run_checks(settings, home, probe_env):
     if not any(c["check"] == "disableAllHooks" for c in checks):
         checks.append(_check("disableAllHooks", "ok", "no settings layer turns hooks off"))
 
+    checks.extend(_mcp_checks(project))
     pre = merged_hooks["PreToolUse"]
     if not pre:
         checks.append(_check("hook installed", "fail", "no drygate PreToolUse hook in any settings layer",
