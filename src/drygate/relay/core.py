@@ -8,9 +8,13 @@ Messages are forwarded as the bytes they arrived as; only these are read:
 - server responses to ``tools/list`` (the tools' annotations and output schemas
   feed the decision), and results carrying the server identity stamp (removed).
 
-Decisions run in one worker thread (the SQLite store is used from one thread at a
-time) so a slow store never stops the rest of the traffic; a gate failure answers
-the call with an error result and an alert and never forwards it.
+Decisions are made on the event loop, one at a time (the store is only ever used
+from that thread): the SQLite transition takes about 0.2 ms, and a thread hop per
+call would cost as much again (bench/relay_overhead.py). While the store is locked
+(a fault) the relay waits at most the gate's deadline before it answers with a
+guard failure, and other traffic waits with it. What a live write returned is
+journaled after its answer is on its way to the client. A gate failure answers the
+call with an error result and an alert and never forwards it.
 """
 
 import asyncio
@@ -34,13 +38,29 @@ class RelayGate:
         self.settings = settings
         self.gate = None
         self.policy_hash = None
+        self.policy_stat = None
 
     def current(self):
-        """A :class:`drygate.gate.Gate` for the current policy. Raises GuardFailure."""
+        """A :class:`drygate.gate.Gate` for the current policy. Raises GuardFailure.
+
+        The policy file is only stat()ed per call; it is read again when it changes.
+        """
+        if self.gate is not None:
+            try:
+                st = os.stat(self.settings.policy_path)
+                if (st.st_mtime_ns, st.st_size, st.st_ino) == self.policy_stat:
+                    return self.gate
+            except OSError:
+                pass  # load_policy below reports the missing policy
         from drygate.gate import Gate
         from drygate.policy.cache import load_policy
         from drygate.state import open_store
 
+        try:
+            st = os.stat(self.settings.policy_path)
+            self.policy_stat = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            self.policy_stat = None
         state_hint = self.settings.state_path or os.path.join(self.settings.project_dir, ".drygate", "state.db")
         cache_dir = None if state_hint in ("memory:", ":memory:") else os.path.dirname(state_hint)
         policy = load_policy(self.settings.policy_path, cache_dir)
@@ -74,8 +94,9 @@ class Relay:
         self.pending = {}  # request id (json) -> method, for requests forwarded to the server
         self.calls = {}  # request id -> tool name, for forwarded tools/call (journal the result)
         self.downstream = Downstream(command, os.environ.copy(), self._from_server, self._server_exited)
-        self.executor = None
         self._out_lock = asyncio.Lock()
+        self.internal = {}  # id of a request the relay sent itself -> Future of its response
+        self._listed_at = None  # when the relay last listed the server's tools itself
 
     # -- output -------------------------------------------------------------------------
     async def _to_client(self, data):
@@ -95,23 +116,29 @@ class Relay:
             except ValueError:
                 message = None
         if isinstance(message, dict) and "method" not in message and "id" in message:
+            future = self.internal.pop(_id_key(message["id"]), None)
+            if future is not None:
+                if not future.done():
+                    future.set_result(message)
+                return
             key = _id_key(message["id"])
             method = self.pending.pop(key, None)
             if method == "tools/list" and isinstance(message.get("result"), dict):
                 self._learn_tools(message["result"])
-            if method == "tools/call":
-                tool = self.calls.pop(key, None)
-                self._journal_result(message, tool)
+            tool = self.calls.pop(key, None) if method == "tools/call" else None
+            if message["id"] == REPLAY_ID:
+                return  # the answer to a replayed initialize: the client already has one
             if results.SERVER_INFO_META.encode() in text:
                 result = message.get("result")
                 if isinstance(result, dict) and isinstance(result.get("_meta"), dict):
                     result["_meta"].pop(results.SERVER_INFO_META, None)
                     if not result["_meta"]:
                         del result["_meta"]
-                    await self._to_client(results.encode(message))
-                    return
-            if message["id"] == REPLAY_ID:
-                return  # the answer to a replayed initialize: the client already has one
+                    line = results.encode(message)
+            await self._to_client(line if line.endswith(b"\n") else line + b"\n")
+            if tool is not None:
+                self._journal_result(message, tool)  # after the client has its answer
+            return
         await self._to_client(line if line.endswith(b"\n") else line + b"\n")
 
     def _learn_tools(self, result):
@@ -120,23 +147,55 @@ class Relay:
                 self.tools[tool["name"]] = {"annotations": tool.get("annotations") or {},
                                             "outputSchema": tool.get("outputSchema")}
 
-    def _journal_result(self, message, tool):
-        if tool is None or self.executor is None:
+    async def _list_tools_itself(self, meta):
+        """Learn the server's tools (annotations, output schemas) by asking it directly.
+
+        For a call to a tool the client never listed through the relay (a cached list,
+        a reconnect). At most once per second; pages are followed; failures are ignored
+        (the call is then decided without annotations, which is the stricter way).
+        """
+        import time
+
+        now = time.monotonic()
+        if self._listed_at is not None and now - self._listed_at < 1.0:
             return
+        self._listed_at = now
+        cursor = None
+        loop = asyncio.get_running_loop()
+        for page in range(20):
+            request_id = f"drygate-tools-list-{uuid.uuid4()}"
+            params = {"_meta": meta} if meta else {}
+            if cursor:
+                params["cursor"] = cursor
+            future = loop.create_future()
+            self.internal[_id_key(request_id)] = future
+            try:
+                await self.downstream.send(results.encode({"jsonrpc": "2.0", "id": request_id,
+                                                           "method": "tools/list", "params": params}))
+                answer = await asyncio.wait_for(future, 2.0)
+            except (ConnectionError, asyncio.TimeoutError):
+                self.internal.pop(_id_key(request_id), None)
+                return
+            result = answer.get("result")
+            if not isinstance(result, dict):
+                return
+            self._learn_tools(result)
+            cursor = result.get("nextCursor")
+            if not cursor:
+                return
+
+    def _journal_result(self, message, tool):
+        """Journal what a live write returned (the store is only ever used from the loop)."""
+        import time
+
         result = message.get("result", message.get("error"))
         text = json.dumps(result)
         if len(text) > 64 * 1024:
             result = {"truncated": True, "chars": len(text), "head": text[:64 * 1024]}
-
-        def record():
-            import time
-
-            try:
-                self.gate.current().store.record_result(self.run_id, None, tool, result, time.time())
-            except Exception:
-                pass  # the call already ran; a lost result record must not fail the client
-
-        self.executor.submit(record)
+        try:
+            self.gate.current().store.record_result(self.run_id, None, tool, result, time.time())
+        except Exception as e:  # the call already ran: report, never fail the client
+            self._report_failure(e, tool, self.run_id, None)
 
     async def _server_exited(self, code):
         for key, method in list(self.pending.items()):
@@ -209,10 +268,10 @@ class Relay:
         meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
         run_id = meta.get("drygate/run_id") if isinstance(meta.get("drygate/run_id"), str) else self.run_id
         modern = results.PROTOCOL_VERSION_META in meta
-        loop = asyncio.get_running_loop()
+        if isinstance(tool, str) and tool not in self.tools:
+            await self._list_tools_itself({k: v for k, v in meta.items() if k.startswith("io.modelcontextprotocol/")})
         try:
-            decision = await loop.run_in_executor(self.executor, self._decide, tool, arguments, run_id,
-                                                  str(request_id))
+            decision = self._decide(tool, arguments, run_id, str(request_id))
         except Exception as e:  # any failure of the gate: block, answer, alert
             why = self._report_failure(e, tool, run_id, str(request_id))
             await self._to_client(results.encode(results.guard_failure(request_id, why, modern)))
@@ -220,7 +279,8 @@ class Relay:
         if decision.action == "allow":
             key = _id_key(request_id)
             self.pending[key] = "tools/call"
-            self.calls[key] = _qualified(self.server, tool)
+            if decision.effect not in ("read", "bookkeeping"):
+                self.calls[key] = _qualified(self.server, tool)  # journal what a live write returned
             await self._forward(line, message)
             return
         schema = (self.tools.get(tool) or {}).get("outputSchema") if isinstance(tool, str) else None
@@ -248,9 +308,6 @@ class Relay:
     # -- lifetime -----------------------------------------------------------------------------
     async def serve(self, reader):
         """Serve the client on ``reader`` (an asyncio StreamReader) until it closes."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drygate-gate")
         await self.downstream.start()
         try:
             while True:
@@ -265,7 +322,6 @@ class Relay:
                 await self.handle_client_line(line)
         finally:
             await self.downstream.close()
-            self.executor.shutdown(wait=True)
 
 
 def _id_key(request_id):

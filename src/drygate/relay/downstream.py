@@ -14,6 +14,8 @@ import time
 LINE_LIMIT = 256 * 1024 * 1024
 MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
+#: How long a message waits for a server that is being restarted (s).
+RESTART_WAIT_S = 5.0
 
 
 class Downstream:
@@ -35,16 +37,39 @@ class Downstream:
         self._reader = None
         self.closing = False
         self._write_lock = asyncio.Lock()
+        self.ready = asyncio.Event()  # set while a process is running and has had its replay
+        self.gone = False  # restarts exhausted: the server stays down
 
-    async def start(self):
-        """Start the process (raises OSError if the command cannot run)."""
+    async def start(self, replay=False):
+        """Start the process; with ``replay``, send the saved handshake first.
+
+        Raises OSError if the command cannot run."""
         self.proc = await asyncio.create_subprocess_exec(
             *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=self.stderr, env=self.env, limit=LINE_LIMIT, start_new_session=True)
         self._reader = asyncio.ensure_future(self._read_loop(self.proc))
+        if replay:
+            for line in self.replay:
+                await self._send_now(line)
+        self.ready.set()
 
-    async def send(self, line):
-        """Write one line (bytes ending in a newline) to the server. Raises ConnectionError if it is gone."""
+    async def send(self, line, wait_s=RESTART_WAIT_S):
+        """Write one line (bytes ending in a newline) to the server.
+
+        While the server is being restarted the line waits (up to ``wait_s``) for the
+        new process. Raises ConnectionError if the server is gone for good or the
+        restart does not finish in time.
+        """
+        if not self.ready.is_set():
+            if self.gone:
+                raise ConnectionError("the MCP server exited too often and is not restarted")
+            try:
+                await asyncio.wait_for(self.ready.wait(), wait_s)
+            except asyncio.TimeoutError:
+                raise ConnectionError("the MCP server is being restarted and is not ready yet") from None
+        await self._send_now(line)
+
+    async def _send_now(self, line):
         proc = self.proc
         if proc is None or proc.returncode is not None or proc.stdin is None:
             raise ConnectionError("the MCP server is not running")
@@ -68,6 +93,7 @@ class Downstream:
                 if self.on_line is not None:
                     await self.on_line(line)
         finally:
+            self.ready.clear()
             await proc.wait()
             if not self.closing and proc is self.proc:
                 if self.on_exit is not None:
@@ -79,14 +105,14 @@ class Downstream:
         self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_S] + [now]
         if len(self.restarts) > MAX_RESTARTS:
             self.proc = None
+            self.gone = True
             return
         await asyncio.sleep(min(0.05 * 2 ** (len(self.restarts) - 1), 2.0))
         try:
-            await self.start()
-            for line in self.replay:
-                await self.send(line)
+            await self.start(replay=True)
         except (OSError, ConnectionError):
             self.proc = None
+            self.gone = True
 
     async def close(self):
         """Stop the server: close its input, then terminate it if it lingers."""

@@ -1,0 +1,225 @@
+"""Benchmark: latency the MCP relay (`drygate mcp`) adds per tools/call over stdio.
+
+The real filesystem MCP server (npm ``@modelcontextprotocol/server-filesystem``, installed
+by the relay tests into ``.cache/mcp-servers``; this script installs it there too if it
+is missing) is started twice: directly, and behind ``drygate mcp --name filesystem``.
+Both are driven with raw newline-delimited JSON-RPC over pipes (no SDK, so the client's
+cost is the same small constant on both sides and what differs is the relay).
+
+Measured, in one run so machine noise hits both alike:
+
+- per tools/call (``read_text_file`` of a small file, classified read by the policy so the
+  relay decides and forwards it): N calls on each side, alternating direct / relay / a bare
+  asyncio line forwarder (the floor any stdio relay in Python pays) call by call; median,
+  p90, p99 of each and of the difference;
+- connect: spawn + initialize round trip (until the initialize response arrives), R
+  times each, alternating.
+
+Goals (DESIGN.md, issue 4): median added <= 0.5 ms, p99 added <= 2 ms.
+
+Usage: python bench/relay_overhead.py [--calls 500] [--connects 10] [--mode dry|live|sticky] [--state PATH]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache" / "mcp-servers"
+FS_PKG, FS_VERSION = "@modelcontextprotocol/server-filesystem", "2026.8.31"
+_SCRIPT = Path(sys.executable).with_name("drygate")
+DRYGATE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "drygate.cli.entry"]
+
+
+def ensure_server():
+    entry = CACHE / "node_modules" / FS_PKG / "dist" / "index.js"
+    if not entry.exists():
+        npm = shutil.which("npm")
+        if not npm or not shutil.which("node"):
+            sys.exit("node/npm not found: the filesystem MCP server cannot run")
+        subprocess.run([npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", "--save-exact",
+                        f"{FS_PKG}@{FS_VERSION}"], check=True, capture_output=True)
+    return entry
+
+
+class Peer:
+    """A server process spoken to in raw JSON-RPC lines, synchronously (one request in flight)."""
+
+    def __init__(self, argv, env):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env)
+        self.out = self.proc.stdout
+        self.next_id = 0
+
+    def request(self, method, params):
+        self.next_id += 1
+        rid = self.next_id
+        self.proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": rid, "method": method,
+                                          "params": params}).encode() + b"\n")
+        self.proc.stdin.flush()
+        while True:
+            line = self.out.readline()
+            if not line:
+                raise RuntimeError(f"{method}: the peer closed its stdout")
+            msg = json.loads(line)
+            if msg.get("id") == rid and "method" not in msg:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg
+
+    def notify(self, method):
+        self.proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": method}).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def initialize(self):
+        response = self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                               "clientInfo": {"name": "bench", "version": "0"}})
+        self.notify("notifications/initialized")
+        return response
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+#: The floor: a bare asyncio line forwarder in the same interpreter (no parsing, no decision).
+FORWARDER = r"""
+import asyncio, sys
+async def pump(reader, write, drain):
+    while True:
+        line = await reader.readline()
+        if not line:
+            return
+        write(line)
+        await drain()
+async def main():
+    proc = await asyncio.create_subprocess_exec(*sys.argv[1:], stdin=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE, limit=1 << 26)
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader(limit=1 << 26)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin.buffer)
+    out = sys.stdout.buffer
+    def write_out(data):
+        out.write(data)
+    async def flush_out():
+        out.flush()
+    await asyncio.gather(pump(stdin, proc.stdin.write, proc.stdin.drain), pump(proc.stdout, write_out, flush_out))
+asyncio.run(main())
+"""
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calls", type=int, default=500)
+    ap.add_argument("--connects", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--mode", default="dry", choices=["dry", "live", "sticky"])
+    ap.add_argument("--synchronous", default="full", choices=["full", "normal"],
+                    help="the policy's [state] synchronous (full is drygate's default)")
+    ap.add_argument("--state", help="the relay's SQLite state file (default: in the temp project); "
+                                    "a tmpfs path such as /dev/shm/x.db shows what fsync costs")
+    args = ap.parse_args()
+
+    entry = ensure_server()
+    node = shutil.which("node")
+    with tempfile.TemporaryDirectory(prefix="drygate-bench-") as tmp:
+        tmp = Path(tmp)
+        root = tmp / "root"
+        root.mkdir()
+        target = root / "hello.txt"
+        target.write_text("hello, world\n" * 4, encoding="utf-8")
+        project = tmp / "project"
+        project.mkdir()
+        (project / "drygate.toml").write_text(
+            f'[run]\nmode = "{args.mode}"\n\n[state]\nsynchronous = "{args.synchronous}"\n\n'
+            f'[[rules]]\ntool = "mcp__filesystem__read_text_file"\neffect = "read"\n',
+            encoding="utf-8")
+        server = [node, str(entry), str(root)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DRYGATE_", "CLAUDE_"))}
+        relay_env = dict(env, DRYGATE_STATE=args.state or str(project / ".drygate" / "state.db"), DRYGATE_RUN_ID="bench",
+                         DRYGATE_MODE=args.mode)
+        relay_argv = [*DRYGATE, "mcp", "--name", "filesystem", "--project", str(project), "--", *server]
+        params = {"name": "read_text_file", "arguments": {"path": str(target)}}
+
+        # connect: spawn + initialize round trip, alternating
+        connect = {"direct": [], "relay": []}
+        for _ in range(args.connects):
+            for side, argv, e in (("direct", server, env), ("relay", relay_argv, relay_env)):
+                t0 = time.perf_counter()
+                peer = Peer(argv, e)
+                peer.initialize()
+                connect[side].append(time.perf_counter() - t0)
+                peer.close()
+
+        peers = {"direct": Peer(server, env), "relay": Peer(relay_argv, relay_env),
+                 "forwarder": Peer([sys.executable, "-c", FORWARDER, *server], env)}
+        try:
+            for peer in peers.values():
+                peer.initialize()
+                peer.request("tools/list", {})
+            expected = peers["direct"].request("tools/call", params)["result"]
+            for side in ("relay", "forwarder"):
+                got = peers[side].request("tools/call", params)["result"]
+                if got.get("content") != expected.get("content") or got.get("isError"):
+                    sys.exit(f"the {side}'s answer differs from the server's: {got!r} vs {expected!r}")
+            for _ in range(args.warmup):
+                for peer in peers.values():
+                    peer.request("tools/call", params)
+            times = {side: [] for side in peers}
+            sides = list(peers)
+            for i in range(args.calls):
+                for side in sides[i % 3:] + sides[:i % 3]:  # rotate the order call by call
+                    t0 = time.perf_counter()
+                    peers[side].request("tools/call", params)
+                    times[side].append(time.perf_counter() - t0)
+        finally:
+            for peer in peers.values():
+                peer.close()
+
+    ms = 1000.0
+    d, r, f = times["direct"], times["relay"], times["forwarder"]
+    diffs = [b - a for a, b in zip(d, r)]
+    print(f"drygate relay overhead: filesystem read_text_file, {args.calls} calls each, alternating, "
+          f"mode {args.mode}, synchronous {args.synchronous}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(f"{'':>22} {'median':>9} {'p90':>9} {'p99':>9} {'mean':>9}")
+    for label, vals in (("direct (ms)", d), ("relay (ms)", r), ("bare forwarder (ms)", f)):
+        print(f"{label:>22} {statistics.median(vals) * ms:9.3f} {pct(vals, 90) * ms:9.3f} "
+              f"{pct(vals, 99) * ms:9.3f} {statistics.fmean(vals) * ms:9.3f}")
+    med_add = (statistics.median(r) - statistics.median(d)) * ms
+    p99_add = (pct(r, 99) - pct(d, 99)) * ms
+    print(f"{'added (ms)':>22} {med_add:9.3f} {(pct(r, 90) - pct(d, 90)) * ms:9.3f} {p99_add:9.3f} "
+          f"{(statistics.fmean(r) - statistics.fmean(d)) * ms:9.3f}")
+    print(f"{'paired diff (ms)':>22} {statistics.median(diffs) * ms:9.3f} {pct(diffs, 90) * ms:9.3f} "
+          f"{pct(diffs, 99) * ms:9.3f} {statistics.fmean(diffs) * ms:9.3f}")
+    print(f"{'forwarder added (ms)':>22} {(statistics.median(f) - statistics.median(d)) * ms:9.3f} "
+          f"{(pct(f, 90) - pct(d, 90)) * ms:9.3f} {(pct(f, 99) - pct(d, 99)) * ms:9.3f} "
+          f"{(statistics.fmean(f) - statistics.fmean(d)) * ms:9.3f}")
+    print(f"ratio relay/direct: median {statistics.median(r) / statistics.median(d):.2f}x, "
+          f"p99 {pct(r, 99) / pct(d, 99):.2f}x")
+    cd, cr = statistics.median(connect["direct"]) * ms, statistics.median(connect["relay"]) * ms
+    print(f"connect (spawn + initialize, median of {args.connects}): direct {cd:.1f} ms, relay {cr:.1f} ms, "
+          f"added {cr - cd:.1f} ms, ratio {cr / cd:.2f}x")
+    ok_med, ok_p99 = med_add <= 0.5, p99_add <= 2.0
+    print(f"goal median added <= 0.5 ms: {'PASS' if ok_med else 'FAIL'} ({med_add:.3f} ms); "
+          f"goal p99 added <= 2 ms: {'PASS' if ok_p99 else 'FAIL'} ({p99_add:.3f} ms)")
+    return 0 if ok_med and ok_p99 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
