@@ -177,3 +177,81 @@ def test_doctor_warns_about_servers_outside_the_relay(tmp_path):
     assert _mcp_checks(str(tmp_path))[0]["status"] == "warn"
     install_mcp(tmp_path)
     assert _mcp_checks(str(tmp_path))[0]["status"] == "ok"
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def http_relay(project):
+    import time
+    import urllib.request
+
+    port = _free_port()
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC), "STORE_DIR": str(project / "objects"),
+           "STORE_DB": str(project / "meta.db"), "DRYGATE_RUN_ID": "http-run"}
+    proc = subprocess.Popen([sys.executable, "-m", "drygate.cli.entry", "mcp", "--name", "store", "--project",
+                             str(project), "--http", f"127.0.0.1:{port}", "--", sys.executable, str(STORE_SERVER)],
+                            env=env, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/mcp"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_streamable_http_with_the_sdk_client(project, http_relay):
+    import asyncio
+
+    from mcp import Client
+
+    async def main():
+        async with Client(http_relay) as client:
+            names = sorted(t.name for t in (await client.list_tools()).tools)
+            read = await client.call_tool("query", {"sql": "SELECT count(*) FROM files"})
+            put = await client.call_tool("put_object", {"bucket": "b", "key": "k", "body": "x"})
+            insert = await client.call_tool("query", {"sql": "INSERT INTO files VALUES ('k', 1)"})
+            return names, read, put, insert
+
+    names, read, put, insert = asyncio.run(main())
+    assert names == ["put_object", "query"]
+    assert not read.is_error
+    assert put.is_error and "NOT EXECUTED" in put.content[0].text
+    assert insert.is_error
+    assert list((project / "objects").iterdir()) == [] and rows(project) == []
+
+
+def test_streamable_http_checks_origin_and_session(project, http_relay):
+    import urllib.error
+    import urllib.request
+
+    def post(body, headers):
+        req = urllib.request.Request(http_relay, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "Accept": "application/json, text/event-stream", **headers})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), dict(e.headers)
+
+    status, _, _ = post({"jsonrpc": "2.0", "id": 1, "method": "ping"}, {"Origin": "https://evil.example"})
+    assert status == 403
+    status, body, headers = post({"jsonrpc": "2.0", "id": 2, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}, {})
+    assert status == 200 and json.loads(body)["result"]["serverInfo"] and headers.get("mcp-session-id")
+    status, _, _ = post({"jsonrpc": "2.0", "id": 3, "method": "ping"}, {"Mcp-Session-Id": "someone-else"})
+    assert status == 404
+    status, _, _ = post({"jsonrpc": "2.0", "method": "notifications/initialized"},
+                        {"Mcp-Session-Id": headers["mcp-session-id"]})
+    assert status == 202

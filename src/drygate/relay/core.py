@@ -89,6 +89,7 @@ class Relay:
         self.server = server
         self.run_id = run_id
         self.out = out or sys.stdout.buffer
+        self.sink = None  # a coroutine taking each outgoing line instead of ``out`` (the HTTP front)
         self.gate = RelayGate(settings)
         self.tools = {}  # tool name -> {"annotations": ..., "outputSchema": ...}
         self.pending = {}  # request id (json) -> method, for requests forwarded to the server
@@ -100,6 +101,9 @@ class Relay:
 
     # -- output -------------------------------------------------------------------------
     async def _to_client(self, data):
+        if self.sink is not None:
+            await self.sink(data)
+            return
         async with self._out_lock:
             self.out.write(data)
             self.out.flush()
@@ -344,6 +348,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="drygate mcp", description="Run an MCP server behind the drygate relay.")
     parser.add_argument("--name", required=True, help="the server's name as the agent sees it (mcp__NAME__tool)")
     parser.add_argument("--project", default=None, help="project folder (policy and state)")
+    parser.add_argument("--http", default=None, metavar="[HOST:]PORT",
+                        help="serve streamable HTTP on this address (default host 127.0.0.1) instead of stdio")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the MCP server's command")
     args = parser.parse_args(sys.argv[2:] if argv is None else argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -353,6 +359,15 @@ def main(argv=None):
 
     settings = resolve(os.environ, project_dir=args.project)
     relay = Relay(settings, args.name, command, run_id_from_env(os.environ))
+    if args.http:
+        from drygate.relay.http import parse_address, serve_http
+
+        try:
+            host, port = parse_address(args.http)
+        except ValueError:
+            parser.error(f"--http wants [HOST:]PORT, not {args.http!r}")
+        asyncio.run(serve_http(relay, host, port))
+        return 0
     # stdout carries the protocol and nothing else: anything else printed goes to stderr.
     protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
