@@ -162,7 +162,7 @@ def test_install_mcp_rewrites_and_is_idempotent(tmp_path):
     store = first["mcpServers"]["store"]
     assert store["command"] == "/py" and store["args"][-3:] == ["--", "python3", "s.py"] and store["env"] == {"A": "1"}
     assert "--name" in store["args"] and store["args"][store["args"].index("--name") + 1] == "store"
-    assert first["mcpServers"]["web"] == config["mcpServers"]["web"] and "web" in skipped
+    assert first["mcpServers"]["web"]["args"][-2:] == ["--url", "https://x"] and not skipped
     assert json.loads((tmp_path / ".mcp.json.drygate-backup").read_text()) == config
     (tmp_path / ".mcp.json").write_text("{broken")
     with pytest.raises(ValueError, match="not valid JSON"):
@@ -255,3 +255,44 @@ def test_streamable_http_checks_origin_and_session(project, http_relay):
     status, _, _ = post({"jsonrpc": "2.0", "method": "notifications/initialized"},
                         {"Mcp-Session-Id": headers["mcp-session-id"]})
     assert status == 202
+
+
+def test_http_downstream_behind_a_stdio_relay(project, http_relay):
+    """A relay whose downstream is reached over streamable HTTP (here: another relay,
+    serving the store server over HTTP), used by a stdio client."""
+    import asyncio
+
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "drygate.cli.entry", "mcp", "--name", "store", "--project", str(project),
+                                      "--url", http_relay],
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC), "DRYGATE_RUN_ID": "front-run"})
+
+    async def main():
+        async with Client(params) as client:
+            names = sorted(t.name for t in (await client.list_tools()).tools)
+            read = await client.call_tool("query", {"sql": "SELECT count(*) FROM files"})
+            put = await client.call_tool("put_object", {"bucket": "b", "key": "k", "body": "x"})
+            return names, read, put
+
+    names, read, put = asyncio.run(main())
+    assert names == ["put_object", "query"] and not read.is_error
+    assert put.is_error and "NOT EXECUTED" in put.content[0].text
+    assert list((project / "objects").iterdir()) == []
+
+
+def test_install_mcp_wraps_http_servers(tmp_path):
+    from drygate.relay.install import install_mcp
+
+    config = {"mcpServers": {"api": {"type": "http", "url": "http://127.0.0.1:9/mcp"},
+                             "secret": {"type": "http", "url": "https://x/mcp", "headers": {"Authorization": "t"}}}}
+    (tmp_path / ".mcp.json").write_text(json.dumps(config))
+    _, wrapped, skipped = install_mcp(tmp_path, python="/py")
+    first = json.loads((tmp_path / ".mcp.json").read_text())
+    assert wrapped == ["api"] and "secret" in skipped
+    assert first["mcpServers"]["api"]["args"][-2:] == ["--url", "http://127.0.0.1:9/mcp"]
+    assert "url" not in first["mcpServers"]["api"] and "type" not in first["mcpServers"]["api"]
+    install_mcp(tmp_path, python="/py")
+    assert json.loads((tmp_path / ".mcp.json").read_text()) == first

@@ -81,10 +81,11 @@ class Relay:
 
     ``settings``: drygate.config.Settings; ``server``: the server's name as the agent
     sees it (tools are decided as ``mcp__<server>__<tool>``); ``command``: argv of the
-    real server; ``run_id``: the run this connection belongs to.
+    real server, or ``url``: its streamable HTTP endpoint; ``run_id``: the run this
+    connection belongs to.
     """
 
-    def __init__(self, settings, server, command, run_id, out=None):
+    def __init__(self, settings, server, command, run_id, out=None, url=None):
         self.settings = settings
         self.server = server
         self.run_id = run_id
@@ -94,7 +95,12 @@ class Relay:
         self.tools = {}  # tool name -> {"annotations": ..., "outputSchema": ...}
         self.pending = {}  # request id (json) -> method, for requests forwarded to the server
         self.calls = {}  # request id -> tool name, for forwarded tools/call (journal the result)
-        self.downstream = Downstream(command, os.environ.copy(), self._from_server, self._server_exited)
+        if url:
+            from drygate.relay.http_downstream import HttpDownstream
+
+            self.downstream = HttpDownstream(url, on_line=self._from_server, on_exit=self._server_exited)
+        else:
+            self.downstream = Downstream(command, os.environ.copy(), self._from_server, self._server_exited)
         self._out_lock = asyncio.Lock()
         self.internal = {}  # id of a request the relay sent itself -> Future of its response
         self._listed_at = None  # when the relay last listed the server's tools itself
@@ -350,15 +356,16 @@ def main(argv=None):
     parser.add_argument("--project", default=None, help="project folder (policy and state)")
     parser.add_argument("--http", default=None, metavar="[HOST:]PORT",
                         help="serve streamable HTTP on this address (default host 127.0.0.1) instead of stdio")
+    parser.add_argument("--url", default=None, help="the MCP server's streamable HTTP endpoint (instead of a command)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the MCP server's command")
     args = parser.parse_args(sys.argv[2:] if argv is None else argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("give the MCP server's command after --")
+    if bool(command) == bool(args.url):
+        parser.error("give either the MCP server's command after --, or --url")
     from drygate.config import resolve
 
     settings = resolve(os.environ, project_dir=args.project)
-    relay = Relay(settings, args.name, command, run_id_from_env(os.environ))
+    relay = Relay(settings, args.name, command, run_id_from_env(os.environ), url=args.url)
     if args.http:
         from drygate.relay.http import parse_address, serve_http
 

@@ -5,9 +5,10 @@ Each stdio server ``{"command": C, "args": A, "env": E}`` becomes
 "--project", PROJECT, "--", C, *A], "env": E}``: the server keeps its name, so the tool
 names the agent sees (``mcp__NAME__tool``) are unchanged. Rewriting is idempotent (an
 entry already behind the relay is unwrapped first) and the first rewrite keeps the
-original file as ``.mcp.json.drygate-backup``. Servers reached over HTTP (``"type":
-"http"`` or ``"sse"``, or a ``url``) are left as they are and reported: the relay does
-not forward HTTP downstreams yet.
+original file as ``.mcp.json.drygate-backup``. A server reached over streamable HTTP
+(``"type": "http"``, ``"url"``) becomes a stdio relay with ``--url``; servers with
+``headers`` (credentials) and the deprecated SSE transport are left as they are and
+reported.
 """
 
 import json
@@ -21,6 +22,8 @@ RELAY_ARGS = ("-m", "drygate.cli.entry", "mcp")
 def _original(entry):
     """The server's own command and args, unwrapping an earlier rewrite."""
     args = list(entry.get("args") or [])
+    if tuple(args[:3]) == RELAY_ARGS and "--url" in args and "--" not in args:
+        return None, args  # an HTTP server already behind the relay: kept as it is
     if tuple(args[:3]) == RELAY_ARGS and "--" in args:
         rest = args[args.index("--") + 1:]
         return rest[0], rest[1:]
@@ -42,11 +45,31 @@ def wrap_servers(config, project_dir, python=None):
             skipped[name] = "not an object"
             servers[name] = entry
             continue
-        if entry.get("type") in ("http", "sse") or "url" in entry:
-            skipped[name] = "an HTTP server: the relay forwards stdio servers only (for now)"
+        if entry.get("type") == "sse":
+            skipped[name] = "an SSE server (the deprecated transport): not relayed"
             servers[name] = entry
             continue
+        if entry.get("type") == "http" or "url" in entry:
+            url = entry.get("url")
+            if not isinstance(url, str) or not url:
+                skipped[name] = "no url"
+                servers[name] = entry
+                continue
+            new = {k: v for k, v in entry.items() if k not in ("type", "url", "headers")}
+            new["command"] = python
+            new["args"] = [*RELAY_ARGS, "--name", name, "--project", os.path.abspath(project_dir), "--url", url]
+            if entry.get("headers"):
+                skipped[name] = "an HTTP server with headers (credentials are not passed through yet)"
+                servers[name] = entry
+                continue
+            servers[name] = new
+            wrapped.append(name)
+            continue
         command, args = _original(entry)
+        if command is None and "--url" in args:
+            servers[name] = entry
+            wrapped.append(name)
+            continue
         if not isinstance(command, str) or not command:
             skipped[name] = "no command"
             servers[name] = entry
