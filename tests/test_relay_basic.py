@@ -296,3 +296,27 @@ def test_install_mcp_wraps_http_servers(tmp_path):
     assert "url" not in first["mcpServers"]["api"] and "type" not in first["mcpServers"]["api"]
     install_mcp(tmp_path, python="/py")
     assert json.loads((tmp_path / ".mcp.json").read_text()) == first
+
+
+def test_client_meta_run_id_joins_a_run(project):
+    """A client that passes its run in request _meta joins that run's stickiness."""
+    from drygate.state.sqlite import SQLiteStore
+    from drygate.types import TransitionRequest
+
+    store = SQLiteStore(project / ".drygate" / "state.db")
+    entry = {"call_id": None, "agent_id": None, "tool_name": "mcp__other__put", "tool_input": {}, "effect": "write",
+             "rule_id": "x", "why": "w", "tamper": False, "policy_hash": "", "host": "test"}
+    store.transact("agent-run", TransitionRequest("sticky", True, True, "allow"), entry, lambda: 1.0)  # went dry
+    store.close()
+    (project / "drygate.toml").write_text('[run]\nmode = "sticky"\n')
+    relay = RelayProcess(project, run_id="connection-run")
+    try:
+        relay.handshake()
+        own = relay.request("tools/call", {"name": "query", "arguments": {"sql": "INSERT INTO files VALUES ('a', 1)"}})
+        assert not own["result"].get("isError")  # the connection's own run is live
+        joined = relay.request("tools/call", {"name": "query", "arguments": {"sql": "INSERT INTO files VALUES ('b', 1)"},
+                                              "_meta": {"drygate/run_id": "agent-run"}})
+        assert joined["result"]["isError"] is True and joined["result"]["_meta"]["drygate"]["run_id"] == "agent-run"
+    finally:
+        relay.close()
+    assert rows(project) == [("a", 1)]

@@ -66,3 +66,54 @@ def test_sdk1_client_through_the_relay(sdk1_python, project, fs_server):
     assert write["isError"] and "NOT EXECUTED" in write["text"]
     assert sorted(p.name for p in root.rglob("*")) == before
     assert [s["tool_name"] for s in project.plan("sdk1-run")["steps"]] == ["mcp__filesystem__write_file"]
+
+
+HTTP_CLIENT = r'''
+import asyncio, json, sys
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
+
+async def main():
+    async with streamablehttp_client(sys.argv[1]) as (read, write, _):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            tools = await session.list_tools()
+            r = await session.call_tool("write_file", {"path": sys.argv[2], "content": "x"})
+            print(json.dumps({"tools": sorted(t.name for t in tools.tools), "isError": bool(r.isError),
+                              "text": r.content[0].text}))
+
+asyncio.run(main())
+'''
+
+
+def test_sdk1_client_over_streamable_http(sdk1_python, project, fs_server):
+    import socket
+    import time
+    import urllib.request
+
+    project.policy("dry")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [*project.relay_argv(fs_server)]
+    argv[argv.index("--"):argv.index("--")] = ["--http", f"127.0.0.1:{port}"]
+    relay = subprocess.Popen(argv, env=clean_env(project.relay_env(fs_server, run_id="sdk1-http")),
+                             stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        target = fs_server.paths["root"] / "new.txt"
+        proc = subprocess.run([sdk1_python, "-c", HTTP_CLIENT, url, str(target)], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert "write_file" in out["tools"] and out["isError"] and "NOT EXECUTED" in out["text"]
+        assert not target.exists()
+    finally:
+        relay.terminate()
+        relay.wait(10)
