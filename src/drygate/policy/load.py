@@ -119,13 +119,10 @@ def compile_policy(doc, source=None, digest=""):
         if value is not None and (not isinstance(value, str) or not value):
             raise PolicyError(f"{where}: [{table}] {key} must be a non-empty string")
 
-    rules_doc = doc.get("rules", [])
-    if not isinstance(rules_doc, list):
-        raise PolicyError(f"{where}: rules must be an array of tables ([[rules]])")
     rules = []
     literal_index = {}
-    for i, rule in enumerate(rules_doc):
-        compiled = _compile_rule(rule, i, where)
+    for i, (label, rule) in enumerate(_tables(doc.get("rules", []), "rules", _RULE_KEYS, where)):
+        compiled = _compile_rule(rule, i, label)
         rules.append(compiled)
         kind, value = compiled["match"]
         if kind == "literal":
@@ -158,15 +155,10 @@ def compile_policy(doc, source=None, digest=""):
     }
 
 
-def _compile_rule(rule, i, where):
+def _compile_rule(rule, i, label):
+    """One ``[[rules]]`` table (keys already checked) -> the compiled rule dict."""
     import re
 
-    label = f"{where}: rules[{i}]"
-    if not isinstance(rule, dict):
-        raise PolicyError(f"{label}: must be a table")
-    unknown = set(rule) - _RULE_KEYS
-    if unknown:
-        raise PolicyError(f"{label}: unknown key(s): {', '.join(sorted(unknown))}")
     matchers = [k for k in ("tool", "tool_glob", "tool_regex") if k in rule]
     if len(matchers) != 1:
         raise PolicyError(f"{label}: needs exactly one of tool, tool_glob, tool_regex")
