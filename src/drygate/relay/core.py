@@ -316,6 +316,12 @@ class Relay:
         return report_guard_failure(self.settings, policy, error, call, HOST)
 
     # -- lifetime -----------------------------------------------------------------------------
+    async def start(self):
+        await self.downstream.start()
+
+    async def close(self):
+        await self.downstream.close()
+
     async def serve(self, reader):
         """Serve the client on ``reader`` (an asyncio StreamReader) until it closes."""
         await self.downstream.start()
@@ -352,7 +358,9 @@ def main(argv=None):
     import argparse
 
     parser = argparse.ArgumentParser(prog="drygate mcp", description="Run an MCP server behind the drygate relay.")
-    parser.add_argument("--name", required=True, help="the server's name as the agent sees it (mcp__NAME__tool)")
+    parser.add_argument("--name", default=None, help="the server's name as the agent sees it (mcp__NAME__tool)")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="several servers behind one relay, from an mcpServers JSON file")
     parser.add_argument("--project", default=None, help="project folder (policy and state)")
     parser.add_argument("--http", default=None, metavar="[HOST:]PORT",
                         help="serve streamable HTTP on this address (default host 127.0.0.1) instead of stdio")
@@ -360,12 +368,27 @@ def main(argv=None):
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the MCP server's command")
     args = parser.parse_args(sys.argv[2:] if argv is None else argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if bool(command) == bool(args.url):
+    if args.config:
+        if command or args.url or args.name:
+            parser.error("--config names its servers itself: no --name, --url or command")
+    elif bool(command) == bool(args.url):
         parser.error("give either the MCP server's command after --, or --url")
+    elif not args.name:
+        parser.error("--name is required")
     from drygate.config import resolve
 
     settings = resolve(os.environ, project_dir=args.project)
-    relay = Relay(settings, args.name, command, run_id_from_env(os.environ), url=args.url)
+    if args.config:
+        from drygate.relay.aggregate import Aggregator, load_config
+
+        try:
+            servers = load_config(args.config)
+        except (OSError, ValueError) as e:
+            parser.error(str(e))
+        relay = Aggregator(settings, servers, run_id_from_env(os.environ))
+        relay.server = "+".join(servers)
+    else:
+        relay = Relay(settings, args.name, command, run_id_from_env(os.environ), url=args.url)
     if args.http:
         from drygate.relay.http import parse_address, serve_http
 

@@ -149,7 +149,7 @@ async def serve_http(relay, host, port):
 
     front = HttpFront(relay)
     relay.sink = front.deliver
-    await relay.downstream.start()
+    await relay.start()
     config = uvicorn.Config(front.app(), host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     sys.stderr.write(f"drygate mcp: serving {relay.server!r} on http://{host}:{port}{ENDPOINT}\n")
@@ -157,4 +157,4 @@ async def serve_http(relay, host, port):
     try:
         await server.serve()
     finally:
-        await relay.downstream.close()
+        await relay.close()
