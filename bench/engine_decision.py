@@ -63,10 +63,14 @@ def percentile(xs, p):
     return xs[min(len(xs) - 1, int(len(xs) * p))]
 
 
-def measure(fn, n):
+READS = [c for c in CALLS if c.tool_name in ("Read", "mcp__d1__query")]
+WRITES = [c for c in CALLS if c not in READS]
+
+
+def measure(fn, n, calls=CALLS):
     samples = []
     for i in range(n):
-        c = CALLS[i % len(CALLS)]
+        c = calls[i % len(calls)]
         t = time.perf_counter_ns()
         fn(c)
         samples.append((time.perf_counter_ns() - t) / 1000.0)
@@ -100,6 +104,8 @@ def main():
         ("decide (memory store)", measure(mem_engine.decide, args.calls)),
         ("sqlite tx floor (baseline)", measure(floor, args.calls)),
         ("decide (sqlite store)", measure(sql_engine.decide, args.calls)),
+        ("  of which reads", measure(sql_engine.decide, args.calls, READS)),
+        ("  of which writes", measure(sql_engine.decide, args.calls, WRITES)),
         ("decide (sqlite, NORMAL)", measure(normal_engine.decide, args.calls)),
     ]
     print(f"{args.calls} calls each; rules: {len(policy['rules'])}")
@@ -111,6 +117,8 @@ def main():
     print(f"decide with SQLite p50: {p50['decide (sqlite store)']:.2f} us (goal <= 100); "
           f"{p50['decide (sqlite store)'] / p50['sqlite tx floor (baseline)']:.2f}x the bare SQLite transaction; "
           f"with synchronous=NORMAL: {p50['decide (sqlite, NORMAL)']:.2f} us")
+    print(f"reads (no fsync: they cannot change a run's dry state): {p50['  of which reads']:.2f} us; "
+          f"writes (FULL fsync): {p50['  of which writes']:.2f} us")
 
 
 if __name__ == "__main__":
