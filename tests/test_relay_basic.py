@@ -267,7 +267,7 @@ def test_http_downstream_behind_a_stdio_relay(project, http_relay):
 
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "drygate.cli.entry", "mcp", "--name", "store", "--project", str(project),
-                                      "--url", http_relay],
+                                      "--header", "X-Test: yes", "--url", http_relay],
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC), "DRYGATE_RUN_ID": "front-run"})
 
     async def main():
@@ -291,8 +291,9 @@ def test_install_mcp_wraps_http_servers(tmp_path):
     (tmp_path / ".mcp.json").write_text(json.dumps(config))
     _, wrapped, skipped = install_mcp(tmp_path, python="/py")
     first = json.loads((tmp_path / ".mcp.json").read_text())
-    assert wrapped == ["api"] and "secret" in skipped
+    assert wrapped == ["api", "secret"] and not skipped
     assert first["mcpServers"]["api"]["args"][-2:] == ["--url", "http://127.0.0.1:9/mcp"]
+    assert first["mcpServers"]["secret"]["args"][-4:] == ["--header", "Authorization: t", "--url", "https://x/mcp"]
     assert "url" not in first["mcpServers"]["api"] and "type" not in first["mcpServers"]["api"]
     install_mcp(tmp_path, python="/py")
     assert json.loads((tmp_path / ".mcp.json").read_text()) == first

@@ -15,6 +15,9 @@ the Claude Code hook decide:
   and never forwards.
 
 Modules: :mod:`~drygate.relay.core` (the relay), :mod:`~drygate.relay.downstream`
-(the supervised server process), :mod:`~drygate.relay.results` (answers the relay
-writes itself), :mod:`~drygate.relay.install` (``.mcp.json`` rewriting).
+(the supervised server process), :mod:`~drygate.relay.http_downstream` (a server
+reached over streamable HTTP), :mod:`~drygate.relay.http` (serving streamable HTTP),
+:mod:`~drygate.relay.aggregate` (several servers behind one relay),
+:mod:`~drygate.relay.results` (answers the relay writes itself),
+:mod:`~drygate.relay.install` (``.mcp.json`` rewriting).
 """

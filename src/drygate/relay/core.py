@@ -85,7 +85,7 @@ class Relay:
     connection belongs to.
     """
 
-    def __init__(self, settings, server, command, run_id, out=None, url=None):
+    def __init__(self, settings, server, command, run_id, out=None, url=None, headers=None):
         self.settings = settings
         self.server = server
         self.run_id = run_id
@@ -98,7 +98,7 @@ class Relay:
         if url:
             from drygate.relay.http_downstream import HttpDownstream
 
-            self.downstream = HttpDownstream(url, on_line=self._from_server, on_exit=self._server_exited)
+            self.downstream = HttpDownstream(url, headers, on_line=self._from_server, on_exit=self._server_exited)
         else:
             self.downstream = Downstream(command, os.environ.copy(), self._from_server, self._server_exited)
         self._out_lock = asyncio.Lock()
@@ -365,6 +365,8 @@ def main(argv=None):
     parser.add_argument("--http", default=None, metavar="[HOST:]PORT",
                         help="serve streamable HTTP on this address (default host 127.0.0.1) instead of stdio")
     parser.add_argument("--url", default=None, help="the MCP server's streamable HTTP endpoint (instead of a command)")
+    parser.add_argument("--header", action="append", default=[], metavar="NAME: VALUE",
+                        help="an HTTP header for the --url server (repeatable), e.g. 'Authorization: Bearer ...'")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the MCP server's command")
     args = parser.parse_args(sys.argv[2:] if argv is None else argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -388,7 +390,13 @@ def main(argv=None):
         relay = Aggregator(settings, servers, run_id_from_env(os.environ))
         relay.server = "+".join(servers)
     else:
-        relay = Relay(settings, args.name, command, run_id_from_env(os.environ), url=args.url)
+        headers = {}
+        for header in args.header:
+            name, sep, value = header.partition(":")
+            if not sep or not name.strip():
+                parser.error(f"--header wants 'NAME: VALUE', not {header!r}")
+            headers[name.strip()] = value.strip()
+        relay = Relay(settings, args.name, command, run_id_from_env(os.environ), url=args.url, headers=headers)
     if args.http:
         from drygate.relay.http import parse_address, serve_http
 

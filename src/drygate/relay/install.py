@@ -6,8 +6,9 @@ Each stdio server ``{"command": C, "args": A, "env": E}`` becomes
 names the agent sees (``mcp__NAME__tool``) are unchanged. Rewriting is idempotent (an
 entry already behind the relay is unwrapped first) and the first rewrite keeps the
 original file as ``.mcp.json.drygate-backup``. A server reached over streamable HTTP
-(``"type": "http"``, ``"url"``) becomes a stdio relay with ``--url``; servers with
-``headers`` (credentials) and the deprecated SSE transport are left as they are and
+(``"type": "http"``, ``"url"``) becomes a stdio relay with ``--url`` (its ``headers``
+become ``--header`` arguments, where the host expands ``${VAR}`` as it did in
+``headers``); servers on the deprecated SSE transport are left as they are and
 reported.
 """
 
@@ -57,11 +58,14 @@ def wrap_servers(config, project_dir, python=None):
                 continue
             new = {k: v for k, v in entry.items() if k not in ("type", "url", "headers")}
             new["command"] = python
-            new["args"] = [*RELAY_ARGS, "--name", name, "--project", os.path.abspath(project_dir), "--url", url]
-            if entry.get("headers"):
-                skipped[name] = "an HTTP server with headers (credentials are not passed through yet)"
+            headers = entry.get("headers") or {}
+            if not isinstance(headers, dict):
+                skipped[name] = "headers is not an object"
                 servers[name] = entry
                 continue
+            header_args = [a for k, v in headers.items() for a in ("--header", f"{k}: {v}")]
+            new["args"] = [*RELAY_ARGS, "--name", name, "--project", os.path.abspath(project_dir), *header_args,
+                           "--url", url]
             servers[name] = new
             wrapped.append(name)
             continue
