@@ -17,7 +17,9 @@ STORE_SERVER = REPO / "examples" / "incident" / "store_server.py"
 class RelayProcess:
     def __init__(self, project, run_id="relay-run", mode=None):
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC), "STORE_DIR": str(project / "objects"),
-               "STORE_DB": str(project / "meta.db"), "DRYGATE_RUN_ID": run_id}
+               "STORE_DB": str(project / "meta.db")}
+        if run_id:
+            env["DRYGATE_RUN_ID"] = run_id
         if mode:
             env["DRYGATE_MODE"] = mode
         self.proc = subprocess.Popen(
@@ -299,8 +301,9 @@ def test_install_mcp_wraps_http_servers(tmp_path):
     assert json.loads((tmp_path / ".mcp.json").read_text()) == first
 
 
-def test_client_meta_run_id_joins_a_run(project):
-    """A client that passes its run in request _meta joins that run's stickiness."""
+def test_client_meta_run_id_joins_a_run_only_at_the_start(project):
+    """A client that passes its run in request _meta joins that run's stickiness; once a
+    call was decided, naming another run cannot take the connection out of its run."""
     from drygate.state.sqlite import SQLiteStore
     from drygate.types import TransitionRequest
 
@@ -310,14 +313,15 @@ def test_client_meta_run_id_joins_a_run(project):
     store.transact("agent-run", TransitionRequest("sticky", True, True, "allow"), entry, lambda: 1.0)  # went dry
     store.close()
     (project / "drygate.toml").write_text('[run]\nmode = "sticky"\n')
-    relay = RelayProcess(project, run_id="connection-run")
+    relay = RelayProcess(project, run_id=None)
     try:
         relay.handshake()
-        own = relay.request("tools/call", {"name": "query", "arguments": {"sql": "INSERT INTO files VALUES ('a', 1)"}})
-        assert not own["result"].get("isError")  # the connection's own run is live
         joined = relay.request("tools/call", {"name": "query", "arguments": {"sql": "INSERT INTO files VALUES ('b', 1)"},
                                               "_meta": {"drygate/run_id": "agent-run"}})
         assert joined["result"]["isError"] is True and joined["result"]["_meta"]["drygate"]["run_id"] == "agent-run"
+        escape = relay.request("tools/call", {"name": "query", "arguments": {"sql": "INSERT INTO files VALUES ('c', 1)"},
+                                              "_meta": {"drygate/run_id": "fresh-live-run"}})
+        assert escape["result"]["isError"] is True and escape["result"]["_meta"]["drygate"]["run_id"] == "agent-run"
     finally:
         relay.close()
-    assert rows(project) == [("a", 1)]
+    assert rows(project) == []

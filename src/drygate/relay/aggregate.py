@@ -26,7 +26,7 @@ import os
 import uuid
 
 from drygate.relay import results
-from drygate.relay.core import HOST, REPLAY_ID, RelayGate, _id_key, _qualified
+from drygate.relay.core import HOST, REPLAY_ID, RelayGate, RunIdentity, _id_key, _qualified
 
 _MERGED_LISTS = {"tools/list": "tools", "resources/list": "resources",
                  "resources/templates/list": "resourceTemplates", "prompts/list": "prompts"}
@@ -66,6 +66,7 @@ class Aggregator:
         self.out = out
         self.sink = None
         self.gate = RelayGate(settings)
+        self.runs = RunIdentity(run_id)
         self.lanes = {}
         for name, entry in servers.items():
             lane = Lane(name, None)
@@ -317,7 +318,7 @@ class Aggregator:
         lane_name, real = self.exposed["tools"].get(params.get("name"), (None, None))
         meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
         modern = results.PROTOCOL_VERSION_META in meta
-        run_id = meta.get("drygate/run_id") if isinstance(meta.get("drygate/run_id"), str) else self.run_id
+        run_id = self.runs.run_for(meta)
         lane = self.lanes.get(lane_name or "")
         # A tool no server lists is decided under the first server's name: unknown, so a write.
         server = lane.name if lane else next(iter(self.lanes))

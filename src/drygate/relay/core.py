@@ -92,6 +92,7 @@ class Relay:
         self.out = out or sys.stdout.buffer
         self.sink = None  # a coroutine taking each outgoing line instead of ``out`` (the HTTP front)
         self.gate = RelayGate(settings)
+        self.runs = RunIdentity(run_id)
         self.tools = {}  # tool name -> {"annotations": ..., "outputSchema": ...}
         self.pending = {}  # request id (json) -> method, for requests forwarded to the server
         self.calls = {}  # request id -> tool name, for forwarded tools/call (journal the result)
@@ -276,7 +277,7 @@ class Relay:
         tool = params.get("name")
         arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else {}
         meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
-        run_id = meta.get("drygate/run_id") if isinstance(meta.get("drygate/run_id"), str) else self.run_id
+        run_id = self.runs.run_for(meta)
         modern = results.PROTOCOL_VERSION_META in meta
         if isinstance(tool, str) and tool not in self.tools:
             await self._list_tools_itself({k: v for k, v in meta.items() if k.startswith("io.modelcontextprotocol/")})
@@ -338,6 +339,32 @@ class Relay:
                 await self.handle_client_line(line)
         finally:
             await self.downstream.close()
+
+
+class RunIdentity:
+    """Which run a connection's calls belong to.
+
+    The relay's own run (DRYGATE_RUN_ID, Claude Code's session, or one per
+    connection) unless the client names another in ``_meta["drygate/run_id"]``. A
+    client may join a run only before the connection's first call is decided, and
+    only when the operator did not fix the run (DRYGATE_RUN_ID): a run that went dry
+    can never be left for another one by naming it, which would make its writes live.
+    """
+
+    META_KEY = "drygate/run_id"
+
+    def __init__(self, run_id, fixed=None):
+        self.run_id = run_id
+        self.fixed = bool(os.environ.get("DRYGATE_RUN_ID")) if fixed is None else fixed
+        self.decided = False
+
+    def run_for(self, meta):
+        """The run for a call whose request ``_meta`` is ``meta`` (dict)."""
+        named = meta.get(self.META_KEY) if isinstance(meta, dict) else None
+        if isinstance(named, str) and named and not self.fixed and not self.decided:
+            self.run_id = named
+        self.decided = True
+        return self.run_id
 
 
 def _id_key(request_id):
