@@ -295,7 +295,9 @@ def test_install_mcp_wraps_http_servers(tmp_path):
     first = json.loads((tmp_path / ".mcp.json").read_text())
     assert wrapped == ["api", "secret"] and not skipped
     assert first["mcpServers"]["api"]["args"][-2:] == ["--url", "http://127.0.0.1:9/mcp"]
-    assert first["mcpServers"]["secret"]["args"][-4:] == ["--header", "Authorization: t", "--url", "https://x/mcp"]
+    secret = first["mcpServers"]["secret"]
+    assert secret["args"][-2:] == ["--url", "https://x/mcp"] and "Authorization" not in json.dumps(secret["args"])
+    assert json.loads(secret["env"]["DRYGATE_MCP_HEADERS"]) == {"Authorization": "t"}
     assert "url" not in first["mcpServers"]["api"] and "type" not in first["mcpServers"]["api"]
     install_mcp(tmp_path, python="/py")
     assert json.loads((tmp_path / ".mcp.json").read_text()) == first

@@ -393,7 +393,8 @@ def main(argv=None):
                         help="serve streamable HTTP on this address (default host 127.0.0.1) instead of stdio")
     parser.add_argument("--url", default=None, help="the MCP server's streamable HTTP endpoint (instead of a command)")
     parser.add_argument("--header", action="append", default=[], metavar="NAME: VALUE",
-                        help="an HTTP header for the --url server (repeatable), e.g. 'Authorization: Bearer ...'")
+                        help="an HTTP header for the --url server (repeatable); for credentials prefer the "
+                             "DRYGATE_MCP_HEADERS environment variable (a JSON object): arguments show in `ps`")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the MCP server's command")
     args = parser.parse_args(sys.argv[2:] if argv is None else argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -418,6 +419,11 @@ def main(argv=None):
         relay.server = "+".join(servers)
     else:
         headers = {}
+        if os.environ.get("DRYGATE_MCP_HEADERS"):
+            try:
+                headers = dict(json.loads(os.environ["DRYGATE_MCP_HEADERS"]))
+            except (ValueError, TypeError):
+                parser.error("DRYGATE_MCP_HEADERS must be a JSON object of header names and values")
         for header in args.header:
             name, sep, value = header.partition(":")
             if not sep or not name.strip():

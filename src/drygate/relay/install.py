@@ -6,10 +6,11 @@ Each stdio server ``{"command": C, "args": A, "env": E}`` becomes
 names the agent sees (``mcp__NAME__tool``) are unchanged. Rewriting is idempotent (an
 entry already behind the relay is unwrapped first) and the first rewrite keeps the
 original file as ``.mcp.json.drygate-backup``. A server reached over streamable HTTP
-(``"type": "http"``, ``"url"``) becomes a stdio relay with ``--url`` (its ``headers``
-become ``--header`` arguments, where the host expands ``${VAR}`` as it did in
-``headers``); servers on the deprecated SSE transport are left as they are and
-reported.
+(``"type": "http"``, ``"url"``) becomes a stdio relay with ``--url``; its ``headers``
+move into the relay's environment as ``DRYGATE_MCP_HEADERS`` (a JSON object; the
+host expands ``${VAR}`` in ``env`` as it did in ``headers``), never into arguments,
+which other users can read. Servers on the deprecated SSE transport are left as
+they are and reported.
 """
 
 import json
@@ -63,9 +64,9 @@ def wrap_servers(config, project_dir, python=None):
                 skipped[name] = "headers is not an object"
                 servers[name] = entry
                 continue
-            header_args = [a for k, v in headers.items() for a in ("--header", f"{k}: {v}")]
-            new["args"] = [*RELAY_ARGS, "--name", name, "--project", os.path.abspath(project_dir), *header_args,
-                           "--url", url]
+            new["args"] = [*RELAY_ARGS, "--name", name, "--project", os.path.abspath(project_dir), "--url", url]
+            if headers:  # in the environment, not in arguments, which other users can read with ps
+                new["env"] = dict(entry.get("env") or {}, DRYGATE_MCP_HEADERS=json.dumps(headers))
             servers[name] = new
             wrapped.append(name)
             continue
