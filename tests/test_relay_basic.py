@@ -15,9 +15,9 @@ STORE_SERVER = REPO / "examples" / "incident" / "store_server.py"
 
 
 class RelayProcess:
-    def __init__(self, project, run_id="relay-run", mode=None):
+    def __init__(self, project, run_id="relay-run", mode=None, extra=None):
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC), "STORE_DIR": str(project / "objects"),
-               "STORE_DB": str(project / "meta.db")}
+               "STORE_DB": str(project / "meta.db"), **(extra or {})}
         if run_id:
             env["DRYGATE_RUN_ID"] = run_id
         if mode:
@@ -326,4 +326,74 @@ def test_client_meta_run_id_joins_a_run_only_at_the_start(project):
         assert escape["result"]["isError"] is True and escape["result"]["_meta"]["drygate"]["run_id"] == "agent-run"
     finally:
         relay.close()
+    assert rows(project) == []
+
+
+# Found by the adversarial review of the relay: each once let a dry-run write reach the server.
+SMUGGLED_CALL = (b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"query",'
+                 b'"arguments":{"sql":"INSERT INTO files VALUES (\'smuggled\', 1)"}}}')
+
+
+@pytest.mark.parametrize("carrier", [
+    b'{"jsonrpc":"2.0","method":"notifications/x","params":{"a":\r' + SMUGGLED_CALL + b'\r}}\n',
+    b'{"jsonrpc":"2.0","id":31,"method":"ping","params":{"a":\r' + SMUGGLED_CALL + b'\r}}\n',
+    b'{"jsonrpc":"2.0","id":"zz","result":{"a":\r' + SMUGGLED_CALL + b'\r}}\n',
+    b'{"jsonrpc":"2.0","method":"notifications/initialized","params":{"a":\r' + SMUGGLED_CALL + b'\r}}\n',
+])
+def test_no_second_message_hidden_behind_a_carriage_return(project, carrier):
+    import time
+
+    (project / "drygate.toml").write_text('[run]\nmode = "dry"\n')
+    relay = RelayProcess(project)
+    try:
+        relay.handshake()
+        relay.raw(carrier)
+        relay.request("tools/list")  # a round trip: anything smuggled would have run by now
+        time.sleep(0.3)
+    finally:
+        relay.close()
+    assert rows(project) == []
+
+
+def test_non_json_numbers_are_refused(project):
+    relay = RelayProcess(project, mode="dry")
+    try:
+        relay.handshake()
+        relay.raw(b'{"jsonrpc":"2.0","id":NaN,"method":"ping"}\n')
+        assert relay.read()["error"]["code"] == -32700
+    finally:
+        relay.close()
+
+
+def test_a_reconnect_cannot_leave_a_dry_session_by_naming_a_run(project):
+    env_extra = {"CLAUDE_CODE_SESSION_ID": "sess-S"}
+    put = {"name": "put_object", "arguments": {"bucket": "b", "key": "k", "body": "x"}}
+    first = RelayProcess(project, run_id=None, extra=env_extra)
+    try:
+        first.handshake()
+        assert first.request("tools/call", put)["result"]["isError"] is True  # sess-S went dry
+    finally:
+        first.close()
+    second = RelayProcess(project, run_id=None, extra=env_extra)
+    try:
+        second.handshake()
+        r = second.request("tools/call", {"name": "query", "arguments": {"sql": "INSERT INTO files VALUES ('e', 1)"},
+                                          "_meta": {"drygate/run_id": "fresh-run"}})
+        assert r["result"]["isError"] is True and r["result"]["_meta"]["drygate"]["run_id"] == "sess-S"
+    finally:
+        second.close()
+    assert rows(project) == []
+
+
+def test_http_body_with_a_newline_carries_one_message(project, http_relay):
+    import urllib.request
+
+    body = (b'{"jsonrpc":"2.0","method":"notifications/x","params":{"a":\n' + SMUGGLED_CALL + b'\n}}')
+    req = urllib.request.Request(http_relay, data=body, method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 202
+    ping = urllib.request.Request(http_relay, data=b'{"jsonrpc":"2.0","id":7.0,"method":"ping"}', method="POST",
+                                  headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(ping, timeout=10) as r:
+        assert json.loads(r.read())["id"] in (7, 7.0)  # a float id is answered, not left hanging
     assert rows(project) == []

@@ -101,3 +101,45 @@ def _journal(project, run_id):
         return [e for e in store.journal(run_id) if e["kind"] == "call"]
     finally:
         store.close()
+
+
+def test_malformed_messages_get_errors_and_the_relay_keeps_serving(project, store_server, tmp_path):
+    import subprocess
+
+    project.policy("dry")
+    params = _params(project, {"a": _entry(store_server)}, "agg-bad")
+    proc = subprocess.Popen([params.command, *params.args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=params.env)
+
+    def send(message):
+        proc.stdin.write((json.dumps(message) + "\n").encode())
+        proc.stdin.flush()
+
+    def read():
+        return json.loads(proc.stdout.readline())
+
+    try:
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        assert read()["result"]["serverInfo"]["name"] == "drygate-relay"
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": "x"}})
+        assert read()["result"]["tools"]  # a malformed _meta is ignored
+        bad = [
+            {"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": ["x"]}},
+            {"jsonrpc": "2.0", "id": 4, "method": "prompts/get", "params": {"name": {"x": 1}}},
+            {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": ["put_object"]}},
+            {"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "put_object", "_meta": ["x"],
+                                                                         "arguments": {"key": "k"}}},
+        ]
+        for message in bad:
+            send(message)
+            answer = read()
+            assert answer["id"] == message["id"] and (answer.get("error") or answer["result"].get("isError")), answer
+        send({"jsonrpc": "2.0", "id": "a:notjson", "result": {}})  # a forged answer: dropped
+        send({"jsonrpc": "2.0", "id": 9, "method": "ping"})
+        assert read() == {"jsonrpc": "2.0", "id": 9, "result": {}}
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    assert list(store_server.paths["objects"].iterdir()) == []

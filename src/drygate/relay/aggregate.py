@@ -66,7 +66,7 @@ class Aggregator:
         self.out = out
         self.sink = None
         self.gate = RelayGate(settings)
-        self.runs = RunIdentity(run_id)
+        self.runs = RunIdentity(run_id, is_dry=self._run_is_dry)
         self.lanes = {}
         for name, entry in servers.items():
             lane = Lane(name, None)
@@ -156,28 +156,45 @@ class Aggregator:
 
     # -- client -> servers -----------------------------------------------------------------------
     async def handle_client_line(self, line):
+        """Route one message from the client; its bytes are never forwarded as they came
+        (see :meth:`drygate.relay.core.Relay.handle_client_line`)."""
         try:
-            message = json.loads(line)
-        except ValueError:
+            message = results.decode(line)
+            line = results.encode(message)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             await self._error(None, results.PARSE_ERROR, "Parse error: not a JSON message")
             return
-        if not isinstance(message, dict):
-            await self._error(None, results.INVALID_REQUEST, "drygate: one JSON-RPC message per line, no batches")
+        if not isinstance(message, dict) or ("method" in message and not isinstance(message["method"], str)):
+            await self._error(message.get("id") if isinstance(message, dict) else None, results.INVALID_REQUEST,
+                              "drygate: one JSON-RPC message per line with a string method, no batches")
             return
+        if isinstance(message.get("id"), float):
+            if not message["id"].is_integer():
+                await self._error(None, results.INVALID_REQUEST, "an id must be a string or an integer")
+                return
+            message["id"] = int(message["id"])
+            line = results.encode(message)
         method = message.get("method")
-        if method is None and "id" in message:
-            await self._answer_from_client(message)
-        elif method is not None and "id" not in message:
-            await self._notification(message, line)
-        elif method is not None:
-            await self._request(message, line)
+        try:
+            if method is None and "id" in message:
+                await self._answer_from_client(message)
+            elif method is not None and "id" not in message:
+                await self._notification(message, line)
+            elif method is not None:
+                await self._request(message, line)
+        except (TypeError, ValueError, AttributeError, KeyError) as e:  # malformed params: answer, keep serving
+            if "id" in message and method is not None:
+                await self._error(message["id"], -32602, f"drygate: invalid params ({type(e).__name__}: {e})")
 
     async def _answer_from_client(self, message):
         lane_name, _, original = str(message["id"]).partition(":")
         lane = self.lanes.get(lane_name)
         if lane is None or not original:
             return
-        message["id"] = json.loads(original)
+        try:
+            message["id"] = results.decode(original)
+        except ValueError:
+            return  # not an id this relay gave out
         await lane.downstream.send(results.encode(message))
 
     async def _notification(self, message, line):
@@ -185,14 +202,14 @@ class Aggregator:
             params = message.get("params") or {}
             lane = self.lanes.get(self.routed.get(_id_key(params.get("requestId")), ""))
             if lane is not None:
-                await lane.downstream.send(line if line.endswith(b"\n") else line + b"\n")
+                await lane.downstream.send(line)
             return
         if message["method"] == "notifications/initialized":
             for lane in self.lanes.values():
                 lane.downstream.replay = lane.downstream.replay[:1] + [results.encode(message)]
         for lane in self.lanes.values():
             try:
-                await lane.downstream.send(line if line.endswith(b"\n") else line + b"\n")
+                await lane.downstream.send(line)
             except ConnectionError:
                 pass
 
@@ -254,8 +271,13 @@ class Aggregator:
         await self._reply(message["id"], merged)
 
     async def _merged_list(self, method, request_id, params):
+        await self._reply(request_id, await self._collect_list(method, params))
+
+    async def _collect_list(self, method, params):
+        """Every page of ``method`` from every server, merged (see module docstring)."""
         key = _MERGED_LISTS[method]
-        meta = {k: v for k, v in (params.get("_meta") or {}).items() if k.startswith("io.modelcontextprotocol/")}
+        raw_meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+        meta = {k: v for k, v in raw_meta.items() if k.startswith("io.modelcontextprotocol/")}
         merged, extra = [], {}
         if key in self.exposed:
             self.exposed[key] = {}
@@ -277,7 +299,7 @@ class Aggregator:
                 cursor = result.get("nextCursor")
                 if not cursor:
                     break
-        await self._reply(request_id, {**extra, key: merged})
+        return {**extra, key: merged}
 
     def _expose(self, lane, key, item):
         if not isinstance(item, dict):
@@ -313,18 +335,23 @@ class Aggregator:
 
     async def _tools_call(self, message, params):
         request_id = message["id"]
+        if not isinstance(params.get("name"), str):
+            await self._to_client(results.encode(results.guard_failure(request_id, "tools/call without a tool name")))
+            return
         if not self.exposed["tools"]:
-            await self._merged_list("tools/list", f"drygate-{uuid.uuid4()}", {"_meta": params.get("_meta") or {}})
+            meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+            await self._collect_list("tools/list", {"_meta": meta})
         lane_name, real = self.exposed["tools"].get(params.get("name"), (None, None))
         meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
         modern = results.PROTOCOL_VERSION_META in meta
-        run_id = self.runs.run_for(meta)
+        run_id = self.runs.run_id
         lane = self.lanes.get(lane_name or "")
         # A tool no server lists is decided under the first server's name: unknown, so a write.
         server = lane.name if lane else next(iter(self.lanes))
         tool = real or params.get("name")
         arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else {}
         try:
+            run_id = self.runs.run_for(meta)
             decision = self._decide(server, tool, arguments, run_id, str(request_id), lane)
         except Exception as e:  # any failure of the gate: block, answer, alert
             from drygate.gate import report_guard_failure
@@ -340,6 +367,10 @@ class Aggregator:
             return
         forwarded = message if real == params.get("name") else dict(message, params=dict(params, name=real))
         await self._route(lane.name, forwarded, "no such tool")
+
+    def _run_is_dry(self, run_id):
+        run = self.gate.current().store.get_run(run_id)
+        return run is not None and run.is_dry
 
     def _decide(self, server, tool, arguments, run_id, call_id, lane):
         from drygate.errors import InputError

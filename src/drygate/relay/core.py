@@ -92,7 +92,7 @@ class Relay:
         self.out = out or sys.stdout.buffer
         self.sink = None  # a coroutine taking each outgoing line instead of ``out`` (the HTTP front)
         self.gate = RelayGate(settings)
-        self.runs = RunIdentity(run_id)
+        self.runs = RunIdentity(run_id, is_dry=self._run_is_dry)
         self.tools = {}  # tool name -> {"annotations": ..., "outputSchema": ...}
         self.pending = {}  # request id (json) -> method, for requests forwarded to the server
         self.calls = {}  # request id -> tool name, for forwarded tools/call (journal the result)
@@ -219,21 +219,39 @@ class Relay:
 
     # -- client -> server --------------------------------------------------------------------
     async def handle_client_line(self, line):
+        """Decide or forward one message from the client.
+
+        The client's bytes are never forwarded: the parsed message is encoded again
+        (:func:`drygate.relay.results.encode`), so what the server reads is exactly
+        what the relay decided on. Raw bytes could hold a second message after a
+        character the relay's parser takes for whitespace and the server's reader
+        for a line break (a lone CR), and that message would bypass the gate.
+        """
         text = line.strip()
         if not text:
             return
         try:
-            message = json.loads(text)
-        except ValueError:
+            message = results.decode(text)
+            line = results.encode(message)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             await self._to_client(results.encode(results.error(None, results.PARSE_ERROR,
                                                                "Parse error: not a JSON message")))
             return
         if isinstance(message, list):
             await self._batch(message, line)
             return
-        if not isinstance(message, dict):
-            await self._to_client(results.encode(results.error(None, results.INVALID_REQUEST, "Invalid Request")))
+        if not isinstance(message, dict) or ("method" in message and not isinstance(message["method"], str)):
+            await self._to_client(results.encode(results.error(
+                message.get("id") if isinstance(message, dict) else None, results.INVALID_REQUEST,
+                "Invalid Request")))
             return
+        if isinstance(message.get("id"), float):
+            if not message["id"].is_integer():
+                await self._to_client(results.encode(results.error(
+                    None, results.INVALID_REQUEST, "Invalid Request: an id must be a string or an integer")))
+                return
+            message["id"] = int(message["id"])  # 2.0 is 2 (servers answer it as 2, or not at all)
+            line = results.encode(message)
         method = message.get("method")
         if method == "tools/call" and "id" in message:
             await self._tools_call(message, line)
@@ -242,7 +260,7 @@ class Relay:
             replay = dict(message, id=REPLAY_ID)
             self.downstream.replay = [results.encode(replay)] + self.downstream.replay[1:]
         elif method == "notifications/initialized":
-            self.downstream.replay = self.downstream.replay[:1] + [line if line.endswith(b"\n") else line + b"\n"]
+            self.downstream.replay = self.downstream.replay[:1] + [line]
         if method is not None and "id" in message:
             self.pending[_id_key(message["id"])] = method
         await self._forward(line, message)
@@ -277,11 +295,12 @@ class Relay:
         tool = params.get("name")
         arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else {}
         meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
-        run_id = self.runs.run_for(meta)
         modern = results.PROTOCOL_VERSION_META in meta
         if isinstance(tool, str) and tool not in self.tools:
             await self._list_tools_itself({k: v for k, v in meta.items() if k.startswith("io.modelcontextprotocol/")})
+        run_id = self.runs.run_id
         try:
+            run_id = self.runs.run_for(meta)
             decision = self._decide(tool, arguments, run_id, str(request_id))
         except Exception as e:  # any failure of the gate: block, answer, alert
             why = self._report_failure(e, tool, run_id, str(request_id))
@@ -296,6 +315,10 @@ class Relay:
             return
         schema = (self.tools.get(tool) or {}).get("outputSchema") if isinstance(tool, str) else None
         await self._to_client(results.encode(results.not_executed(request_id, decision, tool, schema, modern)))
+
+    def _run_is_dry(self, run_id):
+        run = self.gate.current().store.get_run(run_id)
+        return run is not None and run.is_dry
 
     def _decide(self, tool, arguments, run_id, call_id):
         from drygate.errors import InputError
@@ -346,28 +369,34 @@ class RunIdentity:
 
     The relay's own run (DRYGATE_RUN_ID, Claude Code's session, or one per
     connection) unless the client names another in ``_meta["drygate/run_id"]``. A
-    client may join a run only before the connection's first call is decided, and
-    only when the operator did not fix the run (DRYGATE_RUN_ID): a run that went dry
-    can never be left for another one by naming it, which would make its writes live.
+    client may join a run only before the connection's first call is decided, only
+    when the operator did not fix the run (DRYGATE_RUN_ID), and never away from a
+    run that is already dry (a reconnect of a session that went dry): naming a run
+    can join stickiness, never leave it.
     """
 
     META_KEY = "drygate/run_id"
 
-    def __init__(self, run_id, fixed=None):
+    def __init__(self, run_id, fixed=None, is_dry=None):
         self.run_id = run_id
         self.fixed = bool(os.environ.get("DRYGATE_RUN_ID")) if fixed is None else fixed
+        self.is_dry = is_dry or (lambda run_id: False)
         self.decided = False
 
     def run_for(self, meta):
-        """The run for a call whose request ``_meta`` is ``meta`` (dict)."""
+        """The run for a call whose request ``_meta`` is ``meta`` (dict). May raise GuardFailure."""
         named = meta.get(self.META_KEY) if isinstance(meta, dict) else None
-        if isinstance(named, str) and named and not self.fixed and not self.decided:
+        if (isinstance(named, str) and named and named != self.run_id and not self.fixed and not self.decided
+                and not self.is_dry(self.run_id)):
             self.run_id = named
         self.decided = True
         return self.run_id
 
 
 def _id_key(request_id):
+    """A request id as a dict key, the way servers echo it (2.0 comes back as 2)."""
+    if isinstance(request_id, float) and request_id.is_integer():
+        request_id = int(request_id)
     return json.dumps(request_id, sort_keys=True)
 
 

@@ -24,10 +24,14 @@ import json
 import sys
 import uuid
 
+from drygate.relay.core import _id_key
+
 BACKLOG = 1000
 ENDPOINT = "/mcp"
 #: How long a POSTed request waits for its response (s); tools can be slow.
 RESPONSE_TIMEOUT_S = 600.0
+#: Largest POST body accepted (bytes).
+MAX_BODY = 64 * 1024 * 1024
 _LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 
 
@@ -59,7 +63,7 @@ class HttpFront:
         except ValueError:
             message = None
         if isinstance(message, dict) and "method" not in message and "id" in message:
-            future = self.waiters.pop(json.dumps(message["id"], sort_keys=True), None)
+            future = self.waiters.pop(_id_key(message["id"]), None)
             if future is not None and not future.done():
                 future.set_result(data)
                 return
@@ -75,15 +79,21 @@ class HttpFront:
         from starlette.routing import Route
 
         async def post(request):
+            from drygate.relay.results import decode
+
             if not _origin_ok(request.headers.get("origin")):
                 return Response("origin not allowed", status_code=403)
             session = request.headers.get("mcp-session-id")
             if session and self.session_id and session != self.session_id:
                 return Response("unknown session", status_code=404)
+            if int(request.headers.get("content-length") or 0) > MAX_BODY:
+                return Response("body too large", status_code=413)
             body = await request.body()
+            if len(body) > MAX_BODY:
+                return Response("body too large", status_code=413)
             try:
-                message = json.loads(body)
-            except ValueError:
+                message = decode(body)
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 return JSONResponse({"jsonrpc": "2.0", "id": None,
                                      "error": {"code": -32700, "message": "Parse error"}}, status_code=400)
             if isinstance(message, list):
@@ -91,19 +101,27 @@ class HttpFront:
                     "code": -32600, "message": "drygate: JSON-RPC batches are not accepted over HTTP"}},
                     status_code=400)
             headers = {}
+            if isinstance(message, dict) and "method" in message and not isinstance(message["method"], str):
+                return JSONResponse({"jsonrpc": "2.0", "id": message.get("id"), "error": {
+                    "code": -32600, "message": "Invalid Request: method must be a string"}}, status_code=400)
             if not isinstance(message, dict) or "method" not in message or "id" not in message:
                 await self.relay.handle_client_line(body + b"\n")
                 return Response(status_code=202)
+            key = _id_key(message["id"])
+            if key in self.waiters:
+                return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "error": {
+                    "code": -32600, "message": "Invalid Request: a request with this id is still in flight"}},
+                    status_code=409)
             if message["method"] == "initialize":
                 self.session_id = self.session_id or str(uuid.uuid4())
                 headers["Mcp-Session-Id"] = self.session_id
             future = asyncio.get_running_loop().create_future()
-            self.waiters[json.dumps(message["id"], sort_keys=True)] = future
+            self.waiters[key] = future
             await self.relay.handle_client_line(body + b"\n")
             try:
                 data = await asyncio.wait_for(future, RESPONSE_TIMEOUT_S)
             except asyncio.TimeoutError:
-                self.waiters.pop(json.dumps(message["id"], sort_keys=True), None)
+                self.waiters.pop(key, None)
                 return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "error": {
                     "code": -32603, "message": "drygate: no response from the MCP server in time"}}, status_code=504)
             return Response(data, media_type="application/json", headers=headers)
@@ -129,6 +147,8 @@ class HttpFront:
             return StreamingResponse(events(), media_type="text/event-stream")
 
         async def delete(request):
+            if not _origin_ok(request.headers.get("origin")):
+                return Response("origin not allowed", status_code=403)
             self.session_id = None
             return Response(status_code=200)
 
@@ -150,7 +170,8 @@ async def serve_http(relay, host, port):
     front = HttpFront(relay)
     relay.sink = front.deliver
     await relay.start()
-    config = uvicorn.Config(front.app(), host=host, port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(front.app(), host=host, port=port, log_level="warning", lifespan="off",
+                            timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     sys.stderr.write(f"drygate mcp: serving {relay.server!r} on http://{host}:{port}{ENDPOINT}\n")
     sys.stderr.flush()

@@ -18,8 +18,22 @@ SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"
 
 
 def encode(message):
-    """One JSON-RPC message as a line (bytes, newline-terminated)."""
-    return (json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    """One JSON-RPC message as a line (bytes, newline-terminated).
+
+    ``json.dumps`` escapes every control character inside strings, so the line holds
+    exactly one message for any reader, whatever it treats as a line break. Raises
+    ValueError for non-finite numbers (NaN and Infinity are not JSON).
+    """
+    return (json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode(text):
+    """Parse one JSON-RPC message (str or bytes) strictly. Raises ValueError."""
+    return json.loads(text, parse_constant=_reject_constant)
 
 
 #: ``_meta`` key that marks a request of the 2026-07-28 protocol era (stateless envelope).
