@@ -17,7 +17,7 @@ SRC = REPO / "src"
 
 sys.path.insert(0, str(SRC))
 
-from drygate.enforcement.install import hook_command, install_claude_code  # noqa: E402
+from drygate.enforcement.install import hook_command, install_claude_code  # noqa: E402,F401 (hook_command: for tests)
 
 SESSION = "0b7c6a52-5d4e-4f0e-9a57-3c1d2e9f8a10"
 

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import R2_DRY_D1_LIVE, SESSION, load_cases, write_policy
+from conftest import R2_DRY_D1_LIVE, load_cases, write_policy
 
 CASES = load_cases()
 

@@ -214,7 +214,6 @@ def _command(stmt, dialect):
     else:
         rest = str(expr or "")
     if head == "EXPLAIN":
-        upper = rest.upper()
         stripped = rest.strip()
         if stripped.startswith("("):
             options, inner = _split_paren(stripped)

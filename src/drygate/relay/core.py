@@ -173,7 +173,7 @@ class Relay:
         self._listed_at = now
         cursor = None
         loop = asyncio.get_running_loop()
-        for page in range(20):
+        for _page in range(20):
             request_id = f"drygate-tools-list-{uuid.uuid4()}"
             params = {"_meta": meta} if meta else {}
             if cursor:
@@ -209,7 +209,7 @@ class Relay:
             self._report_failure(e, tool, self.run_id, None)
 
     async def _server_exited(self, code):
-        for key, method in list(self.pending.items()):
+        for key in list(self.pending):
             self.pending.pop(key, None)
             self.calls.pop(key, None)
             await self._to_client(results.encode(results.error(
