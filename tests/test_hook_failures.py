@@ -250,3 +250,26 @@ def test_journal_time_follows_journal_order(project):
     ts = [e["ts"] for e in project.journal()]
     assert ts == sorted(ts) and len(ts) == 16
     assert [e["call"] for e in project.journal()] == list(range(1, 17))
+
+
+def test_a_repeated_sql_command_skips_the_sql_parser(project):
+    """SQL verdicts are remembered in the state store: the second hook process for the same
+    statement decides without importing sqlglot (about 100 ms of the hook's time)."""
+    write_policy(project.root, "dry")
+    code = ("import sys;sys.path[:0]=%r;from drygate.enforcement.claude_code import main;"
+            "c=main(['claude-code','--project',%r]);sys.stderr.write('\\nSQLGLOT=%%s' %% ('sqlglot' in sys.modules))"
+            % (_roots(), str(project.root)))
+    seen = []
+    for _ in range(2):
+        ev = project.event("Bash", {"command": "psql -c 'SELECT count(*) FROM sessions'"})
+        proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], input=json.dumps(ev).encode(),
+                              capture_output=True, env=project.env(), cwd=project.root)
+        assert json.loads(proc.stdout) == {}, proc.stderr.decode()[-2000:]  # a read, both times
+        seen.append(proc.stderr.decode().rsplit("SQLGLOT=", 1)[1].strip())
+    assert seen == ["True", "False"]
+
+
+def _roots():
+    from drygate.enforcement.install import import_roots
+
+    return import_roots()

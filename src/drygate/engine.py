@@ -78,7 +78,7 @@ def _classify_by_rule(rule, call, policy):
         text = tool_input.get(rule["sql_argument"])
         if not isinstance(text, str):
             return UNKNOWN, f"no SQL text in the input field {rule['sql_argument']!r}"
-        v = classify_sql(text, rule["sql_dialect"])
+        v = classify_sql(text, rule["sql_dialect"], policy.get("_verdict_store"))
     else:
         from drygate.classifiers.http import classify_url_call
         from drygate.classifiers.shell import context_for

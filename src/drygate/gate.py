@@ -31,6 +31,7 @@ class Gate:
         self.store = store
         self.host = host
         self.emit_alerts = emit_alerts
+        policy["_verdict_store"] = store  # SQL verdicts are remembered in the run's state store
         state_path = settings.state_path_for(policy)
         protected = (settings.project_dir, settings.policy_path,
                      None if state_path in ("memory:", ":memory:") else state_path, settings.alert_log_for(policy))

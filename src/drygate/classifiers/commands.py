@@ -35,19 +35,21 @@ class Context:
     whose text is known), or False (a pipe or text only known at run time);
     ``commands``: the policy's ``[[commands]]`` overrides ({name: spec});
     ``http_rules``: the policy's URL rules (see drygate.classifiers.http);
-    ``depth``: nesting of ``bash -c`` (bounded).
+    ``depth``: nesting of ``bash -c`` (bounded); ``cache``: a state store that keeps
+    SQL verdicts (``verdict_get``/``verdict_put``), or None.
     """
 
-    __slots__ = ("stdin", "commands", "http_rules", "depth")
+    __slots__ = ("stdin", "commands", "http_rules", "depth", "cache")
 
-    def __init__(self, stdin=None, commands=None, http_rules=(), depth=0):
+    def __init__(self, stdin=None, commands=None, http_rules=(), depth=0, cache=None):
         self.stdin = stdin
         self.commands = commands or {}
         self.http_rules = http_rules
         self.depth = depth
+        self.cache = cache
 
     def with_stdin(self, stdin):
-        return Context(stdin, self.commands, self.http_rules, self.depth)
+        return Context(stdin, self.commands, self.http_rules, self.depth, self.cache)
 
 
 def variable_is_safe(name):
@@ -349,7 +351,7 @@ def _shell(label, args, ctx, spec):
         return unknown(f"{label}: nested too deeply")
     from drygate.classifiers.shell import classify_script
 
-    inner_ctx = Context(None, ctx.commands, ctx.http_rules, ctx.depth + 1)
+    inner_ctx = Context(None, ctx.commands, ctx.http_rules, ctx.depth + 1, ctx.cache)
     for i, a in enumerate(args):
         if a is None:
             return unknown(f"{label}: an argument known only at run time")
@@ -801,7 +803,8 @@ def _wrangler(label, args, ctx, spec):
             if sqls:
                 if any(s is None for s in sqls):
                     return unknown("wrangler d1 execute: the SQL is only known at run time")
-                return strongest([classify_sql(s, "sqlite") for s in sqls]).because("wrangler d1 execute --command")
+                return strongest([classify_sql(s, "sqlite", ctx.cache) for s in sqls]).because(
+                    "wrangler d1 execute --command")
             if _values_of(args, ("--file",)):
                 return unknown("wrangler d1 execute --file: the SQL file is not classified")
             return unknown("wrangler d1 execute without --command")
@@ -850,7 +853,8 @@ def _sql_from_stdin(label, ctx, dialect, meta=None):
     from drygate.classifiers.sql import classify_sql_script
 
     if isinstance(ctx.stdin, str):
-        return classify_sql_script(ctx.stdin, dialect, meta).because(f"{label} reads SQL from a here-document")
+        return classify_sql_script(ctx.stdin, dialect, meta, ctx.cache).because(
+            f"{label} reads SQL from a here-document")
     if ctx.stdin is False:
         return unknown(f"{label} reads SQL from a pipe whose text is only known at run time")
     return unknown(f"{label} with no statement is interactive")
@@ -908,7 +912,7 @@ def _psql(label, args, ctx, spec):
     if any(c is None for c in commands):
         return unknown("psql -c: the statement is only known at run time")
     if commands:
-        return strongest([classify_sql_script(c, "postgres", "psql") for c in commands]).because("psql -c")
+        return strongest([classify_sql_script(c, "postgres", "psql", ctx.cache) for c in commands]).because("psql -c")
     if any(a in ("-l", "--list", "-V", "--version", "--help") for a in args):
         return read("psql lists databases or prints its version")
     return _sql_from_stdin("psql", ctx, "postgres", "psql")
@@ -932,7 +936,7 @@ def _mysql(label, args, ctx, spec):
     if commands:
         if any(c is None for c in commands):
             return unknown(f"{label} -e: the statement is only known at run time")
-        return strongest([classify_sql_script(c, "mysql") for c in commands]).because(f"{label} -e")
+        return strongest([classify_sql_script(c, "mysql", None, ctx.cache) for c in commands]).because(f"{label} -e")
     if any(a in ("-V", "--version", "--help") for a in args if a):
         return read(f"{label} prints its version")
     return _sql_from_stdin(label, ctx, "mysql")
@@ -952,7 +956,7 @@ def _sqlite3(label, args, ctx, spec):
     statements = list(_values_of(args, ("-cmd",))) + pos[1:]
     readonly = "-readonly" in args
     if statements:
-        v = strongest([classify_sql_script(s, "sqlite", "sqlite3") for s in statements])
+        v = strongest([classify_sql_script(s, "sqlite", "sqlite3", ctx.cache) for s in statements])
     elif ctx.stdin is not None:
         v = _sql_from_stdin("sqlite3", ctx, "sqlite", "sqlite3")
     else:

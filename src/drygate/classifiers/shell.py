@@ -31,7 +31,8 @@ MAX_LENGTH = 100_000
 def classify_command(command, policy=None):
     """Classify one Bash command string (``tool_input.command``) as a Classification.
 
-    ``policy``: the compiled policy (its ``commands`` and ``http_rules``), or None.
+    ``policy``: the compiled policy (its ``commands`` and ``http_rules``, and the
+    ``_verdict_store`` a Gate puts there to remember SQL verdicts), or None.
     The Classification's ``reason`` is the chain of steps, outermost first.
     """
     verdict = classify_command_verdict(command, policy)
@@ -52,7 +53,8 @@ def context_for(policy):
     """A :class:`Context` carrying the policy's command table and URL rules."""
     if not policy:
         return Context()
-    return Context(None, policy.get("commands") or {}, policy.get("http_rules") or ())
+    return Context(None, policy.get("commands") or {}, policy.get("http_rules") or (), 0,
+                   policy.get("_verdict_store"))
 
 
 def classify_script(text, ctx):

@@ -94,18 +94,52 @@ def _split_meta(text, meta):
     return "\n".join(sql_lines), verdicts
 
 
-def classify_sql_script(text, dialect, meta=None):
-    """Classify SQL text that may contain client meta-commands (``meta``: "psql", "sqlite3" or None)."""
+def classify_sql_script(text, dialect, meta=None, cache=None):
+    """Classify SQL text that may contain client meta-commands (``meta``: "psql", "sqlite3" or None).
+
+    ``cache``: see :func:`classify_sql`.
+    """
     if text is None:
         return unknown("the SQL is only known at run time")
     sql, verdicts = _split_meta(text, meta) if meta else (text, [])
     if sql.strip():
-        verdicts.append(classify_sql(sql, dialect))
+        verdicts.append(classify_sql(sql, dialect, cache))
     return strongest(verdicts, read("no statements"))
 
 
-def classify_sql(text, dialect="postgres"):
-    """Classify SQL ``text`` (str) in ``dialect`` ("sqlite", "postgres", "mysql"); returns a Verdict."""
+#: Part of every cache key: change it when the rules below change what a statement is.
+RULES_VERSION = "drygate-sql-1"
+
+
+def classify_sql(text, dialect="postgres", cache=None):
+    """Classify SQL ``text`` (str) in ``dialect`` ("sqlite", "postgres", "mysql"); returns a Verdict.
+
+    ``cache``: a state store with ``verdict_get(key)``/``verdict_put(key, effect,
+    steps)``. Importing sqlglot costs about 100 ms per hook process, so a statement's
+    verdict is kept under the SHA-256 of (RULES_VERSION, dialect, text), and a
+    repeated statement skips the import. Bump RULES_VERSION when the rules change.
+    """
+    key = None
+    if cache is not None:
+        import hashlib
+
+        key = "sql:" + hashlib.sha256(f"{RULES_VERSION}\0{dialect}\0{text}".encode()).hexdigest()
+        try:
+            hit = cache.verdict_get(key)
+        except Exception:
+            hit = None
+        if hit is not None:
+            return Verdict(hit[0], *hit[1])
+    verdict = _classify_sql(text, dialect)
+    if key is not None:
+        try:
+            cache.verdict_put(key, verdict.effect, verdict.steps)
+        except Exception:
+            pass  # a verdict not remembered is only slower next time
+    return verdict
+
+
+def _classify_sql(text, dialect):
     try:
         import sqlglot
         from sqlglot import exp

@@ -72,3 +72,13 @@ class StateStore:
     def close(self):
         """Release connections; the store must not be used afterwards."""
         raise NotImplementedError
+
+    # Optional: a cache of classifier verdicts (drygate.classifiers.sql). A store that
+    # keeps none simply returns None; that only makes classification slower.
+    def verdict_get(self, key):
+        """``(effect, steps)`` remembered under ``key`` (str), or None."""
+        return None
+
+    def verdict_put(self, key, effect, steps):
+        """Remember ``(effect, steps)`` under ``key``."""
+        return None

@@ -20,6 +20,7 @@ class MemoryStore(StateStore):
         self._runs = {}
         self._journal = []
         self._seq = 0
+        self._verdicts = {}
 
     def transact(self, run_id, request, entry, clock):
         with self._lock:
@@ -78,6 +79,14 @@ class MemoryStore(StateStore):
                 if self._runs[r].dry_since is None and self._runs[r].mode != "dry":
                     del self._runs[r]
             return before - len(self._journal)
+
+    def verdict_get(self, key):
+        with self._lock:
+            return self._verdicts.get(key)
+
+    def verdict_put(self, key, effect, steps):
+        with self._lock:
+            self._verdicts[key] = (effect, tuple(steps))
 
     def close(self):
         pass

@@ -251,6 +251,23 @@ class SQLiteStore(StateStore):
 
         return self._write(step)
 
+    def verdict_get(self, key):
+        try:
+            row = self._db.execute("SELECT effect, steps FROM verdicts WHERE key = ?", (key,)).fetchone()
+        except _sqlite3.OperationalError:
+            return None  # no table yet (created on the first put), or the store is busy: no cache
+        return (row[0], tuple(_json.loads(row[1]))) if row else None
+
+    def verdict_put(self, key, effect, steps):
+        """Remember a verdict; the table is created on first use (not part of the run schema)."""
+        def step(db):
+            db.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, effect TEXT NOT NULL, "
+                       "steps TEXT NOT NULL)")
+            db.execute("INSERT OR REPLACE INTO verdicts (key, effect, steps) VALUES (?, ?, ?)",
+                       (key, effect, _json.dumps(list(steps))))
+
+        self._write(step, durable=False)
+
     def close(self):
         try:
             self._db.close()
