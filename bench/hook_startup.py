@@ -29,7 +29,9 @@ EVENTS = {
     "Read (allow)": {"tool_name": "Read", "tool_input": {"file_path": "README.md"}},
     "mcp tool (dry)": {"tool_name": "mcp__r2__put_object", "tool_input": {"bucket": "b", "key": "k"}},
     "Bash read (allow)": {"tool_name": "Bash", "tool_input": {"command": "ls -la | head -5"}},
-    "Bash SQL read (allow)": {"tool_name": "Bash", "tool_input": {"command": "psql -c 'SELECT count(*) FROM t'"}},
+    "Bash SQL read, repeated": {"tool_name": "Bash", "tool_input": {"command": "psql -c 'SELECT count(*) FROM t'"}},
+    # {i} makes every call's statement new: the SQL verdict cache cannot help, sqlglot is imported.
+    "Bash SQL read, new each": {"tool_name": "Bash", "tool_input": {"command": "psql -c 'SELECT {i} FROM t'"}},
 }
 
 
@@ -61,8 +63,10 @@ def main():
     for label, body in EVENTS.items():
         base, sh_base, hook = [], [], []
         for i in range(args.runs):
-            event = dict(body, session_id=f"bench-{label}-{i % 5}", hook_event_name="PreToolUse", cwd=project,
-                         tool_use_id=f"t{i}", permission_mode="default")
+            tool_input = {k: (v.replace("{i}", str(i)) if isinstance(v, str) else v)
+                          for k, v in body["tool_input"].items()}
+            event = dict(body, tool_input=tool_input, session_id=f"bench-{label}-{i % 5}",
+                         hook_event_name="PreToolUse", cwd=project, tool_use_id=f"t{i}", permission_mode="default")
             payload = json.dumps(event).encode()
             b, _ = timed(baseline_argv)
             sb, _ = timed(sh_baseline_argv)
