@@ -10,9 +10,9 @@ stdout. Contract and measured host behaviour: shared/reference/claude-code.md.
   with the reason on stderr, so every host version in the reference's table
   blocks (2.1.x reads the JSON or exit 2; 2.0.x honours both). Never
   ``updatedInput`` (several host versions ignore it).
-- PreToolUse, ask: ``permissionDecision: "ask"``, exit 0; when the host does not
-  say its permission mode (old or headless hosts, where "ask" lets the tool run)
-  it is a deny instead.
+- PreToolUse, ask: ``permissionDecision: "ask"``, exit 0, only from hosts that send
+  ``prompt_id`` (2.1.x, which blocks an unanswered ask in ``-p`` mode); from older
+  hosts, where "ask" in ``-p`` mode lets the tool run, it is a deny instead.
 - PostToolUse: journals the real result of a live call; ``{}``.
 - Any failure (exception, malformed stdin, state store locked or slow, policy
   unreadable, own deadline passed): deny JSON, exit 2, reason on stderr, and a
@@ -23,7 +23,9 @@ stdout. Contract and measured host behaviour: shared/reference/claude-code.md.
 
 Imports on this path are only the standard library's built-in modules and
 drygate's own small modules (no json, re, argparse, dataclasses): the host starts
-this process for every tool call (bench/hook_startup.py).
+this process for every tool call (bench/hook_startup.py). A Bash command loads the
+shell parser, and SQL in it the SQL parser, only then
+(tests/test_hook_failures.py::test_hook_imports_stay_lean checks the rest).
 """
 
 import os
