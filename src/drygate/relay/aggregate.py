@@ -26,7 +26,7 @@ import os
 import uuid
 
 from drygate.relay import results
-from drygate.relay.core import HOST, REPLAY_ID, RelayGate, RunIdentity, _id_key, _qualified
+from drygate.relay.core import HOST, REPLAY_ID, ClientSide, RelayGate, RunIdentity, _id_key, _qualified
 
 _MERGED_LISTS = {"tools/list": "tools", "resources/list": "resources",
                  "resources/templates/list": "resourceTemplates", "prompts/list": "prompts"}
@@ -54,7 +54,7 @@ def load_config(path):
     return servers
 
 
-class Aggregator:
+class Aggregator(ClientSide):
     """The client connection of an aggregating relay (see module docstring)."""
 
     def __init__(self, settings, servers, run_id, out=None):
@@ -86,14 +86,6 @@ class Aggregator:
         self._out_lock = asyncio.Lock()
 
     # -- output --------------------------------------------------------------------------------
-    async def _to_client(self, data):
-        if self.sink is not None:
-            await self.sink(data)
-            return
-        async with self._out_lock:
-            self.out.write(data)
-            self.out.flush()
-
     async def _reply(self, request_id, result):
         await self._to_client(results.encode({"jsonrpc": "2.0", "id": request_id, "result": result}))
 
@@ -367,10 +359,6 @@ class Aggregator:
             return
         forwarded = message if real == params.get("name") else dict(message, params=dict(params, name=real))
         await self._route(lane.name, forwarded, "no such tool")
-
-    def _run_is_dry(self, run_id):
-        run = self.gate.current().store.get_run(run_id)
-        return run is not None and run.is_dry
 
     def _decide(self, server, tool, arguments, run_id, call_id, lane):
         from drygate.errors import InputError

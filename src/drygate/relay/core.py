@@ -76,7 +76,24 @@ class RelayGate:
         return self.gate
 
 
-class Relay:
+class ClientSide:
+    """What a relay and an aggregating relay share: writing to the client (``sink``, else
+    ``out``, one message at a time) and asking whether a run is dry (``gate``)."""
+
+    async def _to_client(self, data):
+        if self.sink is not None:
+            await self.sink(data)
+            return
+        async with self._out_lock:
+            self.out.write(data)
+            self.out.flush()
+
+    def _run_is_dry(self, run_id):
+        run = self.gate.current().store.get_run(run_id)
+        return run is not None and run.is_dry
+
+
+class Relay(ClientSide):
     """One client connection over stdio, one downstream server.
 
     ``settings``: drygate.config.Settings; ``server``: the server's name as the agent
@@ -105,15 +122,6 @@ class Relay:
         self._out_lock = asyncio.Lock()
         self.internal = {}  # id of a request the relay sent itself -> Future of its response
         self._listed_at = None  # when the relay last listed the server's tools itself
-
-    # -- output -------------------------------------------------------------------------
-    async def _to_client(self, data):
-        if self.sink is not None:
-            await self.sink(data)
-            return
-        async with self._out_lock:
-            self.out.write(data)
-            self.out.flush()
 
     # -- server -> client --------------------------------------------------------------------
     async def _from_server(self, line):
@@ -315,10 +323,6 @@ class Relay:
             return
         schema = (self.tools.get(tool) or {}).get("outputSchema") if isinstance(tool, str) else None
         await self._to_client(results.encode(results.not_executed(request_id, decision, tool, schema, modern)))
-
-    def _run_is_dry(self, run_id):
-        run = self.gate.current().store.get_run(run_id)
-        return run is not None and run.is_dry
 
     def _decide(self, tool, arguments, run_id, call_id):
         from drygate.errors import InputError
