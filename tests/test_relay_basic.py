@@ -151,6 +151,30 @@ def test_locked_store_blocks_and_alerts(project):
     assert alerts[-1]["kind"] == "guard_failure" and alerts[-1]["host"] == "mcp-relay"
 
 
+def test_policy_corrupted_mid_session_fails_closed_until_mended(project):
+    policy = project / "drygate.toml"
+    good = '[run]\nmode = "live"\n'
+    policy.write_text(good)
+    relay = RelayProcess(project)
+    try:
+        relay.handshake()
+        assert not relay.request("tools/call", {"name": "query", "arguments": {"sql": "SELECT 1"}})["result"].get(
+            "isError")
+        policy.write_text('[run\nmode = "live"\n')  # not TOML
+        for key in ("a", "b"):  # every call, not only the first after the change
+            r = relay.request("tools/call", {"name": "query", "arguments": {
+                "sql": f"INSERT INTO files VALUES ('{key}', 1)"}})
+            assert r["result"]["isError"] is True and "BLOCKED" in r["result"]["content"][0]["text"]
+        policy.write_text(good)
+        r = relay.request("tools/call", {"name": "query", "arguments": {"sql": "INSERT INTO files VALUES ('c', 1)"}})
+        assert not r["result"].get("isError")
+    finally:
+        relay.close()
+    assert rows(project) == [("c", 1)]
+    alerts = [json.loads(line) for line in (project / ".drygate" / "alerts.jsonl").read_text().splitlines()]
+    assert [a["kind"] for a in alerts] == ["guard_failure", "guard_failure"]
+
+
 def test_install_mcp_rewrites_and_is_idempotent(tmp_path):
     from drygate.relay.install import install_mcp
 

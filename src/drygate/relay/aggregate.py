@@ -62,7 +62,6 @@ class Aggregator(ClientSide):
         from drygate.relay.http_downstream import HttpDownstream
 
         self.settings = settings
-        self.run_id = run_id
         self.out = out
         self.sink = None
         self.gate = RelayGate(settings)

@@ -45,34 +45,25 @@ class RelayGate:
 
         The policy file is only stat()ed per call; it is read again when it changes.
         """
-        if self.gate is not None:
-            try:
-                st = os.stat(self.settings.policy_path)
-                if (st.st_mtime_ns, st.st_size, st.st_ino) == self.policy_stat:
-                    return self.gate
-            except OSError:
-                pass  # load_policy below reports the missing policy
-        from drygate.gate import Gate
-        from drygate.policy.cache import load_policy
-        from drygate.state import open_store
-
         try:
             st = os.stat(self.settings.policy_path)
-            self.policy_stat = (st.st_mtime_ns, st.st_size, st.st_ino)
+            stat = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError:
-            self.policy_stat = None
-        state_hint = self.settings.state_path or os.path.join(self.settings.project_dir, ".drygate", "state.db")
-        cache_dir = None if state_hint in ("memory:", ":memory:") else os.path.dirname(state_hint)
-        policy = load_policy(self.settings.policy_path, cache_dir)
-        if self.gate is None or policy["hash"] != self.policy_hash:
+            stat = None  # Gate.open below reports the missing policy
+        if self.gate is not None and stat is not None and stat == self.policy_stat:
+            return self.gate
+        from drygate.gate import Gate
+
+        # Raises on a missing or corrupt policy; the stat is only remembered once the
+        # gate opened, so every call fails closed until the file is mended.
+        gate = Gate.open(self.settings, HOST)
+        if self.gate is not None and gate.policy["hash"] == self.policy_hash:
+            gate.close()  # touched but not changed: keep the open gate
+        else:
             if self.gate is not None:
                 self.gate.close()
-            deadline_s = policy["deadline_ms"] / 1000.0
-            busy = max(0.05, deadline_s - 0.5) if deadline_s > 1.0 else deadline_s / 2
-            store = open_store(self.settings.state_path_for(policy), busy_timeout_s=busy,
-                               synchronous=policy.get("state_synchronous", "FULL"))
-            self.gate = Gate(self.settings, policy, store, HOST)
-            self.policy_hash = policy["hash"]
+            self.gate, self.policy_hash = gate, gate.policy["hash"]
+        self.policy_stat = stat
         return self.gate
 
 
@@ -105,7 +96,6 @@ class Relay(ClientSide):
     def __init__(self, settings, server, command, run_id, out=None, url=None, headers=None):
         self.settings = settings
         self.server = server
-        self.run_id = run_id
         self.out = out or sys.stdout.buffer
         self.sink = None  # a coroutine taking each outgoing line instead of ``out`` (the HTTP front)
         self.gate = RelayGate(settings)
@@ -212,9 +202,9 @@ class Relay(ClientSide):
         if len(text) > 64 * 1024:
             result = {"truncated": True, "chars": len(text), "head": text[:64 * 1024]}
         try:
-            self.gate.current().store.record_result(self.run_id, None, tool, result, time.time())
+            self.gate.current().store.record_result(self.runs.run_id, None, tool, result, time.time())
         except Exception as e:  # the call already ran: report, never fail the client
-            self._report_failure(e, tool, self.run_id, None)
+            self._report_failure(e, tool, self.runs.run_id, None)
 
     async def _server_exited(self, code):
         for key in list(self.pending):
