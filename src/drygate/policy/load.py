@@ -157,8 +157,6 @@ def compile_policy(doc, source=None, digest=""):
 
 def _compile_rule(rule, i, label):
     """One ``[[rules]]`` table (keys already checked) -> the compiled rule dict."""
-    import re
-
     matchers = [k for k in ("tool", "tool_glob", "tool_regex") if k in rule]
     if len(matchers) != 1:
         raise PolicyError(f"{label}: needs exactly one of tool, tool_glob, tool_regex")
@@ -175,10 +173,7 @@ def _compile_rule(rule, i, label):
         else:
             match = ("glob", pattern)
     else:
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            raise PolicyError(f"{label}: tool_regex {pattern!r} is not a valid regex: {e}") from e
+        _check_regex(pattern, f"{label}: tool_regex {pattern!r}")
         match = ("regex", pattern)
 
     effect = rule.get("effect")
@@ -200,10 +195,7 @@ def _compile_rule(rule, i, label):
     for field, pat in input_regex.items():
         if not isinstance(pat, str):
             raise PolicyError(f"{label}: input_regex.{field} must be a string")
-        try:
-            re.compile(pat)
-        except re.error as e:
-            raise PolicyError(f"{label}: input_regex.{field} is not a valid regex: {e}") from e
+        _check_regex(pat, f"{label}: input_regex.{field}")
     reason = rule.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise PolicyError(f"{label}: reason must be a string")
@@ -278,6 +270,16 @@ def _compile_commands(entries, where):
     return out
 
 
+def _check_regex(pattern, what):
+    """Raise :class:`PolicyError` ``"<what> is not a valid regex: ..."`` unless ``pattern`` compiles."""
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise PolicyError(f"{what} is not a valid regex: {e}") from e
+
+
 def _effect_of(value, label):
     if value not in EFFECTS or value == "bookkeeping":
         raise PolicyError(f"{label} must be one of read, write, side_effect_read, external, unknown")
@@ -286,17 +288,12 @@ def _effect_of(value, label):
 
 def _compile_http_rules(entries, where):
     """``[[http_rules]]`` -> tuple of (url_regex, methods tuple or None, effect)."""
-    import re
-
     out = []
     for label, entry in _tables(entries, "http_rules", _HTTP_RULE_KEYS, where):
         pattern = entry.get("url_regex")
         if not isinstance(pattern, str) or not pattern:
             raise PolicyError(f"{label}: url_regex must be a regular expression")
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            raise PolicyError(f"{label}: url_regex is not a valid regex: {e}") from e
+        _check_regex(pattern, f"{label}: url_regex")
         methods = entry.get("methods")
         if methods is not None and (not isinstance(methods, list) or not all(isinstance(m, str) for m in methods)):
             raise PolicyError(f"{label}: methods must be a list of HTTP methods")
