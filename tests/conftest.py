@@ -168,10 +168,14 @@ _REDIS_DBS = list(range(1, 16))  # db 0 is left alone: handy for poking at the s
 
 
 def redis_store_landed():
-    """True once the Redis state store (src/drygate/state/redis.py) exists."""
+    """True once the Redis state store exists and ``open_store`` opens ``redis://`` URLs."""
     import importlib.util
+    import inspect
 
-    return importlib.util.find_spec("drygate.state.redis") is not None
+    from drygate import state
+
+    return (importlib.util.find_spec("drygate.state.redis") is not None
+            and "redis" in inspect.getsource(state.open_store))
 
 
 def need_redis_store():
