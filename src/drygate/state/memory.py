@@ -7,6 +7,7 @@ between processes.
 import copy
 import threading
 
+from drygate.counters import RUNS_WENT_DRY, decision_counter
 from drygate.engine import apply_transition
 from drygate.state.base import StateStore
 from drygate.types import RunState
@@ -21,6 +22,7 @@ class MemoryStore(StateStore):
         self._journal = []
         self._seq = 0
         self._verdicts = {}
+        self._counters = {}
 
     def transact(self, run_id, request, entry, clock):
         with self._lock:
@@ -32,6 +34,10 @@ class MemoryStore(StateStore):
             self._journal.append(dict(entry, seq=self._seq, run_id=run_id, ts=now, kind="call", call=outcome.call,
                                       action=outcome.action, made_run_dry=outcome.made_run_dry,
                                       dry_because_of=outcome.dry_because_of, result=None))
+            name = decision_counter(entry["effect"], outcome.action)
+            self._counters[name] = self._counters.get(name, 0) + 1
+            if outcome.made_run_dry:
+                self._counters[RUNS_WENT_DRY] = self._counters.get(RUNS_WENT_DRY, 0) + 1
             outcome.run = copy.copy(state)
             return outcome
 
@@ -79,6 +85,15 @@ class MemoryStore(StateStore):
                 if self._runs[r].dry_since is None and self._runs[r].mode != "dry":
                     del self._runs[r]
             return before - len(self._journal)
+
+    def counters(self):
+        with self._lock:
+            return dict(self._counters)
+
+    def add_counters(self, increments):
+        with self._lock:
+            for name, n in increments.items():
+                self._counters[str(name)] = self._counters.get(str(name), 0) + int(n)
 
     def verdict_get(self, key):
         with self._lock:

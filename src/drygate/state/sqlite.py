@@ -16,6 +16,12 @@ machine, bench/engine_decision.py). ``synchronous="NORMAL"`` (``[state]
 synchronous``) drops it to tens of microseconds and survives a crash of any
 process, but a power loss may roll back the last commits.
 
+Counters: the guard-health counters (:mod:`drygate.counters`) are rows of a
+``counters`` table; ``transact`` adds its decision (and ``runs_went_dry``) in the
+same transaction as the journal entry, so the counters always equal the journal's
+counts. Schema 4 added that table; a schema-3 file is upgraded in place when it is
+first opened (its counters start from what its journal holds).
+
 Deadline: the busy timeout is set below the gate's own deadline; a database locked
 past it raises :class:`StoreTimeout`, anything else :class:`StoreUnavailable`.
 
@@ -29,11 +35,14 @@ import os
 import _sqlite3
 
 from drygate import _json
+from drygate.counters import DECISIONS, RUNS_WENT_DRY, SEP, decision_counter
 from drygate.engine import apply_transition
 from drygate.state.base import StateStore
 from drygate.types import RunState, stricter_mode
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+#: Older schemas this version upgrades in place (schema 4 only added the counters table).
+_UPGRADABLE = (3,)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS runs ("
     " run_id TEXT PRIMARY KEY, mode TEXT NOT NULL, dry_since INTEGER, dry_at REAL, dry_cause TEXT,"
@@ -51,7 +60,18 @@ _SCHEMA = (
     # A single counter row: sequence numbers are never reused, even after prune.
     "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO counter(id, seq) VALUES (1, 0)",
+    # Guard-health counters (drygate.counters names them).
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
+#: Schema 3 -> 4: counters start from the journal the file already holds.
+_BACKFILL = (
+    f"INSERT OR IGNORE INTO counters (name, value) SELECT '{DECISIONS}{SEP}' || effect || '{SEP}' || action,"
+    " count(*) FROM journal WHERE kind = 'call' AND effect IS NOT NULL AND action IS NOT NULL GROUP BY effect, action",
+    f"INSERT OR IGNORE INTO counters (name, value) SELECT '{RUNS_WENT_DRY}', count(*) FROM journal"
+    " WHERE made_run_dry = 1 HAVING count(*) > 0",
+)
+_ADD_COUNTER = ("INSERT INTO counters (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value")
 _RUN_COLUMNS = ("run_id", "mode", "dry_since", "dry_at", "dry_cause", "dry_call", "created_at", "last_seen_at",
                 "calls", "writes", "dry_writes", "allowed_writes", "denied", "asked")
 _JOURNAL_COLUMNS = ("seq", "run_id", "ts", "kind", "call", "call_id", "agent_id", "tool_name", "tool_input", "effect",
@@ -112,12 +132,17 @@ class SQLiteStore(StateStore):
         self._db.execute("BEGIN IMMEDIATE")
         try:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (0, SCHEMA_VERSION) + _UPGRADABLE:
                 from drygate.errors import StoreUnavailable
 
-                raise StoreUnavailable(f"state store {self.path} has schema {version}, expected {SCHEMA_VERSION}")
+                newer = " (written by a newer drygate: upgrade drygate)" if version > SCHEMA_VERSION else ""
+                raise StoreUnavailable(f"state store {self.path} has schema {version}, expected {SCHEMA_VERSION}"
+                                       f"{newer}")
             for stmt in _SCHEMA:
                 self._db.execute(stmt)
+            if version in _UPGRADABLE:
+                for stmt in _BACKFILL:
+                    self._db.execute(stmt)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.execute("COMMIT")
         except BaseException:
@@ -181,6 +206,9 @@ class SQLiteStore(StateStore):
                 outcome.action, int(outcome.made_run_dry), outcome.dry_because_of, int(bool(entry["tamper"])),
                 entry["policy_hash"], entry["host"], None))
             db.execute(_UPSERT_RUN, tuple(getattr(state, c) for c in _RUN_COLUMNS))
+            db.execute(_ADD_COUNTER, (decision_counter(entry["effect"], outcome.action), 1))
+            if outcome.made_run_dry:
+                db.execute(_ADD_COUNTER, (RUNS_WENT_DRY, 1))
             return outcome
 
         return self._write(step, durable=request.gated)
@@ -250,6 +278,15 @@ class SQLiteStore(StateStore):
             return removed
 
         return self._write(step)
+
+    def counters(self):
+        return dict(self._read("SELECT name, value FROM counters"))
+
+    def add_counters(self, increments):
+        """Add ``increments`` in one transaction without the FULL fsync (statistics, not decisions)."""
+        items = [(str(k), int(v)) for k, v in increments.items()]
+        if items:
+            self._write(lambda db: db.executemany(_ADD_COUNTER, items), durable=False)
 
     def verdict_get(self, key):
         try:
