@@ -9,7 +9,8 @@ the first write of a fresh run at the same moment. Afterwards the journal alone 
   dry, and none at all in a dry-mode run;
 - a run that went dry has exactly one ``made_run_dry`` entry, whose seq is the run's
   ``dry_since``, and it is the run's first dry-scope write; a run that did not has none;
-- seq is unique and strictly increasing; each run's call numbers are 1..n in seq order;
+- seq is unique and strictly increasing, and ``ts`` never goes backwards against it; each
+  run's call numbers are 1..n in seq order;
 - every decision a process was told is in the journal with the same seq, run, call number
   and action (no acknowledged entry lost), and nothing is journaled that no one was told;
 - once a process saw a run dry (a decision or a read of the run), it was never again told
@@ -309,6 +310,10 @@ def check_journal(store, engine_events, hook_events):
         assert (e["run_id"], e["tool_name"], e["action"]) == (run_id, tool, outcome), (call_id, e)
     # Nothing journaled that no one was told, except calls whose hook failed closed after its commit.
     assert len(calls) - told <= len(guard_failures), (len(calls), told, guard_failures[:3])
+    # Checked last, so a failure here means every invariant above held: the clock is read
+    # inside the atomic step (StateStore.transact), so time follows the journal order.
+    backwards = [(a["seq"], a["ts"], b["seq"], b["ts"]) for a, b in zip(journal, journal[1:], strict=False) if b["ts"] < a["ts"]]
+    assert not backwards, f"{len(backwards)} journal entries are timed before the entry they follow: {backwards[:3]}"
     return {"entries": len(calls), "runs": len(runs), "went_dry": went_dry, "hook_guard_failures": guard_failures}
 
 
