@@ -440,3 +440,120 @@ def test_hook_blocks_on_a_wrong_password(redis_factory, tmp_path):
     project_ok = RedisProject(tmp_path / "ok", server.url())
     assert_allowed(project_ok.pre("mcp__d1__select"))
     assert "s3cret" not in r.stderr + r.stdout
+
+
+# -- a failover: the old primary acknowledged a transition the new primary never got ------------
+
+def _failover(redis_factory, primary_config):
+    """A primary with a synced replica, then a partition: the replica is promoted
+    (REPLICAOF NO ONE, as Sentinel would) while the old primary still takes clients."""
+    primary = redis_factory("primary", **primary_config)
+    replica = redis_factory("replica", start=False)
+    replica.replica_of(primary).start()
+    replica.wait_synced()
+    initialize(primary.url())
+    engine = engine_for(primary.url(), timeout_s=2.0)
+    assert engine.decide(call("mcp__d1__insert", run_id="fo")).action == "allow"
+    primary.client().wait(1, 2000)  # the replica has everything so far
+    replica.client().execute_command("REPLICAOF", "NO", "ONE")
+    return primary, replica, engine
+
+
+def test_failover_with_min_replicas_blocks_on_the_old_primary(redis_factory, tmp_path):
+    """With ``min-replicas-to-write 1`` (what the store's docs should ask for next to a
+    replica), an old primary cut off from its replica refuses the transition: the call
+    blocks and alerts, so nothing acknowledged is lost in the failover."""
+    from drygate.errors import StoreUnavailable
+
+    primary, replica, engine = _failover(redis_factory, {"min_replicas_to_write": 1, "min_replicas_max_lag": 1})
+    time.sleep(3)  # past min-replicas-max-lag: the old primary knows it has no replica
+    expect_guard_failure(lambda: engine.decide(call("mcp__r2__put_object", run_id="fo")), StoreUnavailable,
+                         "replicas")
+    project = RedisProject(tmp_path / "app", primary.url())
+    assert_blocked(project, project.pre("mcp__r2__put_object", session="fo"), {"store_unavailable"}, "replicas")
+    primary.kill()
+    fresh = engine_for(replica.url())
+    assert [e["action"] for e in journal(replica.url(), "fo")] == ["allow"]
+    assert fresh.decide(call("mcp__d1__insert", run_id="fo")).action == "allow"  # it never went dry
+
+
+def test_failover_does_not_lose_an_acknowledged_dry_transition(redis_factory):
+    """The old primary acknowledges the transition that makes run ``fo`` dry just after the
+    replica was promoted (inside min-replicas-max-lag, or without that setting): Redis
+    replication is asynchronous, so the new primary never gets it. A host that then asks
+    the new primary must not be told to execute a write of a run it was told is dry.
+    (A store can close this window with WAIT after gated transitions, failing closed when
+    no replica acknowledged them.)"""
+    primary, replica, engine = _failover(redis_factory, {})
+    d = engine.decide(call("mcp__r2__put_object", run_id="fo"))
+    assert d.action == "dry" and d.made_run_dry  # acknowledged: the agent was told the run is dry
+    primary.kill()
+    other_host = engine_for(replica.url())
+    after = other_host.decide(call("mcp__d1__insert", run_id="fo"))
+    assert after.action != "allow", \
+        "after a failover a run that went dry (acknowledged by the old primary) is live: the write was allowed"
+
+
+# -- Redis answering with something unexpected -------------------------------------------------
+
+def _garbage_server(reply):
+    """A TCP server on loopback that answers every connection with ``reply`` bytes."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            try:
+                conn.settimeout(1)
+                try:
+                    conn.recv(65536)
+                except OSError:
+                    pass
+                conn.sendall(reply)
+            finally:
+                conn.close()
+        srv.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1], stop
+
+
+@pytest.mark.parametrize("reply", [b"HTTP/1.1 400 Bad Request\r\n\r\n", b"+OK\r\n", b":12\r\n", b"\x00\xff garbage"],
+                         ids=["http", "ok", "integer", "binary"])
+def test_an_unexpected_answer_blocks(tmp_path, reply):
+    from drygate.errors import GuardFailure
+
+    port, stop = _garbage_server(reply)
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        project = RedisProject(tmp_path / "app", url)
+        assert_blocked(project, project.pre("mcp__d1__select"), {"store_unavailable", "store_timeout"})
+        with pytest.raises(GuardFailure):
+            engine_for(url).decide(call("mcp__d1__insert"))
+    finally:
+        stop.set()
+
+
+# -- the store chosen by the policy's [state] url ------------------------------------------------
+
+def test_policy_state_url_selects_redis(redis_factory, tmp_path):
+    server = redis_factory()
+    initialize(server.url())
+    project = Project(tmp_path / "app")
+    (project.root / "drygate.toml").write_text(POLICY + f'\n[state]\nurl = "{server.url()}"\n', encoding="utf-8")
+    r = project.hook(project.event("mcp__r2__put_object", {}))
+    assert_dry(r)
+    assert [e["action"] for e in journal(server.url(), SESSION)] == ["dry"]
+    assert not project.state.exists(), "the hook wrote a SQLite file although the policy names Redis"
+    server.stop()
+    assert_blocked(project, project.hook(project.event("mcp__d1__select", {})), {"store_unavailable"})
