@@ -181,7 +181,10 @@ def test_stopped_blocks_alerts_and_keeps_the_journal(redis_factory, tmp_path):
 
 # -- Redis paused (SIGSTOP) past the deadline ------------------------------------------------
 
-def test_paused_past_the_deadline_blocks_in_time_and_alerts(redis_factory, tmp_path):
+@pytest.mark.parametrize("resume_after_s", [2.5, 0.2], ids=["long-after", "just-after"])
+def test_paused_past_the_deadline_blocks_in_time_and_alerts(redis_factory, tmp_path, resume_after_s):
+    """SIGSTOP, a hook call, SIGCONT ``resume_after_s`` after the hook answered: long after
+    (past the store's clock-skew allowance too) or just after (inside it)."""
     server = redis_factory()
     url = server.url()
     initialize(url)
@@ -192,7 +195,7 @@ def test_paused_past_the_deadline_blocks_in_time_and_alerts(redis_factory, tmp_p
     try:
         r = project.pre("mcp__d1__insert")
     finally:
-        time.sleep(2.5)  # longer than the deadline plus the store's clock-skew allowance
+        time.sleep(resume_after_s)
         server.resume()
     assert_blocked(project, r, {"store_timeout", "deadline"})
     assert r.elapsed < DEADLINE_MS / 1000 + 1.5, r.elapsed  # answered near its deadline, not Redis's
