@@ -81,8 +81,11 @@ class HookResult:
 class Project:
     """A temporary project with drygate installed exactly as `drygate install` does."""
 
-    def __init__(self, root):
+    def __init__(self, root, store_url=None):
         self.root = Path(root)
+        #: A Redis store URL the hooks and the CLI use (DRYGATE_STATE_URL), or None for the
+        #: project's SQLite file. Tests that pick their own store (DRYGATE_STATE=...) keep it.
+        self.store_url = store_url
         self.root.mkdir(parents=True, exist_ok=True)
         install_claude_code(self.root)
         settings = json.loads((self.root / ".claude" / "settings.json").read_text())
@@ -105,8 +108,16 @@ class Project:
     def env(self, **extra):
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRYGATE_")}
         env["CLAUDE_PROJECT_DIR"] = str(self.root)
+        if self.store_url and "DRYGATE_STATE" not in extra:
+            env["DRYGATE_STATE_URL"] = self.store_url
         env.update({k: str(v) for k, v in extra.items()})
         return env
+
+    def open_store(self):
+        """The project's store, as the hooks use it (Redis or the SQLite file)."""
+        from drygate.state import open_store
+
+        return open_store(self.store_url or str(self.state))
 
     def event(self, tool_name, tool_input, session=SESSION, **fields):
         ev = {"session_id": session, "transcript_path": f"/tmp/{session}.jsonl", "cwd": str(self.root),
@@ -135,27 +146,51 @@ class Project:
         return json.loads(self.cli("plan", run_id, "--json").stdout)
 
     def journal(self, run_id=SESSION):
-        from drygate.state.sqlite import SQLiteStore
-
-        store = SQLiteStore(self.state)
+        store = self.open_store()
         try:
             return store.journal(run_id)
         finally:
             store.close()
 
 
+def initialized_redis_store(url, **options):
+    """A RedisStore on ``url`` with its marker created (as `drygate state init` does)."""
+    from drygate.state.redis import RedisStore
+
+    store = RedisStore(url, **options)
+    store.initialize()
+    return store
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def project(request, tmp_path):
+    """A project whose hooks and CLI use the SQLite file, or (second run) a real Redis store.
+
+    Tests of faults only one store can have (a corrupt SQLite file, a stopped Redis)
+    take ``sqlite_project`` or tests/test_redis_faults.py instead."""
+    url = None
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        initialized_redis_store(url).close()
+    return Project(tmp_path / "app", store_url=url)
+
+
 @pytest.fixture
-def project(tmp_path):
+def sqlite_project(tmp_path):
+    """A project on its SQLite file, for the faults of that file (corrupt, locked, unwritable)."""
     return Project(tmp_path / "app")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def store(request, tmp_path):
     """Every store implementation, for the suites that must hold on all of them."""
     from drygate.state.memory import MemoryStore
     from drygate.state.sqlite import SQLiteStore
 
-    s = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "state.db")
+    if request.param == "redis":
+        s = initialized_redis_store(request.getfixturevalue("redis_url"))
+    else:
+        s = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "state.db")
     yield s
     s.close()
 

@@ -97,7 +97,8 @@ def test_CC_03_guard_crash(project):
     assert alerts[-1]["tool_name"] == "mcp__d1__query"
 
 
-def test_CC_04_state_store_slow(project):
+def test_CC_04_state_store_slow(sqlite_project):
+    project = sqlite_project
     # Fault, real: another process holds an exclusive SQLite lock for as long as the test runs.
     write_policy(project.root, given("CC-04-state-store-slow")["mode"], R2_DRY_D1_LIVE)
     project.hook(project.event("Read", {"file_path": "README.md"}))  # creates the store
@@ -131,9 +132,12 @@ def test_CC_04_hard_deadline_when_stuck(project, tmp_path):
     assert project.alerts()[-1]["kind"] == "guard_failure"
 
 
-def test_CC_05_missing_executable(project, tmp_path):
+def test_CC_05_missing_executable(sqlite_project, tmp_path):
+    # The hook's interpreter is a bare venv that sees only drygate's source: the Redis
+    # client's hiredis is not there, so this case runs on the SQLite store.
     from conftest import SRC, hook_command
 
+    project = sqlite_project
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     command = hook_command(python=str(venv / "bin" / "python"), root=str(SRC))

@@ -19,6 +19,7 @@ def test_init_writes_policy_and_hooks_idempotently(tmp_path):
         {"model": "opus", "hooks": {"PreToolUse": [user_hook], "Stop": [{"hooks": []}]}}))
     p = Project.__new__(Project)
     p.root = root
+    p.store_url = None
     p.cli("init")
     p.cli("init")
     p.cli("install", "claude-code")
@@ -116,7 +117,8 @@ def test_doctor_healthy_then_each_problem(project):
     assert "policy" in failed
 
 
-def test_doctor_reports_unwritable_state(project):
+def test_doctor_reports_unwritable_state(sqlite_project):
+    project = sqlite_project
     write_policy(project.root, "dry", extra='[state]\npath = "/proc/nope/state.db"\n')
     failed = {c["check"] for c in json.loads(project.cli("doctor", "--json", check=False).stdout)
               if c["status"] == "fail"}

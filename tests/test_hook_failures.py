@@ -72,7 +72,8 @@ def test_env_mode_cannot_loosen_policy(project):
     assert r.code == 2 and "DRY RUN" in r.stderr
 
 
-def test_corrupt_state_file_blocks(project):
+def test_corrupt_state_file_blocks(sqlite_project):
+    project = sqlite_project
     write_policy(project.root, "live")
     project.state.parent.mkdir(parents=True)
     project.state.write_bytes(b"this is not a database" * 100)
@@ -169,9 +170,12 @@ def test_mcp_tool_response_string_is_journaled(project):
 def test_hook_imports_stay_lean(project):
     """The hook path loads no heavy module (pip's test_no_network_imports, for the hook)."""
     write_policy(project.root, "sticky", '[[rules]]\ntool_glob = "mcp__r2__*"\neffect = "write"\ndry = true\n')
-    code = ("import sys;sys.path.insert(0,%r);from drygate.enforcement.claude_code import main;"
+    from drygate.enforcement.install import import_roots
+
+    roots = [str(SRC)] + import_roots()  # as the installed hook command sets them
+    code = ("import sys;sys.path[:0]=%r;from drygate.enforcement.claude_code import main;"
             "c=main(['claude-code','--project',%r]);sys.stderr.write('\\nMODULES='+','.join(sorted(sys.modules)))"
-            % (str(SRC), str(project.root)))
+            % (roots, str(project.root)))
     heavy = {"json", "re", "asyncio", "click", "rich", "pydantic", "importlib.metadata", "dataclasses", "enum",
              "typing", "argparse", "tomllib", "sqlite3", "subprocess", "threading", "drygate.cli",
              "drygate.relay", "redis", "shlex", "datetime", "logging"}
@@ -182,6 +186,7 @@ def test_hook_imports_stay_lean(project):
         proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], input=json.dumps(ev).encode(),
                               capture_output=True, env=project.env(), cwd=project.root)
         modules = set(proc.stderr.decode().split("MODULES=")[1].split(","))
+        assert "guard failure" not in proc.stdout.decode(), proc.stdout  # a failure would import more
         assert not (modules & heavy), (tool, modules & heavy)
 
 
@@ -201,7 +206,8 @@ def test_deadline_above_the_maximum_is_refused(project):
     assert_fail_closed(project, r, "config")
 
 
-def test_policy_deadline_governs_a_locked_store(project):
+def test_policy_deadline_governs_a_locked_store(sqlite_project):
+    project = sqlite_project
     (project.root / "drygate.toml").write_text('[run]\nmode = "live"\n[gate]\ndeadline_ms = 600\n')
     project.hook(project.event("Read", {"file_path": "x"}))
     holder = subprocess.Popen([sys.executable, "-c", (

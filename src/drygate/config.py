@@ -6,8 +6,11 @@ No module reads the environment at import time; enforcement points call
 Environment (all optional):
 
 - ``DRYGATE_POLICY``: the policy file (default ``<project>/drygate.toml``);
-- ``DRYGATE_STATE``: the SQLite state file (default: the policy's ``[state] path``,
-  relative to the project; ``memory:`` for an in-process store);
+- ``DRYGATE_STATE``: the SQLite state file (default: the policy's ``[state] url`` or
+  ``path``, relative to the project; ``memory:`` for an in-process store);
+- ``DRYGATE_STATE_URL``: a Redis store (``redis://...``, see drygate.state.redis);
+  wins over ``DRYGATE_STATE`` and the policy, so a fleet's hosts can share one store
+  (and keep its password out of the policy file);
 - ``DRYGATE_MODE``: ``live``, ``sticky`` or ``dry``: makes runs stricter than the
   policy's mode, never looser;
 - ``DRYGATE_RUN_ID``: the run id (default: the host's session id);
@@ -28,7 +31,8 @@ class Settings:
     """Resolved locations and overrides for one process.
 
     ``project_dir``: absolute path; ``policy_path``: absolute path; ``state_path``:
-    absolute path, ``memory:`` or None (None: take it from the policy);
+    absolute path, a store URL (``redis://...``), ``memory:`` or None (None: take it
+    from the policy);
     ``alert_log``: absolute path or None (None: take it from the policy);
     ``mode``: the mode asked for by the environment or None; ``run_id``: override or None.
     """
@@ -44,9 +48,12 @@ class Settings:
         self.run_id = run_id
 
     def state_path_for(self, policy):
-        """The state location: ``DRYGATE_STATE``, else the policy's path under the project."""
+        """The state location: the environment's, else the policy's ``[state] url``, else
+        its ``path`` under the project (a path, a store URL or ``memory:``)."""
         if self.state_path:
             return self.state_path
+        if policy.get("state_url"):
+            return policy["state_url"]
         return os.path.join(self.project_dir, policy.get("state_path") or DEFAULT_STATE)
 
     def alert_log_for(self, policy=None):
@@ -55,6 +62,11 @@ class Settings:
             return self.alert_log
         rel = (policy or {}).get("alert_log") or DEFAULT_ALERT_LOG
         return os.path.join(self.project_dir, rel)
+
+
+def is_store_url(location):
+    """True when a state location is a URL (``redis://...``) rather than a file path."""
+    return isinstance(location, str) and "://" in location
 
 
 def find_project_dir(start, home=None):
@@ -86,8 +98,8 @@ def resolve(env, project_dir=None, cwd=None):
     project = project_dir or env.get("CLAUDE_PROJECT_DIR") or find_project_dir(cwd or os.getcwd())
     project = os.path.abspath(project)
     policy = env.get("DRYGATE_POLICY") or os.path.join(project, DEFAULT_POLICY_NAME)
-    state = env.get("DRYGATE_STATE") or None
-    if state and state not in ("memory:", ":memory:"):
+    state = env.get("DRYGATE_STATE_URL") or env.get("DRYGATE_STATE") or None
+    if state and state not in ("memory:", ":memory:") and not is_store_url(state):
         state = os.path.abspath(os.path.join(project, state))
     alert_log = env.get("DRYGATE_ALERT_LOG") or None
     mode = (env.get("DRYGATE_MODE") or "").strip().lower() or None

@@ -99,12 +99,28 @@ def _run_hook(command, event, project_dir, env_extra=None, timeout_s=30):
     return proc, time.monotonic() - started
 
 
+def _redis_checks(store):
+    """Checks of a reachable, initialized Redis store: eviction and durability."""
+    from drygate.cli.state_cmd import persistence_warnings
+
+    marker = store.marker()
+    checks = [_check("state store", "ok", f"Redis {store.where} answers; store {marker.get('store_id')}")]
+    policy = store.eviction_policy()
+    if policy not in (None, "noeviction"):
+        checks.append(_check("redis eviction", "fail", f"maxmemory-policy is {policy}: Redis may evict a run's "
+                             f"dry state", "set `maxmemory-policy noeviction`"))
+    for warning in persistence_warnings({"persistence": store.persistence()}):
+        checks.append(_check("redis durability", "warn", warning, "set `appendonly yes`, `appendfsync always`"))
+    return checks
+
+
 def run_checks(settings, home=None):
     """Run every check for ``settings`` (drygate.config.Settings); returns a list of check dicts."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="drygate-doctor-") as scratch:
-        return _run_checks(settings, home, {"DRYGATE_STATE": os.path.join(scratch, "state.db"),
+        # DRYGATE_STATE_URL="" so that the probes never reach a fleet's Redis store.
+        return _run_checks(settings, home, {"DRYGATE_STATE": os.path.join(scratch, "state.db"), "DRYGATE_STATE_URL": "",
                                             "DRYGATE_ALERT_LOG": os.path.join(scratch, "alerts.jsonl"),
                                             "DRYGATE_RUN_ID": "drygate-doctor"})
 
@@ -129,13 +145,17 @@ def _run_checks(settings, home, probe_env):
         try:
             from drygate.state import open_store
 
-            store = open_store(state_path, busy_timeout_s=1.0)
-            store.ping()
-            store.close()
-            checks.append(_check("state store", "ok", f"{state_path} is writable"))
+            store = open_store(state_path, busy_timeout_s=1.0, policy=policy)
+            try:
+                store.ping()
+                checks.extend(_redis_checks(store) if "://" in state_path else
+                              [_check("state store", "ok", f"{state_path} is writable")])
+            finally:
+                store.close()
         except DrygateError as e:
-            checks.append(_check("state store", "fail", str(e),
-                                 f"make {os.path.dirname(state_path)} writable, or set [state] path"))
+            fix = ("start Redis or fix the URL; a new or emptied store needs `drygate state init`"
+                   if "://" in state_path else f"make {os.path.dirname(state_path)} writable, or set [state] path")
+            checks.append(_check("state store", "fail", str(e), fix))
 
     merged_hooks = {"PreToolUse": [], "PostToolUse": []}
     for path in settings_layers(project, home):

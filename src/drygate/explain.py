@@ -40,8 +40,10 @@ def explain_call(tool_name, tool_input, policy, settings=None):
     cwd = os.getcwd()
     if settings is not None:
         cwd = settings.project_dir
-        protected = (settings.project_dir, settings.policy_path, settings.state_path_for(policy),
-                     settings.alert_log_for(policy))
+        from drygate.gate import protected_state_file
+
+        protected = (settings.project_dir, settings.policy_path,
+                     protected_state_file(settings, settings.state_path_for(policy)), settings.alert_log_for(policy))
     call = ToolCall(tool_name, tool_input, "explain", cwd=cwd, host="explain")
     cls = classify(call, policy, protected)
     return {"tool_name": tool_name, "effect": cls.effect, "steps": cls.reason.split(" -> "), "rule_id": cls.rule_id,

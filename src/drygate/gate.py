@@ -33,17 +33,18 @@ class Gate:
         self.emit_alerts = emit_alerts
         policy["_verdict_store"] = store  # SQL verdicts are remembered in the run's state store
         state_path = settings.state_path_for(policy)
-        protected = (settings.project_dir, settings.policy_path,
-                     None if state_path in ("memory:", ":memory:") else state_path, settings.alert_log_for(policy))
+        protected = (settings.project_dir, settings.policy_path, protected_state_file(settings, state_path),
+                     settings.alert_log_for(policy))
         self.engine = Engine(policy, store, mode=settings.mode, protected=protected)
 
     @classmethod
-    def open(cls, settings, host, deadline=None):
+    def open(cls, settings, host, deadline=None, lean=False):
         """Load the policy (cached) and open the state store.
 
         ``deadline``: None, or an object with ``adopt_policy(seconds)`` (told the
         policy's ``[gate] deadline_ms`` as soon as it is known) and ``remaining()``
-        (seconds left); the store's busy timeout is kept below what remains. Raises
+        (seconds left); the store's busy timeout is kept below what remains.
+        ``lean``: a short-lived hook process (a Redis store then uses the lean client). Raises
         :class:`GuardFailure` (ConfigError, StoreUnavailable, StoreTimeout) when the
         policy or the store cannot be had.
         """
@@ -51,7 +52,12 @@ class Gate:
         from drygate.state import open_store
 
         state_hint = settings.state_path or os.path.join(settings.project_dir, ".drygate", "state.db")
-        cache_dir = None if state_hint in ("memory:", ":memory:") else os.path.dirname(state_hint)
+        if state_hint in ("memory:", ":memory:"):
+            cache_dir = None
+        elif "://" in state_hint:  # a Redis store: the policy cache stays in the project
+            cache_dir = os.path.join(settings.project_dir, ".drygate")
+        else:
+            cache_dir = os.path.dirname(state_hint)
         policy = load_policy(settings.policy_path, cache_dir)
         if deadline is None:
             deadline_s = policy["deadline_ms"] / 1000.0
@@ -60,7 +66,7 @@ class Gate:
             deadline_s = deadline.remaining()
         busy = max(0.05, deadline_s - STORE_MARGIN_S) if deadline_s > 2 * STORE_MARGIN_S else deadline_s / 2
         store = open_store(settings.state_path_for(policy), busy_timeout_s=busy,
-                           synchronous=policy.get("state_synchronous", "FULL"))
+                           synchronous=policy.get("state_synchronous", "FULL"), policy=policy, lean=lean)
         return cls(settings, policy, store, host)
 
     def decide(self, call):
@@ -80,6 +86,21 @@ class Gate:
     def close(self):
         """Close the state store."""
         self.store.close()
+
+
+def protected_state_file(settings, state_path):
+    """The local file self-protection guards for a state location (its folder too).
+
+    A SQLite file is itself; a Redis store keeps the policy cache in the project's
+    ``.drygate`` folder, which an agent could otherwise forge; ``memory:`` has none.
+    """
+    if state_path in ("memory:", ":memory:"):
+        return None
+    if "://" in state_path:
+        from drygate.policy.cache import CACHE_NAME
+
+        return os.path.join(settings.project_dir, ".drygate", CACHE_NAME)
+    return state_path
 
 
 def report(settings, policy, kind, cause, reason, call=None, host=None):

@@ -41,9 +41,9 @@ def _open_store(settings, create=True):
     if os.path.exists(settings.policy_path):
         policy = load_policy(settings.policy_path, None)
     path = settings.state_path_for(policy)
-    if not create and path not in ("memory:", ":memory:") and not os.path.exists(path):
+    if not create and path not in ("memory:", ":memory:") and "://" not in path and not os.path.exists(path):
         return None, policy
-    return open_store(path), policy
+    return open_store(path, policy=policy), policy
 
 
 def _fail(message):
@@ -454,3 +454,9 @@ def prune(project, older_than_days):
     except DrygateError as e:
         _fail(str(e))
     out.print(Text(f"removed {removed} journal entries"))
+
+
+# Command groups that live in modules of their own (imported last: they use the helpers above).
+from drygate.cli.state_cmd import state as _state_group  # noqa: E402
+
+cli.add_command(_state_group)

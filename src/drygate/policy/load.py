@@ -90,6 +90,32 @@ def _section(doc, name, where):
     return value
 
 
+_STATE_KEYS = {"path", "synchronous", "url", "key_prefix", "retention_days", "clock_skew_ms"}
+_STORE_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+
+
+def _state_options(state, where):
+    """The ``[state]`` keys of the Redis store, validated (see policy/default.toml)."""
+    unknown = set(state) - _STATE_KEYS
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) in [state]: {', '.join(sorted(unknown))}")
+    url = state.get("url")
+    if url is not None and (not isinstance(url, str) or url.partition("://")[0] not in _STORE_SCHEMES
+                            or "://" not in url):
+        raise PolicyError(f"{where}: [state] url must be a Redis URL ({', '.join(s + '://' for s in _STORE_SCHEMES)})")
+    prefix = state.get("key_prefix", "drygate")
+    if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
+        raise PolicyError(f"{where}: [state] key_prefix must be a non-empty string without braces")
+    retention = state.get("retention_days", 30)
+    if isinstance(retention, bool) or not isinstance(retention, (int, float)) or not 0 < retention <= 3650:
+        raise PolicyError(f"{where}: [state] retention_days must be a number of days from 0 to 3650")
+    skew = state.get("clock_skew_ms", 1000)
+    if isinstance(skew, bool) or not isinstance(skew, int) or not 0 <= skew <= 60000:
+        raise PolicyError(f"{where}: [state] clock_skew_ms must be an integer from 0 to 60000")
+    return {"state_url": url, "state_key_prefix": prefix, "state_retention_s": int(retention * 86400),
+            "state_clock_skew_ms": skew}
+
+
 def compile_policy(doc, source=None, digest=""):
     """Validate a parsed policy document (dict) and compile it (see module docstring).
 
@@ -114,6 +140,7 @@ def compile_policy(doc, source=None, digest=""):
     synchronous = state.get("synchronous", "full")
     if synchronous not in ("full", "normal"):
         raise PolicyError(f"{where}: [state] synchronous must be \"full\" or \"normal\"")
+    state_options = _state_options(state, where)
     for table, key in (("state", "path"), ("alerts", "log"), ("alerts", "command"), ("alerts", "webhook")):
         value = {"state": state, "alerts": alerts}[table].get(key)
         if value is not None and (not isinstance(value, str) or not value):
@@ -147,6 +174,7 @@ def compile_policy(doc, source=None, digest=""):
         "deadline_ms": deadline_ms,
         "state_path": state.get("path", DEFAULTS["state_path"]),
         "state_synchronous": synchronous.upper(),
+        **state_options,
         "alert_log": alerts.get("log", DEFAULTS["alert_log"]),
         "alert_command": alerts.get("command"),
         "alert_webhook": alerts.get("webhook"),

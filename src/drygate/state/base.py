@@ -73,6 +73,23 @@ class StateStore:
         """Release connections; the store must not be used afterwards."""
         raise NotImplementedError
 
+    # Guard-health counters (drygate.metrics reads them; hook processes record through
+    # them, so a fleet's counts meet in the shared store). Names:
+    #   "decisions|<effect>|<action>"  incremented by transact, in its atomic step
+    #   "runs_went_dry"                incremented by transact when a call made its run dry
+    # and any name drygate.metrics passes to add_counters (latency buckets...).
+    def counters(self):
+        """All counters as a dict ``{name (str): value (int)}``; ``{}`` for a fresh store."""
+        raise NotImplementedError
+
+    def add_counters(self, increments):
+        """Add ``increments`` (dict ``{name: int}``) to the counters, best effort.
+
+        Not durable (a crash may lose the last increments: they are statistics, not
+        decisions). Raises StoreTimeout / StoreUnavailable like every other method.
+        """
+        raise NotImplementedError
+
     # Optional: a cache of classifier verdicts (drygate.classifiers.sql). A store that
     # keeps none simply returns None; that only makes classification slower.
     def verdict_get(self, key):
