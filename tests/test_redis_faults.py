@@ -342,7 +342,7 @@ def test_data_lost_blocks_everything_until_reinitialized(redis_factory, tmp_path
 
     # Someone re-initializes. A process that lived through the loss still blocks: it knows
     # the store changed under it (and saw engine-dry dry).
-    proc = project.cli("state", "init", "--recover", check=False)
+    proc = project.cli("state", "init", "--recover", "1", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     expect_guard_failure(lambda: engine.decide(call("mcp__d1__insert", run_id="engine-dry")), StoreUnavailable)
     # A new process after a recovering init: the runs that were dry are not live.
