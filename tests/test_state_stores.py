@@ -1,8 +1,11 @@
 """One suite, every store: the run-state machine against a dict model, under
 interleavings (Hypothesis), and across real processes on one SQLite file."""
 
+import itertools
 import multiprocessing
 import os
+
+import pytest
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -66,12 +69,25 @@ def test_prune_keeps_dry_runs_as_tombstones(store):
 
 
 class RunModel(RuleBasedStateMachine):
-    """Interleaved calls on several runs against a dict model of the rule."""
+    """Interleaved calls on several runs against a dict model of the rule, on every
+    store: memory, SQLite, and a real Redis (each example under a key prefix of its own)."""
+
+    redis_url = None  # set by the module's fixture below
+    _prefixes = itertools.count()
 
     def __init__(self):
         super().__init__()
         self.stores = [MemoryStore(), SQLiteStore(":memory:")]
+        if self.redis_url:
+            from conftest import initialized_redis_store
+
+            self.stores.append(initialized_redis_store(self.redis_url, key_prefix=f"model{next(self._prefixes)}"))
         self.model = {}
+        assert len(self.stores) == 3, 'redis missing'
+
+    def teardown(self):
+        for s in self.stores:
+            s.close()
 
     @rule(run=st.sampled_from(["a", "b", "c"]), mode=st.sampled_from([LIVE, STICKY, DRY]), gated=st.booleans(),
           trigger=st.booleans(), live_action=st.sampled_from(["allow", "allow", "deny", "ask"]))
@@ -107,6 +123,13 @@ class RunModel(RuleBasedStateMachine):
                 assert (state.dry_since is not None) == m["dry"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _model_on_redis(redis_server):
+    RunModel.redis_url = redis_server.url(db=0)
+    yield
+    RunModel.redis_url = None
+
+
 TestRunModel = RunModel.TestCase
 TestRunModel.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 
@@ -127,9 +150,17 @@ effect = "read"
 '''
 
 
+def _open(location, timeout=30):
+    if "://" in location:
+        from drygate.state.redis import RedisStore
+
+        return RedisStore(location, timeout_s=timeout)
+    return SQLiteStore(location, busy_timeout_s=timeout)
+
+
 def _worker(args):
-    path, run_id, names, barrier_path = args
-    engine = Engine(compile_policy_text(POLICY), SQLiteStore(path, busy_timeout_s=30))
+    location, run_id, names, barrier_path = args
+    engine = Engine(compile_policy_text(POLICY), _open(location))
     while not os.path.exists(barrier_path):
         pass
     seen = []
@@ -139,23 +170,45 @@ def _worker(args):
     return seen
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def race_store(request, redis_server):
+    """``make(folder)`` -> a fresh store location for one example (SQLite file or Redis prefix-free db)."""
+    examples = itertools.count()
+
+    def make(folder):
+        if request.param == "sqlite":
+            path = str(folder / "state.db")
+            SQLiteStore(path).close()
+            return path
+        url = redis_server.url(db=14)
+        client = redis_server.client(db=14)
+        client.flushdb()
+        client.close()
+        from conftest import initialized_redis_store
+
+        initialized_redis_store(url).close()
+        next(examples)
+        return url
+
+    return make
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(calls=st.lists(st.sampled_from(["mcp__r2__put", "mcp__d1__insert", "mcp__d1__select", "Write"]),
                       min_size=2, max_size=24),
        workers=st.integers(min_value=2, max_value=4))
-def test_processes_never_write_after_dry(tmp_path_factory, calls, workers):
+def test_processes_never_write_after_dry(tmp_path_factory, race_store, calls, workers):
     """Property: for random calls split over several processes on one run, no write is
     allowed after a write of the run went dry, and the journal order is the decision order."""
     folder = tmp_path_factory.mktemp("race")
-    path, barrier = str(folder / "state.db"), str(folder / "go")
-    SQLiteStore(path).close()
+    location, barrier = race_store(folder), str(folder / "go")
     chunks = [calls[i::workers] for i in range(workers)]
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers) as pool:
-        pending = pool.map_async(_worker, [(path, "run", c, barrier) for c in chunks])
+        pending = pool.map_async(_worker, [(location, "run", c, barrier) for c in chunks])
         open(barrier, "w").close()
         seen = [d for part in pending.get(120) for d in part]
-    journal = SQLiteStore(path).journal("run")
+    journal = _open(location).journal("run")
     assert sorted((s, a) for s, _, a in seen) == [(e["seq"], e["action"]) for e in journal]
     went_dry = False
     for e in journal:
