@@ -167,9 +167,10 @@ def test_stopped_blocks_alerts_and_keeps_the_journal(redis_factory, tmp_path):
 
     server.stop()
     r = project.pre("mcp__d1__select")  # even a read: no decision can be journaled
-    assert_blocked(project, r, {"store_unavailable"}, "redis")
+    assert_blocked(project, r, {"store_unavailable"}, "cannot reach redis", "refused")
     assert r.elapsed < DEADLINE_MS / 1000 + 2
-    expect_guard_failure(lambda: engine.decide(call("mcp__d1__insert")), StoreUnavailable, "redis")
+    expect_guard_failure(lambda: engine.decide(call("mcp__d1__insert")), StoreUnavailable, "cannot reach redis",
+                         "refused")
 
     server.start()
     assert seen(journal(url)) == before
@@ -197,7 +198,8 @@ def test_paused_past_the_deadline_blocks_in_time_and_alerts(redis_factory, tmp_p
     finally:
         time.sleep(resume_after_s)
         server.resume()
-    assert_blocked(project, r, {"store_timeout", "deadline"})
+    alert = assert_blocked(project, r, {"store_timeout", "deadline"})
+    assert "did not answer" in alert["reason"] or "deadline" in alert["reason"], alert
     assert r.elapsed < DEADLINE_MS / 1000 + 1.5, r.elapsed  # answered near its deadline, not Redis's
     time.sleep(0.3)
     after = journal(url)
@@ -221,7 +223,7 @@ def test_paused_engine_times_out_and_the_late_script_leaves_no_allow(redis_facto
     try:
         start = time.monotonic()
         c = call("mcp__d1__insert", call_id="late-one")
-        expect_guard_failure(lambda: engine.decide(c), StoreTimeout)
+        expect_guard_failure(lambda: engine.decide(c), StoreTimeout, "did not answer")
         assert time.monotonic() - start < ENGINE_TIMEOUT_S + 1.0
         time.sleep(2.5)
     finally:
