@@ -6,7 +6,12 @@ from the same environment (the baseline) and (b) the exact hook command that
 against a real SQLite state store in a temporary project. Prints medians and the
 ratio for several kinds of call. Goal (DESIGN.md): ratio at most 1.5.
 
-Usage: python bench/hook_startup.py [--runs N]
+``--store redis`` decides against a real redis-server started here (the fleet store,
+through the hook's lean client); ``--store redis-py`` forces redis-py in the hook (a
+URL option the lean client does not take), to show what ``import redis`` would cost
+every tool call.
+
+Usage: python bench/hook_startup.py [--runs N] [--store sqlite|redis|redis-py]
 """
 
 import argparse
@@ -45,14 +50,26 @@ def timed(argv, stdin=b"", env=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=60)
+    ap.add_argument("--store", choices=("sqlite", "redis", "redis-py"), default="sqlite")
+    ap.add_argument("--only", default=None, help="Only the calls whose label contains this text.")
     args = ap.parse_args()
     project = tempfile.mkdtemp(prefix="drygate-bench-")
     with open(os.path.join(project, "drygate.toml"), "w") as f:
         f.write(default_policy_text())
     command = hook_command()
     env = dict(os.environ, CLAUDE_PROJECT_DIR=project)
-    for k in ("DRYGATE_MODE", "DRYGATE_RUN_ID", "DRYGATE_STATE", "DRYGATE_POLICY"):
+    for k in ("DRYGATE_MODE", "DRYGATE_RUN_ID", "DRYGATE_STATE", "DRYGATE_POLICY", "DRYGATE_STATE_URL"):
         env.pop(k, None)
+    server = None
+    if args.store != "sqlite":
+        server, url = start_redis(project)
+        if args.store == "redis-py":
+            url += "?client_name=drygate-bench"  # any option but db sends the hook to redis-py
+        from drygate.state.redis import RedisStore
+
+        RedisStore(url).initialize()
+        env["DRYGATE_STATE_URL"] = url
+        print(f"store: {url}")
     baseline_argv = [sys.executable, "-c", "pass"]
     # The host runs every command hook through `sh -c`; this second baseline shows
     # what the gate itself adds on top of that unavoidable shell.
@@ -61,6 +78,8 @@ def main():
     print(f"{'call':22s} {'baseline ms':>12s} {'sh+baseline':>12s} {'hook ms':>9s} {'ratio':>6s} {'vs sh':>6s}")
     worst = 0.0
     for label, body in EVENTS.items():
+        if args.only and args.only not in label:
+            continue
         base, sh_base, hook = [], [], []
         for i in range(args.runs):
             tool_input = {k: (v.replace("{i}", str(i)) if isinstance(v, str) else v)
@@ -81,6 +100,29 @@ def main():
         worst = max(worst, mh / mb)
         print(f"{label:22s} {mb:12.2f} {ms:12.2f} {mh:9.2f} {mh / mb:6.2f} {mh / ms:6.2f}")
     print(f"worst ratio: {worst:.2f} (goal <= 1.5)")
+    if server is not None:
+        server.terminate()
+        server.wait()
+
+
+def start_redis(folder):
+    """A redis-server on a free loopback port with the durability drygate asks for; (Popen, url)."""
+    import shutil
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder, "--save", "",
+                             "--appendonly", "yes", "--appendfsync", "always"], stdout=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.02)
+    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 if __name__ == "__main__":
