@@ -20,6 +20,12 @@ stdout. Contract and measured host behaviour: shared/reference/claude-code.md.
   inside the decision) and a hard one (``faulthandler`` exits the process from a
   C thread, even when the main thread is stuck in C; the installed wrapper turns
   that exit into exit 2).
+- After a PreToolUse decision's answer is written and flushed, its latency (from
+  this module's entry to the flushed answer) is added to the state store's counters
+  (drygate.counters, one ``add_counters`` call) for ``drygate metrics``. Best effort:
+  a watchdog thread ends the process with the answer's own exit status if that
+  write takes longer than ``RECORD_BUDGET_S``, and a failure is ignored, so the
+  record can never change the answer, its exit status, or delay it past the budget.
 
 Imports on this path are only the standard library's built-in modules and
 drygate's own small modules (no json, re, argparse, dataclasses): the host starts
@@ -36,15 +42,19 @@ MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_RESULT_CHARS = 64 * 1024
 #: Seconds past the soft deadline before the hard deadline kills the process.
 HARD_DEADLINE_GRACE_S = 1.0
+#: Longest the latency record may hold the process after the answer (s); then it exits
+#: with the answer's status, the record lost.
+RECORD_BUDGET_S = 0.25
 
 
 class _Answer:
-    __slots__ = ("stdout", "stderr", "code")
+    __slots__ = ("stdout", "stderr", "code", "store")
 
     def __init__(self, stdout, stderr="", code=0):
         self.stdout = stdout
         self.stderr = stderr
         self.code = code
+        self.store = None  # the store a decision was made in: main() records its latency there
 
 
 def _deny(reason, event_name="PreToolUse"):
@@ -151,7 +161,6 @@ def handle(event, settings, deadline):
     """
     from drygate import _json
     from drygate.gate import Gate
-    from drygate.types import ASK, SKIP_DRY
 
     name = _event_name(event)
     if name not in ("PreToolUse", "PostToolUse"):
@@ -178,6 +187,16 @@ def handle(event, settings, deadline):
         decision = gate.decide(call)
     except BaseException as e:
         raise _Carry(e, gate.policy, call) from e
+    answer = _answer_for(decision, event)
+    answer.store = gate.store
+    return answer
+
+
+def _answer_for(decision, event):
+    """The host's answer (_Answer) for a PreToolUse decision."""
+    from drygate import _json
+    from drygate.types import ASK, SKIP_DRY
+
     if decision.action == SKIP_DRY or decision.action == "deny":
         return _deny(decision.reason)
     if decision.action == ASK:
@@ -190,6 +209,37 @@ def handle(event, settings, deadline):
                                        "permissionDecisionReason": decision.reason}}
         return _Answer(_json.dumps(body))
     return _Answer("{}")
+
+
+def record_latency(store, seconds, code, budget_s=RECORD_BUDGET_S):
+    """Add one decision latency (``seconds``) to ``store``'s counters, best effort.
+
+    Called after the answer was flushed. A watchdog (a bare ``_thread``: no
+    ``threading`` on this path) ends the process with exit status ``code``, the
+    answer's own, if the store holds the write for more than ``budget_s`` seconds;
+    every error is swallowed. Returns True when the record was written.
+    """
+    try:
+        import _thread
+
+        done = _thread.allocate_lock()
+        done.acquire()
+        _thread.start_new_thread(_watchdog, (done, budget_s, code))
+        try:
+            from drygate.counters import latency_increments
+
+            store.add_counters(latency_increments(HOOK_NAME, seconds))
+        finally:
+            done.release()
+        return True
+    except BaseException:
+        return False
+
+
+def _watchdog(done, budget_s, code):
+    """End the process with ``code`` unless ``done`` is released within ``budget_s`` seconds."""
+    if not done.acquire(True, budget_s):
+        os._exit(code)
 
 
 class _Carry(Exception):
@@ -374,6 +424,8 @@ def main(argv=None):
         sys.stderr.write(answer.stderr + "\n")
         sys.stderr.flush()
     _Deadline.disarm()
+    if answer.store is not None:  # the host has its answer: now the statistics
+        record_latency(answer.store, _monotonic() - deadline.start, answer.code)
     return answer.code
 
 
