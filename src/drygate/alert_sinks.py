@@ -4,20 +4,51 @@ Runs in its own process (started by :func:`drygate.alerts.emit`) so a slow or de
 endpoint never delays a decision. Uses the standard library's ``urllib`` (no extra
 dependency on the hook's machine). Delivery failures are appended to the fallback
 alert log.
+
+The body is the alert (see :mod:`drygate.alerts`) plus ``"text"``, its one-line
+summary (the field chat webhooks such as Slack's display). Headers say whose
+failure it is without parsing the body: ``X-Drygate-Alert-Category`` (``guard``: the
+gate failed and blocks calls; ``agent``: the gate stopped the agent),
+``X-Drygate-Alert-Kind`` and ``X-Drygate-Alert-Cause``.
 """
 
 import sys
 
 
-def post_webhook(url, payload, timeout_s=5.0):
-    """POST ``payload`` (bytes, JSON) to ``url``; returns the HTTP status (int).
+def webhook_request(payload):
+    """The body (bytes) and headers (dict) POSTed for an alert ``payload`` (bytes, JSON).
 
-    Raises OSError (urllib.error.URLError) when the endpoint cannot be reached.
+    A payload that is not a JSON object is sent as it is, with the headers it allows.
+    """
+    import json
+
+    headers = {"Content-Type": "application/json", "User-Agent": "drygate-alerts"}
+    try:
+        alert = json.loads(payload)
+    except ValueError:
+        return payload, headers
+    if not isinstance(alert, dict):
+        return payload, headers
+    for field, header in (("category", "X-Drygate-Alert-Category"), ("kind", "X-Drygate-Alert-Kind"),
+                          ("cause", "X-Drygate-Alert-Cause")):
+        value = alert.get(field)
+        if isinstance(value, str) and value.isascii() and value.isprintable():
+            headers[header] = value
+    if isinstance(alert.get("summary"), str):
+        alert.setdefault("text", alert["summary"])
+    return json.dumps(alert).encode("utf-8"), headers
+
+
+def post_webhook(url, payload, timeout_s=5.0):
+    """POST the alert ``payload`` (bytes, JSON) to ``url``; returns the HTTP status (int).
+
+    Body and headers: :func:`webhook_request`. Raises OSError (urllib.error.URLError)
+    when the endpoint cannot be reached.
     """
     import urllib.request
 
-    req = urllib.request.Request(url, data=payload, method="POST",
-                                 headers={"Content-Type": "application/json", "User-Agent": "drygate-alerts"})
+    body, headers = webhook_request(payload)
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers)
     with urllib.request.urlopen(req, timeout=timeout_s) as resp:
         return resp.status
 

@@ -113,7 +113,9 @@ def report(settings, policy, kind, cause, reason, call=None, host=None):
                                   run_id=getattr(call, "run_id", None), tool_name=getattr(call, "tool_name", None),
                                   call_id=getattr(call, "call_id", None), host=host)
         policy = policy or {}
-        return alerts.emit(alert, log, policy.get("alert_command"), policy.get("alert_webhook"))
+        return alerts.emit(alert, log, policy.get("alert_command"), policy.get("alert_webhook"),
+                           policy.get("alert_rate_limit", alerts.DEFAULT_RATE_LIMIT),
+                           policy.get("alert_rate_window_s", alerts.DEFAULT_RATE_WINDOW_S))
     except Exception as e:  # the alert channel itself must never crash the block
         import sys
 

@@ -10,7 +10,7 @@ Shape of the compiled policy::
     {"format": 1, "source": str | None, "hash": "sha256 hex of the file bytes",
      "mode": "live" | "sticky" | "dry", "deadline_ms": int,
      "state_path": str, "state_synchronous": "FULL" | "NORMAL", "alert_log": str, "alert_command": str | None,
-     "alert_webhook": str | None,
+     "alert_webhook": str | None, "alert_rate_limit": int, "alert_rate_window_s": int,
      "rules": (rule, ...), "literal_index": {tool name: (rule index, ...)}}
 
     rule = {"id": str, "match": ("literal" | "prefix" | "glob" | "regex", str),
@@ -90,7 +90,7 @@ def _section(doc, name, where):
     return value
 
 
-_STATE_KEYS = {"path", "synchronous", "url", "key_prefix", "retention_days", "clock_skew_ms"}
+_STATE_KEYS = {"path", "synchronous", "url", "key_prefix", "retention_days", "clock_skew_ms", "replica_acks"}
 _STORE_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
 
 
@@ -112,8 +112,11 @@ def _state_options(state, where):
     skew = state.get("clock_skew_ms", 1000)
     if isinstance(skew, bool) or not isinstance(skew, int) or not 0 <= skew <= 60000:
         raise PolicyError(f"{where}: [state] clock_skew_ms must be an integer from 0 to 60000")
+    acks = state.get("replica_acks", 0)
+    if isinstance(acks, bool) or not isinstance(acks, int) or not 0 <= acks <= 16:
+        raise PolicyError(f"{where}: [state] replica_acks must be an integer from 0 to 16")
     return {"state_url": url, "state_key_prefix": prefix, "state_retention_s": int(retention * 86400),
-            "state_clock_skew_ms": skew}
+            "state_clock_skew_ms": skew, "state_replica_acks": acks}
 
 
 def compile_policy(doc, source=None, digest=""):
@@ -145,6 +148,7 @@ def compile_policy(doc, source=None, digest=""):
         value = {"state": state, "alerts": alerts}[table].get(key)
         if value is not None and (not isinstance(value, str) or not value):
             raise PolicyError(f"{where}: [{table}] {key} must be a non-empty string")
+    alert_options = _alert_options(alerts, where)
 
     rules = []
     literal_index = {}
@@ -178,9 +182,41 @@ def compile_policy(doc, source=None, digest=""):
         "alert_log": alerts.get("log", DEFAULTS["alert_log"]),
         "alert_command": alerts.get("command"),
         "alert_webhook": alerts.get("webhook"),
+        **alert_options,
         "rules": tuple(rules),
         "literal_index": {k: tuple(v) for k, v in literal_index.items()},
     }
+
+
+_ALERT_KEYS = {"log", "command", "webhook", "rate_limit", "rate_window_s"}
+#: Bounds of the ``[alerts]`` rate-limit settings.
+MAX_ALERT_RATE_LIMIT = 100000
+MAX_ALERT_RATE_WINDOW_S = 86400
+
+
+def _alert_options(alerts, where):
+    """The ``[alerts]`` rate-limit keys, validated: ``{"alert_rate_limit": int, "alert_rate_window_s": int}``.
+
+    ``rate_limit``: sink deliveries (command, webhook) per kind and cause per window,
+    0 for no limit; ``rate_window_s``: the window in seconds. Raises PolicyError for
+    unknown keys in ``[alerts]`` and values out of range.
+    """
+    from drygate.alerts import DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW_S
+
+    unknown = set(alerts) - _ALERT_KEYS
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) in [alerts]: {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(sorted(_ALERT_KEYS))})")
+    limit = alerts.get("rate_limit", DEFAULT_RATE_LIMIT)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_ALERT_RATE_LIMIT:
+        raise PolicyError(f"{where}: [alerts] rate_limit must be an integer from 0 (no limit) to "
+                          f"{MAX_ALERT_RATE_LIMIT}: deliveries to the command and webhook per kind and cause "
+                          f"per window, not {limit!r}")
+    window = alerts.get("rate_window_s", DEFAULT_RATE_WINDOW_S)
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_ALERT_RATE_WINDOW_S:
+        raise PolicyError(f"{where}: [alerts] rate_window_s must be an integer number of seconds from 1 to "
+                          f"{MAX_ALERT_RATE_WINDOW_S}, not {window!r}")
+    return {"alert_rate_limit": limit, "alert_rate_window_s": window}
 
 
 def _compile_rule(rule, i, label):
