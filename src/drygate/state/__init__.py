@@ -33,7 +33,8 @@ def open_store(url_or_path, busy_timeout_s=2.0, synchronous="FULL", policy=None,
         return RedisStore(url_or_path, timeout_s=busy_timeout_s,
                           key_prefix=policy.get("state_key_prefix") or DEFAULT_PREFIX,
                           retention_s=policy.get("state_retention_s") or DEFAULT_RETENTION_S,
-                          clock_skew_ms=policy.get("state_clock_skew_ms", DEFAULT_CLOCK_SKEW_MS), lean=lean)
+                          clock_skew_ms=policy.get("state_clock_skew_ms", DEFAULT_CLOCK_SKEW_MS), lean=lean,
+                          replica_acks=policy.get("state_replica_acks", 0))
     from drygate.state.sqlite import SQLiteStore
 
     return SQLiteStore(url_or_path, busy_timeout_s=busy_timeout_s, synchronous=synchronous)

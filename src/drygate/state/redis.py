@@ -39,7 +39,9 @@ No client retries: a retried script after a timeout could be applied twice.
 
 Durability: Redis acknowledges a script once it is in memory. With ``appendonly yes``
 and ``appendfsync always`` it is also on disk, so a crash loses nothing that was
-acknowledged; ``drygate state init`` and ``drygate doctor`` check the eviction
+acknowledged. Replication is asynchronous: with replicas (Sentinel), set ``[state]
+replica_acks`` so each decision waits for them (``WAIT``) and blocks when they do not
+confirm, or a failover can lose the last decisions; ``drygate state init`` and ``drygate doctor`` check the eviction
 policy (``noeviction`` is required: an evicted key could drop a run's state).
 
 Clients: the hook process uses :mod:`drygate.state.resp` (measured: ``import redis``
@@ -210,12 +212,15 @@ class RedisStore(StateStore):
     refreshed on every call; dry runs keep a tombstone for ever); ``clock_skew_ms``:
     how far this host's clock may be behind Redis's before late transitions are
     mistaken for current ones (milliseconds); ``lean``: use the hook's lean client when
-    the URL allows it. Raises :class:`StoreUnavailable` for a URL it cannot use;
+    the URL allows it; ``replica_acks``: how many replicas must acknowledge each
+    journaled transition (Redis ``WAIT``, sent in the same round trip) before the
+    decision counts; fewer blocks the call, so a failover to a replica cannot lose a
+    decision the agent was given (replication is otherwise asynchronous). Raises :class:`StoreUnavailable` for a URL it cannot use;
     connecting happens on first use.
     """
 
     def __init__(self, url, timeout_s=2.0, key_prefix=DEFAULT_PREFIX, retention_s=DEFAULT_RETENTION_S,
-                 clock_skew_ms=DEFAULT_CLOCK_SKEW_MS, lean=False):
+                 clock_skew_ms=DEFAULT_CLOCK_SKEW_MS, lean=False, replica_acks=0):
         if not key_prefix or "{" in key_prefix or "}" in key_prefix:
             raise StoreUnavailable(f"the Redis key prefix must be non-empty, without braces: {key_prefix!r}")
         self.url = url
@@ -223,6 +228,7 @@ class RedisStore(StateStore):
         self.timeout_s = timeout_s
         self.retention_s = int(retention_s)
         self.clock_skew_ms = int(clock_skew_ms)
+        self.replica_acks = int(replica_acks)
         self._p = "{" + key_prefix + "}"
         if lean and lean_supported(url):
             from drygate.state.resp import RespConnection
@@ -252,22 +258,39 @@ class RedisStore(StateStore):
         except RedisReplyError as e:
             raise _reply_error(e, self.where) from e
 
-    def _run_script(self, run_id, args):
+    def _run_script(self, run_id, args, journaled=False):
+        """Run one operation of the script; ``journaled``: it journals or changes a run,
+        so with ``replica_acks`` it is followed by ``WAIT`` in the same round trip."""
         text, sha = _script()
         keys = self._keys(run_id)
+        wait = journaled and self.replica_acks > 0
         try:
             try:
-                reply = self._t.call("EVALSHA", sha, len(keys), *keys, *args)
+                reply = self._exchange(("EVALSHA", sha, len(keys), *keys, *args), wait)
             except RedisReplyError as e:
                 if not str(e).startswith("NOSCRIPT"):
                     raise
-                reply = self._t.call("EVAL", text, len(keys), *keys, *args)
+                reply = self._exchange(("EVAL", text, len(keys), *keys, *args), wait)
         except RedisReplyError as e:
             raise _reply_error(e, self.where) from e
         if not isinstance(reply, list) or not reply:
             raise StoreUnavailable(f"Redis at {self.where} answered the transition with {reply!r}")
         if reply[0] == "late":
             self._raise_late(reply, args)
+        return reply
+
+    def _exchange(self, command, wait):
+        if not wait:
+            return self._t.call(*command)
+        wait_ms = max(1, int(self.timeout_s * 1000 / 2))
+        reply, acks = self._t.pipeline([command, ("WAIT", self.replica_acks, wait_ms)])
+        if isinstance(reply, list) and reply and reply[0] == "late":
+            return reply
+        if not isinstance(acks, int) or acks < self.replica_acks:
+            raise StoreUnavailable(
+                f"Redis at {self.where}: {acks} of the {self.replica_acks} replica(s) [state] replica_acks asks for "
+                f"acknowledged the transition within {wait_ms} ms. A failover could lose it, so the call is "
+                f"blocked (a replica down or lagging, or this primary cut off from them)")
         return reply
 
     def _deadline_ms(self):
@@ -366,7 +389,7 @@ class RedisStore(StateStore):
         reply = self._run_script(run_id, (
             "transact", run_id, request.mode, "1" if request.gated else "0", "1" if request.triggers_dry else "0",
             request.action_if_live, repr(float(now)), entry["tool_name"] or "", entry["effect"], entry_json,
-            self.retention_s, deadline, self.clock_skew_ms))
+            self.retention_s, deadline, self.clock_skew_ms), journaled=True)
         try:
             _, action, seq, made, because, call, state_text, store_id, ts = reply
             state = _state_from_json(state_text)
@@ -379,7 +402,7 @@ class RedisStore(StateStore):
 
     def ensure_run(self, run_id, mode, now):
         reply = self._run_script(run_id, ("ensure", run_id, mode, repr(float(now)), self.retention_s,
-                                          self._deadline_ms(), self.clock_skew_ms))
+                                          self._deadline_ms(), self.clock_skew_ms), journaled=True)
         state = _state_from_json(reply[1])
         self._check_identity(reply[2], run_id, state)
         return state
@@ -387,7 +410,7 @@ class RedisStore(StateStore):
     def record_result(self, run_id, call_id, tool_name, result, now):
         entry = _json.dumps({"call_id": call_id, "tool_name": tool_name, "result": result})
         reply = self._run_script(run_id, ("result", run_id, entry, repr(float(now)), self.retention_s,
-                                          self._deadline_ms(), self.clock_skew_ms))
+                                          self._deadline_ms(), self.clock_skew_ms), journaled=True)
         self._check_identity(reply[2])
         return int(reply[1])
 
