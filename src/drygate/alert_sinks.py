@@ -68,7 +68,10 @@ def main(argv=None):
 
         from drygate.alerts import _append, fallback_log
 
-        record = {"kind": "sink_failure", "sink": "webhook", "url": argv[1], "error": str(e)[:200]}
+        import time
+
+        record = {"ts": time.time(), "kind": "sink_failure", "sink": "webhook", "url": argv[1],
+                  "error": str(e)[:200]}
         _append(fallback_log(), (json.dumps(record) + "\n").encode("utf-8"))
         return 1
 

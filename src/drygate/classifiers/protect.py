@@ -113,10 +113,10 @@ def for_project(project_dir, policy_path=None, state_path=None, alert_log=None, 
     paths.append(os.path.abspath(policy_path))
     markers.append(os.path.basename(policy_path))
     if alert_log and alert_log != os.devnull:
-        from drygate.alerts import rate_state_path
+        from drygate.alerts import sidecar_paths
 
         paths.append(os.path.abspath(alert_log))
-        paths.append(rate_state_path(os.path.abspath(alert_log)))  # forging it would hold alerts back
+        paths.extend(sidecar_paths(os.path.abspath(alert_log)))  # rate-limit state, metrics tally
     files = [os.path.join(project_dir, ".claude", "settings.json"),
              os.path.join(project_dir, ".claude", "settings.local.json"), os.path.abspath(policy_path)]
     if state_path:

@@ -1,4 +1,5 @@
-"""The ``drygate`` commands: init, install, run, runs, plan, alerts, replay, doctor, prune.
+"""The ``drygate`` commands: init, install, run, runs, plan, alerts, replay, doctor, prune
+(here), state (cli/state_cmd.py), status and metrics (cli/health_cmd.py).
 
 Built on click (parsing) and rich (tables). Every command that reads state or a
 policy exits with status 1 and a one-line message on a DrygateError, never a
@@ -460,3 +461,8 @@ def prune(project, older_than_days):
 from drygate.cli.state_cmd import state as _state_group  # noqa: E402
 
 cli.add_command(_state_group)
+from drygate.cli.health_cmd import metrics as _metrics_command  # noqa: E402
+from drygate.cli.health_cmd import status as _status_command  # noqa: E402
+
+cli.add_command(_status_command)
+cli.add_command(_metrics_command)

@@ -368,7 +368,7 @@ class Aggregator(ClientSide):
         info = (lane.tools.get(tool) if lane else None) or {}
         call = ToolCall(_qualified(server, tool), arguments, run_id, call_id, None, self.settings.project_dir,
                         HOST, info.get("annotations"))
-        return self.gate.current().decide(call)
+        return self.gate.decide(call)
 
     # -- lifetime ---------------------------------------------------------------------------------
     async def serve(self, reader):
@@ -393,5 +393,6 @@ class Aggregator(ClientSide):
             await lane.downstream.start()
 
     async def close(self):
+        self.gate.flush()
         for lane in self.lanes.values():
             await lane.downstream.close()

@@ -10,7 +10,10 @@ Messages are forwarded as the bytes they arrived as; only these are read:
 
 Decisions are made on the event loop, one at a time (the store is only ever used
 from that thread): the SQLite transition takes about 0.2 ms, and a thread hop per
-call would cost as much again (bench/relay_overhead.py). While the store is locked
+call would cost as much again (bench/relay_overhead.py). Each decision's latency is
+added to the state store's counters (drygate.counters), batched: at most one
+``add_counters`` per second, from the loop, so relays and hook processes meet in one
+fleet-wide histogram (drygate.metrics) without a store write per call. While the store is locked
 (a fault) the relay waits at most the gate's deadline before it answers with a
 guard failure, and other traffic waits with it. What a live write returned is
 journaled after its answer is on its way to the client. A gate failure answers the
@@ -31,6 +34,10 @@ HOST = "mcp-relay"
 REPLAY_ID = "drygate-replay-initialize"
 
 
+#: Seconds between two latency records a relay adds to the store (at most).
+LATENCY_FLUSH_S = 1.0
+
+
 class RelayGate:
     """The gate for one relay: policy reloaded when the file changes, one open store."""
 
@@ -39,6 +46,42 @@ class RelayGate:
         self.gate = None
         self.policy_hash = None
         self.policy_stat = None
+        self.latency = {}  # counters not yet added to the store (drygate.counters)
+        self._flush_handle = None
+
+    def decide(self, call):
+        """Decide ``call`` with :meth:`current` and record the decision's latency.
+
+        Raises GuardFailure like :meth:`drygate.gate.Gate.decide`; a failed decision
+        is not a latency sample (it is a guard failure, counted from the alert log).
+        """
+        import time
+
+        from drygate.counters import latency_increments, merge
+
+        start = time.perf_counter()
+        decision = self.current().decide(call)
+        merge(self.latency, latency_increments(HOST, time.perf_counter() - start))
+        if self._flush_handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()  # no loop (a direct caller): record now
+            else:
+                self._flush_handle = loop.call_later(LATENCY_FLUSH_S, self.flush)
+        return decision
+
+    def flush(self):
+        """Add the pending latency counters to the store; best effort (lost on failure)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        pending, self.latency = self.latency, {}
+        if pending and self.gate is not None:
+            try:
+                self.gate.store.add_counters(pending)
+            except Exception:
+                pass  # statistics: the decisions themselves were journaled
 
     def current(self):
         """A :class:`drygate.gate.Gate` for the current policy. Raises GuardFailure.
@@ -323,7 +366,7 @@ class Relay(ClientSide):
         info = self.tools.get(tool) or {}
         call = ToolCall(_qualified(self.server, tool), arguments, run_id, call_id, None,
                         self.settings.project_dir, HOST, info.get("annotations"))
-        return self.gate.current().decide(call)
+        return self.gate.decide(call)
 
     def _report_failure(self, error, tool, run_id, call_id):
         from drygate.gate import report_guard_failure
@@ -338,6 +381,7 @@ class Relay(ClientSide):
         await self.downstream.start()
 
     async def close(self):
+        self.gate.flush()
         await self.downstream.close()
 
     async def serve(self, reader):
@@ -355,6 +399,7 @@ class Relay(ClientSide):
                     break
                 await self.handle_client_line(line)
         finally:
+            self.gate.flush()
             await self.downstream.close()
 
 
@@ -418,6 +463,9 @@ def main(argv=None):
     parser.add_argument("--header", action="append", default=[], metavar="NAME: VALUE",
                         help="an HTTP header for the --url server (repeatable); for credentials prefer the "
                              "DRYGATE_MCP_HEADERS environment variable (a JSON object): arguments show in `ps`")
+    parser.add_argument("--metrics", default=None, metavar="[HOST:]PORT",
+                        help="also serve Prometheus metrics of the gate's health on this address (default host "
+                             "127.0.0.1); with --http they are at /metrics on the relay's own address as well")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the MCP server's command")
     args = parser.parse_args(sys.argv[2:] if argv is None else argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -453,6 +501,20 @@ def main(argv=None):
                 parser.error(f"--header wants 'NAME: VALUE', not {header!r}")
             headers[name.strip()] = value.strip()
         relay = Relay(settings, args.name, command, run_id_from_env(os.environ), url=args.url, headers=headers)
+    if args.metrics:
+        from drygate.metrics import make_registry, serve_in_thread
+        from drygate.relay.http import parse_address
+
+        try:
+            host, port = parse_address(args.metrics)
+        except ValueError:
+            parser.error(f"--metrics wants [HOST:]PORT, not {args.metrics!r}")
+        try:
+            server = serve_in_thread(make_registry(settings), host, port)
+        except OSError as e:
+            parser.error(f"--metrics: cannot listen on {host}:{port}: {e.strerror or e}")
+        sys.stderr.write(f"drygate mcp: metrics on http://{host}:{server.server_port}/metrics\n")
+        sys.stderr.flush()
     if args.http:
         from drygate.relay.http import parse_address, serve_http
 

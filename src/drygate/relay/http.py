@@ -13,6 +13,8 @@ MCP spec 2025-06-18, "Transports / Streamable HTTP": one endpoint (``/mcp``).
 - ``DELETE``: ends the session.
 - The ``Origin`` header must name a loopback host, as the spec asks servers bound to
   the local machine to check (DNS rebinding); the default bind address is 127.0.0.1.
+- ``GET /metrics`` (next to the endpoint): Prometheus metrics of the gate's health
+  (:mod:`drygate.metrics`; prometheus_client is imported at the first scrape).
 
 Built on Starlette and uvicorn (the MCP Python SDK's own HTTP stack). Everything
 else, deciding ``tools/call`` included, is the stdio relay's (:mod:`drygate.relay.core`).
@@ -28,6 +30,7 @@ from drygate.relay.core import _id_key
 
 BACKLOG = 1000
 ENDPOINT = "/mcp"
+METRICS_ENDPOINT = "/metrics"
 #: How long a POSTed request waits for its response (s); tools can be slow.
 RESPONSE_TIMEOUT_S = 600.0
 #: Largest POST body accepted (bytes).
@@ -56,6 +59,7 @@ class HttpFront:
         self.streams = set()
         self.backlog = collections.deque(maxlen=BACKLOG)
         self.session_id = None
+        self.metrics_registry = None  # made at the first scrape
 
     async def deliver(self, data):
         try:
@@ -146,6 +150,20 @@ class HttpFront:
 
             return StreamingResponse(events(), media_type="text/event-stream")
 
+        async def metrics(request):
+            if not _origin_ok(request.headers.get("origin")):
+                return Response("origin not allowed", status_code=403)
+            from drygate.metrics import CONTENT_TYPE, exposition, make_registry
+
+            gate = getattr(self.relay, "gate", None)
+            if gate is not None and hasattr(gate, "flush"):
+                gate.flush()  # this relay's latest decisions into the store before reading it back
+            if self.metrics_registry is None:
+                self.metrics_registry = make_registry(self.relay.settings)
+            # The scrape pings the store and reads the alert log: off the loop, which serves calls.
+            body = await asyncio.to_thread(exposition, self.metrics_registry)
+            return Response(body, media_type=CONTENT_TYPE)
+
         async def delete(request):
             if not _origin_ok(request.headers.get("origin")):
                 return Response("origin not allowed", status_code=403)
@@ -153,7 +171,8 @@ class HttpFront:
             return Response(status_code=200)
 
         return Starlette(routes=[Route(ENDPOINT, post, methods=["POST"]), Route(ENDPOINT, get, methods=["GET"]),
-                                 Route(ENDPOINT, delete, methods=["DELETE"])])
+                                 Route(ENDPOINT, delete, methods=["DELETE"]),
+                                 Route(METRICS_ENDPOINT, metrics, methods=["GET"])])
 
 
 def parse_address(text):
