@@ -94,14 +94,8 @@ class RedisProject(Project):
     """A project whose hooks use the Redis store at ``url`` (DRYGATE_STATE_URL)."""
 
     def __init__(self, root, url):
-        super().__init__(root)
-        self.url = url
+        super().__init__(root, store_url=url)
         (self.root / "drygate.toml").write_text(POLICY, encoding="utf-8")
-
-    def env(self, **extra):
-        env = super().env(**extra)
-        env.setdefault("DRYGATE_STATE_URL", self.url)
-        return env
 
     def pre(self, tool, tool_input=None, session=SESSION, **env):
         ev = self.event(tool, tool_input or {}, session=session)
