@@ -215,3 +215,14 @@ def test_processes_never_write_after_dry(tmp_path_factory, race_store, calls, wo
         if e["action"] == "dry":
             went_dry = True
         assert not (went_dry and e["action"] == "allow" and e["effect"] != "read"), journal
+
+
+def test_ledger_is_compare_and_set(store):
+    """Two appliers that read the same ledger version: only the first put wins."""
+    assert store.ledger_get("r") == (0, None)
+    assert store.ledger_put("r", 0, {"status": "applying", "plan": "a"})
+    assert not store.ledger_put("r", 0, {"status": "applying", "plan": "b"})
+    version, record = store.ledger_get("r")
+    assert version == 1 and record == {"status": "applying", "plan": "a"}
+    assert store.ledger_put("r", 1, {"status": "applied", "plan": "a", "steps": {"1": {"status": "done"}}})
+    assert store.ledgers() == {"r": {"status": "applied", "plan": "a", "steps": {"1": {"status": "done"}}}}

@@ -109,7 +109,7 @@ def _state_options(state, where):
     retention = state.get("retention_days", 30)
     if isinstance(retention, bool) or not isinstance(retention, (int, float)) or not 0 < retention <= 3650:
         raise PolicyError(f"{where}: [state] retention_days must be a number of days from 0 to 3650")
-    skew = state.get("clock_skew_ms", 1000)
+    skew = state.get("clock_skew_ms", 0)
     if isinstance(skew, bool) or not isinstance(skew, int) or not 0 <= skew <= 60000:
         raise PolicyError(f"{where}: [state] clock_skew_ms must be an integer from 0 to 60000")
     acks = state.get("replica_acks", 0)

@@ -90,6 +90,26 @@ class StateStore:
         """
         raise NotImplementedError
 
+    # The apply ledger (drygate.plan.apply): one record per run, changed only by
+    # compare-and-set, so two applies of one run can never both claim it.
+    def ledger_get(self, run_id):
+        """``(version, record)`` of run ``run_id``'s ledger: ``(0, None)`` when it has none.
+
+        ``version``: int, incremented by every successful :meth:`ledger_put`;
+        ``record``: the dict last stored.
+        """
+        raise NotImplementedError
+
+    def ledger_put(self, run_id, version, record):
+        """Store ``record`` (dict, JSON) as run ``run_id``'s ledger if it is still at
+        ``version``; returns True, or False when another writer changed it first.
+        Durable like a decision (it decides whether a plan may run again)."""
+        raise NotImplementedError
+
+    def ledgers(self):
+        """``{run_id: record}`` of every run that has a ledger record."""
+        raise NotImplementedError
+
     # Optional: a cache of classifier verdicts (drygate.classifiers.sql). A store that
     # keeps none simply returns None; that only makes classification slower.
     def verdict_get(self, key):

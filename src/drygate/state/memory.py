@@ -22,6 +22,7 @@ class MemoryStore(StateStore):
         self._journal = []
         self._seq = 0
         self._verdicts = {}
+        self._ledger = {}  # run id -> (version, record)
         self._counters = {}
 
     def transact(self, run_id, request, entry, clock):
@@ -94,6 +95,22 @@ class MemoryStore(StateStore):
         with self._lock:
             for name, n in increments.items():
                 self._counters[str(name)] = self._counters.get(str(name), 0) + int(n)
+
+    def ledger_get(self, run_id):
+        with self._lock:
+            version, record = self._ledger.get(run_id, (0, None))
+            return version, copy.deepcopy(record)
+
+    def ledger_put(self, run_id, version, record):
+        with self._lock:
+            if self._ledger.get(run_id, (0, None))[0] != version:
+                return False
+            self._ledger[run_id] = (version + 1, copy.deepcopy(record))
+            return True
+
+    def ledgers(self):
+        with self._lock:
+            return {r: copy.deepcopy(rec) for r, (_, rec) in self._ledger.items()}
 
     def verdict_get(self, key):
         with self._lock:

@@ -28,6 +28,7 @@ where every key of a script must live on one shard):
   never go backwards against the journal order (a host a little behind the others
   gets the last timestamp instead).
 - ``{p}:verdicts``: the SQL classifier's verdict cache.
+- ``{p}:ledger``: the apply ledger of each run (compare-and-set in the script).
 
 Fail closed: unreachable, slower than the deadline, out of memory, a read-only
 replica (a failover in progress), loading, an unknown reply: every method raises
@@ -63,7 +64,12 @@ from drygate.types import Outcome, RunState
 
 DEFAULT_PREFIX = "drygate"
 DEFAULT_RETENTION_S = 30 * 86400
-DEFAULT_CLOCK_SKEW_MS = 1000
+#: A transition is dropped when Redis runs it later than the client's deadline (its send
+#: time plus ``timeout_s``, on the client's clock) plus this allowance. 0 by default: the
+#: check only misfires for a host whose clock is behind Redis's by more than the whole
+#: timeout (then every call blocks with a clock-skew message); a host ahead by X ms lets
+#: transitions up to X ms late through. Raise it only for hosts without NTP.
+DEFAULT_CLOCK_SKEW_MS = 0
 _ENTRY_FIELDS = ("call_id", "agent_id", "tool_name", "tool_input", "effect", "rule_id", "why", "tamper",
                  "policy_hash", "host")
 _FLOAT_FIELDS = ("dry_at", "created_at", "last_seen_at")
@@ -162,6 +168,8 @@ class _RedisPyTransport:
             return self.client.execute_command(*args)
         except self._errors.RedisError as e:
             raise self._translate(e) from e
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as e:
+            raise self._garbled(e) from e
 
     def pipeline(self, commands):
         try:
@@ -171,6 +179,13 @@ class _RedisPyTransport:
             return pipe.execute(raise_on_error=True)
         except self._errors.RedisError as e:
             raise self._translate(e) from e
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as e:
+            raise self._garbled(e) from e
+
+    def _garbled(self, e):
+        # redis-py trips over some answers that are not Redis (a bare reply to its HELLO).
+        return StoreUnavailable(f"Redis at {self.where} answered with something unexpected "
+                                f"({type(e).__name__}: {e}); is it Redis?")
 
     def close(self):
         try:
@@ -210,8 +225,9 @@ class RedisStore(StateStore):
     gate's deadline (seconds); ``key_prefix``: the keys' hash tag (no braces);
     ``retention_s``: how long an idle run's state and journal are kept (seconds,
     refreshed on every call; dry runs keep a tombstone for ever); ``clock_skew_ms``:
-    how far this host's clock may be behind Redis's before late transitions are
-    mistaken for current ones (milliseconds); ``lean``: use the hook's lean client when
+    extra lateness allowed before a transition is dropped as late, for hosts whose
+    clock runs behind Redis's by more than ``timeout_s`` (milliseconds; see
+    DEFAULT_CLOCK_SKEW_MS); ``lean``: use the hook's lean client when
     the URL allows it; ``replica_acks``: how many replicas must acknowledge each
     journaled transition (Redis ``WAIT``, sent in the same round trip) before the
     decision counts; fewer blocks the call, so a failover to a replica cannot lose a
@@ -244,7 +260,7 @@ class RedisStore(StateStore):
     def _keys(self, run_id=""):
         p = self._p
         return (p + ":meta", p + ":seq", p + ":run:" + run_id, p + ":journal:" + run_id, p + ":runs",
-                p + ":tombstones", p + ":metrics", p + ":clock")
+                p + ":tombstones", p + ":metrics", p + ":clock", p + ":ledger")
 
     def _call(self, *args):
         try:
@@ -303,9 +319,9 @@ class RedisStore(StateStore):
         if local_ms <= deadline_ms:
             raise StoreUnavailable(
                 f"Redis at {self.where} dropped a transition as late although this host's deadline has not "
-                f"passed: this host's clock is about {server_ms - local_ms} ms behind Redis's, more than "
-                f"[state] clock_skew_ms ({self.clock_skew_ms}) allows. Fix the clock (NTP); until then every "
-                f"call is blocked")
+                f"passed: this host's clock is about {server_ms - local_ms} ms behind Redis's, more than the "
+                f"store timeout ({self.timeout_s * 1000:.0f} ms) plus [state] clock_skew_ms ({self.clock_skew_ms}) "
+                f"allow. Fix the clock (NTP); until then every call is blocked")
         raise StoreTimeout(f"the transition reached Redis at {self.where} {server_ms - deadline_ms} ms after "
                            f"the decision's deadline and was dropped (the call was blocked)")
 
@@ -490,6 +506,23 @@ class RedisStore(StateStore):
         commands = [("HINCRBY", key, name, int(n)) for name, n in increments.items() if n]
         if commands:
             self._pipeline(commands)
+
+    def ledger_get(self, run_id):
+        text = self._call("HGET", self._keys()[8], run_id)
+        if not text:
+            return 0, None
+        data = _json.loads(text)
+        return int(data["version"]), data["record"]
+
+    def ledger_put(self, run_id, version, record):
+        reply = self._run_script(run_id, ("ledger_put", run_id, str(int(version)), _json.dumps(record)),
+                                 journaled=True)
+        return reply[0] == "ok"
+
+    def ledgers(self):
+        reply = self._call("HGETALL", self._keys()[8])
+        pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2])
+        return {run_id: _json.loads(text)["record"] for run_id, text in pairs}
 
     def verdict_get(self, key):
         try:

@@ -11,13 +11,14 @@
 --       5 runs (zset: run id -> last seen), 6 tombstones (hash: run id -> state JSON of
 --       runs that went dry; never expires), 7 metrics (hash of counters), 8 clock (the
 --       latest journal timestamp: timestamps never go backwards against the journal order,
---       even when the hosts' clocks disagree a little).
+--       even when the hosts' clocks disagree a little), 9 ledger (hash: run id -> the apply
+--       ledger record, JSON {"version", "record"}; see drygate.plan.apply).
 -- ARGV[1]: the operation; the other ARGV depend on it (see each branch).
 -- Numbers that are times travel as the client's own strings and are stored unchanged
 -- (Lua numbers would lose digits); counters and sequence numbers are integers.
 
-local META, SEQ, RUN, JOURNAL, RUNS, TOMBS, METRICS, CLOCK =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local META, SEQ, RUN, JOURNAL, RUNS, TOMBS, METRICS, CLOCK, LEDGER =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local FORMAT = '1'
 local STRICT = {live = 0, sticky = 1, dry = 2}
 local op = ARGV[1]
@@ -179,6 +180,16 @@ if op == 'prune' then
         redis.call('ZREM', RUNS, run_id)
     end
     return {'ok', removed}
+end
+
+if op == 'ledger_put' then
+    -- ARGV: 2 run id, 3 expected version, 4 record JSON. Compare-and-set.
+    local current = redis.call('HGET', LEDGER, ARGV[2])
+    local version = 0
+    if current then version = cjson.decode(current).version end
+    if tostring(version) ~= ARGV[3] then return {'conflict', tostring(version)} end
+    redis.call('HSET', LEDGER, ARGV[2], '{"version":' .. (version + 1) .. ',"record":' .. ARGV[4] .. '}')
+    return {'ok', tostring(version + 1)}
 end
 
 return redis.error_reply('DRYGATE_OP unknown operation ' .. tostring(op))

@@ -288,6 +288,41 @@ class SQLiteStore(StateStore):
         if items:
             self._write(lambda db: db.executemany(_ADD_COUNTER, items), durable=False)
 
+    _LEDGER_TABLE = ("CREATE TABLE IF NOT EXISTS ledger (run_id TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+                     "record TEXT NOT NULL)")
+
+    def ledger_get(self, run_id):
+        try:
+            row = self._db.execute("SELECT version, record FROM ledger WHERE run_id = ?", (run_id,)).fetchone()
+        except _sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return 0, None  # created on the first put (not part of the run schema)
+            raise _translate(e, self.path) from e
+        except _sqlite3.Error as e:
+            raise _translate(e, self.path) from e
+        return (row[0], _json.loads(row[1])) if row else (0, None)
+
+    def ledger_put(self, run_id, version, record):
+        def step(db):
+            db.execute(self._LEDGER_TABLE)
+            row = db.execute("SELECT version FROM ledger WHERE run_id = ?", (run_id,)).fetchone()
+            if (row[0] if row else 0) != version:
+                return False
+            db.execute("INSERT OR REPLACE INTO ledger (run_id, version, record) VALUES (?, ?, ?)",
+                       (run_id, version + 1, _json.dumps(record)))
+            return True
+
+        return self._write(step)
+
+    def ledgers(self):
+        try:
+            rows = self._db.execute("SELECT run_id, record FROM ledger").fetchall()
+        except _sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return {}
+            raise _translate(e, self.path) from e
+        return {r: _json.loads(text) for r, text in rows}
+
     def verdict_get(self, key):
         try:
             row = self._db.execute("SELECT effect, steps FROM verdicts WHERE key = ?", (key,)).fetchone()
