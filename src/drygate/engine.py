@@ -279,11 +279,17 @@ def explain(tool_name, tool_input, effect, why, action, run_id, made_run_dry, dr
         else:
             cause = f" ({dry_cause})" if dry_cause else ""
             since = f"run {run_id} is in dry-run mode since its call {dry_call}{cause}"
+        reference = ""
+        if tool_name.startswith("mcp__") and call_number is not None:
+            reference = (f" If a later call needs a value this call would have returned, pass the reference "
+                         f"token drygate:ref:{call_number} (its whole result) or drygate:ref:{call_number}:FIELD "
+                         f"(one field of it, e.g. drygate:ref:{call_number}:id) instead of a made-up value; "
+                         f"`drygate apply` substitutes the real value.")
         return (f"DRY RUN - NOT EXECUTED. drygate skipped this {effect} call, which would {what}. "
                 f"Nothing was changed, and any value it would have returned (ids, etags, row counts) is "
                 f"unknown. {since[0].upper() + since[1:]}; every later write in this run will be skipped "
                 f"too. Do not report this action as done. You may go on planning; the skipped writes are "
-                f"recorded as the run's plan (`drygate plan {run_id}`).")
+                f"recorded as the run's plan (`drygate plan {run_id}`).{reference}")
     if action == DENY:
         return f"drygate DENIED this call ({why}). The call was NOT executed."
     if action == "ask":

@@ -198,10 +198,22 @@ def runs(project, as_json):
     try:
         store, _ = _open_store(_settings(project), create=False)
         all_runs = store.list_runs() if store else []
+        ledgers = store.ledgers() if store else {}
     except DrygateError as e:
         _fail(str(e))
+
+    def apply_status(run_id):
+        """planned / applying / applied / partial (k/n) / refused, or "-" (drygate.plan.apply)."""
+        record = ledgers.get(run_id)
+        if not record:
+            return "-"
+        if record.get("status") == "partial":
+            done = sum(1 for s in (record.get("steps") or {}).values() if s.get("status") == "done")
+            return f"partial ({done}/{record.get('total')})"
+        return record.get("status") or "-"
+
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in all_runs], indent=2))
+        click.echo(json.dumps([dict(r.as_dict(), apply=apply_status(r.run_id)) for r in all_runs], indent=2))
         return
     if not all_runs:
         out.print("no runs yet")
@@ -212,11 +224,12 @@ def runs(project, as_json):
     table.add_column("dry since", no_wrap=True)
     for col in ("calls", "writes", "skipped", "ran", "denied"):
         table.add_column(col, no_wrap=True, justify="right")
+    table.add_column("plan", no_wrap=True)
     table.add_column("last seen", no_wrap=True)
     for r in all_runs:
         since = "start" if r.mode == "dry" else f"call {r.dry_call}" if r.dry_call else "-"
         table.add_row(*_cells(r.run_id, r.mode, since, r.calls, r.writes, r.dry_writes, r.allowed_writes, r.denied,
-                              _when(r.last_seen_at)))
+                              apply_status(r.run_id), _when(r.last_seen_at)))
     out.print(table)
 
 
@@ -224,12 +237,30 @@ def runs(project, as_json):
 @project_option
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def plan(project, run_id, as_json):
-    """Show the plan of RUN_ID ("latest" for the most recent run): the skipped writes."""
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Save the plan as a reviewable, single-use artifact for `drygate apply`.")
+def plan(project, run_id, as_json, out_file):
+    """Show the plan of RUN_ID ("latest" for the most recent run): the skipped writes.
+
+    RUN_ID may also be a saved plan file (PLAN.json), which is verified and shown."""
+    from drygate.cli.apply_cmd import is_plan_file, print_artifact, save_plan_file
     from drygate.plan.build import build_plan
 
+    if is_plan_file(run_id) and not out_file:
+        from drygate.plan.artifact import load_plan
+
+        try:
+            saved = load_plan(run_id)
+        except DrygateError as e:
+            _fail(str(e))
+        if as_json:
+            click.echo(json.dumps(saved, indent=2))
+        else:
+            print_artifact(saved)
+        return
     try:
-        store, _ = _open_store(_settings(project), create=False)
+        settings = _settings(project)
+        store, policy = _open_store(settings, create=False)
         if store is None:
             _fail("no runs yet (no state store in this project)")
         if run_id == "latest":
@@ -237,9 +268,19 @@ def plan(project, run_id, as_json):
             if not all_runs:
                 _fail("no runs yet")
             run_id = all_runs[0].run_id
-        the_plan = build_plan(store, run_id)
+        if out_file:
+            saved = save_plan_file(store, run_id, policy, settings.project_dir, out_file)
+        else:
+            the_plan = build_plan(store, run_id)
     except DrygateError as e:
         _fail(str(e))
+    if out_file:
+        if as_json:
+            click.echo(json.dumps(saved, indent=2))
+        else:
+            print_artifact(saved)
+            out.print(Text(f"saved to {out_file}; review it, then `drygate apply {out_file}`"))
+        return
     if as_json:
         click.echo(json.dumps(the_plan, indent=2))
         return
@@ -461,6 +502,9 @@ def prune(project, older_than_days):
 from drygate.cli.state_cmd import state as _state_group  # noqa: E402
 
 cli.add_command(_state_group)
+from drygate.cli.apply_cmd import apply as _apply_command  # noqa: E402
+
+cli.add_command(_apply_command)
 from drygate.cli.health_cmd import metrics as _metrics_command  # noqa: E402
 from drygate.cli.health_cmd import status as _status_command  # noqa: E402
 

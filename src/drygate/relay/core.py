@@ -145,7 +145,7 @@ class Relay(ClientSide):
         self.runs = RunIdentity(run_id, is_dry=self._run_is_dry)
         self.tools = {}  # tool name -> {"annotations": ..., "outputSchema": ...}
         self.pending = {}  # request id (json) -> method, for requests forwarded to the server
-        self.calls = {}  # request id -> tool name, for forwarded tools/call (journal the result)
+        self.calls = {}  # request id -> (tool, call id, run id, effect) of a forwarded tools/call
         if url:
             from drygate.relay.http_downstream import HttpDownstream
 
@@ -155,6 +155,8 @@ class Relay(ClientSide):
         self._out_lock = asyncio.Lock()
         self.internal = {}  # id of a request the relay sent itself -> Future of its response
         self._listed_at = None  # when the relay last listed the server's tools itself
+        self.server_info = None  # the server's serverInfo from its initialize answer
+        self._catalog_journaled = None
 
     # -- server -> client --------------------------------------------------------------------
     async def _from_server(self, line):
@@ -177,6 +179,9 @@ class Relay(ClientSide):
             method = self.pending.pop(key, None)
             if method == "tools/list" and isinstance(message.get("result"), dict):
                 self._learn_tools(message["result"])
+            if method == "initialize" and isinstance(message.get("result"), dict):
+                info = message["result"].get("serverInfo")
+                self.server_info = info if isinstance(info, dict) else None
             tool = self.calls.pop(key, None) if method == "tools/call" else None
             if message["id"] == REPLAY_ID:
                 return  # the answer to a replayed initialize: the client already has one
@@ -194,10 +199,30 @@ class Relay(ClientSide):
         await self._to_client(line if line.endswith(b"\n") else line + b"\n")
 
     def _learn_tools(self, result):
+        from drygate.plan.fingerprint import tool_fingerprint
+
         for tool in result.get("tools") or []:
             if isinstance(tool, dict) and isinstance(tool.get("name"), str):
                 self.tools[tool["name"]] = {"annotations": tool.get("annotations") or {},
-                                            "outputSchema": tool.get("outputSchema")}
+                                            "outputSchema": tool.get("outputSchema"),
+                                            "fingerprint": tool_fingerprint(tool)}
+        self._journal_catalog()
+
+    def _journal_catalog(self):
+        """Journal the tools and server this run saw (the plan's basis), when they change."""
+        import time
+
+        catalog = {"server": self.server, "server_info": self.server_info,
+                   "tools": {name: {"fingerprint": t.get("fingerprint"), "annotations": t.get("annotations")}
+                             for name, t in sorted(self.tools.items())}}
+        if catalog == self._catalog_journaled:
+            return
+        try:
+            self.gate.current().store.record_result(self.runs.run_id, None, CATALOG_PREFIX + self.server, catalog,
+                                                    time.time())
+            self._catalog_journaled = catalog
+        except Exception as e:  # the basis is then incomplete, and apply says so; never fail the client
+            self._report_failure(e, None, self.runs.run_id, None)
 
     async def _list_tools_itself(self, meta):
         """Learn the server's tools (annotations, output schemas) by asking it directly.
@@ -236,18 +261,29 @@ class Relay(ClientSide):
             if not cursor:
                 return
 
-    def _journal_result(self, message, tool):
-        """Journal what a live write returned (the store is only ever used from the loop)."""
+    def _journal_result(self, message, forwarded):
+        """Journal what a live call returned (the store is only ever used from the loop).
+
+        ``forwarded``: ``(qualified tool name, call id, run id, effect)``. A write's
+        result is journaled (cut to 64 KB); a read's only as its fingerprint and size,
+        the plan's basis (drygate.plan.fingerprint), so large reads cost the journal little.
+        """
         import time
 
+        from drygate.plan.fingerprint import result_fingerprint
+
+        tool, call_id, run_id, effect = forwarded
         result = message.get("result", message.get("error"))
         text = json.dumps(result)
-        if len(text) > 64 * 1024:
+        if effect in ("read", "bookkeeping"):
+            result = {"read_fingerprint": result_fingerprint(result) if "result" in message else None,
+                      "bytes": len(text), "error": "error" in message}
+        elif len(text) > 64 * 1024:
             result = {"truncated": True, "chars": len(text), "head": text[:64 * 1024]}
         try:
-            self.gate.current().store.record_result(self.runs.run_id, None, tool, result, time.time())
+            self.gate.current().store.record_result(run_id, call_id, tool, result, time.time())
         except Exception as e:  # the call already ran: report, never fail the client
-            self._report_failure(e, tool, self.runs.run_id, None)
+            self._report_failure(e, tool, run_id, call_id)
 
     async def _server_exited(self, code):
         for key in list(self.pending):
@@ -350,8 +386,8 @@ class Relay(ClientSide):
         if decision.action == "allow":
             key = _id_key(request_id)
             self.pending[key] = "tools/call"
-            if decision.effect not in ("read", "bookkeeping"):
-                self.calls[key] = _qualified(self.server, tool)  # journal what a live write returned
+            # Journal what the live call returned: a write's result, a read's fingerprint (basis).
+            self.calls[key] = (_qualified(self.server, tool), str(request_id), run_id, decision.effect)
             await self._forward(line, message)
             return
         schema = (self.tools.get(tool) or {}).get("outputSchema") if isinstance(tool, str) else None
@@ -430,6 +466,12 @@ class RunIdentity:
             self.run_id = named
         self.decided = True
         return self.run_id
+
+
+#: Journal entries (kind "result") whose tool name starts with this hold the tools and
+#: server a run saw through the relay: ``{"server", "server_info", "tools": {name:
+#: {"fingerprint", "annotations"}}}``, the plan's basis (drygate.plan.artifact).
+CATALOG_PREFIX = "drygate/catalog/"
 
 
 def _id_key(request_id):

@@ -59,6 +59,11 @@ def not_executed(request_id, decision, tool, output_schema=None, modern=False):
             "reason": decision.reason}
     if output_schema and isinstance(output_schema.get("properties"), dict):
         meta["unknown_outputs"] = sorted(output_schema["properties"])
+    if decision.action == "dry" and decision.call is not None:
+        # Typed unknowns (dry-run lessons, rule 2): tokens a later call may pass instead of a
+        # value, which `drygate apply` replaces with the real one (drygate.plan.artifact.REFERENCE).
+        meta["reference"] = f"drygate:ref:{decision.call}"
+        meta["references"] = {name: f"drygate:ref:{decision.call}:{name}" for name in meta.get("unknown_outputs", ())}
     return tool_result(request_id, decision.reason, meta, modern)
 
 

@@ -1,0 +1,146 @@
+"""``drygate apply PLAN.json`` and the rendering of saved plans (``drygate plan``).
+
+See drygate.plan.apply for what apply checks and in which order.
+"""
+
+import os
+import sys
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from drygate.cli.app import _cells, _fail, _open_store, _settings, err, out, project_option
+from drygate.errors import DrygateError
+
+
+def print_artifact(plan, ledger=None):
+    """Render a saved plan (dict from drygate.plan.artifact) like a Terraform plan."""
+    from drygate.engine import summarize_input
+
+    run = plan["run"]
+    out.print(Text.assemble(("Plan of run ", "bold"), (plan["run_id"], "bold"),
+                            f" (mode {run['mode']}), made by {plan.get('created_by')}"))
+    table = Table(expand=True)
+    for name, kw in (("step", {"justify": "right", "no_wrap": True}), ("call", {"justify": "right", "no_wrap": True}),
+                     ("tool", {"overflow": "fold", "ratio": 2}), ("input", {"overflow": "fold", "ratio": 4}),
+                     ("effect", {"no_wrap": True}), ("uses", {"no_wrap": True}),
+                     ("note", {"overflow": "fold", "ratio": 2})):
+        table.add_column(name, **kw)
+    for st in plan["steps"]:
+        uses = ", ".join(f"step {d}" for d in st["depends_on"]) or "-"
+        note = st["problem"] and f"STOPS HERE: {st['problem']}" or (
+            "needs --allow-shell" if st["executor"]["kind"] == "shell" else "")
+        table.add_row(*_cells(st["step"], st["call"], st["tool_name"],
+                              summarize_input(st["tool_name"], st["input"], 160, with_tool=False),
+                              st["effect"], uses, note))
+    out.print(table)
+    basis = plan["basis"]
+    reads = basis.get("reads") or []
+    out.print(Text(f"basis: {len(reads)} read(s) before the steps ({sum(1 for r in reads if r['repeatable'])} "
+                   f"re-checked at apply), {len(basis.get('files') or {})} file(s), "
+                   f"{len(basis.get('servers') or {})} server catalog(s), policy {basis.get('policy_hash', '')[:12]}"))
+    if plan.get("executed_writes"):
+        out.print(Text("writes that already ran (live) and are NOT in this plan: "
+                       + "; ".join(f"call {w['call']} {w['tool_name']}" for w in plan["executed_writes"][:20])))
+    if ledger:
+        out.print(Text(f"ledger: {ledger.get('status')}" + (f" ({ledger.get('reason')})" if ledger.get("reason") else "")))
+    out.print(Text(f"{len(plan['steps'])} step(s) to apply; content hash {plan['content_hash']}"))
+
+
+class ConsoleUI:
+    """Progress and questions for :class:`drygate.plan.apply.Applier` on the terminal."""
+
+    def __init__(self, total, yes):
+        self.total = total
+        self.yes = yes
+
+    def step_started(self, step):
+        from drygate.engine import summarize_input
+
+        out.print(Text(f"[{step['step']}/{self.total}] {summarize_input(step['tool_name'], step['input'], 140)} ..."))
+
+    def step_done(self, step, result, note=None):
+        out.print(Text(f"[{step['step']}/{self.total}] done" + (f" ({note})" if note else ""), style="green"))
+
+    def note(self, text):
+        out.print(Text(text, style="yellow"))
+
+    def confirm_shell(self, step):
+        command = step["input"].get("command") if isinstance(step["input"], dict) else None
+        out.print(Text.assemble((f"step {step['step']} runs a shell command: ", "bold"), str(command)))
+        if self.yes:
+            return True
+        return click.confirm("Run it?", default=False)
+
+
+@click.command()
+@project_option
+@click.argument("plan_file", type=click.Path(dir_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted apply from its first step not done.")
+@click.option("--force", is_flag=True, help="Apply even if the basis changed (recorded in the ledger).")
+@click.option("--allow-shell", is_flag=True, help="Run the plan's shell command steps (each is shown first).")
+def apply(project, plan_file, yes, resume, force, allow_shell):
+    """Apply a saved plan exactly: its steps, in order, once. Refuses stale or edited plans."""
+    import anyio
+
+    from drygate.plan.apply import ApplyRefused, Applier
+    from drygate.plan.artifact import _who, load_plan
+    from drygate.plan.executors import McpServers
+
+    settings = _settings(project)
+    try:
+        plan = load_plan(plan_file)
+        store, policy = _open_store(settings)
+        _, ledger = store.ledger_get(plan["run_id"])
+    except DrygateError as e:
+        _fail(str(e))
+    print_artifact(plan, ledger)
+    if not yes and not click.confirm(f"Apply these {len(plan['steps'])} step(s)?", default=False):
+        _fail("not applied")
+    ui = ConsoleUI(len(plan["steps"]), yes)
+
+    async def main():
+        async with McpServers(settings.project_dir) as servers:
+            applier = Applier(plan, store, settings.project_dir, policy, servers, ui, force=force, resume=resume,
+                              allow_shell=allow_shell, who=_who())
+            return await applier.run()
+
+    try:
+        outcome = anyio.run(main)
+    except ApplyRefused as e:
+        err.print(Text("drygate: apply REFUSED, nothing was executed:", style="red"))
+        for reason in e.reasons or [str(e)]:
+            err.print(Text(f"  - {reason}"))
+        if e.reasons:
+            err.print(Text("  (--force applies it anyway and records that; or make a new plan)"))
+        sys.exit(1)
+    except DrygateError as e:
+        _fail(str(e))
+    if outcome["status"] == "applied":
+        out.print(Text(f"applied {outcome['done']} of {outcome['total']} step(s)", style="bold green"))
+        return
+    err.print(Text(f"drygate: apply STOPPED at step {outcome['stopped_at']} ({outcome['why']}); "
+                   f"{outcome['done']} of {outcome['total']} step(s) done. Fix the cause, then "
+                   f"`drygate apply --resume {plan_file}`", style="red"))
+    sys.exit(1)
+
+
+def save_plan_file(store, run_id, policy, project_dir, path):
+    """Make the plan of ``run_id``, write it to ``path``, note it in the ledger; returns it."""
+    from drygate.plan.apply import record_planned
+    from drygate.plan.artifact import make_plan, save_plan
+
+    plan = make_plan(store, run_id, policy, project_dir)
+    save_plan(plan, path)
+    status = record_planned(store, plan)
+    if status != "planned":
+        out.print(Text(f"note: run {run_id} is {status} already; applying this plan will be refused",
+                       style="yellow"))
+    return plan
+
+
+def is_plan_file(argument):
+    """True when ``drygate plan ARG`` names a saved plan file rather than a run."""
+    return argument.endswith(".json") and os.path.isfile(argument)

@@ -1,0 +1,425 @@
+"""Apply a saved plan: exactly its steps, in order, once, or refuse.
+
+Order of an apply (shared/reference/dry-run-lessons.md, rules 1-5 and 10):
+
+1. :func:`drygate.plan.artifact.load_plan` has verified the file (format, content hash).
+2. Claim the run's ledger (compare-and-set in the state store): a plan applies once;
+   an applied run, or another plan of the same run, is refused; an interrupted apply
+   continues only with ``resume`` (from the first step not confirmed done).
+3. Check the basis before the first step (not on resume): the policy's hash, the tools
+   the run saw (schemas and annotations, per server), the reads that are safe to repeat
+   (re-run, fingerprints compared) and the files the file steps touch. Any difference
+   refuses the plan as stale and says what changed; ``force`` goes on and records it.
+4. Each step: stop before it when the plan marked a problem, or when it uses a reference
+   to a value no earlier step produced; substitute reference tokens with the real values
+   of earlier steps; journal it as started, execute it (MCP with its idempotency key,
+   file tools on the file the plan saw, shell only when allowed), journal its real result.
+
+The ledger record of a run (a dict in the state store, drygate.state.base)::
+
+    {"status": "planned" | "applying" | "applied" | "partial" | "refused",
+     "plan_hash": str, "planned_at": float, "who": str, "owner": {"host", "pid"} | None,
+     "started_at": float | None, "finished_at": float | None, "total": int,
+     "forced": [str] | None, "reason": str | None,
+     "steps": {"<step>": {"status": "started" | "done" | "failed", "ts": float,
+                          "result": JSON | None, "error": str | None}}}
+
+Every event is also journaled in the run (kind ``result``, tool ``drygate/apply``): who,
+when, which plan hash, each step's real result.
+"""
+
+import os
+import socket
+import time
+
+from drygate.errors import PlanError
+from drygate.plan.artifact import REFERENCE, read_text
+from drygate.plan.executors import StepFailed, apply_file_step, run_shell
+from drygate.plan.fingerprint import result_fingerprint, text_fingerprint
+
+APPLY_TOOL = "drygate/apply"
+MAX_RESULT_CHARS = 64 * 1024
+
+
+class ApplyRefused(PlanError):
+    """Apply refused the plan before executing anything; ``reasons``: list of str."""
+
+    def __init__(self, message, reasons=()):
+        super().__init__(message)
+        self.reasons = list(reasons)
+
+
+class ApplyStopped(PlanError):
+    """Apply stopped before or at a step; the steps before it are done (resumable)."""
+
+
+def _cut(value):
+    import json
+
+    text = json.dumps(value, default=str)
+    if len(text) <= MAX_RESULT_CHARS:
+        return value
+    return {"truncated": True, "chars": len(text), "head": text[:MAX_RESULT_CHARS]}
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+# -- the ledger --------------------------------------------------------------------------
+
+def record_planned(store, plan, now=None):
+    """Note in the run's ledger that ``plan`` was made (unless an apply holds the run).
+    Returns the ledger's status after the call (str)."""
+    for _ in range(10):
+        version, record = store.ledger_get(plan["run_id"])
+        if record is not None and record.get("status") in ("applying", "applied", "partial"):
+            return record["status"]
+        new = {"status": "planned", "plan_hash": plan["content_hash"], "planned_at": now or time.time(),
+               "who": plan.get("created_by"), "owner": None, "started_at": None, "finished_at": None,
+               "total": len(plan["steps"]), "forced": None, "reason": None, "steps": {}}
+        if store.ledger_put(plan["run_id"], version, new):
+            return "planned"
+    raise PlanError("the run's ledger keeps changing under drygate; try again")
+
+
+def _claim(store, plan, resume, who, now):
+    """Claim the run for this apply; returns the ledger record (dict). Raises ApplyRefused."""
+    run_id, plan_hash = plan["run_id"], plan["content_hash"]
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    for _ in range(10):
+        version, record = store.ledger_get(run_id)
+        status = record.get("status") if record else None
+        same = record is not None and record.get("plan_hash") == plan_hash
+        if status == "applied":
+            what = "this plan" if same else "another plan of this run"
+            raise ApplyRefused(f"run {run_id} was already applied ({what}, {record.get('plan_hash')}, by "
+                               f"{record.get('who')}): a plan applies once")
+        if status in ("applying", "partial"):
+            if not same:
+                raise ApplyRefused(f"another plan of run {run_id} ({record.get('plan_hash')}) is being or was "
+                                   f"partly applied; a run's writes are applied from one plan only")
+            if not resume:
+                raise ApplyRefused(f"an apply of this plan was interrupted or stopped ({status}, "
+                                   f"{sum(1 for s in record['steps'].values() if s['status'] == 'done')} of "
+                                   f"{record.get('total')} steps done); continue it with `drygate apply --resume`")
+            owner = record.get("owner") or {}
+            if status == "applying" and owner.get("host") == me["host"] and owner.get("pid") != me["pid"] \
+                    and _pid_alive(owner.get("pid") or 0):
+                raise ApplyRefused(f"an apply of this plan is still running (pid {owner.get('pid')})")
+            new = dict(record, status="applying", owner=me, who=who)
+        else:
+            if resume:
+                raise ApplyRefused(f"there is no interrupted apply of run {run_id} to resume")
+            new = {"status": "applying", "plan_hash": plan_hash, "planned_at": plan.get("created_at"), "who": who,
+                   "owner": me, "started_at": now, "finished_at": None, "total": len(plan["steps"]),
+                   "forced": None, "reason": None, "steps": {}}
+        if store.ledger_put(run_id, version, new):
+            return new
+    raise ApplyRefused("the run's ledger keeps changing under drygate (another apply?); try again")
+
+
+class Applier:
+    """Applies one verified plan (drygate.plan.artifact.load_plan).
+
+    ``store``: the run's state store; ``project_dir``; ``policy``: the compiled current
+    policy; ``servers``: an open :class:`drygate.plan.executors.McpServers`; ``ui``: an
+    object with ``step_started(step)``, ``step_done(step, result, note)``,
+    ``confirm_shell(step) -> bool`` and ``note(text)``; ``force``: go on despite a stale
+    basis (recorded); ``resume``: continue an interrupted apply; ``allow_shell``: run
+    shell steps; ``who``: who applies (recorded).
+    """
+
+    def __init__(self, plan, store, project_dir, policy, servers, ui, force=False, resume=False, allow_shell=False,
+                 who=None, clock=time.time):
+        self.plan = plan
+        self.store = store
+        self.project_dir = project_dir
+        self.policy = policy
+        self.servers = servers
+        self.ui = ui
+        self.force = force
+        self.resume = resume
+        self.allow_shell = allow_shell
+        self.who = who or plan.get("created_by")
+        self.clock = clock
+        self.record = None
+
+    # -- checks before anything runs ----------------------------------------------------
+
+    def check_static(self):
+        """Refusals that need no server: shell steps without ``allow_shell``. Raises ApplyRefused."""
+        shell = [s["step"] for s in self.plan["steps"] if s["executor"]["kind"] == "shell"]
+        if shell and not self.allow_shell:
+            raise ApplyRefused(f"the plan has shell command steps ({', '.join(map(str, shell))}); apply runs them "
+                               f"only with --allow-shell, each shown before it runs")
+
+    async def check_basis(self):
+        """Compare the plan's basis with the world now; returns ``(differences, unchecked)``,
+        two lists of str (what changed; what could not be checked)."""
+        basis = self.plan["basis"]
+        changed, unchecked = [], []
+        if basis.get("policy_hash") and basis["policy_hash"] != self.policy.get("hash"):
+            changed.append(f"the policy changed since the plan (hash {basis['policy_hash'][:12]} -> "
+                           f"{(self.policy.get('hash') or '')[:12]})")
+        used = {}
+        for step in self.plan["steps"]:
+            if step["executor"]["kind"] == "mcp":
+                used.setdefault(step["executor"]["server"], set()).add(step["executor"]["tool"])
+        for read in basis.get("reads", []):
+            if read["executor"]["kind"] == "mcp":
+                used.setdefault(read["executor"]["server"], set()).add(read["executor"]["tool"])
+        for server, tools in sorted(used.items()):
+            seen = (basis.get("servers") or {}).get(server)
+            try:
+                now_tools = await self.servers.tools(server)
+            except PlanError as e:
+                changed.append(str(e))
+                continue
+            if seen is None:
+                unchecked.append(f"server {server}: its tools were not recorded (the run did not go through the "
+                                 f"relay), so their schemas cannot be compared")
+                continue
+            from drygate.plan.fingerprint import tool_fingerprint
+
+            for tool in sorted(tools):
+                before = (seen.get("tools") or {}).get(tool)
+                if tool not in now_tools:
+                    changed.append(f"server {server} no longer has the tool {tool}")
+                elif before is None:
+                    unchecked.append(f"{server}/{tool}: not in the tools the run saw")
+                elif before.get("fingerprint") != tool_fingerprint(now_tools[tool]):
+                    changed.append(f"{server}/{tool} changed its schema or annotations since the plan")
+        for i, read in enumerate(basis.get("reads", [])):
+            label = f"read {i + 1} (call {read['call']}, {read['tool_name']})"
+            if not read.get("repeatable"):
+                unchecked.append(f"{label}: {read['why']}")
+                continue
+            try:
+                now = await self._repeat_read(read)
+            except (PlanError, StepFailed, OSError) as e:
+                changed.append(f"{label} could not be repeated: {e}")
+                continue
+            if now != read["fingerprint"]:
+                changed.append(f"{label} returns something else now: {_brief(read['input'])}")
+        for path, fp in sorted((basis.get("files") or {}).items()):
+            now = text_fingerprint(read_text(path))
+            if now != fp:
+                changed.append(f"the file {path} changed since the plan"
+                               + (" (it is gone)" if now is None else " (it did not exist)" if fp is None else ""))
+        return changed, unchecked
+
+    async def _repeat_read(self, read):
+        if read["executor"]["kind"] == "mcp":
+            result = await self.servers.call(read["executor"]["server"], read["executor"]["tool"], read["input"])
+            return result_fingerprint(result)
+        tool_input = read["input"] if isinstance(read["input"], dict) else {}
+        path = os.path.normpath(os.path.join(self.project_dir, tool_input.get("file_path") or ""))
+        text = read_text(path)
+        if text is None:
+            return None
+        lines = text.splitlines(keepends=True)
+        offset = max(int(tool_input.get("offset") or 1), 1) - 1
+        limit = int(tool_input.get("limit") or len(lines))
+        part = "".join(lines[offset:offset + limit])
+        for candidate in (part, part.rstrip("\n"), text):
+            if text_fingerprint(candidate) == read["fingerprint"]:
+                return read["fingerprint"]
+        return text_fingerprint(part)
+
+    # -- the ledger -----------------------------------------------------------------------
+
+    def _update(self, change):
+        """Apply ``change(record)`` to the ledger by compare-and-set; keeps ``self.record``."""
+        run_id = self.plan["run_id"]
+        for _ in range(20):
+            version, record = self.store.ledger_get(run_id)
+            if record is None or record.get("plan_hash") != self.plan["content_hash"]:
+                raise ApplyStopped("the run's ledger was changed by someone else during the apply; stopping")
+            change(record)
+            if self.store.ledger_put(run_id, version, record):
+                self.record = record
+                return record
+        raise ApplyStopped("the run's ledger keeps changing during the apply; stopping")
+
+    def _journal(self, event, **fields):
+        self.store.record_result(self.plan["run_id"], None, APPLY_TOOL,
+                                 dict(fields, event=event, plan_hash=self.plan["content_hash"], who=self.who),
+                                 self.clock())
+
+    def refuse(self, reasons):
+        """Record a refusal (the plan stays unapplied and may be forced or replaced)."""
+        def change(r):
+            r.update(status="refused", reason="; ".join(reasons)[:2000], finished_at=self.clock(), owner=None)
+
+        try:
+            self._update(change)
+            self._journal("refused", reasons=reasons)
+        except PlanError:
+            pass
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self):
+        """Apply the plan; returns ``{"status", "done", "total", "stopped_at", "why"}``.
+
+        Raises ApplyRefused before any step runs (applied already, stale basis without
+        ``force``, shell steps without ``allow_shell``)."""
+        self.check_static()
+        self.record = _claim(self.store, self.plan, self.resume, self.who, self.clock())
+        self._journal("resumed" if self.resume else "claimed")
+        if not self.resume:
+            changed, unchecked = await self.check_basis()
+            for line in unchecked:
+                self.ui.note(f"unchecked: {line}")
+            if changed and not self.force:
+                self.refuse(changed)
+                raise ApplyRefused("the plan is stale: " + "; ".join(changed), changed)
+            if changed:
+                self._update(lambda r: r.update(forced=changed))
+                self._journal("forced", differences=changed)
+                for line in changed:
+                    self.ui.note(f"forced past: {line}")
+        done = 0
+        for step in self.plan["steps"]:
+            state = self.record["steps"].get(str(step["step"])) or {}
+            if state.get("status") == "done":
+                done += 1
+                continue
+            try:
+                result, note = await self._run_step(step, state)
+            except (ApplyStopped, StepFailed) as e:
+                why = f"step {step['step']}: {e}"
+                error_result = getattr(e, "result", None)
+
+                def stop(r, why=why, error_result=error_result, failed=isinstance(e, StepFailed),
+                         number=step["step"]):
+                    if failed:
+                        r["steps"][str(number)] = {"status": "failed", "ts": self.clock(),
+                                                   "result": _cut(error_result), "error": why}
+                    r.update(status="partial", reason=why, finished_at=self.clock(), owner=None)
+
+                self._update(stop)
+                self._journal("stopped", step=step["step"], why=why, result=_cut(error_result))
+                return {"status": "partial", "done": done, "total": len(self.plan["steps"]),
+                        "stopped_at": step["step"], "why": why}
+            done += 1
+            self.ui.step_done(step, result, note)
+        self._update(lambda r: r.update(status="applied", finished_at=self.clock(), owner=None))
+        self._journal("applied", steps=done)
+        return {"status": "applied", "done": done, "total": len(self.plan["steps"]), "stopped_at": None,
+                "why": None}
+
+    async def _run_step(self, step, state):
+        number = step["step"]
+        if step.get("problem"):
+            raise ApplyStopped(f"cannot be applied: {step['problem']}")
+        tool_input = self.resolve(step)
+        kind = step["executor"]["kind"]
+        if kind == "shell" and not self.ui.confirm_shell(dict(step, input=tool_input)):
+            raise ApplyStopped("the shell command was not confirmed")
+        retry = state.get("status") == "started"
+        self._update(lambda r: r["steps"].__setitem__(str(number), {"status": "started", "ts": self.clock(),
+                                                                    "result": None, "error": None}))
+        self._journal("step_started", step=number, retry=retry)
+        self.ui.step_started(step)
+        note = "retried with its idempotency key" if retry and kind == "mcp" else None
+        if kind == "mcp":
+            ex = step["executor"]
+            result = await self.servers.call(ex["server"], ex["tool"], tool_input, step["idempotency_key"])
+            if result.get("isError"):
+                raise StepFailed(f"{ex['server']}/{ex['tool']} answered with an error: {_error_text(result)}", result)
+        elif kind == "file":
+            result = apply_file_step(dict(step, input=tool_input))
+            if not result["written"]:
+                note = "already applied (an earlier, interrupted apply wrote it)"
+        elif kind == "shell":
+            result = run_shell(tool_input.get("command", "") if isinstance(tool_input, dict) else "",
+                               self.project_dir)
+        else:
+            raise ApplyStopped(step["executor"].get("why") or "no executor")
+        kept = _cut(result)
+        self._update(lambda r: r["steps"].__setitem__(str(number), {"status": "done", "ts": self.clock(),
+                                                                    "result": kept, "error": None}))
+        self._journal("step_done", step=number, result=kept)
+        return result, note
+
+    def resolve(self, step):
+        """The step's input with every reference token replaced by the real value it
+        stands for (from the ledger's results of earlier steps). Raises ApplyStopped
+        when a value cannot be resolved."""
+        values = {}
+        for ref in step.get("references") or []:
+            source = ref.get("step")
+            done = (self.record["steps"].get(str(source)) or {}) if source else {}
+            if not source or done.get("status") != "done":
+                raise ApplyStopped(f"depends on {ref['token']}, which no applied step produced")
+            values[ref["token"]] = _lookup(done.get("result"), ref.get("path"), ref["token"])
+        if not values:
+            return step["input"]
+
+        def sub(v):
+            if isinstance(v, str):
+                if v in values:
+                    return values[v]
+                return REFERENCE.sub(lambda m: _as_text(values[m.group(0)]) if m.group(0) in values else m.group(0), v)
+            if isinstance(v, dict):
+                return {sub(k): sub(item) for k, item in v.items()}
+            if isinstance(v, list):
+                return [sub(item) for item in v]
+            return v
+
+        return sub(step["input"])
+
+
+def _as_text(value):
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _lookup(result, path, token):
+    """The value ``path`` names in a step's real result (see artifact.REFERENCE)."""
+    import json
+
+    if not isinstance(result, dict):
+        raise ApplyStopped(f"{token}: the step's result is not available")
+    value = result.get("structuredContent")
+    if value is None:
+        texts = [c.get("text") for c in result.get("content") or [] if isinstance(c, dict) and c.get("type") == "text"]
+        if path is None and len(texts) == 1:
+            return texts[0]
+        try:
+            value = json.loads(texts[0]) if len(texts) == 1 else None
+        except ValueError:
+            value = None
+    if path is None:
+        if value is None:
+            raise ApplyStopped(f"{token}: the step's result has no single value to substitute")
+        return value
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise ApplyStopped(f"{token}: the step's real result has no {path!r}")
+    return value
+
+
+def _error_text(result):
+    texts = [c.get("text") for c in result.get("content") or [] if isinstance(c, dict) and c.get("type") == "text"]
+    return " ".join(t for t in texts if t)[:500] or "no message"
+
+
+def _brief(value):
+    import json
+
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -1,0 +1,318 @@
+"""The saved plan: a single-use, reviewable artifact that apply executes exactly.
+
+``drygate plan RUN --out plan.json`` writes it; ``drygate apply plan.json`` checks it
+and runs it (drygate.plan.apply). Rules from shared/reference/dry-run-lessons.md: a
+plan carries a non-empty basis and is consumed when applied (rule 1); a value the dry
+run could not know is a reference token, never a guess (rules 2, 3); apply checks the
+basis before the first step and each step's own preconditions (rules 4, 5);
+idempotency keys are minted here, at plan time (rule 10).
+
+The file is JSON::
+
+    {"format": "drygate.plan/1", "content_hash": "sha256:<hex>",
+     "run_id": str, "created_at": float (epoch s), "created_by": "user@host",
+     "run": {"mode", "dry_since", "dry_at", "dry_cause", "counts"},
+     "steps": [step, ...],
+     "basis": {"reads": [read, ...], "files": {path: "sha256:..." | None (absent)},
+               "servers": {server: {"server_info": dict | None,
+                                    "tools": {tool: {"fingerprint", "annotations"}}}},
+               "policy_hash": str, "run_policy_hashes": [str, ...],
+               "executors": {"drygate": version, "python": version}},
+     "executed_writes": [...], "denied": [...], "asked": [...]}   # for review, from the run
+
+    step = {"step": int (1-based), "call": int (call number in the run), "seq": int,
+            "tool_name": str, "executor": {"kind": "mcp", "server", "tool"} |
+            {"kind": "file", "tool"} | {"kind": "shell"} | {"kind": "unsupported", "why"},
+            "input": JSON, "summary": str, "effect": str, "why": str (why it was skipped),
+            "rule_id": str, "idempotency_key": str, "reads_before": [int (index into
+            basis.reads)], "references": [{"token", "call", "path", "step" | None}],
+            "depends_on": [int (step)], "file": {"path", "before", "after"} | None,
+            "problem": str | None (apply will stop before this step, and why)}
+
+    read = {"call", "seq", "tool_name", "input", "executor", "fingerprint" | None,
+            "repeatable": bool, "why": str (how apply re-checks it, or why it cannot)}
+
+``content_hash`` is the fingerprint of the whole file without that key, so an edited
+file (a step changed, added, removed or reordered) is refused by :func:`load_plan`.
+"""
+
+import os
+import re
+import time
+
+from drygate.errors import PlanError
+from drygate.plan.fingerprint import fingerprint, result_fingerprint, text_fingerprint
+
+FORMAT = "drygate.plan/1"
+#: A reference to a value a skipped call would have returned: ``drygate:ref:<call>`` (the
+#: whole result) or ``drygate:ref:<call>:<field>[.<field>...]`` (a field of its structured
+#: result; numbers index lists). Call numbers are the run's own.
+REFERENCE = re.compile(r"drygate:ref:(\d+)(?::([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*))?")
+FILE_TOOLS = ("Write", "Edit", "MultiEdit")
+#: Journal result entries whose tool name starts with this hold what the relay saw of a
+#: server (drygate.relay.core.CATALOG_PREFIX).
+CATALOG_PREFIX = "drygate/catalog/"
+
+
+def executor_for(tool_name):
+    """How apply executes a step of ``tool_name`` (dict, see module docstring)."""
+    if tool_name.startswith("mcp__"):
+        parts = tool_name.split("__")
+        if len(parts) >= 3 and parts[1] and parts[2]:
+            return {"kind": "mcp", "server": parts[1], "tool": "__".join(parts[2:])}
+        return {"kind": "unsupported", "why": f"{tool_name!r} does not name an MCP server and tool"}
+    if tool_name in FILE_TOOLS:
+        return {"kind": "file", "tool": tool_name}
+    if tool_name == "Bash":
+        return {"kind": "shell"}
+    return {"kind": "unsupported", "why": f"drygate has no executor for {tool_name!r}"}
+
+
+def references_in(value):
+    """Every reference token in a JSON value: list of ``(token, call, path or None)``."""
+    found = []
+
+    def walk(v):
+        if isinstance(v, str):
+            for m in REFERENCE.finditer(v):
+                found.append((m.group(0), int(m.group(1)), m.group(2)))
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                walk(k)
+                walk(item)
+        elif isinstance(v, list):
+            for item in v:
+                walk(item)
+
+    walk(value)
+    return found
+
+
+def simulate_file_tool(tool, tool_input, content):
+    """What a Claude Code file tool would make of a file: ``(new content, problem)``.
+
+    ``content``: the file's text before the step, or None when it does not exist.
+    Returns the text after it (None when the step cannot apply) and a problem text or
+    None. The rules are Claude Code's: Edit replaces ``old_string`` exactly once unless
+    ``replace_all``; MultiEdit applies its edits in order; Write replaces the file.
+    """
+    if not isinstance(tool_input, dict):
+        return None, "the input is not an object"
+    if tool == "Write":
+        text = tool_input.get("content")
+        return (text, None) if isinstance(text, str) else (None, "Write without a text content")
+    edits = tool_input.get("edits") if tool == "MultiEdit" else [tool_input]
+    if not isinstance(edits, list) or not edits:
+        return None, "MultiEdit without edits"
+    if content is None:
+        return None, "the file to edit does not exist"
+    for edit in edits:
+        if not isinstance(edit, dict):
+            return None, "an edit is not an object"
+        old, new = edit.get("old_string"), edit.get("new_string")
+        if not isinstance(old, str) or not isinstance(new, str) or not old:
+            return None, "an edit needs old_string and new_string"
+        count = content.count(old)
+        if count == 0:
+            return None, "the text to replace is not in the file"
+        if count > 1 and not edit.get("replace_all"):
+            return None, f"the text to replace occurs {count} times (and replace_all is not set)"
+        content = content.replace(old, new) if edit.get("replace_all") else content.replace(old, new, 1)
+    return content, None
+
+
+def read_text(path):
+    """A file's text (UTF-8), or None when it does not exist. Raises PlanError otherwise."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PlanError(f"cannot read {path}: {e}") from e
+
+
+def _file_path(tool_input, cwd):
+    path = tool_input.get("file_path") if isinstance(tool_input, dict) else None
+    if not isinstance(path, str) or not path:
+        return None
+    return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
+
+
+def _read_basis(entries, call_entry, result_of):
+    """The basis record of one allowed read (dict)."""
+    result = result_of.get(call_entry.get("call_id")) if call_entry.get("call_id") else None
+    tool = call_entry["tool_name"]
+    executor = executor_for(tool)
+    fp = None
+    if isinstance(result, dict) and "read_fingerprint" in result:
+        fp = result.get("read_fingerprint")
+    elif result is not None and tool.startswith("mcp__"):
+        fp = result_fingerprint(result) if not (isinstance(result, dict) and result.get("truncated")) else None
+    elif result is not None and tool == "Read":
+        file = result.get("file") if isinstance(result, dict) else None
+        if isinstance(file, dict) and isinstance(file.get("content"), str):
+            fp = text_fingerprint(file["content"])
+    if executor["kind"] == "mcp":
+        repeatable, why = fp is not None, ("re-run through the server, result compared" if fp else
+                                           "no result was journaled for it")
+    elif tool == "Read":
+        repeatable, why = fp is not None, ("the same lines re-read from the file and compared" if fp else
+                                           "no result was journaled for it")
+    else:
+        repeatable, why = False, "not repeated by apply (a shell command or a host tool): not re-checked"
+    return {"call": call_entry.get("call"), "seq": call_entry["seq"], "tool_name": tool,
+            "input": call_entry.get("tool_input"), "executor": executor, "fingerprint": fp,
+            "repeatable": repeatable, "why": why}
+
+
+def make_plan(store, run_id, policy, project_dir, now=None, who=None):
+    """The plan artifact (dict) of ``run_id``, with its content hash.
+
+    ``policy``: the compiled current policy (its hash is recorded); ``project_dir``:
+    where relative file paths of the run resolve. Reads the files the file steps
+    touch, to record what apply must find. Raises PlanError for an unknown run or a
+    run with nothing to apply.
+    """
+    from drygate.plan.build import plan_from_journal
+
+    run = store.get_run(run_id)
+    if run is None:
+        raise PlanError(f"no run {run_id!r} in this state store (see `drygate runs`)")
+    entries = store.journal(run_id)
+    summary = plan_from_journal(run, entries)
+    if not summary["steps"]:
+        raise PlanError(f"run {run_id} has no skipped writes: there is nothing to plan")
+    result_of, servers = {}, {}
+    for e in entries:
+        if e.get("kind") != "result":
+            continue
+        if (e.get("tool_name") or "").startswith(CATALOG_PREFIX) and isinstance(e.get("result"), dict):
+            servers[e["tool_name"][len(CATALOG_PREFIX):]] = {"server_info": e["result"].get("server_info"),
+                                                             "tools": e["result"].get("tools") or {}}
+        elif e.get("call_id"):
+            result_of[e["call_id"]] = e.get("result")
+    reads = []
+    read_seqs = []
+    for e in entries:
+        if e.get("kind") == "call" and e.get("action") == "allow" and e.get("effect") == "read":
+            reads.append(_read_basis(entries, e, result_of))
+            read_seqs.append(e["seq"])
+    step_of_call = {s["call"]: s["step"] for s in summary["steps"]}
+    files, simulated = {}, {}
+    steps = []
+    for s in summary["steps"]:
+        executor = executor_for(s["tool_name"])
+        refs = []
+        for token, call, path in references_in(s["input"]):
+            refs.append({"token": token, "call": call, "path": path, "step": step_of_call.get(call)})
+        step = {"step": s["step"], "call": s["call"], "seq": s["seq"], "tool_name": s["tool_name"],
+                "executor": executor, "input": s["input"], "summary": s["summary"], "effect": s["effect"],
+                "why": s["why"], "rule_id": s["rule_id"], "idempotency_key": os.urandom(16).hex(),
+                "reads_before": [i for i, seq in enumerate(read_seqs) if seq < s["seq"]],
+                "references": refs, "depends_on": sorted({r["step"] for r in refs if r["step"]}),
+                "file": None, "problem": None}
+        unresolved = [r["token"] for r in refs if r["step"] is None or r["step"] >= s["step"]]
+        if unresolved:
+            step["problem"] = (f"uses {', '.join(unresolved)}: no earlier step of this plan produces it, so its "
+                               f"value cannot be resolved")
+        if executor["kind"] == "unsupported":
+            step["problem"] = executor["why"]
+        if executor["kind"] == "file":
+            path = _file_path(s["input"], project_dir)
+            if path is None:
+                step["problem"] = "no file_path in the input"
+            else:
+                if path not in simulated:
+                    simulated[path] = files[path] = read_text(path)
+                    files[path] = text_fingerprint(files[path])
+                before = simulated[path]
+                after, problem = simulate_file_tool(s["tool_name"], s["input"], before)
+                step["file"] = {"path": path, "before": text_fingerprint(before), "after": text_fingerprint(after)}
+                if problem:
+                    step["problem"] = problem
+                else:
+                    simulated[path] = after
+        steps.append(step)
+    from drygate import __version__ as version
+
+    import platform
+
+    plan = {
+        "format": FORMAT,
+        "run_id": run_id,
+        "created_at": time.time() if now is None else now,
+        "created_by": who or _who(),
+        "run": {"mode": summary["mode"], "dry_since": summary["dry_since"], "dry_at": summary["dry_at"],
+                "dry_cause": summary["dry_cause"], "counts": summary["counts"]},
+        "steps": steps,
+        "basis": {"reads": reads, "files": files, "servers": servers,
+                  "policy_hash": policy.get("hash", ""), "run_policy_hashes": summary["policy_hashes"],
+                  "executors": {"drygate": version, "python": platform.python_version()}},
+        "executed_writes": summary["executed_writes"], "denied": summary["denied"], "asked": summary["asked"],
+    }
+    plan["content_hash"] = fingerprint(plan)
+    return plan
+
+
+def _who():
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def save_plan(plan, path):
+    """Write ``plan`` to ``path`` as indented JSON (atomically: a temp file renamed)."""
+    import json
+
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(plan, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+_STEP_KEYS = {"step": int, "call": int, "seq": int, "tool_name": str, "executor": dict, "summary": str,
+              "effect": str, "idempotency_key": str, "reads_before": list, "references": list, "depends_on": list}
+
+
+def load_plan(path):
+    """Read and verify a plan file; returns the plan (dict).
+
+    Raises :class:`PlanError` with a clear message when the file cannot be read, is
+    not JSON, is of another format, was edited after it was written (content hash),
+    or is malformed (steps out of order, missing fields).
+    """
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            plan = json.load(f)
+    except OSError as e:
+        raise PlanError(f"cannot read the plan {path}: {e.strerror or e}") from e
+    except ValueError as e:
+        raise PlanError(f"the plan {path} is not valid JSON ({e}); refusing it") from e
+    if not isinstance(plan, dict) or plan.get("format") != FORMAT:
+        found = plan.get("format") if isinstance(plan, dict) else type(plan).__name__
+        raise PlanError(f"{path} is not a drygate plan of format {FORMAT} (found {found!r}); refusing it")
+    claimed = plan.get("content_hash")
+    actual = fingerprint({k: v for k, v in plan.items() if k != "content_hash"})
+    if claimed != actual:
+        raise PlanError(f"the plan {path} was changed after it was written (content hash {claimed} does not "
+                        f"match its content, {actual}); refusing it. Make a new plan with `drygate plan RUN --out`")
+    steps = plan.get("steps")
+    if not isinstance(steps, list) or not steps or not isinstance(plan.get("run_id"), str) \
+            or not isinstance(plan.get("basis"), dict):
+        raise PlanError(f"the plan {path} has no run, steps or basis; refusing it")
+    for i, step in enumerate(steps, 1):
+        bad = [k for k, t in _STEP_KEYS.items() if not isinstance(step, dict) or not isinstance(step.get(k), t)]
+        if bad or step.get("step") != i:
+            raise PlanError(f"step {i} of the plan {path} is malformed ({', '.join(bad) or 'out of order'}); "
+                            f"refusing it")
+    return plan
