@@ -122,6 +122,21 @@ def latency_rows(url, calls):
     return rows
 
 
+def server_script_time(server, url, calls):
+    """Microseconds Redis spends inside the transition script per decision (INFO commandstats)."""
+    store = redis_store(url, False)
+    engine = Engine(policy_with_rules(), store)
+    engine.decide(make_call(0, "read"))
+    client = server.client()
+    client.config_resetstat()
+    for i in range(calls):
+        engine.decide(make_call(i, "mixed"))
+    stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    store.close()
+    client.close()
+    return float(stats.get("usec_per_call", 0.0))
+
+
 def _throughput_worker(kind, where, wid, calls, barrier, results):
     policy = policy_with_rules()
     if kind == "sqlite":
@@ -177,6 +192,7 @@ def main():
         RedisStore(server.url(db=1)).initialize()
         RedisStore(server.url(db=2)).initialize()
         rows = latency_rows(server.url(db=1), args.calls)
+        script_us = server_script_time(server, server.url(db=1), min(args.calls, 2000))
         print(f"redis-server {'.'.join(map(str, version(server.binary)))}, appendonly yes, "
               f"appendfsync {args.fsync}; {args.calls} calls per row; loopback TCP")
         print(f"{'':34s} {'p50 us':>9s} {'p99 us':>9s} {'p50 / PING':>11s}")
@@ -193,6 +209,10 @@ def main():
             print(f"goal (decision p50 <= 2x PING p50), {client}: reads {r / ping:.2f}x, writes {w / ping:.2f}x "
                   f"-> {'met' if max(r, w) <= 2 * ping else 'NOT met'}; against the bare scripted write "
                   f"(the floor of any durable transition): reads {r / floor:.2f}x, writes {w / floor:.2f}x")
+
+        print(f"where a decision's time goes (redis-py): the script runs {script_us:.1f} us inside Redis "
+              f"(INFO commandstats); the rest is the round trip, the fsync and the client (classify, encode, "
+              f"decode)")
 
         print(f"\nthroughput, {PROCESSES} processes x {args.per_process} decisions (half reads, half writes, "
               f"{RUNS} shared runs):")
