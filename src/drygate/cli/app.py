@@ -20,7 +20,7 @@ from drygate.errors import DrygateError
 from drygate.types import MODES
 
 out = Console(soft_wrap=False, highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay whole lines (logs, grep)
 
 
 def _settings(project):

@@ -1,0 +1,81 @@
+"""Apply of Claude Code's own file tools (Write, Edit, MultiEdit) performed by drygate.
+
+A dry run through the real hook process, a saved plan, then ``drygate apply``: the file
+must end up exactly as the tools would have left it, only if it is still as the plan saw
+it, and never twice. Runs on both stores (the ``project`` fixture).
+"""
+
+import json
+
+from conftest import SESSION, write_policy
+
+
+def dry_calls(project, calls):
+    for tool, tool_input in calls:
+        r = project.hook(project.event(tool, tool_input))
+        assert r.code == 2 and "NOT EXECUTED" in r.stderr, (tool, r.stdout, r.stderr)
+
+
+def test_write_then_edit_applies_in_order(project, tmp_path):
+    write_policy(project.root, "dry")
+    notes = project.root / "notes.md"
+    notes.write_text("# Notes\nold line\n")
+    dry_calls(project, [("Write", {"file_path": "new.txt", "content": "hello\nworld\n"}),
+                        ("Edit", {"file_path": "new.txt", "old_string": "world", "new_string": "drygate"}),
+                        ("Edit", {"file_path": str(notes), "old_string": "old line", "new_string": "new line"}),
+                        ("MultiEdit", {"file_path": str(notes), "edits": [
+                            {"old_string": "# Notes", "new_string": "# Notes (applied)"}]})])
+    assert not (project.root / "new.txt").exists() and notes.read_text() == "# Notes\nold line\n"
+    plan_path = tmp_path / "plan.json"
+    project.cli("plan", SESSION, "--out", str(plan_path))
+    plan = json.loads(plan_path.read_text())
+    assert [s["executor"]["kind"] for s in plan["steps"]] == ["file"] * 4
+    assert all(s["problem"] is None for s in plan["steps"])
+    r = project.cli("apply", str(plan_path), "--yes")
+    assert "applied 4 of 4" in r.stdout
+    assert (project.root / "new.txt").read_text() == "hello\ndrygate\n"
+    assert notes.read_text() == "# Notes (applied)\nnew line\n"
+    again = project.cli("apply", str(plan_path), "--yes", check=False)
+    assert again.returncode == 1 and "already applied" in again.stderr
+
+
+def test_a_file_changed_since_the_plan_refuses_the_plan(project, tmp_path):
+    write_policy(project.root, "dry")
+    notes = project.root / "notes.md"
+    notes.write_text("a\nb\n")
+    dry_calls(project, [("Edit", {"file_path": "notes.md", "old_string": "b", "new_string": "c"})])
+    plan_path = tmp_path / "plan.json"
+    project.cli("plan", SESSION, "--out", str(plan_path))
+    notes.write_text("a\nb\nsomeone else\n")
+    r = project.cli("apply", str(plan_path), "--yes", check=False)
+    assert r.returncode == 1 and "REFUSED" in r.stderr and "notes.md changed" in r.stderr
+    assert notes.read_text() == "a\nb\nsomeone else\n"
+    runs = {x["run_id"]: x for x in json.loads(project.cli("runs", "--json").stdout)}
+    assert runs[SESSION]["apply"] == "refused"
+
+
+def test_an_edit_whose_text_is_missing_stops_before_it(project, tmp_path):
+    """The plan marks a step that cannot apply; apply does the steps before it and stops."""
+    write_policy(project.root, "dry")
+    dry_calls(project, [("Write", {"file_path": "a.txt", "content": "one\n"}),
+                        ("Edit", {"file_path": "a.txt", "old_string": "two", "new_string": "three"})])
+    plan_path = tmp_path / "plan.json"
+    project.cli("plan", SESSION, "--out", str(plan_path))
+    assert "not in the file" in json.loads(plan_path.read_text())["steps"][1]["problem"]
+    r = project.cli("apply", str(plan_path), "--yes", check=False)
+    assert r.returncode == 1 and "STOPPED at step 2" in r.stderr
+    assert (project.root / "a.txt").read_text() == "one\n"
+    runs = {x["run_id"]: x for x in json.loads(project.cli("runs", "--json").stdout)}
+    assert runs[SESSION]["apply"] == "partial (1/2)"
+
+
+def test_shell_steps_need_allow_shell(project, tmp_path):
+    write_policy(project.root, "dry")
+    dry_calls(project, [("Bash", {"command": "echo applied > out.txt"})])
+    plan_path = tmp_path / "plan.json"
+    project.cli("plan", SESSION, "--out", str(plan_path))
+    r = project.cli("apply", str(plan_path), "--yes", check=False)
+    assert r.returncode == 1 and "--allow-shell" in r.stderr and not (project.root / "out.txt").exists()
+    r = project.cli("apply", str(plan_path), "--yes", "--allow-shell")
+    assert "runs a shell command: echo applied > out.txt" in r.stdout
+    assert (project.root / "out.txt").read_text() == "applied\n"
