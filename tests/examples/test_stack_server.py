@@ -610,6 +610,24 @@ def test_redis_retry_after_crash_is_exactly_once(tmp_path, moto_url, redis_url):
     assert stack.idempotency("crash-incr")["state"] == "done"
 
 
+def test_s3_unreachable_is_refused_and_frees_the_key(tmp_path, moto_url):
+    """Nothing listens on the endpoint: the put never left, so it is refused (not "unknown")
+    and its key is free for the same request later."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, never listening: refused
+        stack = make_stack(tmp_path, moto_url)
+        stack.env["STACK_S3_URL"] = closed
+
+        async def scenario(call):
+            await call.refused("put_object", {"bucket": stack.bucket, "key": "k", "body": "x"}, "k-1",
+                               "could not reach S3")
+
+        with_server(stack, scenario)
+    assert stack.idempotency("k-1") is None
+    assert not s3_exists(stack, "k")
+
+
 # --------------------------------------------------------------------------------------
 # the handshake era (2025-06-18): the key travels the same way
 
