@@ -208,8 +208,7 @@ def runs(project, as_json):
         if not record:
             return "-"
         if record.get("status") == "partial":
-            done = sum(1 for s in (record.get("steps") or {}).values() if s.get("status") == "done")
-            return f"partial ({done}/{record.get('total')})"
+            return f"partial ({record.get('done', 0)}/{record.get('total')})"
         return record.get("status") or "-"
 
     if as_json:

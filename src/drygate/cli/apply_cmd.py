@@ -81,17 +81,20 @@ class ConsoleUI:
 @click.option("--resume", is_flag=True, help="Continue an interrupted apply from its first step not done.")
 @click.option("--force", is_flag=True, help="Apply even if the basis changed (recorded in the ledger).")
 @click.option("--allow-shell", is_flag=True, help="Run the plan's shell command steps (each is shown first).")
-def apply(project, plan_file, yes, resume, force, allow_shell):
+@click.option("--mcp-config", "mcp_config_file", type=click.Path(dir_okay=False), default=None,
+              help="The MCP configuration naming the servers (default: the project's .mcp.json).")
+def apply(project, plan_file, yes, resume, force, allow_shell, mcp_config_file):
     """Apply a saved plan exactly: its steps, in order, once. Refuses stale or edited plans."""
     import anyio
 
     from drygate.plan.apply import ApplyRefused, Applier
     from drygate.plan.artifact import _who, load_plan
-    from drygate.plan.executors import McpServers
+    from drygate.plan.executors import McpServers, mcp_config
 
     settings = _settings(project)
     try:
         plan = load_plan(plan_file)
+        servers_config = mcp_config(settings.project_dir, mcp_config_file)
         store, policy = _open_store(settings)
         _, ledger = store.ledger_get(plan["run_id"])
     except DrygateError as e:
@@ -102,7 +105,7 @@ def apply(project, plan_file, yes, resume, force, allow_shell):
     ui = ConsoleUI(len(plan["steps"]), yes)
 
     async def main():
-        async with McpServers(settings.project_dir) as servers:
+        async with McpServers(settings.project_dir, servers_config) as servers:
             applier = Applier(plan, store, settings.project_dir, policy, servers, ui, force=force, resume=resume,
                               allow_shell=allow_shell, who=_who())
             return await applier.run()

@@ -15,17 +15,22 @@ Order of an apply (shared/reference/dry-run-lessons.md, rules 1-5 and 10):
    of earlier steps; journal it as started, execute it (MCP with its idempotency key,
    file tools on the file the plan saw, shell only when allowed), journal its real result.
 
-The ledger record of a run (a dict in the state store, drygate.state.base)::
+Steps run strictly in order and apply stops at the first that fails, so the ledger
+record of a run (a dict in the state store, drygate.state.base) stays the same size
+whatever the plan's length::
 
     {"status": "planned" | "applying" | "applied" | "partial" | "refused",
      "plan_hash": str, "planned_at": float, "who": str, "owner": {"host", "pid"} | None,
      "started_at": float | None, "finished_at": float | None, "total": int,
-     "forced": [str] | None, "reason": str | None,
-     "steps": {"<step>": {"status": "started" | "done" | "failed", "ts": float,
-                          "result": JSON | None, "error": str | None}}}
+     "done": int (steps 1..done are done), "in_flight": int | None (a step that was
+     started and not confirmed: it may have run), "failed": {"step", "error"} | None,
+     "forced": [str] | None, "reason": str | None}
 
-Every event is also journaled in the run (kind ``result``, tool ``drygate/apply``): who,
-when, which plan hash, each step's real result.
+Every event is journaled in the run (kind ``result``, tool ``drygate/apply``): who,
+when, which plan hash, and each step's real result (``step_done``), which is where a
+resumed apply finds the values that later steps' reference tokens stand for. A step is
+journaled done before the ledger moves past it, so a crash between the two is
+recognised on resume and the step is not run again.
 """
 
 import os
@@ -81,12 +86,17 @@ def record_planned(store, plan, now=None):
         version, record = store.ledger_get(plan["run_id"])
         if record is not None and record.get("status") in ("applying", "applied", "partial"):
             return record["status"]
-        new = {"status": "planned", "plan_hash": plan["content_hash"], "planned_at": now or time.time(),
-               "who": plan.get("created_by"), "owner": None, "started_at": None, "finished_at": None,
-               "total": len(plan["steps"]), "forced": None, "reason": None, "steps": {}}
+        new = _fresh_record(plan, "planned", plan.get("created_by"), None, None)
+        new["planned_at"] = now or time.time()
         if store.ledger_put(plan["run_id"], version, new):
             return "planned"
     raise PlanError("the run's ledger keeps changing under drygate; try again")
+
+
+def _fresh_record(plan, status, who, owner, now):
+    return {"status": status, "plan_hash": plan["content_hash"], "planned_at": plan.get("created_at"), "who": who,
+            "owner": owner, "started_at": now, "finished_at": None, "total": len(plan["steps"]), "done": 0,
+            "in_flight": None, "failed": None, "forced": None, "reason": None}
 
 
 def _claim(store, plan, resume, who, now):
@@ -107,8 +117,8 @@ def _claim(store, plan, resume, who, now):
                                    f"partly applied; a run's writes are applied from one plan only")
             if not resume:
                 raise ApplyRefused(f"an apply of this plan was interrupted or stopped ({status}, "
-                                   f"{sum(1 for s in record['steps'].values() if s['status'] == 'done')} of "
-                                   f"{record.get('total')} steps done); continue it with `drygate apply --resume`")
+                                   f"{record.get('done', 0)} of {record.get('total')} steps done); continue it "
+                                   f"with `drygate apply --resume`")
             owner = record.get("owner") or {}
             if status == "applying" and owner.get("host") == me["host"] and owner.get("pid") != me["pid"] \
                     and _pid_alive(owner.get("pid") or 0):
@@ -117,9 +127,7 @@ def _claim(store, plan, resume, who, now):
         else:
             if resume:
                 raise ApplyRefused(f"there is no interrupted apply of run {run_id} to resume")
-            new = {"status": "applying", "plan_hash": plan_hash, "planned_at": plan.get("created_at"), "who": who,
-                   "owner": me, "started_at": now, "finished_at": None, "total": len(plan["steps"]),
-                   "forced": None, "reason": None, "steps": {}}
+            new = _fresh_record(plan, "applying", who, me, now)
         if store.ledger_put(run_id, version, new):
             return new
     raise ApplyRefused("the run's ledger keeps changing under drygate (another apply?); try again")
@@ -150,6 +158,7 @@ class Applier:
         self.who = who or plan.get("created_by")
         self.clock = clock
         self.record = None
+        self.results = {}
 
     # -- checks before anything runs ----------------------------------------------------
 
@@ -286,37 +295,40 @@ class Applier:
                 self._journal("forced", differences=changed)
                 for line in changed:
                     self.ui.note(f"forced past: {line}")
-        done = 0
-        for step in self.plan["steps"]:
-            state = self.record["steps"].get(str(step["step"])) or {}
-            if state.get("status") == "done":
-                done += 1
-                continue
+        self.results = self._journaled_results()
+        done = self.record.get("done", 0)
+        while done < len(self.plan["steps"]) and done + 1 in self.results:
+            done += 1  # journaled done, and the ledger did not move past it before a crash
+        for step in self.plan["steps"][done:]:
             try:
-                result, note = await self._run_step(step, state)
+                result, note = await self._run_step(step)
             except (ApplyStopped, StepFailed) as e:
                 why = f"step {step['step']}: {e}"
-                error_result = getattr(e, "result", None)
-
-                def stop(r, why=why, error_result=error_result, failed=isinstance(e, StepFailed),
-                         number=step["step"]):
-                    if failed:
-                        r["steps"][str(number)] = {"status": "failed", "ts": self.clock(),
-                                                   "result": _cut(error_result), "error": why}
-                    r.update(status="partial", reason=why, finished_at=self.clock(), owner=None)
-
-                self._update(stop)
-                self._journal("stopped", step=step["step"], why=why, result=_cut(error_result))
+                error_result = _cut(getattr(e, "result", None))
+                failed = {"step": step["step"], "error": why} if isinstance(e, StepFailed) else None
+                self._update(lambda r, why=why, failed=failed: r.update(
+                    status="partial", reason=why, failed=failed, finished_at=self.clock(), owner=None))
+                self._journal("stopped", step=step["step"], why=why, result=error_result)
                 return {"status": "partial", "done": done, "total": len(self.plan["steps"]),
                         "stopped_at": step["step"], "why": why}
             done += 1
             self.ui.step_done(step, result, note)
-        self._update(lambda r: r.update(status="applied", finished_at=self.clock(), owner=None))
+        self._update(lambda r: r.update(status="applied", finished_at=self.clock(), owner=None, in_flight=None,
+                                        failed=None, reason=None))
         self._journal("applied", steps=done)
         return {"status": "applied", "done": done, "total": len(self.plan["steps"]), "stopped_at": None,
                 "why": None}
 
-    async def _run_step(self, step, state):
+    def _journaled_results(self):
+        """``{step: real result}`` of this plan's steps journaled done (earlier applies too)."""
+        results = {}
+        for e in self.store.journal(self.plan["run_id"]):
+            r = e.get("result") if e.get("tool_name") == APPLY_TOOL else None
+            if isinstance(r, dict) and r.get("event") == "step_done" and r.get("plan_hash") == self.plan["content_hash"]:
+                results[r["step"]] = r.get("result")
+        return results
+
+    async def _run_step(self, step):
         number = step["step"]
         if step.get("problem"):
             raise ApplyStopped(f"cannot be applied: {step['problem']}")
@@ -324,10 +336,8 @@ class Applier:
         kind = step["executor"]["kind"]
         if kind == "shell" and not self.ui.confirm_shell(dict(step, input=tool_input)):
             raise ApplyStopped("the shell command was not confirmed")
-        retry = state.get("status") == "started"
-        self._update(lambda r: r["steps"].__setitem__(str(number), {"status": "started", "ts": self.clock(),
-                                                                    "result": None, "error": None}))
-        self._journal("step_started", step=number, retry=retry)
+        retry = self.record.get("in_flight") == number
+        self._update(lambda r: r.update(in_flight=number))  # durable before the step runs: it may run
         self.ui.step_started(step)
         note = "retried with its idempotency key" if retry and kind == "mcp" else None
         if kind == "mcp":
@@ -345,9 +355,9 @@ class Applier:
         else:
             raise ApplyStopped(step["executor"].get("why") or "no executor")
         kept = _cut(result)
-        self._update(lambda r: r["steps"].__setitem__(str(number), {"status": "done", "ts": self.clock(),
-                                                                    "result": kept, "error": None}))
-        self._journal("step_done", step=number, result=kept)
+        self._journal("step_done", step=number, result=kept, retry=retry)
+        self.results[number] = kept
+        self._update(lambda r: r.update(done=number, in_flight=None))
         return result, note
 
     def resolve(self, step):
@@ -357,10 +367,9 @@ class Applier:
         values = {}
         for ref in step.get("references") or []:
             source = ref.get("step")
-            done = (self.record["steps"].get(str(source)) or {}) if source else {}
-            if not source or done.get("status") != "done":
+            if not source or source not in self.results:
                 raise ApplyStopped(f"depends on {ref['token']}, which no applied step produced")
-            values[ref["token"]] = _lookup(done.get("result"), ref.get("path"), ref["token"])
+            values[ref["token"]] = _lookup(self.results[source], ref.get("path"), ref["token"])
         if not values:
             return step["input"]
 

@@ -32,12 +32,17 @@ class StepFailed(Exception):
 
 
 def mcp_config(project_dir, path=None):
-    """The ``mcpServers`` mapping of the project's MCP configuration (``.mcp.json``), or {}."""
+    """The ``mcpServers`` mapping of ``path``, else of the project's ``.mcp.json`` ({} when
+    the project has none). Raises PlanError for an unreadable file or a given path that
+    does not exist."""
+    explicit = path is not None
     path = path or os.path.join(project_dir, ".mcp.json")
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
     except FileNotFoundError:
+        if explicit:
+            raise PlanError(f"the MCP configuration {path} does not exist") from None
         return {}
     except (OSError, ValueError) as e:
         raise PlanError(f"cannot read the MCP configuration {path}: {e}") from e
