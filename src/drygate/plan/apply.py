@@ -332,8 +332,12 @@ class Applier:
         number = step["step"]
         if step.get("problem"):
             raise ApplyStopped(f"cannot be applied: {step['problem']}")
-        tool_input = self.resolve(step)
         kind = step["executor"]["kind"]
+        schema = None
+        if kind == "mcp" and step.get("references"):
+            tool = (await self.servers.tools(step["executor"]["server"])).get(step["executor"]["tool"]) or {}
+            schema = tool.get("inputSchema")
+        tool_input = self.resolve(step, schema)
         if kind == "shell" and not self.ui.confirm_shell(dict(step, input=tool_input)):
             raise ApplyStopped("the shell command was not confirmed")
         retry = self.record.get("in_flight") == number
@@ -360,9 +364,11 @@ class Applier:
         self._update(lambda r: r.update(done=number, in_flight=None))
         return result, note
 
-    def resolve(self, step):
+    def resolve(self, step, schema=None):
         """The step's input with every reference token replaced by the real value it
-        stands for (from the ledger's results of earlier steps). Raises ApplyStopped
+        stands for (from the journaled results of earlier steps). A string that is just
+        a token becomes the value itself (an id stays a number), unless ``schema`` (the
+        tool's input JSON Schema) says that argument is a string. Raises ApplyStopped
         when a value cannot be resolved."""
         values = {}
         for ref in step.get("references") or []:
@@ -384,7 +390,14 @@ class Applier:
                 return [sub(item) for item in v]
             return v
 
-        return sub(step["input"])
+        resolved = sub(step["input"])
+        properties = (schema or {}).get("properties") if isinstance(schema, dict) else None
+        if isinstance(resolved, dict) and isinstance(properties, dict):
+            for name, value in resolved.items():
+                wanted = (properties.get(name) or {}).get("type") if isinstance(properties.get(name), dict) else None
+                if wanted == "string" and not isinstance(value, str) and step["input"].get(name) in values:
+                    resolved[name] = _as_text(value)
+        return resolved
 
 
 def _as_text(value):
