@@ -99,6 +99,11 @@ def apply(project, plan_file, yes, resume, force, allow_shell, mcp_config_file):
         _, ledger = store.ledger_get(plan["run_id"])
     except DrygateError as e:
         _fail(str(e))
+    if ledger and ledger.get("status") == "applied":
+        err.print(Text(f"drygate: apply REFUSED, nothing was executed: run {plan['run_id']} was already applied "
+                       f"({'this plan' if ledger.get('plan_hash') == plan['content_hash'] else 'another plan'}, "
+                       f"by {ledger.get('who')}): a plan applies once"))
+        sys.exit(1)
     print_artifact(plan, ledger)
     if not yes and not click.confirm(f"Apply these {len(plan['steps'])} step(s)?", default=False):
         _fail("not applied")
