@@ -72,50 +72,51 @@ def test_plugin_names_match_server_rules():
     assert classify(call("mcp__plugin_storage_r2__put_object"), p).dry_scope
 
 
-def run_calls(mode, calls, rules=""):
-    engine = Engine(policy(mode, rules), MemoryStore())
+def run_calls(mode, calls, rules="", store=None):
+    engine = Engine(policy(mode, rules), store or MemoryStore())
     return [engine.decide(c) for c in calls]
 
 
 R2 = '[[rules]]\ntool_glob = "mcp__r2__*"\neffect = "write"\ndry = true\n'
 
 
-def test_live_allows_writes_and_reads():
-    ds = run_calls(LIVE, [call("Write", {"file_path": "a"}), call("Read")])
+def test_live_allows_writes_and_reads(store):  # every store: memory, SQLite, Redis
+    ds = run_calls(LIVE, [call("Write", {"file_path": "a"}), call("Read")], store=store)
     assert [d.action for d in ds] == ["allow", "allow"]
 
 
-def test_dry_skips_every_write_and_allows_reads():
+def test_dry_skips_every_write_and_allows_reads(store):  # every store: memory, SQLite, Redis
     ds = run_calls(DRY, [call("Read"), call("Write", {"file_path": "a"}), call("TodoWrite"), call("Bash", {
-        "command": "rm -rf /"})])
+        "command": "rm -rf /"})], store=store)
     assert [d.action for d in ds] == ["allow", "dry", "allow", "dry"]
     assert ds[1].made_run_dry and ds[3].dry_because_of == ds[1].seq
     assert "is a dry run" in ds[3].reason and "put run" not in ds[1].reason  # dry from the start
 
 
-def test_sticky_is_live_until_first_dry_scope_write():
+def test_sticky_is_live_until_first_dry_scope_write(store):  # every store: memory, SQLite, Redis
     ds = run_calls(STICKY, [call("mcp__d1__query"), call("mcp__r2__put"), call("mcp__d1__query"), call("Read")],
-                   R2)
+                   R2, store=store)
     assert [d.action for d in ds] == ["allow", "dry", "dry", "allow"]
     assert "since its call 2 (mcp__r2__put)" in ds[2].reason
 
 
-def test_env_mode_only_makes_runs_stricter():
-    engine = Engine(policy(DRY), MemoryStore(), mode=LIVE)
+def test_env_mode_only_makes_runs_stricter(store):  # every store: memory, SQLite, Redis
+    engine = Engine(policy(DRY), store, mode=LIVE)
     assert engine.decide(call("Write", {"file_path": "a"})).action == "dry"
-    engine = Engine(policy(LIVE), MemoryStore(), mode=DRY)
-    assert engine.decide(call("Write", {"file_path": "a"})).action == "dry"
+    engine = Engine(policy(LIVE), store, mode=DRY)
+    assert engine.decide(call("Write", {"file_path": "a"}, run="another")).action == "dry"
 
 
-def test_deny_rule_beats_dry_and_is_not_in_plan():
+def test_deny_rule_beats_dry_and_is_not_in_plan(store):  # every store: memory, SQLite, Redis
     rules = '[[rules]]\ntool = "mcp__pay__charge"\neffect = "external"\naction = "deny"\n'
-    ds = run_calls(DRY, [call("mcp__pay__charge"), call("Write", {"file_path": "a"})], rules)
+    ds = run_calls(DRY, [call("mcp__pay__charge"), call("Write", {"file_path": "a"})], rules, store=store)
     assert [d.action for d in ds] == ["deny", "dry"]
     assert ds[1].made_run_dry  # a denied call does not make the run dry
 
 
-def test_dry_reason_is_honest():
-    (d,) = run_calls(DRY, [call("mcp__r2__put_object", {"bucket": "assets", "key": "a.png"}, run="run-7")])
+def test_dry_reason_is_honest(store):  # every store: memory, SQLite, Redis
+    (d,) = run_calls(DRY, [call("mcp__r2__put_object", {"bucket": "assets", "key": "a.png"}, run="run-7")],
+                     store=store)
     for phrase in ("NOT EXECUTED", "mcp__r2__put_object", "key=a.png", "unknown", "every later write",
                    "Do not report this action as done", "drygate plan run-7"):
         assert phrase in d.reason
