@@ -238,7 +238,8 @@ def runs(project, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
               help="Save the plan as a reviewable, single-use artifact for `drygate apply`.")
-def plan(project, run_id, as_json, out_file):
+@click.option("--all", "show_all", is_flag=True, help="Show every step of a saved plan (default: the first 500).")
+def plan(project, run_id, as_json, out_file, show_all):
     """Show the plan of RUN_ID ("latest" for the most recent run): the skipped writes.
 
     RUN_ID may also be a saved plan file (PLAN.json), which is verified and shown."""
@@ -255,7 +256,7 @@ def plan(project, run_id, as_json, out_file):
         if as_json:
             click.echo(json.dumps(saved, indent=2))
         else:
-            print_artifact(saved)
+            print_artifact(saved, max_rows=None if show_all else 500)
         return
     try:
         settings = _settings(project)
@@ -277,7 +278,7 @@ def plan(project, run_id, as_json, out_file):
         if as_json:
             click.echo(json.dumps(saved, indent=2))
         else:
-            print_artifact(saved)
+            print_artifact(saved, max_rows=None if show_all else 500)
             out.print(Text(f"saved to {out_file}; review it, then `drygate apply {out_file}`"))
         return
     if as_json:

@@ -14,8 +14,16 @@ from drygate.cli.app import _cells, _fail, _open_store, _settings, err, out, pro
 from drygate.errors import DrygateError
 
 
-def print_artifact(plan, ledger=None):
-    """Render a saved plan (dict from drygate.plan.artifact) like a Terraform plan."""
+#: Rows of the step table shown by default: a table of many thousand rows takes rich tens
+#: of seconds to lay out (bench/plan_apply.py) and nobody reviews it on a terminal.
+MAX_ROWS = 500
+
+
+def print_artifact(plan, ledger=None, max_rows=MAX_ROWS):
+    """Render a saved plan (dict from drygate.plan.artifact) like a Terraform plan.
+
+    ``max_rows``: show at most this many steps (the first ones, then every step that
+    needs attention: a problem, a shell command, a dependency); None shows all."""
     from drygate.engine import summarize_input
 
     run = plan["run"]
@@ -27,7 +35,12 @@ def print_artifact(plan, ledger=None):
                      ("effect", {"no_wrap": True}), ("uses", {"no_wrap": True}),
                      ("note", {"overflow": "fold", "ratio": 2})):
         table.add_column(name, **kw)
-    for st in plan["steps"]:
+    steps = plan["steps"]
+    if max_rows is not None and len(steps) > max_rows:
+        notable = [st for st in steps[max_rows:] if st["problem"] or st["depends_on"]
+                   or st["executor"]["kind"] == "shell"]
+        steps = steps[:max_rows] + notable[:max_rows]
+    for st in steps:
         uses = ", ".join(f"step {d}" for d in st["depends_on"]) or "-"
         note = st["problem"] and f"STOPS HERE: {st['problem']}" or (
             "needs --allow-shell" if st["executor"]["kind"] == "shell" else "")
@@ -35,6 +48,9 @@ def print_artifact(plan, ledger=None):
                               summarize_input(st["tool_name"], st["input"], 160, with_tool=False),
                               st["effect"], uses, note))
     out.print(table)
+    if len(steps) < len(plan["steps"]):
+        out.print(Text(f"... {len(plan['steps']) - len(steps)} more plain steps not shown "
+                       f"(`drygate plan FILE --all`, or --json)", style="yellow"))
     basis = plan["basis"]
     reads = basis.get("reads") or []
     out.print(Text(f"basis: {len(reads)} read(s) before the steps ({sum(1 for r in reads if r['repeatable'])} "
@@ -101,7 +117,7 @@ def apply(project, plan_file, yes, resume, force, allow_shell, mcp_config_file):
         _fail(str(e))
     if ledger and ledger.get("status") == "applied":
         err.print(Text(f"drygate: apply REFUSED, nothing was executed: run {plan['run_id']} was already applied "
-                       f"({'this plan' if ledger.get('plan_hash') == plan['content_hash'] else 'another plan'}, "
+                       f"({'this plan' if ledger.get('plan_hash') == plan['content_hash'] else 'another plan of this run'}, "
                        f"by {ledger.get('who')}): a plan applies once"))
         sys.exit(1)
     print_artifact(plan, ledger)

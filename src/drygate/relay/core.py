@@ -215,14 +215,17 @@ class Relay(ClientSide):
         catalog = {"server": self.server, "server_info": self.server_info,
                    "tools": {name: {"fingerprint": t.get("fingerprint"), "annotations": t.get("annotations")}
                              for name, t in sorted(self.tools.items())}}
-        if catalog == self._catalog_journaled:
+        if catalog == self._catalog_journaled or not self.tools:
             return
         try:
-            self.gate.current().store.record_result(self.runs.run_id, None, CATALOG_PREFIX + self.server, catalog,
-                                                    time.time())
+            # The last gate that loaded; a policy broken right now is the decisions' guard
+            # failure, reported there, not this record's.
+            gate = self.gate.gate or self.gate.current()
+            gate.store.record_result(self.runs.run_id, None, CATALOG_PREFIX + self.server, catalog,
+                                               time.time())
             self._catalog_journaled = catalog
-        except Exception as e:  # the basis is then incomplete, and apply says so; never fail the client
-            self._report_failure(e, None, self.runs.run_id, None)
+        except Exception:  # pragma: no cover - the basis is then incomplete: apply lists it as unchecked
+            pass
 
     async def _list_tools_itself(self, meta):
         """Learn the server's tools (annotations, output schemas) by asking it directly.
@@ -383,6 +386,8 @@ class Relay(ClientSide):
             why = self._report_failure(e, tool, run_id, str(request_id))
             await self._to_client(results.encode(results.guard_failure(request_id, why, modern)))
             return
+        if self._catalog_journaled is None:
+            self._journal_catalog()  # tools listed before the gate could record them
         if decision.action == "allow":
             key = _id_key(request_id)
             self.pending[key] = "tools/call"
