@@ -64,10 +64,8 @@ def parse_url(url):
     if "@" in rest:
         auth, _, rest = rest.rpartition("@")
         user, colon, pw = auth.partition(":")
-        username = _unquote(user) or None
+        username = _unquote(user) or None  # redis://name@host: a user name, no password (as redis-py)
         password = _unquote(pw) if colon else None
-        if not colon:  # redis://secret@host means a password, as redis-py reads it
-            username, password = None, _unquote(user) or None
     parts = {"scheme": scheme, "host": None, "port": 6379, "path": None, "username": username,
              "password": password, "db": 0, "query": query}
     if scheme == "unix":
