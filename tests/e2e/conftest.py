@@ -225,6 +225,8 @@ class Project:
         self.tmp = tmp
         self.cli = cli
         self.tools = tools
+        #: ``--allowedTools`` of every run (a test with other MCP servers extends it).
+        self.allowed_tools = ALLOWED_TOOLS
         self.home = tmp / "home"
         self.dir = tmp / "proj"
         self.store_dir = self.dir / "objects"
@@ -332,7 +334,7 @@ class Project:
             cmd = [
                 str(self.cli.path), "-p", f"{prompt} {TRIGGER}", "--output-format", "json",
                 "--mcp-config", str(self.dir / "mcp.json"), "--strict-mcp-config",
-                "--allowedTools", ALLOWED_TOOLS,
+                "--allowedTools", self.allowed_tools,
             ]
             t0 = time.monotonic()
             proc = subprocess.run(cmd, cwd=self.dir, env=full_env, capture_output=True, text=True,

@@ -7,9 +7,12 @@ stdlib is used so the module also runs as a script:
 
 Scenario = a list of *turns*; each turn is one tool_use (``{"name":..,
 "input":..}``) or a list of them (parallel tool calls in one assistant
-message). Which turn to answer is decided by counting the tool_result blocks
-in the conversation the CLI sends (the CLI re-sends the whole conversation on
-every request), so the fake is stateless with respect to the conversation.
+message). ``input`` may be a callable: it gets the tool results the model has
+seen so far (list of dicts, see ``tool_results``) and returns the input, as a
+model bases a call on earlier results. Which turn to answer is decided by
+counting the tool_result blocks in the conversation the CLI sends (the CLI
+re-sends the whole conversation on every request), so the fake is stateless
+with respect to the conversation.
 
 Only the *main* conversation is scripted: a request that carries ``tools`` and
 whose messages contain the trigger word. Everything else (warm-ups, title
@@ -299,6 +302,12 @@ class FakeMessagesAPI:
                 )
         return found
 
+    def _input(self, call: dict) -> dict:
+        """A call's input; a callable ``input`` is called with the tool results seen so far
+        (what a model would base its next call on, e.g. an id or a reference token)."""
+        value = call.get("input", {})
+        return value(self.tool_results) if callable(value) else value
+
     def _answer(self, body: dict, path: str) -> tuple[list[dict], str]:
         if not self._is_main(body):
             self._log({"path": path, "scripted": False})
@@ -313,7 +322,7 @@ class FakeMessagesAPI:
                     break
                 blocks = [
                     {"type": "tool_use", "id": f"toolu_e2e_{turn_index:03d}_{j:02d}_{uuid.uuid4().hex[:8]}",
-                     "name": call["name"], "input": call.get("input", {})}
+                     "name": call["name"], "input": self._input(call)}
                     for j, call in enumerate(turn)
                 ]
                 self._log({"path": path, "scripted": True, "n_results": n, "answered": f"turn {turn_index}"})

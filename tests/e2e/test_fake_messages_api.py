@@ -79,3 +79,19 @@ def test_parallel_turn_and_system_messages():
         _, text = _post(api, {"stream": True, "tools": TOOLS, "messages": msgs})
         names = [d["content_block"]["name"] for e, d in _events(text) if e == "content_block_start"]
         assert names == ["A", "B"]
+
+
+def test_callable_input_sees_the_results_so_far():
+    """An input computed from what the model saw (an id, a reference token), when its turn comes."""
+    steps = [{"name": "A", "input": {}},
+             {"name": "B", "input": lambda results: {"id": results[-1]["content"].split("=")[1]}}]
+    with FakeMessagesAPI(steps) as api:
+        _, text = _post(api, {"stream": True, "tools": TOOLS, "messages": [_user(TRIGGER)]})
+        first = [d["content_block"] for e, d in _events(text) if e == "content_block_start"][0]
+        convo = [_user(TRIGGER), {"role": "assistant", "content": [dict(first, input={})]},
+                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first["id"],
+                                               "content": "id=42"}]}]
+        _, text = _post(api, {"stream": True, "tools": TOOLS, "messages": convo})
+        evs = _events(text)
+        assert evs[1][1]["content_block"]["name"] == "B"
+        assert json.loads(evs[2][1]["delta"]["partial_json"]) == {"id": "42"}
