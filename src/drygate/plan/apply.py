@@ -227,6 +227,11 @@ class Applier:
     async def _repeat_read(self, read):
         if read["executor"]["kind"] == "mcp":
             result = await self.servers.call(read["executor"]["server"], read["executor"]["tool"], read["input"])
+            if read.get("fingerprint_of") == "host-text":
+                from drygate.plan.fingerprint import host_text_candidates
+
+                return read["fingerprint"] if read["fingerprint"] in host_text_candidates(result) else \
+                    result_fingerprint(result)
             return result_fingerprint(result)
         tool_input = read["input"] if isinstance(read["input"], dict) else {}
         path = os.path.normpath(os.path.join(self.project_dir, tool_input.get("file_path") or ""))

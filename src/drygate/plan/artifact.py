@@ -18,7 +18,8 @@ The file is JSON::
                                     "tools": {tool: {"fingerprint", "annotations"}}}},
                "policy_hash": str, "run_policy_hashes": [str, ...],
                "executors": {"drygate": version, "python": version}},
-     "executed_writes": [...], "denied": [...], "asked": [...]}   # for review, from the run
+     "executed_writes": [...], "denied": [...], "asked": [...],   # for review, from the run
+     "file_changes": [change, ...]}   # for review: drygate.plan.diffs (unified diffs of the files)
 
     step = {"step": int (1-based), "call": int (call number in the run), "seq": int,
             "tool_name": str, "executor": {"kind": "mcp", "server", "tool"} |
@@ -30,7 +31,9 @@ The file is JSON::
             "problem": str | None (apply will stop before this step, and why)}
 
     read = {"call", "seq", "tool_name", "input", "executor", "fingerprint" | None,
-            "repeatable": bool, "why": str (how apply re-checks it, or why it cannot)}
+            "fingerprint_of": "mcp-result" (the server's result, journaled by the relay) |
+            "host-text" (the string Claude Code's hook was given) | "text" (a file's lines),
+            "host": str, "repeatable": bool, "why": str (how apply re-checks it, or why not)}
 
 ``content_hash`` is the fingerprint of the whole file without that key, so an edited
 file (a step changed, added, removed or reordered) is refused by :func:`load_plan`.
@@ -41,7 +44,8 @@ import re
 import time
 
 from drygate.errors import PlanError
-from drygate.plan.fingerprint import fingerprint, result_fingerprint, text_fingerprint
+from drygate.file_tools import simulate_file_tool  # noqa: F401 (its home is drygate.file_tools, on the hook's path)
+from drygate.plan.fingerprint import fingerprint, host_text_fingerprint, result_fingerprint, text_fingerprint
 
 FORMAT = "drygate.plan/1"
 #: A reference to a value a skipped call would have returned: ``drygate:ref:<call>`` (the
@@ -88,39 +92,6 @@ def references_in(value):
     return found
 
 
-def simulate_file_tool(tool, tool_input, content):
-    """What a Claude Code file tool would make of a file: ``(new content, problem)``.
-
-    ``content``: the file's text before the step, or None when it does not exist.
-    Returns the text after it (None when the step cannot apply) and a problem text or
-    None. The rules are Claude Code's: Edit replaces ``old_string`` exactly once unless
-    ``replace_all``; MultiEdit applies its edits in order; Write replaces the file.
-    """
-    if not isinstance(tool_input, dict):
-        return None, "the input is not an object"
-    if tool == "Write":
-        text = tool_input.get("content")
-        return (text, None) if isinstance(text, str) else (None, "Write without a text content")
-    edits = tool_input.get("edits") if tool == "MultiEdit" else [tool_input]
-    if not isinstance(edits, list) or not edits:
-        return None, "MultiEdit without edits"
-    if content is None:
-        return None, "the file to edit does not exist"
-    for edit in edits:
-        if not isinstance(edit, dict):
-            return None, "an edit is not an object"
-        old, new = edit.get("old_string"), edit.get("new_string")
-        if not isinstance(old, str) or not isinstance(new, str) or not old:
-            return None, "an edit needs old_string and new_string"
-        count = content.count(old)
-        if count == 0:
-            return None, "the text to replace is not in the file"
-        if count > 1 and not edit.get("replace_all"):
-            return None, f"the text to replace occurs {count} times (and replace_all is not set)"
-        content = content.replace(old, new) if edit.get("replace_all") else content.replace(old, new, 1)
-    return content, None
-
-
 def read_text(path):
     """A file's text (UTF-8), or None when it does not exist. Raises PlanError otherwise."""
     try:
@@ -144,9 +115,11 @@ def _read_basis(entries, call_entry, result_of):
     result = result_of.get(call_entry.get("call_id")) if call_entry.get("call_id") else None
     tool = call_entry["tool_name"]
     executor = executor_for(tool)
-    fp = None
+    fp, kind = None, "mcp-result"
     if isinstance(result, dict) and "read_fingerprint" in result:
         fp = result.get("read_fingerprint")
+    elif isinstance(result, str) and tool.startswith("mcp__"):
+        fp, kind = host_text_fingerprint(result), "host-text"  # Claude Code's string of the result
     elif result is not None and tool.startswith("mcp__"):
         fp = result_fingerprint(result) if not (isinstance(result, dict) and result.get("truncated")) else None
     elif result is not None and tool == "Read":
@@ -163,6 +136,7 @@ def _read_basis(entries, call_entry, result_of):
         repeatable, why = False, "not repeated by apply (a shell command or a host tool): not re-checked"
     return {"call": call_entry.get("call"), "seq": call_entry["seq"], "tool_name": tool,
             "input": call_entry.get("tool_input"), "executor": executor, "fingerprint": fp,
+            "fingerprint_of": kind if executor["kind"] == "mcp" else "text", "host": call_entry.get("host"),
             "repeatable": repeatable, "why": why}
 
 
@@ -192,14 +166,16 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
                                                              "tools": e["result"].get("tools") or {}}
         elif e.get("call_id"):
             result_of[e["call_id"]] = e.get("result")
-    reads = []
-    read_seqs = []
-    for e in entries:
-        if e.get("kind") == "call" and e.get("action") == "allow" and e.get("effect") == "read":
-            reads.append(_read_basis(entries, e, result_of))
-            read_seqs.append(e["seq"])
+    reads = [_read_basis(entries, e, result_of) for e in entries
+             if e.get("kind") == "call" and e.get("action") == "allow" and e.get("effect") == "read"]
+    # A read that passed the hook and then the relay is journaled by both; the relay's record
+    # (the server's own result) is the one to re-check.
+    relayed = {(r["tool_name"], fingerprint(r["input"])) for r in reads if r["host"] == "mcp-relay"}
+    reads = [r for r in reads if not (r["host"] == "claude-code" and r["executor"]["kind"] == "mcp"
+                                      and (r["tool_name"], fingerprint(r["input"])) in relayed)]
+    read_seqs = [r["seq"] for r in reads]
     step_of_call = {s["call"]: s["step"] for s in summary["steps"]}
-    files, simulated = {}, {}
+    files, simulated, originals = {}, {}, {}
     steps = []
     for s in summary["steps"]:
         executor = executor_for(s["tool_name"])
@@ -224,8 +200,8 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
                 step["problem"] = "no file_path in the input"
             else:
                 if path not in simulated:
-                    simulated[path] = files[path] = read_text(path)
-                    files[path] = text_fingerprint(files[path])
+                    simulated[path] = originals[path] = read_text(path)
+                    files[path] = text_fingerprint(simulated[path])
                 before = simulated[path]
                 after, problem = simulate_file_tool(s["tool_name"], s["input"], before)
                 step["file"] = {"path": path, "before": text_fingerprint(before), "after": text_fingerprint(after)}
@@ -235,6 +211,7 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
                     simulated[path] = after
         steps.append(step)
     from drygate import __version__ as version
+    from drygate.plan.diffs import file_changes
 
     import platform
 
@@ -250,6 +227,7 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
                   "policy_hash": policy.get("hash", ""), "run_policy_hashes": summary["policy_hashes"],
                   "executors": {"drygate": version, "python": platform.python_version()}},
         "executed_writes": summary["executed_writes"], "denied": summary["denied"], "asked": summary["asked"],
+        "file_changes": file_changes(steps, project_dir, originals, run_id),
     }
     plan["content_hash"] = fingerprint(plan)
     return plan

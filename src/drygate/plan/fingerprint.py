@@ -10,6 +10,10 @@ process, host or key order produced it.
 - :func:`tool_fingerprint`: a tool's declaration (input schema, output schema,
   annotations) as ``tools/list`` gave it.
 - :func:`text_fingerprint`: a file's or a value's text.
+- :func:`host_text_fingerprint` / :func:`host_text_candidates`: a result as a host passed
+  it on as text. Claude Code's PostToolUse gives an MCP tool's result as one string (its
+  structured content as JSON, or its text), not the result object the server sent; so
+  the value is compared, not the bytes: JSON text by its canonical form.
 """
 
 import hashlib
@@ -46,3 +50,30 @@ def tool_fingerprint(tool):
     tool = tool if isinstance(tool, dict) else {}
     return fingerprint({"inputSchema": tool.get("inputSchema"), "outputSchema": tool.get("outputSchema"),
                         "annotations": tool.get("annotations") or {}})
+
+
+def host_text_fingerprint(text):
+    """The fingerprint of a result a host passed on as text (str): the canonical JSON of
+    its value when the text is JSON, else the text itself."""
+    try:
+        return fingerprint(json.loads(text))
+    except ValueError:
+        return text_fingerprint(text)
+
+
+def host_text_candidates(result):
+    """Every fingerprint :func:`host_text_fingerprint` could give for the host's text of
+    ``result`` (a ``CallToolResult`` dict from the server): set of str."""
+    out = set()
+    if not isinstance(result, dict):
+        return out
+    if result.get("structuredContent") is not None:
+        out.add(fingerprint(result["structuredContent"]))
+    texts = [c.get("text") for c in result.get("content") or []
+             if isinstance(c, dict) and c.get("type") == "text" and isinstance(c.get("text"), str)]
+    for text in texts:
+        out.add(host_text_fingerprint(text))
+    if texts:
+        out.add(host_text_fingerprint("".join(texts)))
+        out.add(host_text_fingerprint("\n".join(texts)))
+    return out
