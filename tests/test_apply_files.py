@@ -79,3 +79,18 @@ def test_shell_steps_need_allow_shell(project, tmp_path):
     r = project.cli("apply", str(plan_path), "--yes", "--allow-shell")
     assert "runs a shell command: echo applied > out.txt" in r.stdout
     assert (project.root / "out.txt").read_text() == "applied\n"
+
+
+def test_a_whole_token_keeps_the_type_the_tool_schema_asks_for():
+    """A token that is the whole argument becomes the real value, typed as the schema wants."""
+    from drygate.plan.apply import Applier
+
+    applier = Applier({"content_hash": "h", "steps": []}, None, "/", {}, None, None)
+    applier.results = {2: {"structuredContent": {"id": 7, "tags": ["a"]}}}
+    step = {"input": {"value": "drygate:ref:3:id", "count": "drygate:ref:3:id", "maybe": "drygate:ref:3:id",
+                      "note": "row drygate:ref:3:id of drygate:ref:3:tags"},
+            "references": [{"token": "drygate:ref:3:id", "call": 3, "path": "id", "step": 2},
+                           {"token": "drygate:ref:3:tags", "call": 3, "path": "tags", "step": 2}]}
+    schema = {"properties": {"value": {"type": "string"}, "count": {"type": "integer"},
+                             "maybe": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}
+    assert applier.resolve(step, schema) == {"value": "7", "count": 7, "maybe": "7", "note": 'row 7 of ["a"]'}

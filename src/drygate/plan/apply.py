@@ -399,10 +399,33 @@ class Applier:
         properties = (schema or {}).get("properties") if isinstance(schema, dict) else None
         if isinstance(resolved, dict) and isinstance(properties, dict):
             for name, value in resolved.items():
-                wanted = (properties.get(name) or {}).get("type") if isinstance(properties.get(name), dict) else None
-                if wanted == "string" and not isinstance(value, str) and step["input"].get(name) in values:
+                types = _schema_types(properties.get(name))
+                if "string" in types and _json_type(value) not in types and step["input"].get(name) in values:
                     resolved[name] = _as_text(value)
         return resolved
+
+
+def _schema_types(schema):
+    """The JSON types a property's schema admits (set of str), through anyOf/oneOf
+    (``Optional[str]`` is ``anyOf: [{type: string}, {type: null}]``)."""
+    if not isinstance(schema, dict):
+        return set()
+    kind = schema.get("type")
+    types = {kind} if isinstance(kind, str) else set(kind) if isinstance(kind, list) else set()
+    for key in ("anyOf", "oneOf"):
+        for option in schema.get(key) or []:
+            types |= _schema_types(option)
+    return types
+
+
+def _json_type(value):
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return {str: "string", list: "array", dict: "object", type(None): "null"}.get(type(value), "string")
 
 
 def _as_text(value):
