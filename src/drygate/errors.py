@@ -8,6 +8,7 @@
      |    +-- ConfigError            policy missing, unreadable or invalid (also a PolicyError)
      |    +-- InputError             malformed input from the host (bad JSON, wrong shape)
      |    +-- DeadlineExceeded       the whole decision took longer than the gate's deadline
+     |    +-- ShadowError            a run's file shadow cannot be read or written (corrupt, unwritable)
      +-- PolicyError                 a policy text is invalid (raised by the policy loader)
      +-- PlanError                   a plan cannot be shown or is inconsistent
 
@@ -63,6 +64,16 @@ class DeadlineExceeded(GuardFailure):
     """The decision did not finish within the gate's own deadline."""
 
     cause = "deadline"
+
+
+class ShadowError(GuardFailure):
+    """A run's file shadow (drygate.file_shadow) cannot be read or written.
+
+    The call it happened on is blocked like every guard failure: a dry call stays
+    unexecuted, and the agent is not given a simulation drygate could not make.
+    """
+
+    cause = "shadow"
 
 
 class PlanError(DrygateError):
