@@ -26,7 +26,8 @@ def test_categories_and_summaries():
                               tool_name="Write", host="claude-code")
     assert guard["category"] == "guard" and agent["category"] == "agent"
     assert guard["summary"].startswith("drygate GUARD FAILURE (store_timeout) on claude-code")
-    assert "BLOCKED Bash in run r1" in guard["summary"] and "StoreTimeout: locked" in guard["summary"]
+    assert "failed on Bash in run r1; it BLOCKS calls" in guard["summary"]
+    assert "StoreTimeout: locked" in guard["summary"]
     assert agent["summary"].startswith("drygate AGENT BLOCKED (self-protection)")
     assert len(alerts.make_alert("guard_failure", "crash", "x" * 5000)["summary"]) == 300
     # The hook wrapper's own lines and older logs carry no category: it follows from the kind.

@@ -72,8 +72,8 @@ def summarize(kind, cause, reason, run_id=None, tool_name=None, host=None):
         f"a call in run {run_id}" if run_id else "a call")
     where = f" on {host}" if host else ""
     if kind == GUARD_FAILURE:
-        text = (f"drygate GUARD FAILURE ({cause}){where}: the gate itself failed and BLOCKED {what}; "
-                f"calls are blocked until it is fixed. {reason}")
+        text = (f"drygate GUARD FAILURE ({cause}){where}: the gate itself failed on {what}; it BLOCKS calls "
+                f"until this is fixed. {reason}")
     elif kind == TAMPER:
         text = f"drygate AGENT BLOCKED ({cause}){where}: the agent tried to change the gate with {what}. {reason}"
     else:
@@ -150,7 +150,7 @@ def emit(alert, log_path, command=None, webhook=None, rate_limit=DEFAULT_RATE_LI
         sys.stderr.write("drygate ALERT: " + line.decode("utf-8"))
     if not command and not webhook:
         return written
-    key = f"{alert.get('kind')}|{alert.get('cause')}"
+    key = " ".join(f"{alert.get('kind')}|{alert.get('cause')}".split())  # one line, no tabs (the state file's format)
     deliver, suppressed, last = True, 0, False
     for state in ((written,) if written else ()) + (fallback_log(),):
         try:
