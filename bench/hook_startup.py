@@ -31,6 +31,9 @@ from drygate.policy.load import default_policy_text  # noqa: E402
 
 EVENTS = {
     "Write (dry)": {"tool_name": "Write", "tool_input": {"file_path": "out.txt", "content": "x"}},
+    # Simulated on the run's file shadow (drygate.file_shadow): notes.txt exists in the project.
+    "Edit (dry)": {"tool_name": "Edit", "tool_input": {"file_path": "notes.txt", "old_string": "line",
+                                                       "new_string": "line {i}"}},
     "Read (allow)": {"tool_name": "Read", "tool_input": {"file_path": "README.md"}},
     "mcp tool (dry)": {"tool_name": "mcp__r2__put_object", "tool_input": {"bucket": "b", "key": "k"}},
     "Bash read (allow)": {"tool_name": "Bash", "tool_input": {"command": "ls -la | head -5"}},
@@ -56,6 +59,8 @@ def main():
     project = tempfile.mkdtemp(prefix="drygate-bench-")
     with open(os.path.join(project, "drygate.toml"), "w") as f:
         f.write(default_policy_text())
+    with open(os.path.join(project, "notes.txt"), "w") as f:
+        f.write("first line\n" + "".join(f"other text {n}\n" for n in range(200)))
     command = hook_command()
     env = dict(os.environ, CLAUDE_PROJECT_DIR=project)
     for k in ("DRYGATE_MODE", "DRYGATE_RUN_ID", "DRYGATE_STATE", "DRYGATE_POLICY", "DRYGATE_STATE_URL"):

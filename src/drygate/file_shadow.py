@@ -12,7 +12,7 @@ Layout, under the project's state folder (``<project>/.drygate``, which
 self-protection keeps every agent call away from)::
 
     file-shadows/<run key>/      one folder per run (run key: the run id, escaped)
-        lock                     held (flock) while a call reads and updates the shadow
+        lock                     held (lockf) while a call reads and updates the shadow
         files/<absolute path>    the file as this run's dry writes left it
         base/<absolute path>     the real file when the run first wrote it (none: it did not exist)
         unknown/<absolute path>  a dry write of this run that could not be simulated, and why
@@ -31,7 +31,7 @@ alerts, as for every failure. A real file drygate cannot read as text (not UTF-8
 larger than :data:`MAX_FILE_BYTES`, unreadable) is not simulated: the answer says
 so, and later dry calls on that file say so too until a Write replaces it.
 
-This module is on the hook's path: built-in modules only (os, fcntl; no json, re).
+This module is on the hook's path: built-in modules only (os; no json, re, fcntl).
 """
 
 import os
@@ -236,12 +236,10 @@ class _Lock:
         self.fd = None
 
     def __enter__(self):
-        import fcntl
-
         try:
             os.makedirs(self.folder, exist_ok=True)
             self.fd = os.open(os.path.join(self.folder, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            os.lockf(self.fd, os.F_LOCK, 0)  # a POSIX record lock: no fcntl import on the hook's path
         except OSError as e:
             if self.fd is not None:
                 os.close(self.fd)
@@ -290,15 +288,16 @@ APPLIES, FAILS, UNKNOWN = "applies", "fails", "unknown"
 def simulate(shadow, tool, tool_input, path):
     """Simulate one dry file call on ``shadow`` (a :class:`RunShadow`, locked by the
     caller) and record its result. Returns ``(kind, outcome, changed)``: :data:`APPLIES`,
-    :data:`FAILS` or :data:`UNKNOWN`; the sentence for the agent; whether the run's
-    version of the file differs from the real file. Raises :class:`ShadowError`."""
+    :data:`FAILS` or :data:`UNKNOWN`; the sentence for the agent; whether the run's dry
+    writes made its version of the file (so the host's view of it, the real file, may
+    differ). Raises :class:`ShadowError`."""
     from drygate.file_tools import describe_outcome, simulate_file_tool
 
     problem = shadow.conflict(path)
     if problem:
         return FAILS, f"the {'write' if tool == 'Write' else 'edit'} would FAIL: {problem}", True
     shadowed, before = shadow.version(path)
-    real = None
+    real = earlier = None
     if not shadowed:
         earlier = shadow.unknown(path)
         try:
@@ -323,11 +322,11 @@ def simulate(shadow, tool, tool_input, path):
     if not shadowed and real is not None and real is not _UNREAD:
         shadow.put("base", path, real)
     shadow.put("files", path, after)
-    shadow.drop("unknown", path)
+    if not shadowed and earlier:
+        shadow.drop("unknown", path)  # a Write made the file known again
     if before is _UNREAD:
         return APPLIES, f"the file would be written ({_size(after)})", True
-    original = real if not shadowed else shadow.base(path)[1]
-    return APPLIES, describe_outcome(tool, tool_input, before, after, None), original != after
+    return APPLIES, describe_outcome(tool, tool_input, before, after, None), shadowed or real != after
 
 
 _UNREAD = object()  # the real file could not be read (a Write simulates without it)

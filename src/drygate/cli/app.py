@@ -239,12 +239,18 @@ def runs(project, as_json):
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
               help="Save the plan as a reviewable, single-use artifact for `drygate apply`.")
 @click.option("--all", "show_all", is_flag=True, help="Show every step of a saved plan (default: the first 500).")
-def plan(project, run_id, as_json, out_file, show_all):
+@click.option("--diff/--no-diff", "show_diff", default=True, show_default=True,
+              help="Show the file steps as unified diffs after the table (--json always carries them).")
+def plan(project, run_id, as_json, out_file, show_all, show_diff):
     """Show the plan of RUN_ID ("latest" for the most recent run): the skipped writes.
 
-    RUN_ID may also be a saved plan file (PLAN.json), which is verified and shown."""
+    File steps (Write, Edit, MultiEdit) are shown as unified diffs of each real file
+    against what the run's dry writes would make of it. RUN_ID may also be a saved plan
+    file (PLAN.json), which is verified and shown."""
     from drygate.cli.apply_cmd import is_plan_file, print_artifact, save_plan_file
+    from drygate.cli.diff_view import print_file_changes
     from drygate.plan.build import build_plan
+    from drygate.plan.diffs import file_changes
 
     if is_plan_file(run_id) and not out_file:
         from drygate.plan.artifact import load_plan
@@ -256,7 +262,7 @@ def plan(project, run_id, as_json, out_file, show_all):
         if as_json:
             click.echo(json.dumps(saved, indent=2))
         else:
-            print_artifact(saved, max_rows=None if show_all else 500)
+            print_artifact(saved, max_rows=None if show_all else 500, diffs=show_diff)
         return
     try:
         settings = _settings(project)
@@ -272,19 +278,22 @@ def plan(project, run_id, as_json, out_file, show_all):
             saved = save_plan_file(store, run_id, policy, settings.project_dir, out_file)
         else:
             the_plan = build_plan(store, run_id)
+            the_plan["file_changes"] = file_changes(the_plan["steps"], settings.project_dir, run_id=run_id)
     except DrygateError as e:
         _fail(str(e))
     if out_file:
         if as_json:
             click.echo(json.dumps(saved, indent=2))
         else:
-            print_artifact(saved, max_rows=None if show_all else 500)
+            print_artifact(saved, max_rows=None if show_all else 500, diffs=show_diff)
             out.print(Text(f"saved to {out_file}; review it, then `drygate apply {out_file}`"))
         return
     if as_json:
         click.echo(json.dumps(the_plan, indent=2))
         return
     print_plan(the_plan)
+    if show_diff:
+        print_file_changes(out, the_plan["file_changes"])
 
 
 def print_plan(the_plan, simulated=False):
@@ -487,15 +496,22 @@ def doctor(project, as_json):
 @project_option
 @click.option("--older-than-days", type=float, required=True, help="Drop the journal of runs idle this long.")
 def prune(project, older_than_days):
-    """Drop the journals of idle runs. Runs that went dry keep their state."""
+    """Drop the journals of idle runs, and their file shadows. Runs that went dry keep their state."""
     import time
 
+    from drygate.file_shadow import prune_shadows
+
     try:
-        store, _ = _open_store(_settings(project))
-        removed = store.prune(older_than_days * 86400, time.time())
+        settings = _settings(project)
+        store, _ = _open_store(settings)
+        now = time.time()
+        removed = store.prune(older_than_days * 86400, now)
+        shadows, size = prune_shadows(settings.project_dir, store, older_than_days * 86400, now)
     except DrygateError as e:
         _fail(str(e))
     out.print(Text(f"removed {removed} journal entries"))
+    if shadows:
+        out.print(Text(f"removed {shadows} run file shadow(s) ({size} bytes)"))
 
 
 # Command groups that live in modules of their own (imported last: they use the helpers above).

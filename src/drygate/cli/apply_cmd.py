@@ -19,11 +19,12 @@ from drygate.errors import DrygateError
 MAX_ROWS = 500
 
 
-def print_artifact(plan, ledger=None, max_rows=MAX_ROWS):
+def print_artifact(plan, ledger=None, max_rows=MAX_ROWS, diffs=True):
     """Render a saved plan (dict from drygate.plan.artifact) like a Terraform plan.
 
     ``max_rows``: show at most this many steps (the first ones, then every step that
-    needs attention: a problem, a shell command, a dependency); None shows all."""
+    needs attention: a problem, a shell command, a dependency); None shows all.
+    ``diffs``: print the file steps as unified diffs (drygate.cli.diff_view) at the end."""
     from drygate.engine import summarize_input
 
     run = plan["run"]
@@ -62,6 +63,10 @@ def print_artifact(plan, ledger=None, max_rows=MAX_ROWS):
     if ledger:
         out.print(Text(f"ledger: {ledger.get('status')}" + (f" ({ledger.get('reason')})" if ledger.get("reason") else "")))
     out.print(Text(f"{len(plan['steps'])} step(s) to apply; content hash {plan['content_hash']}"))
+    if diffs:
+        from drygate.cli.diff_view import print_file_changes
+
+        print_file_changes(out, plan.get("file_changes"))
 
 
 class ConsoleUI:

@@ -14,6 +14,12 @@ stdout. Contract and measured host behaviour: shared/reference/claude-code.md.
   ``prompt_id`` (2.1.x, which blocks an unanswered ask in ``-p`` mode); from older
   hosts, where "ask" in ``-p`` mode lets the tool run, it is a deny instead.
 - PostToolUse: journals the real result of a live call; ``{}``.
+- Read-your-writes for the host's own file tools (drygate.file_shadow): a dry Write,
+  Edit or MultiEdit is simulated on the run's shadow of the file and the dry answer
+  says what the simulation showed (still NOT EXECUTED); a Read of a file this run's
+  dry writes changed gets the run's version as PostToolUse ``additionalContext``, and
+  a Read of a file that exists only in the run's shadow is answered with a block
+  carrying that version. A shadow that cannot be used is a guard failure.
 - Any failure (exception, malformed stdin, state store locked or slow, policy
   unreadable, own deadline passed): deny JSON, exit 2, reason on stderr, and a
   guard-failure alert. Two deadlines back this up: a soft one (SIGALRM raises
@@ -182,14 +188,41 @@ def handle(event, settings, deadline):
         if len(text) > MAX_RESULT_CHARS:
             result = {"truncated": True, "chars": len(text), "head": text[:MAX_RESULT_CHARS]}
         gate.store.record_result(call.run_id, call.call_id, call.tool_name, result, _now())
+        if call.tool_name == "Read" and _may_have_shadow(settings.project_dir, call.run_id):
+            from drygate.file_shadow import read_context  # the host read the real file: add the run's version
+
+            context = read_context(settings.project_dir, call)
+            if context:
+                return _Answer(_json.dumps({"hookSpecificOutput": {"hookEventName": "PostToolUse",
+                                                                   "additionalContext": context}}))
         return _Answer("{}")
     try:
         decision = gate.decide(call)
+        read_from_shadow = _file_shadow(decision, call, settings)
     except BaseException as e:
         raise _Carry(e, gate.policy, call) from e
-    answer = _answer_for(decision, event)
+    answer = _deny(read_from_shadow) if read_from_shadow else _answer_for(decision, event)
     answer.store = gate.store
     return answer
+
+
+def _file_shadow(decision, call, settings):
+    """Read-your-writes for the host's file tools (drygate.file_shadow), after the decision.
+
+    A dry Write/Edit/MultiEdit is simulated on the run's shadow and the result is added
+    to ``decision.reason``. An allowed Read of a file that exists only in the run's shadow
+    returns the text to block it with (the run's version), else None. Raises ShadowError.
+    """
+    tool = call.tool_name
+    if tool == "Read" and decision.action == "allow" and _may_have_shadow(settings.project_dir, call.run_id):
+        from drygate.file_shadow import read_answer
+
+        return read_answer(settings.project_dir, call)
+    if decision.action == "dry" and tool in ("Write", "Edit", "MultiEdit"):
+        from drygate.file_shadow import dry_file_call
+
+        decision.reason = f"{decision.reason} {dry_file_call(settings.project_dir, call)}"
+    return None
 
 
 def _answer_for(decision, event):
@@ -240,6 +273,17 @@ def _watchdog(done, budget_s, code):
     """End the process with ``code`` unless ``done`` is released within ``budget_s`` seconds."""
     if not done.acquire(True, budget_s):
         os._exit(code)
+
+
+def _may_have_shadow(project_dir, run_id):
+    """False when run ``run_id`` surely has no file shadow (a stat or two), so a Read does
+    not import drygate.file_shadow (0.3-1 ms). Session ids (letters, digits, dashes) are
+    their own folder name (drygate.file_shadow.run_key); for other ids only a project
+    without any file shadow says False."""
+    root = os.path.join(project_dir, ".drygate", "file-shadows")
+    if not run_id.replace("-", "").isalnum() or not run_id.isascii() or len(run_id) > 200:
+        return os.path.isdir(root)
+    return os.path.isdir(os.path.join(root, run_id))
 
 
 class _Carry(Exception):
