@@ -133,10 +133,12 @@ class Relay(ClientSide):
     ``settings``: drygate.config.Settings; ``server``: the server's name as the agent
     sees it (tools are decided as ``mcp__<server>__<tool>``); ``command``: argv of the
     real server, or ``url``: its streamable HTTP endpoint; ``run_id``: the run this
-    connection belongs to.
+    connection belongs to; ``shadow``: a :class:`drygate.overlay.shadow.ShadowConfig` naming
+    the server's local state, so a dry run's calls go to a shadow server on a copy of it
+    (drygate.relay.shadow), or None.
     """
 
-    def __init__(self, settings, server, command, run_id, out=None, url=None, headers=None):
+    def __init__(self, settings, server, command, run_id, out=None, url=None, headers=None, shadow=None):
         self.settings = settings
         self.server = server
         self.out = out or sys.stdout.buffer
@@ -157,6 +159,12 @@ class Relay(ClientSide):
         self._listed_at = None  # when the relay last listed the server's tools itself
         self.server_info = None  # the server's serverInfo from its initialize answer
         self._catalog_journaled = None
+        self.shadows = None
+        if shadow is not None and shadow.paths:
+            from drygate.overlay.shadow import shadow_root
+            from drygate.relay.shadow import ShadowRoute
+
+            self.shadows = ShadowRoute(self, shadow, shadow_root(settings.project_dir))
 
     # -- server -> client --------------------------------------------------------------------
     async def _from_server(self, line):
@@ -192,6 +200,10 @@ class Relay(ClientSide):
                     if not result["_meta"]:
                         del result["_meta"]
                     line = results.encode(message)
+            if tool is not None and self.shadows is not None and self.shadows.stale:
+                marked = self.shadows.mark_real(key, message)  # a real read that misses the run's dry writes
+                if marked is not message:
+                    line = results.encode(marked)
             await self._to_client(line if line.endswith(b"\n") else line + b"\n")
             if tool is not None:
                 self._journal_result(message, tool)  # after the client has its answer
@@ -267,9 +279,12 @@ class Relay(ClientSide):
     def _journal_result(self, message, forwarded):
         """Journal what a live call returned (the store is only ever used from the loop).
 
-        ``forwarded``: ``(qualified tool name, call id, run id, effect)``. A write's
-        result is journaled (cut to 64 KB); a read's only as its fingerprint and size,
-        the plan's basis (drygate.plan.fingerprint), so large reads cost the journal little.
+        ``forwarded``: ``(tool name as the server knows it, call id, run id, effect)``. A
+        write's result is journaled (cut to 64 KB); a read's only as its fingerprint and
+        size, the plan's basis (drygate.plan.fingerprint), so large reads cost the journal
+        little. The gate that decided the call journals it (a policy broken since is the
+        next decision's guard failure); a write's result that cannot be journaled raises
+        an alert, a read's does not (the plan then lists it as not re-checked).
         """
         import time
 
@@ -284,9 +299,11 @@ class Relay(ClientSide):
         elif len(text) > 64 * 1024:
             result = {"truncated": True, "chars": len(text), "head": text[:64 * 1024]}
         try:
-            self.gate.current().store.record_result(run_id, call_id, tool, result, time.time())
+            gate = self.gate.gate or self.gate.current()
+            gate.store.record_result(run_id, call_id, _qualified(self.server, tool), result, time.time())
         except Exception as e:  # the call already ran: report, never fail the client
-            self._report_failure(e, tool, run_id, call_id)
+            if effect not in ("read", "bookkeeping"):
+                self._report_failure(e, tool, run_id, call_id)
 
     async def _server_exited(self, code):
         for key in list(self.pending):
@@ -341,6 +358,8 @@ class Relay(ClientSide):
             self.downstream.replay = [results.encode(replay)] + self.downstream.replay[1:]
         elif method == "notifications/initialized":
             self.downstream.replay = self.downstream.replay[:1] + [line]
+        if self.shadows is not None and await self.shadows.client_message(message):
+            return  # to the run's shadow server (or an answer to a request it sent)
         if method is not None and "id" in message:
             self.pending[_id_key(message["id"])] = method
         await self._forward(line, message)
@@ -364,6 +383,8 @@ class Relay(ClientSide):
                         m["id"], results.INVALID_REQUEST,
                         "drygate: tools/call in a JSON-RPC batch is not relayed; send calls one by one")))
             return
+        if self.shadows is not None and await self.shadows.batch(messages):
+            return
         for m in messages:
             if isinstance(m, dict) and "id" in m and "method" in m:
                 self.pending[_id_key(m["id"])] = m["method"]
@@ -382,6 +403,9 @@ class Relay(ClientSide):
         try:
             run_id = self.runs.run_for(meta)
             decision = self._decide(tool, arguments, run_id, str(request_id))
+            if self.shadows is not None and decision.action in ("allow", "dry") and \
+                    await self.shadows.tools_call(message, decision, run_id, tool, modern):
+                return  # a dry run's call: the shadow server answers, marked as simulated
         except Exception as e:  # any failure of the gate: block, answer, alert
             why = self._report_failure(e, tool, run_id, str(request_id))
             await self._to_client(results.encode(results.guard_failure(request_id, why, modern)))
@@ -392,7 +416,7 @@ class Relay(ClientSide):
             key = _id_key(request_id)
             self.pending[key] = "tools/call"
             # Journal what the live call returned: a write's result, a read's fingerprint (basis).
-            self.calls[key] = (_qualified(self.server, tool), str(request_id), run_id, decision.effect)
+            self.calls[key] = (tool, str(request_id), run_id, decision.effect)
             await self._forward(line, message)
             return
         schema = (self.tools.get(tool) or {}).get("outputSchema") if isinstance(tool, str) else None
@@ -424,6 +448,8 @@ class Relay(ClientSide):
     async def close(self):
         self.gate.flush()
         await self.downstream.close()
+        if self.shadows is not None:
+            await self.shadows.close()
 
     async def serve(self, reader):
         """Serve the client on ``reader`` (an asyncio StreamReader) until it closes."""
@@ -442,6 +468,8 @@ class Relay(ClientSide):
         finally:
             self.gate.flush()
             await self.downstream.close()
+            if self.shadows is not None:
+                await self.shadows.close()
 
 
 class RunIdentity:
@@ -496,7 +524,7 @@ def run_id_from_env(env):
 
 
 def main(argv=None):
-    """``drygate mcp --name SERVER [--project DIR] -- COMMAND...``; returns an exit status."""
+    """``drygate mcp --name SERVER [--project DIR] [--shadow PATH...] -- COMMAND...``; returns an exit status."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="drygate mcp", description="Run an MCP server behind the drygate relay.")
@@ -513,9 +541,19 @@ def main(argv=None):
     parser.add_argument("--metrics", default=None, metavar="[HOST:]PORT",
                         help="also serve Prometheus metrics of the gate's health on this address (default host "
                              "127.0.0.1); with --http they are at /metrics on the relay's own address as well")
+    parser.add_argument("--shadow", action="append", default=[], metavar="PATH",
+                        help="the server's local state (a folder, a SQLite file, a JSONL file, a git repository; "
+                             "repeatable): a dry run's calls go to a second instance of the server on the run's own "
+                             "copy of it, so the run reads its own writes (drygate.relay.shadow)")
+    parser.add_argument("--shadow-max-mb", type=float, default=None, metavar="MB",
+                        help="largest state copied for a shadow (default 1024); a larger one gives plain dry results")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the MCP server's command")
     args = parser.parse_args(sys.argv[2:] if argv is None else argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if (args.shadow or args.shadow_max_mb is not None) and (args.config or args.url):
+        parser.error("--shadow needs a server started by the relay (a command after --), not --config or --url")
+    if args.shadow_max_mb is not None and not args.shadow_max_mb > 0:
+        parser.error("--shadow-max-mb must be a positive number")
     if args.config:
         if command or args.url or args.name:
             parser.error("--config names its servers itself: no --name, --url or command")
@@ -547,7 +585,14 @@ def main(argv=None):
             if not sep or not name.strip():
                 parser.error(f"--header wants 'NAME: VALUE', not {header!r}")
             headers[name.strip()] = value.strip()
-        relay = Relay(settings, args.name, command, run_id_from_env(os.environ), url=args.url, headers=headers)
+        shadow = None
+        if args.shadow:
+            from drygate.overlay.shadow import DEFAULT_MAX_BYTES, ShadowConfig
+
+            max_bytes = DEFAULT_MAX_BYTES if args.shadow_max_mb is None else int(args.shadow_max_mb * 1048576)
+            shadow = ShadowConfig(args.shadow, max_bytes)
+        relay = Relay(settings, args.name, command, run_id_from_env(os.environ), url=args.url, headers=headers,
+                      shadow=shadow)
     if args.metrics:
         from drygate.metrics import make_registry, serve_in_thread
         from drygate.relay.http import parse_address
