@@ -338,10 +338,9 @@ def _size(text):
 
 
 #: What the agent is told after a dry write changed its run's version of a file.
-HOST_NOTE = ("Note: Claude Code checks files on disk, where this write did not happen: Read shows the real file "
-             "(drygate adds this run's version after it, or answers for a file that exists only in this run), and "
-             "Claude Code itself refuses an Edit of text that only this run's dry writes made; to change such "
-             "text in this run, Write the whole file.")
+HOST_NOTE = ("Note: Claude Code checks files on disk, where this write did not happen: a Read shows the real file "
+             "(drygate adds this run's version after it), and Claude Code itself refuses an Edit of text that only "
+             "this run's dry writes made; to change such text in this run, Write the whole file.")
 
 
 def dry_file_call(project_dir, call):
@@ -435,7 +434,8 @@ def read_context(project_dir, call):
 def read_answer(project_dir, call):
     """For the PreToolUse event of a Read (``call``): the text to block it with when the
     file exists only in this run's shadow (the host would answer that it does not exist),
-    else None. Raises ShadowError."""
+    else None. Claude Code 2.0 checks that the file exists before the hook runs, so there
+    the host's "File does not exist" comes first. Raises ShadowError."""
     found = _shadow_of_read(project_dir, call)
     if found is None:
         return None
