@@ -27,11 +27,9 @@ import sys
 import uuid
 
 from drygate.relay import results
-from drygate.relay.downstream import LINE_LIMIT, Downstream
+from drygate.relay.downstream import LINE_LIMIT, REPLAY_ID, Downstream  # noqa: F401 (REPLAY_ID: re-exported)
 
 HOST = "mcp-relay"
-#: The id of the ``initialize`` the relay replays to a restarted server (its answer is dropped).
-REPLAY_ID = "drygate-replay-initialize"
 
 
 #: Seconds between two latency records a relay adds to the store (at most).

@@ -3,7 +3,11 @@
 The supervisor restarts a server that exits (at most ``MAX_RESTARTS`` within
 ``RESTART_WINDOW_S``) and replays the client's ``initialize`` request and
 ``notifications/initialized`` to the new process, so the client's session survives
-(the server's own state does not: a restarted server starts empty).
+(the server's own state does not: a restarted server starts empty). The replayed
+``initialize`` (id :data:`REPLAY_ID`) is answered before ``notifications/initialized``
+follows, as a client would wait: the TypeScript SDK's servers run their
+``oninitialized`` hook before they have stored the client's capabilities when both
+arrive together (the filesystem server then ignores the client's roots).
 """
 
 import asyncio
@@ -16,18 +20,25 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
 #: How long a message waits for a server that is being restarted (s).
 RESTART_WAIT_S = 5.0
+#: The id of the ``initialize`` a relay replays to a new process (its answer is not forwarded).
+REPLAY_ID = "drygate-replay-initialize"
+_REPLAY_MARK = f'"{REPLAY_ID}"'.encode()
+#: How long a replay waits for the answer to its ``initialize`` before it goes on (s).
+REPLAY_ANSWER_S = 5.0
 
 
 class Downstream:
-    """One MCP server process. ``command``: argv list; ``env``: environment dict or None.
+    """One MCP server process. ``command``: argv list; ``env``: environment dict or None;
+    ``cwd``: its working folder (None: the relay's).
 
     ``on_line(bytes)`` is awaited for every line the server writes; ``on_exit()`` when
     it exits (before a restart).
     """
 
-    def __init__(self, command, env=None, on_line=None, on_exit=None, stderr=None):
+    def __init__(self, command, env=None, on_line=None, on_exit=None, stderr=None, cwd=None):
         self.command = list(command)
         self.env = env
+        self.cwd = cwd
         self.on_line = on_line
         self.on_exit = on_exit
         self.stderr = stderr
@@ -39,6 +50,7 @@ class Downstream:
         self._write_lock = asyncio.Lock()
         self.ready = asyncio.Event()  # set while a process is running and has had its replay
         self.gone = False  # restarts exhausted: the server stays down
+        self._replay_answered = None  # an Event while a replayed initialize awaits its answer
 
     async def start(self, replay=False):
         """Start the process; with ``replay``, send the saved handshake first.
@@ -46,10 +58,20 @@ class Downstream:
         Raises OSError if the command cannot run."""
         self.proc = await asyncio.create_subprocess_exec(
             *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=self.stderr, env=self.env, limit=LINE_LIMIT, start_new_session=True)
+            stderr=self.stderr, env=self.env, cwd=self.cwd, limit=LINE_LIMIT, start_new_session=True)
         self._reader = asyncio.ensure_future(self._read_loop(self.proc))
         if replay:
-            for line in self.replay:
+            for i, line in enumerate(self.replay):
+                if i == 0 and _REPLAY_MARK in line:
+                    self._replay_answered = asyncio.Event()
+                    await self._send_now(line)
+                    try:
+                        await asyncio.wait_for(self._replay_answered.wait(), REPLAY_ANSWER_S)
+                    except asyncio.TimeoutError:
+                        pass  # a server that never answers gets the rest anyway
+                    finally:
+                        self._replay_answered = None
+                    continue
                 await self._send_now(line)
         self.ready.set()
 
@@ -90,6 +112,8 @@ class Downstream:
                     break
                 if not line:
                     break
+                if self._replay_answered is not None and _REPLAY_MARK in line:
+                    self._replay_answered.set()
                 if self.on_line is not None:
                     await self.on_line(line)
         finally:
