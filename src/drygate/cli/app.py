@@ -194,11 +194,16 @@ def run(project, mode, run_id, command):
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs(project, as_json):
-    """List runs: id, mode, whether and when it went dry, counts."""
+    """List runs: id, mode, whether and when it went dry, counts, and the size of the MCP server
+    shadows a run holds on disk now (drygate.overlay.shadow)."""
+    from drygate.overlay.shadow import list_shadows, shadow_root
+
     try:
-        store, _ = _open_store(_settings(project), create=False)
+        settings = _settings(project)
+        store, _ = _open_store(settings, create=False)
         all_runs = store.list_runs() if store else []
         ledgers = store.ledgers() if store else {}
+        shadows = list_shadows(shadow_root(settings.project_dir))
     except DrygateError as e:
         _fail(str(e))
 
@@ -212,7 +217,9 @@ def runs(project, as_json):
         return record.get("status") or "-"
 
     if as_json:
-        click.echo(json.dumps([dict(r.as_dict(), apply=apply_status(r.run_id)) for r in all_runs], indent=2))
+        click.echo(json.dumps([dict(r.as_dict(), apply=apply_status(r.run_id),
+                                    shadow_bytes=shadows.get(r.run_id, {}).get("bytes", 0)) for r in all_runs],
+                              indent=2))
         return
     if not all_runs:
         out.print("no runs yet")
@@ -224,11 +231,14 @@ def runs(project, as_json):
     for col in ("calls", "writes", "skipped", "ran", "denied"):
         table.add_column(col, no_wrap=True, justify="right")
     table.add_column("plan", no_wrap=True)
+    if shadows:
+        table.add_column("shadow", no_wrap=True, justify="right")
     table.add_column("last seen", no_wrap=True)
     for r in all_runs:
         since = "start" if r.mode == "dry" else f"call {r.dry_call}" if r.dry_call else "-"
+        shadow = [_size(shadows[r.run_id]["bytes"]) if r.run_id in shadows else "-"] if shadows else []
         table.add_row(*_cells(r.run_id, r.mode, since, r.calls, r.writes, r.dry_writes, r.allowed_writes, r.denied,
-                              apply_status(r.run_id), _when(r.last_seen_at)))
+                              apply_status(r.run_id), *shadow, _when(r.last_seen_at)))
     out.print(table)
 
 
@@ -340,6 +350,33 @@ def print_plan(the_plan, simulated=False):
     executed = "would have executed" if simulated else "executed"
     out.print(Text(f"{len(the_plan['steps'])} skipped write(s); {c['calls']} call(s), {c['writes']} write(s), "
                    f"{c['allowed_writes']} write(s) {executed}, {c['denied']} denied, {c.get('asked', 0)} asked"))
+    print_simulation(the_plan.get("simulation"))
+
+
+def _size(n):
+    """A byte count for people: ``512 B``, ``3.1 KB``, ``1.2 GB``."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def print_simulation(simulation):
+    """The plan's lines about the run's MCP server shadows (drygate.overlay.shadow.simulation_summary)."""
+    for s in (simulation or {}).get("shadows") or []:
+        if s["made_at"] is not None:
+            how = ", ".join(f"{n} by {m}" for m, n in sorted(s["methods"].items())) or "nothing to copy"
+            end = (f"; {_size(s['final_bytes'])} at the end, " + ("removed" if s["removed"] else "still on disk")
+                   if s["final_bytes"] is not None else "; still in use")
+            out.print(Text(f"simulated on a shadow of {s['server']}: {', '.join(s['paths'])} "
+                           f"({_size(s['bytes'] or 0)} copied, {how}, in {s['seconds'] or 0:.3f} s){end}; "
+                           f"{s['writes']} simulated write(s), {s['reads']} read(s) served"))
+        if s["fallback"]:
+            out.print(Text(f"no read-your-writes for {s['server']} from then on: {s['fallback']['reason']} "
+                           f"(plain dry results, never a live write)", style="yellow"))
+    unproven = (simulation or {}).get("unproven") or {}
+    if unproven:
+        out.print(Text("not proven by the simulation: " + "; ".join(unproven.values())))
 
 
 @cli.command()
@@ -510,6 +547,18 @@ def prune(project, older_than_days):
     except DrygateError as e:
         _fail(str(e))
     out.print(Text(f"removed {removed} journal entries"))
+    from drygate.overlay.shadow import prune_shadows as prune_server_shadows
+    from drygate.overlay.shadow import shadow_root
+
+    try:
+        server_shadows, server_bytes = prune_server_shadows(shadow_root(_settings(project).project_dir), store,
+                                                            older_than_days * 86400, time.time())
+    except DrygateError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot remove the MCP server shadows: {e}")
+    if server_shadows:
+        out.print(Text(f"removed {server_shadows} MCP server shadow(s) ({server_bytes} bytes)"))
     if shadows:
         out.print(Text(f"removed {shadows} run file shadow(s) ({size} bytes)"))
 

@@ -11,7 +11,7 @@ The file is JSON::
 
     {"format": "drygate.plan/1", "content_hash": "sha256:<hex>",
      "run_id": str, "created_at": float (epoch s), "created_by": "user@host",
-     "run": {"mode", "dry_since", "dry_at", "dry_cause", "counts"},
+     "run": {"mode", "dry_since", "dry_at", "dry_cause", "counts", "simulation"},
      "steps": [step, ...],
      "basis": {"reads": [read, ...], "files": {path: "sha256:..." | None (absent)},
                "servers": {server: {"server_info": dict | None,
@@ -129,6 +129,8 @@ def _read_basis(entries, call_entry, result_of):
     if executor["kind"] == "mcp":
         repeatable, why = fp is not None, ("re-run through the server, result compared" if fp else
                                            "no result was journaled for it")
+        if fp is None and isinstance(result, dict) and isinstance(result.get("why"), str):
+            why = result["why"]  # e.g. served by the run's shadow after its own simulated writes
     elif tool == "Read":
         repeatable, why = fp is not None, ("the same lines re-read from the file and compared" if fp else
                                            "no result was journaled for it")
@@ -221,7 +223,8 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
         "created_at": time.time() if now is None else now,
         "created_by": who or _who(),
         "run": {"mode": summary["mode"], "dry_since": summary["dry_since"], "dry_at": summary["dry_at"],
-                "dry_cause": summary["dry_cause"], "counts": summary["counts"]},
+                "dry_cause": summary["dry_cause"], "counts": summary["counts"],
+                "simulation": summary["simulation"]},
         "steps": steps,
         "basis": {"reads": reads, "files": files, "servers": servers,
                   "policy_hash": policy.get("hash", ""), "run_policy_hashes": summary["policy_hashes"],

@@ -7,7 +7,8 @@ A plan is a dict::
      "steps": [step, ...],
      "executed_writes": [decided, ...], "denied": [decided, ...], "asked": [decided, ...],
      "counts": {"calls", "writes", "dry", "allowed_writes", "denied", "asked"},
-     "policy_hashes": [str, ...]}
+     "policy_hashes": [str, ...],
+     "simulation": {"shadows": [...], "read_your_writes": bool, "unproven": {name: text}}}
 
     step = {"step": int (1-based), "call": int (the call's number in the run),
             "seq": int (journal order), "ts": float, "tool_name": str,
@@ -19,7 +20,10 @@ A plan is a dict::
 
 Steps are the journal's ``dry`` decisions in journal order, which is the order in
 which the gate decided them. ``executed_writes`` are the writes that were allowed
-(they really ran), so a reviewer sees what the plan does *not* contain.
+(they really ran), so a reviewer sees what the plan does *not* contain. ``simulation``
+says which MCP servers' dry calls ran on a shadow copy of their state, the copies' sizes,
+where the run fell back to plain dry results and why, and what the simulation could not
+prove (drygate.overlay.shadow.simulation_summary).
 """
 
 from drygate.engine import summarize_input
@@ -71,4 +75,11 @@ def plan_from_journal(run, entries):
         "counts": {"calls": run.calls, "writes": run.writes, "dry": run.dry_writes,
                    "allowed_writes": run.allowed_writes, "denied": run.denied, "asked": run.asked},
         "policy_hashes": hashes,
+        "simulation": _simulation(entries),
     }
+
+
+def _simulation(entries):
+    from drygate.overlay.shadow import simulation_summary
+
+    return simulation_summary(entries)
