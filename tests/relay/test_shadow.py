@@ -668,3 +668,47 @@ def test_sticky_run_shadow_starts_from_the_live_writes(memory_server, project):
     assert {e["name"] for e in results[3]["structuredContent"]["entities"]} == {"live-one", "dry-one"}
     real = graph.read_text(encoding="utf-8")
     assert "live-one" in real and "dry-one" not in real and '"drygate"' in real
+
+
+# --------------------------------------------------------------------------------------
+# .mcp.json: drygate install carries the shadow options
+
+
+def test_install_writes_and_keeps_shadow_options(memory_server, project, tmp_path):
+    from drygate.relay.install import wrap_servers
+
+    graph = memory_server.paths["graph"]
+    config = {"mcpServers": {"memory": {"command": memory_server.argv[0], "args": memory_server.argv[1:],
+                                        "env": dict(memory_server.env)},
+                             "web": {"type": "http", "url": "http://127.0.0.1:1/mcp"}}}
+    (project.root / ".mcp.json").write_text(json.dumps(config))
+    project.cli("install", "claude-code", "--mcp", "--shadow", f"memory={graph}", "--shadow-max-mb", "5")
+    first = json.loads((project.root / ".mcp.json").read_text())
+    args = first["mcpServers"]["memory"]["args"]
+    assert args[args.index("--shadow") + 1] == str(graph) and args[args.index("--shadow-max-mb") + 1] == "5"
+    assert args[args.index("--") + 1:] == memory_server.argv and "--shadow" not in first["mcpServers"]["web"]["args"]
+    project.cli("install", "claude-code", "--mcp")  # a second rewrite keeps them
+    assert json.loads((project.root / ".mcp.json").read_text()) == first
+    relative, _, _ = wrap_servers(first, str(project.root), shadows={"memory": ["data/extra.db"]})
+    args = relative["mcpServers"]["memory"]["args"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--shadow"] == [str(graph),
+                                                                              str(project.root / "data/extra.db")]
+    with pytest.raises(ValueError, match="over HTTP"):
+        wrap_servers(config, str(project.root), shadows={"web": ["/x"]})
+    with pytest.raises(ValueError, match="does not have"):
+        wrap_servers(config, str(project.root), shadows={"nope": ["/x"]})
+    bad = project.cli("install", "claude-code", "--mcp", "--shadow", "memory", check=False)
+    assert bad.returncode == 1 and "NAME=PATH" in bad.stderr
+
+    # the wrapped entry, started as Claude Code would start it, shadows the graph in a dry run
+    entry = first["mcpServers"]["memory"]
+    project.policy("dry", extra=TRUSTED)
+    before = graph.read_bytes()
+    params = StdioServerParameters(command=entry["command"], args=entry["args"],
+                                   env=dict(project.relay_env(memory_server, "dry", RUN), **entry["env"]))
+    write, read = run(calls, params, [
+        ("create_entities", {"entities": [{"name": "via-install", "entityType": "t", "observations": []}]}),
+        ("open_nodes", {"names": ["via-install"]})])
+    assert_simulated(write, "dry")
+    assert read["structuredContent"]["entities"][0]["name"] == "via-install"
+    assert graph.read_bytes() == before

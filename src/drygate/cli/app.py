@@ -117,13 +117,29 @@ def install():
               help="Project folder (default: the current folder).")
 @click.option("--local", is_flag=True, help="Write .claude/settings.local.json instead of settings.json.")
 @click.option("--mcp", "mcp", is_flag=True, help="Also put the project's MCP servers (.mcp.json) behind the relay.")
-def install_claude_code_cmd(project, local, mcp):
+@click.option("--shadow", "shadows", multiple=True, metavar="NAME=PATH",
+              help="With --mcp: the local state of server NAME (repeatable), so a dry run's calls go to a shadow "
+                   "server on the run's own copy of it (`drygate mcp --shadow`).")
+@click.option("--shadow-max-mb", type=float, default=None, metavar="MB",
+              help="With --mcp: the largest state a shadow copies (default 1024).")
+def install_claude_code_cmd(project, local, mcp, shadows, shadow_max_mb):
     """Install the PreToolUse/PostToolUse hooks into .claude/settings.json (idempotent).
 
     With --mcp, also rewrite .mcp.json so that each stdio server runs behind `drygate mcp`,
     keeping its name (so tool names stay the same); the original is kept as
-    .mcp.json.drygate-backup.
+    .mcp.json.drygate-backup. --shadow NAME=PATH gives a server a shadow of its local state
+    (kept when the file is rewritten again).
     """
+    named = {}
+    for item in shadows:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            _fail(f"--shadow wants NAME=PATH, not {item!r}")
+        named.setdefault(name, []).append(path)
+    if (named or shadow_max_mb is not None) and not mcp:
+        _fail("--shadow and --shadow-max-mb go with --mcp")
+    if shadow_max_mb is not None and not shadow_max_mb > 0:
+        _fail("--shadow-max-mb must be a positive number")
     from drygate.enforcement.install import install_claude_code
 
     project = os.path.abspath(project or os.getcwd())
@@ -136,7 +152,7 @@ def install_claude_code_cmd(project, local, mcp):
         from drygate.relay.install import install_mcp
 
         try:
-            mcp_path, wrapped, skipped = install_mcp(project)
+            mcp_path, wrapped, skipped = install_mcp(project, shadows=named, shadow_max_mb=shadow_max_mb)
         except ValueError as e:
             _fail(str(e))
         out.print(Text(f"{mcp_path}: {len(wrapped)} server(s) behind the relay: {', '.join(wrapped) or '-'}"))

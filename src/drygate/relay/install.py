@@ -11,6 +11,13 @@ move into the relay's environment as ``DRYGATE_MCP_HEADERS`` (a JSON object; the
 host expands ``${VAR}`` in ``env`` as it did in ``headers``), never into arguments,
 which other users can read. Servers on the deprecated SSE transport are left as
 they are and reported.
+
+Shadow servers (drygate.relay.shadow): ``shadows={NAME: [PATH, ...]}`` adds ``--shadow PATH``
+(relative paths are taken from the project folder) to the named stdio servers, and
+``shadow_max_mb`` sets ``--shadow-max-mb`` on every server that has shadows. A rewrite keeps
+the ``--shadow`` and ``--shadow-max-mb`` options an earlier rewrite wrote, so running
+``drygate install claude-code --mcp`` again does not drop them; apply and ``drygate doctor``
+unwrap the entry as before (everything after ``--`` is the server's own command).
 """
 
 import json
@@ -19,6 +26,7 @@ import shutil
 import sys
 
 RELAY_ARGS = ("-m", "drygate.cli.entry", "mcp")
+_KEPT_OPTIONS = ("--shadow", "--shadow-max-mb")  # relay options a rewrite carries over
 
 
 def _original(entry):
@@ -32,14 +40,36 @@ def _original(entry):
     return entry.get("command"), args
 
 
-def wrap_servers(config, project_dir, python=None):
+def _kept_options(entry):
+    """``{"--shadow": [paths], "--shadow-max-mb": value | None}`` an earlier rewrite of ``entry`` wrote."""
+    args = list(entry.get("args") or [])
+    kept = {"--shadow": [], "--shadow-max-mb": None}
+    if tuple(args[:3]) != RELAY_ARGS:
+        return kept
+    own = args[3:args.index("--")] if "--" in args else args[3:]
+    for i, arg in enumerate(own[:-1]):
+        if arg == "--shadow":
+            kept["--shadow"].append(own[i + 1])
+        elif arg == "--shadow-max-mb":
+            kept["--shadow-max-mb"] = own[i + 1]
+    return kept
+
+
+def wrap_servers(config, project_dir, python=None, shadows=None, shadow_max_mb=None):
     """Return ``(new config dict, wrapped names, skipped {name: why})``. Pure.
 
-    Raises ValueError if ``config`` is not an ``{"mcpServers": {...}}`` object.
+    ``shadows``: ``{server name: [state paths]}`` to give those servers ``--shadow`` options
+    (see the module docstring); ``shadow_max_mb``: number or None. Raises ValueError if
+    ``config`` is not an ``{"mcpServers": {...}}`` object, or if ``shadows`` names a server
+    the configuration does not have or one reached over HTTP.
     """
     if not isinstance(config, dict) or not isinstance(config.get("mcpServers", {}), dict):
         raise ValueError("not an MCP configuration: expected {\"mcpServers\": {...}}")
     python = python or sys.executable
+    shadows = shadows or {}
+    unknown = sorted(set(shadows) - set(config.get("mcpServers", {})))
+    if unknown:
+        raise ValueError(f"--shadow names servers that .mcp.json does not have: {', '.join(unknown)}")
     servers = {}
     wrapped, skipped = [], {}
     for name, entry in config.get("mcpServers", {}).items():
@@ -52,6 +82,8 @@ def wrap_servers(config, project_dir, python=None):
             servers[name] = entry
             continue
         if entry.get("type") == "http" or "url" in entry:
+            if name in shadows:
+                raise ValueError(f"{name} is reached over HTTP: its state is not local, so it cannot be shadowed")
             url = entry.get("url")
             if not isinstance(url, str) or not url:
                 skipped[name] = "no url"
@@ -79,18 +111,29 @@ def wrap_servers(config, project_dir, python=None):
             skipped[name] = "no command"
             servers[name] = entry
             continue
+        kept = _kept_options(entry)
+        options = []
+        paths = kept["--shadow"] + [os.path.abspath(os.path.join(project_dir, p)) for p in shadows.get(name, [])]
+        for path in dict.fromkeys(paths):
+            options += ["--shadow", path]
+        limit = shadow_max_mb if shadow_max_mb is not None and paths else kept["--shadow-max-mb"]
+        if limit is not None and paths:
+            options += ["--shadow-max-mb", f"{float(limit):g}"]
         new = dict(entry)
         new["command"] = python
-        new["args"] = [*RELAY_ARGS, "--name", name, "--project", os.path.abspath(project_dir), "--", command, *args]
+        new["args"] = [*RELAY_ARGS, "--name", name, "--project", os.path.abspath(project_dir), *options, "--",
+                       command, *args]
         servers[name] = new
         wrapped.append(name)
     return dict(config, mcpServers=servers), wrapped, skipped
 
 
-def install_mcp(project_dir, python=None):
+def install_mcp(project_dir, python=None, shadows=None, shadow_max_mb=None):
     """Rewrite ``<project>/.mcp.json``; returns ``(path, wrapped, skipped)``.
 
-    Raises ValueError if the file is missing or is not valid JSON (it is left untouched).
+    ``shadows``, ``shadow_max_mb``: as :func:`wrap_servers`. Raises ValueError if the file
+    is missing or is not valid JSON, or for a ``shadows`` entry :func:`wrap_servers` refuses
+    (the file is left untouched).
     """
     path = os.path.join(os.path.abspath(project_dir), ".mcp.json")
     try:
@@ -100,7 +143,7 @@ def install_mcp(project_dir, python=None):
         raise ValueError(f"no {path}: nothing to put behind the relay") from e
     except ValueError as e:
         raise ValueError(f"{path} is not valid JSON ({e}); fix it first") from e
-    new, wrapped, skipped = wrap_servers(config, project_dir, python)
+    new, wrapped, skipped = wrap_servers(config, project_dir, python, shadows, shadow_max_mb)
     backup = path + ".drygate-backup"
     if not os.path.exists(backup):
         shutil.copyfile(path, backup)
