@@ -22,7 +22,8 @@ def print_file_changes(console, changes, max_lines=MAX_LINES):
         console.print(Text.assemble((change["path"], "bold"), f"  (step{'s' if len(change['steps']) > 1 else ''} "
                                     f"{steps}{'; ' + head if head else ''})"))
         for p in change["problems"]:
-            console.print(Text(f"  step {p['step']} would FAIL and change nothing: {p['problem']}", style="yellow"))
+            console.print(Text(f"  step {p['step']} would FAIL: {p['problem']} (on the host it changes nothing; "
+                               f"`drygate apply` stops before it)", style="yellow"))
         if change.get("note"):
             console.print(Text(f"  note: {change['note']}", style="yellow"))
         diff = change.get("diff")
