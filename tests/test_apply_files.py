@@ -54,19 +54,36 @@ def test_a_file_changed_since_the_plan_refuses_the_plan(project, tmp_path):
     assert runs[SESSION]["apply"] == "refused"
 
 
-def test_an_edit_whose_text_is_missing_stops_before_it(project, tmp_path):
-    """The plan marks a step that cannot apply; apply does the steps before it and stops."""
+def test_an_edit_that_would_fail_is_skipped_as_the_host_would_fail_it(project, tmp_path):
+    """Live, Claude Code refuses an Edit whose text is not in the file, and nothing changes;
+    apply does the same: it skips that step and goes on."""
     write_policy(project.root, "dry")
     dry_calls(project, [("Write", {"file_path": "a.txt", "content": "one\n"}),
-                        ("Edit", {"file_path": "a.txt", "old_string": "two", "new_string": "three"})])
+                        ("Edit", {"file_path": "a.txt", "old_string": "two", "new_string": "three"}),
+                        ("Write", {"file_path": "b.txt", "content": "b\n"})])
     plan_path = tmp_path / "plan.json"
     project.cli("plan", SESSION, "--out", str(plan_path))
-    assert "not in the file" in json.loads(plan_path.read_text())["steps"][1]["problem"]
+    step = json.loads(plan_path.read_text())["steps"][1]
+    assert "not in the file" in step["skip"] and step["problem"] is None
+    r = project.cli("apply", str(plan_path), "--yes")
+    assert "skipped: a live run's Edit would have failed" in r.stdout and "applied 3 of 3" in r.stdout
+    assert (project.root / "a.txt").read_text() == "one\n" and (project.root / "b.txt").read_text() == "b\n"
+
+
+def test_a_step_apply_cannot_execute_stops_it_there(project, tmp_path):
+    """A step with no executor (NotebookEdit) stops apply before it: partial, resumable."""
+    write_policy(project.root, "dry")
+    dry_calls(project, [("Write", {"file_path": "a.txt", "content": "one\n"}),
+                        ("NotebookEdit", {"notebook_path": "n.ipynb", "new_source": "x"}),
+                        ("Write", {"file_path": "b.txt", "content": "b\n"})])
+    plan_path = tmp_path / "plan.json"
+    project.cli("plan", SESSION, "--out", str(plan_path))
+    assert "no executor" in json.loads(plan_path.read_text())["steps"][1]["problem"]
     r = project.cli("apply", str(plan_path), "--yes", check=False)
     assert r.returncode == 1 and "STOPPED at step 2" in r.stderr
-    assert (project.root / "a.txt").read_text() == "one\n"
+    assert (project.root / "a.txt").read_text() == "one\n" and not (project.root / "b.txt").exists()
     runs = {x["run_id"]: x for x in json.loads(project.cli("runs", "--json").stdout)}
-    assert runs[SESSION]["apply"] == "partial (1/2)"
+    assert runs[SESSION]["apply"] == "partial (1/3)"
 
 
 def test_shell_steps_need_allow_shell(project, tmp_path):

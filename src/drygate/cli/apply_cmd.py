@@ -43,7 +43,7 @@ def print_artifact(plan, ledger=None, max_rows=MAX_ROWS, diffs=True):
         steps = steps[:max_rows] + notable[:max_rows]
     for st in steps:
         uses = ", ".join(f"step {d}" for d in st["depends_on"]) or "-"
-        note = st["problem"] and f"STOPS HERE: {st['problem']}" or (
+        note = st["problem"] and f"STOPS HERE: {st['problem']}" or st.get("skip") and f"SKIPPED: {st['skip']}" or (
             "needs --allow-shell" if st["executor"]["kind"] == "shell" else "")
         table.add_row(*_cells(st["step"], st["call"], st["tool_name"],
                               summarize_input(st["tool_name"], st["input"], 160, with_tool=False),

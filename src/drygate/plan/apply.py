@@ -305,6 +305,12 @@ class Applier:
         while done < len(self.plan["steps"]) and done + 1 in self.results:
             done += 1  # journaled done, and the ledger did not move past it before a crash
         for step in self.plan["steps"][done:]:
+            if step.get("skip"):
+                self._journal("step_skipped", step=step["step"], why=step["skip"])
+                self._update(lambda r, n=step["step"]: r.update(done=n, in_flight=None))
+                done += 1
+                self.ui.step_done(step, None, f"skipped: {step['skip']}")
+                continue
             try:
                 result, note = await self._run_step(step)
             except (ApplyStopped, StepFailed) as e:

@@ -28,7 +28,9 @@ The file is JSON::
             "rule_id": str, "idempotency_key": str, "reads_before": [int (index into
             basis.reads)], "references": [{"token", "call", "path", "step" | None}],
             "depends_on": [int (step)], "file": {"path", "before", "after"} | None,
-            "problem": str | None (apply will stop before this step, and why)}
+            "problem": str | None (apply will stop before this step, and why),
+            "skip": str (optional: apply skips this step, and why: a file edit that would
+                    have failed on the host too)}
 
     read = {"call", "seq", "tool_name", "input", "executor", "fingerprint" | None,
             "fingerprint_of": "mcp-result" (the server's result, journaled by the relay) |
@@ -206,11 +208,14 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
                     files[path] = text_fingerprint(simulated[path])
                 before = simulated[path]
                 after, problem = simulate_file_tool(s["tool_name"], s["input"], before)
-                step["file"] = {"path": path, "before": text_fingerprint(before), "after": text_fingerprint(after)}
                 if problem:
-                    step["problem"] = problem
-                else:
-                    simulated[path] = after
+                    # The host checks the same rules before its tool runs (shared/reference/
+                    # claude-code.md): live, this call would have failed and changed nothing, so
+                    # apply skips it rather than stopping the plan there.
+                    step["skip"] = f"a live run's {s['tool_name']} would have failed here and changed nothing: {problem}"
+                    after = before
+                step["file"] = {"path": path, "before": text_fingerprint(before), "after": text_fingerprint(after)}
+                simulated[path] = after
         steps.append(step)
     from drygate import __version__ as version
     from drygate.plan.diffs import file_changes
