@@ -101,7 +101,6 @@ def big_run(project, steps, reads):
 def part_one(args):
     from rich.console import Console
 
-    import drygate.cli.app  # noqa: F401 (registers the commands; apply_cmd is imported through it)
     from drygate.cli import apply_cmd
     from drygate.plan.apply import Applier
     from drygate.plan.artifact import load_plan, make_plan, save_plan

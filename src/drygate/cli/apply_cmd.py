@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from drygate.cli.app import _cells, _fail, _open_store, _settings, err, out, project_option
+from drygate.cli.common import _cells, _fail, _open_store, _settings, err, out, project_option
 from drygate.errors import DrygateError
 
 

@@ -13,7 +13,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from drygate.cli.app import _cells, _settings, _when, err, out, project_option
+from drygate.cli.common import _cells, _settings, _when, err, out, project_option
 
 _STYLE = {"OK": "bold green", "DEGRADED": "bold yellow", "FAILING": "bold red"}
 

@@ -12,7 +12,7 @@ import time
 import click
 from rich.text import Text
 
-from drygate.cli.app import _fail, _open_store, _settings, out, project_option
+from drygate.cli.common import _fail, _open_store, _settings, out, project_option
 from drygate.errors import DrygateError
 
 
