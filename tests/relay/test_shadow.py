@@ -712,3 +712,73 @@ def test_install_writes_and_keeps_shadow_options(memory_server, project, tmp_pat
     assert_simulated(write, "dry")
     assert read["structuredContent"]["entities"][0]["name"] == "via-install"
     assert graph.read_bytes() == before
+
+
+def test_a_terminated_relay_removes_its_shadow(memory_server, project, raw_peers):
+    graph = memory_server.paths["graph"]
+    project.policy("dry", extra=TRUSTED)
+    params = shadow_params(project, memory_server, [graph])
+    peer = raw_peers([params.command, *params.args], params.env)
+    peer.initialize()
+    result = peer.request("tools/call", {"name": "create_entities", "arguments": {"entities": [
+        {"name": "gone", "entityType": "t", "observations": []}]}})
+    assert result["result"]["_meta"]["drygate"]["simulated"] is True
+    assert len(shadow_dirs(project)) == 1
+    peer.proc.send_signal(signal.SIGTERM)
+    assert peer.proc.wait(timeout=15) == 143
+    assert shadow_dirs(project) == []
+    [shadow] = project.plan(RUN)["simulation"]["shadows"]
+    assert shadow["removed"] is True and shadow["writes"] == 1
+
+
+@pytest.mark.parametrize("allow_network", [False, True])
+def test_a_shadow_server_has_no_network(project, tmp_path, allow_network):
+    """A server whose state is not only local (here an object store reached over TCP) writes to that
+    service for real when it runs the call: the shadow runs in a network namespace of its own, so a
+    dry put through it never connects. --shadow-allow-network shows what that guard prevents."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    connections = []
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            connections.append(conn.recv(65536))
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    db = tmp_path / "stack.db"
+    sqlite3.connect(db).close()
+    env = {"STACK_DB": str(db), "STACK_S3_URL": f"http://127.0.0.1:{listener.getsockname()[1]}",
+           "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+    server = Server("stack", [sys.executable, str(STACK_SERVER)], env, {"db": db})
+    project.policy("dry", extra='[mcp]\ntrusted_servers = ["stack"]\n')
+    params = shadow_params(project, server, [db])
+    if allow_network:
+        split = params.args.index("--")
+        params = StdioServerParameters(command=params.command, env=params.env, args=[
+            *params.args[:split], "--shadow-allow-network", *params.args[split:]])
+    try:
+        [put, count] = run(calls, params, [("put_object", {"bucket": "b", "key": "k", "body": "x"}),
+                                           ("sql_query", {"sql": "SELECT 1 AS one"})])
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+    assert_simulated(put, "dry")
+    assert put["isError"] is True  # the object store could not be reached from the shadow
+    assert count["structuredContent"]["rows"] == [{"one": 1}]
+    if allow_network:
+        assert connections and b"PUT /b/k" in connections[0]  # what the namespace prevents
+    else:
+        assert connections == []

@@ -50,14 +50,18 @@ class ShadowConfig:
     """Which state a server keeps locally, and how much of it may be copied.
 
     ``paths``: absolute paths (tuple of str: files, SQLite databases, JSONL files, folders,
-    git repositories); ``max_bytes``: the limit of the state's logical size (int).
+    git repositories); ``max_bytes``: the limit of the state's logical size (int);
+    ``network``: the shadow server may use the network (default False: it runs in a network
+    namespace of its own, with no interface but a loopback that is down, so a server that
+    also writes to a network service cannot do so from its shadow).
     """
 
-    __slots__ = ("paths", "max_bytes")
+    __slots__ = ("paths", "max_bytes", "network")
 
-    def __init__(self, paths, max_bytes=DEFAULT_MAX_BYTES):
+    def __init__(self, paths, max_bytes=DEFAULT_MAX_BYTES, network=False):
         self.paths = tuple(os.path.abspath(os.path.expanduser(p)) for p in paths)
         self.max_bytes = int(max_bytes)
+        self.network = bool(network)
 
     def __repr__(self):
         return f"ShadowConfig({list(self.paths)!r}, max_bytes={self.max_bytes})"
@@ -293,6 +297,40 @@ class Shadow(Overlay):
 
     def close(self):
         return self.release()[0]
+
+
+_offline_prefix = {}  # cache of offline_prefix(): {"argv": [...]} or {"why": str}
+
+
+def offline_prefix():
+    """The argv prefix that runs a command without network: ``["unshare", "--net", "--"]`` as root,
+    ``["unshare", "--map-current-user", "--net", "--"]`` otherwise (a user namespace keeps the
+    uid). Probed once per process. Raises :class:`OverlayUnavailable` (``not_isolated``) where
+    namespaces cannot be made (no ``unshare``, unprivileged user namespaces disabled).
+    """
+    if not _offline_prefix:
+        import shutil as _shutil
+        import subprocess
+
+        unshare = _shutil.which("unshare")
+        if unshare is None:
+            _offline_prefix["why"] = "the unshare command (util-linux) is not installed"
+        else:
+            prefix = [unshare, "--net", "--"] if os.geteuid() == 0 else [unshare, "--map-current-user", "--net", "--"]
+            try:
+                probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, timeout=10)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                _offline_prefix["why"] = f"unshare failed ({e})"
+            else:
+                if probe.returncode == 0:
+                    _offline_prefix["argv"] = prefix
+                else:
+                    _offline_prefix["why"] = f"unshare failed: {probe.stderr.strip() or probe.returncode}"
+    if "argv" not in _offline_prefix:
+        raise OverlayUnavailable(f"the shadow server cannot be cut off the network ({_offline_prefix['why']}), so a "
+                                 f"write it makes to a network service would be real; pass --shadow-allow-network "
+                                 f"only for a server whose every effect is on its local state", "not_isolated")
+    return list(_offline_prefix["argv"])
 
 
 def _read_manifest(server_dir):

@@ -545,10 +545,13 @@ def main(argv=None):
                              "copy of it, so the run reads its own writes (drygate.relay.shadow)")
     parser.add_argument("--shadow-max-mb", type=float, default=None, metavar="MB",
                         help="largest state copied for a shadow (default 1024); a larger one gives plain dry results")
+    parser.add_argument("--shadow-allow-network", action="store_true",
+                        help="let the shadow server use the network (by default it runs in a network namespace of "
+                             "its own): only for a server whose every effect is on the --shadow paths")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the MCP server's command")
     args = parser.parse_args(sys.argv[2:] if argv is None else argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if (args.shadow or args.shadow_max_mb is not None) and (args.config or args.url):
+    if (args.shadow or args.shadow_max_mb is not None or args.shadow_allow_network) and (args.config or args.url):
         parser.error("--shadow needs a server started by the relay (a command after --), not --config or --url")
     if args.shadow_max_mb is not None and not args.shadow_max_mb > 0:
         parser.error("--shadow-max-mb must be a positive number")
@@ -588,7 +591,7 @@ def main(argv=None):
             from drygate.overlay.shadow import DEFAULT_MAX_BYTES, ShadowConfig
 
             max_bytes = DEFAULT_MAX_BYTES if args.shadow_max_mb is None else int(args.shadow_max_mb * 1048576)
-            shadow = ShadowConfig(args.shadow, max_bytes)
+            shadow = ShadowConfig(args.shadow, max_bytes, network=args.shadow_allow_network)
         relay = Relay(settings, args.name, command, run_id_from_env(os.environ), url=args.url, headers=headers,
                       shadow=shadow)
     if args.metrics:
@@ -621,9 +624,20 @@ def main(argv=None):
 
     async def run():
         loop = asyncio.get_running_loop()
+        if getattr(relay, "shadows", None) is not None:
+            # A host that ends the relay with SIGTERM or SIGHUP still gets the run's shadows removed
+            # (serve's cleanup runs); SIGKILL leaves them to `drygate prune`.
+            import signal
+
+            task = asyncio.current_task()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, task.cancel)
         reader = asyncio.StreamReader(limit=LINE_LIMIT)
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         await relay.serve(reader)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except asyncio.CancelledError:
+        return 128 + 15  # ended by a signal, after cleaning up
     return 0

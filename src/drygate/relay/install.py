@@ -15,7 +15,8 @@ they are and reported.
 Shadow servers (drygate.relay.shadow): ``shadows={NAME: [PATH, ...]}`` adds ``--shadow PATH``
 (relative paths are taken from the project folder) to the named stdio servers, and
 ``shadow_max_mb`` sets ``--shadow-max-mb`` on every server that has shadows. A rewrite keeps
-the ``--shadow`` and ``--shadow-max-mb`` options an earlier rewrite wrote, so running
+the ``--shadow``, ``--shadow-max-mb`` and ``--shadow-allow-network`` options an earlier
+rewrite wrote (the last one is only ever written by hand), so running
 ``drygate install claude-code --mcp`` again does not drop them; apply and ``drygate doctor``
 unwrap the entry as before (everything after ``--`` is the server's own command).
 """
@@ -26,7 +27,6 @@ import shutil
 import sys
 
 RELAY_ARGS = ("-m", "drygate.cli.entry", "mcp")
-_KEPT_OPTIONS = ("--shadow", "--shadow-max-mb")  # relay options a rewrite carries over
 
 
 def _original(entry):
@@ -43,10 +43,11 @@ def _original(entry):
 def _kept_options(entry):
     """``{"--shadow": [paths], "--shadow-max-mb": value | None}`` an earlier rewrite of ``entry`` wrote."""
     args = list(entry.get("args") or [])
-    kept = {"--shadow": [], "--shadow-max-mb": None}
+    kept = {"--shadow": [], "--shadow-max-mb": None, "--shadow-allow-network": False}
     if tuple(args[:3]) != RELAY_ARGS:
         return kept
     own = args[3:args.index("--")] if "--" in args else args[3:]
+    kept["--shadow-allow-network"] = "--shadow-allow-network" in own
     for i, arg in enumerate(own[:-1]):
         if arg == "--shadow":
             kept["--shadow"].append(own[i + 1])
@@ -119,6 +120,8 @@ def wrap_servers(config, project_dir, python=None, shadows=None, shadow_max_mb=N
         limit = shadow_max_mb if shadow_max_mb is not None and paths else kept["--shadow-max-mb"]
         if limit is not None and paths:
             options += ["--shadow-max-mb", f"{float(limit):g}"]
+        if kept["--shadow-allow-network"] and paths:
+            options.append("--shadow-allow-network")
         new = dict(entry)
         new["command"] = python
         new["args"] = [*RELAY_ARGS, "--name", name, "--project", os.path.abspath(project_dir), *options, "--",

@@ -6,7 +6,11 @@ decision of the run here, or the first call of a run that is already dry), the r
 makes the run's copy of each state path (drygate.overlay.shadow: reflinks where the file
 system has them, the SQLite backup API for live databases) and starts the same server
 with every occurrence of the state paths in its command, environment and working folder
-replaced by the copies, replaying the client's handshake to it. From then on every
+replaced by the copies, replaying the client's handshake to it. The shadow server runs
+without network (a network namespace of its own, ``unshare --net``), so a server that
+also writes to a network service (an object store, an API, a database server) cannot
+do so from its shadow; ``--shadow-allow-network`` lifts that for a server whose every
+effect is on its local state. From then on every
 message of the connection goes to the shadow, tools/call reads included, translated
 real -> copy on the way in and copy -> real on the way out; the real server keeps running
 but gets no more calls (the relay still asks it for tool lists).
@@ -404,6 +408,10 @@ class ShadowRoute:
         try:
             argv, env, cwd = shadow.command(real.command, real.env if real.env is not None else dict(os.environ),
                                             os.getcwd())
+            if not self.config.network:
+                from drygate.overlay.shadow import offline_prefix
+
+                argv = await asyncio.to_thread(offline_prefix) + argv
         except OverlayUnavailable as e:
             await asyncio.to_thread(shadow.release)
             self._fall_back(e)
