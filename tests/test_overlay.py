@@ -214,6 +214,20 @@ def test_shadow_shared_by_one_run_removed_by_its_last_holder(tmp_path):
     assert state.read_text() == '{"a": 1}\n'
 
 
+def test_one_run_and_server_with_other_paths_is_refused_not_recopied(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("a")
+    b.write_text("b")
+    root = str(tmp_path / "shadows")
+    first = Shadow.open(root, "r", "memory", ShadowConfig([str(a)]))
+    with open(first.paths()[0]["copy"], "a") as f:
+        f.write(" written by the run")
+    with pytest.raises(OverlayUnavailable, match="with other paths"):
+        Shadow.open(root, "r", "memory", ShadowConfig([str(b)]))
+    assert open(first.paths()[0]["copy"]).read() == "a written by the run"
+    assert first.release()[1]
+
+
 def test_shadow_over_the_limit_leaves_nothing(tmp_path):
     state = tmp_path / "big"
     state.mkdir()

@@ -190,8 +190,12 @@ class Shadow(Overlay):
                 manifest = _read_manifest(server_dir)
                 if manifest is not None and manifest.get("paths_declared") == list(config.paths):
                     return cls(run_id, server, run_dir, manifest, holder, False)
+                if manifest is not None:  # another relay of the run uses it: never pull it away
+                    raise OverlayUnavailable(
+                        f"another relay of run {run_id} shadows {server} with other paths "
+                        f"({', '.join(manifest.get('paths_declared') or [])})", "not_isolated")
                 if os.path.lexists(server_dir):
-                    shutil.rmtree(server_dir)
+                    shutil.rmtree(server_dir)  # a copy that was never finished (no manifest)
                 start = time.perf_counter()
                 reports = []
                 try:
@@ -350,7 +354,8 @@ def _write_json(path, value):
 
 
 def list_shadows(root):
-    """The shadows on disk: ``{run_id: {"bytes": int, "servers": [str], "in_use": bool, "dir": str}}``."""
+    """The shadows on disk: ``{run_id: {"bytes": int, "servers": [str], "overlays": [file name], "in_use": bool,
+    "dir": str}}`` (``bytes``: the copies and the store overlays' files)."""
     import fcntl
 
     from drygate.overlay.copy import state_size
@@ -375,6 +380,10 @@ def list_shadows(root):
                 size += state_size(os.path.join(entry.path, server, "state"))[0]
             except OSError:
                 pass
+        from drygate.overlay.stores import overlay_files
+
+        overlays = overlay_files(entry.path)  # the run's store overlays (drygate.overlay.stores) live here too
+        size += sum(overlays.values())
         in_use = False
         try:
             fd = os.open(os.path.join(entry.path, HOLDERS), os.O_RDONLY | os.O_CLOEXEC)
@@ -386,7 +395,8 @@ def list_shadows(root):
                 os.close(fd)
         except FileNotFoundError:
             pass
-        found[run_id] = {"bytes": size, "servers": servers, "in_use": in_use, "dir": entry.path}
+        found[run_id] = {"bytes": size, "servers": servers, "overlays": sorted(overlays), "in_use": in_use,
+                         "dir": entry.path}
     return found
 
 
