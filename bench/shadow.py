@@ -125,7 +125,7 @@ def compare(title, source, base, rounds, where):
         cp_t.append(t)
         cp_d.append(d)
         holder = {}
-        t, d = measure("drygate", lambda: holder.setdefault("r", copy_state(source, base + ".dg")),
+        t, d = measure("drygate", lambda holder=holder: holder.setdefault("r", copy_state(source, base + ".dg")),
                        base + ".dg", where)
         dg_t.append(t)
         dg_d.append(d)

@@ -337,9 +337,9 @@ def _copy_folder(source, target, report):
             methods = list(pool.map(lambda f: _copy_one(f[0], f[1], f[2]), plain))
     else:
         methods = [_copy_one(src, dst, st) for src, dst, st, _ in plain]
-    for (src, dst, st, _), method in zip(plain, methods):
+    for (_src, dst, st, _), method in zip(plain, methods):
         report.count(method, os.stat(dst).st_size if method.startswith("sqlite") else st.st_size)
-    for _, dst, st, first in files:
+    for _, dst, _st, first in files:
         if first is not None:
             os.link(first, dst)
             report.count("hardlink", 0)
