@@ -83,7 +83,12 @@ def test_metrics_served_over_http_follow_new_decisions_and_alerts(project):
         assert value(second, "drygate_decisions_total", effect="write", decision="dry") == 3
         assert value(second, "drygate_decision_latency_seconds_count", host="claude-code") == 5
         assert value(second, "drygate_guard_failures_total", cause="input") == 2
-        assert value(second, "drygate_guard_failures_total", cause="deadline") == 1
+        # The soft deadline raises inside the decision (cause "deadline"); on a machine so
+        # loaded that the process is stuck past the grace, the hard one ends it and the hook
+        # wrapper reports "hook_exit_1". Either is this one deadline miss.
+        soft = value(second, "drygate_guard_failures_total", cause="deadline") or 0
+        hard = value(second, "drygate_guard_failures_total", cause="hook_exit_1") or 0
+        assert soft + hard == 1
         assert value(second, "drygate_deadline_misses_total") == 1
     finally:
         proc.terminate()
