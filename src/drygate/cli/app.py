@@ -328,7 +328,7 @@ def _size(n):
 
 
 def print_simulation(simulation):
-    """The plan's lines about the run's MCP server shadows (drygate.overlay.shadow.simulation_summary)."""
+    """The plan's lines about the run's MCP server shadows and store overlays (drygate.plan.build)."""
     for s in (simulation or {}).get("shadows") or []:
         if s["made_at"] is not None:
             how = ", ".join(f"{n} by {m}" for m, n in sorted(s["methods"].items())) or "nothing to copy"
@@ -340,6 +340,15 @@ def print_simulation(simulation):
         if s["fallback"]:
             out.print(Text(f"no read-your-writes for {s['server']} from then on: {s['fallback']['reason']} "
                            f"(plain dry results, never a live write)", style="yellow"))
+    for o in (simulation or {}).get("overlays") or []:
+        if o["made_at"] is not None:
+            end = (f"; {_size(o['final_bytes'])} at the end, " + ("removed" if o["removed"] else "still on disk")
+                   if o["final_bytes"] is not None else "; still in use")
+            out.print(Text(f"simulated on the run's {o['kind']} overlay {o['name']} of {o['server']} over the real "
+                           f"store: {o['writes']} simulated write(s), {o['reads']} read(s) answered{end}"))
+        if o["fallback"]:
+            out.print(Text(f"no read-your-writes for {o['server']}'s {o['kind']} from then on: "
+                           f"{o['fallback']['reason']} (plain dry results, never a live write)", style="yellow"))
     unproven = (simulation or {}).get("unproven") or {}
     if unproven:
         out.print(Text("not proven by the simulation: " + "; ".join(unproven.values())))

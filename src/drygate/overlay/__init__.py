@@ -30,6 +30,11 @@ Modules:
   ``<project>/.drygate/mcp-shadows/<run>/<server>/`` (made, shared by the run's relays, removed,
   pruned). The MCP relay runs a shadow instance of the server on it
   (:mod:`drygate.relay.shadow`).
+- :mod:`~drygate.overlay.stores`: store overlays, a run's simulated writes to a remote store
+  (S3, Redis) in a SQLite file next to its shadows, over the real store; the protocol by
+  which an operation asks for the real reads it needs; :mod:`~drygate.overlay.objects` (an
+  S3-compatible object store) and :mod:`~drygate.overlay.keyvalue` (a versioned key-value
+  store). The MCP relay answers a dry run's mapped tools with them (:mod:`drygate.relay.overlays`).
 
 Nothing is imported here: ``import drygate.overlay.honesty`` pays for that module only.
 """

@@ -123,3 +123,57 @@ def mark_result(result, note, meta):
     own = marked.get("_meta") if isinstance(marked.get("_meta"), dict) else {}
     marked["_meta"] = dict(own, **{META_KEY: meta})
     return marked
+
+
+#: What a store overlay (drygate.overlay.objects, drygate.overlay.keyvalue) cannot prove, by kind.
+#: Its reads of the real store are real; its writes are computed the way the store would.
+OVERLAY_UNPROVEN = {
+    "objects": {
+        "capacity": "capacity: object size limits, quotas and storage classes of the real bucket were not exercised",
+        "permissions": "permissions: the real bucket was only read (with the server's read access); its write "
+                       "permissions, bucket policies and KMS keys were not exercised",
+        "other_writers": "other writers: the overlay reads a key of the real bucket when the run first touches it; "
+                         "what others write after that is not in the simulation, and a precondition that held here "
+                         "may fail when the plan is applied",
+        "eventual_consistency": "eventual consistency: the run reads its simulated writes back at once; readers "
+                                "elsewhere may see a real write later (S3-compatible listings and caches can lag; R2 "
+                                "and CDN readers elsewhere may see it tens of seconds late)",
+        "values": "values: the ETag is the MD5 of the body, as S3 computes it for a single PUT without SSE-KMS or "
+                  "SSE-C (a multipart or KMS-encrypted upload gets another); version ids and last-modified times "
+                  "are not known until the write is applied",
+    },
+    "key-value": {
+        "capacity": "capacity: memory limits, eviction and value size limits of the real store were not exercised",
+        "permissions": "permissions: the real store was only read (with the server's read access); its write "
+                       "permissions were not exercised",
+        "other_writers": "other writers: the overlay reads a key of the real store when the run first touches it; "
+                         "what others write after that is not in the simulation, and an if_version that held here "
+                         "may fail when the plan is applied",
+        "eventual_consistency": "eventual consistency: the run reads its simulated writes back at once; readers "
+                                "elsewhere may see a real write later (replicas lag; Cloudflare KV readers in other "
+                                "locations may see it about 60 s late)",
+        "values": "values: versions come from the store's own counter when the write is applied; the simulated ones "
+                  "are only ordered above every version the run saw",
+    },
+}
+
+
+def overlay_unproven(kind):
+    """``{name: text}`` of what a store overlay of ``kind`` (``"objects"``, ``"key-value"``) could not prove."""
+    return dict(OVERLAY_UNPROVEN.get(kind) or UNPROVEN)
+
+
+def overlay_read_note(run_id, what, reflects, writes, real):
+    """The text appended to a read a store overlay answered (str).
+
+    ``what``: the overlay (e.g. ``"run r's overlay of the stack server's objects"``);
+    ``reflects``: the answer includes the run's own simulated writes; ``writes``: how many
+    the run made in this overlay; ``real``: the real store was read for it."""
+    if reflects:
+        seen = (f"it includes this run's simulated writes ({writes} so far), which the real store does not have"
+                + ("; the rest was read from the real store now" if real else ""))
+    elif real:
+        seen = "the run has not written what it read, so this is the real store's answer, read now"
+    else:
+        seen = "nothing of it comes from the real store"
+    return f"drygate DRY RUN: this read was answered by {what} for run {run_id}: {seen}."

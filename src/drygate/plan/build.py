@@ -8,7 +8,7 @@ A plan is a dict::
      "executed_writes": [decided, ...], "denied": [decided, ...], "asked": [decided, ...],
      "counts": {"calls", "writes", "dry", "allowed_writes", "denied", "asked"},
      "policy_hashes": [str, ...],
-     "simulation": {"shadows": [...], "read_your_writes": bool, "unproven": {name: text}}}
+     "simulation": {"shadows": [...], "overlays": [...], "read_your_writes": bool, "unproven": {name: text}}}
 
     step = {"step": int (1-based), "call": int (the call's number in the run),
             "seq": int (journal order), "ts": float, "tool_name": str,
@@ -80,6 +80,16 @@ def plan_from_journal(run, entries):
 
 
 def _simulation(entries):
+    from drygate.overlay.honesty import overlay_unproven
     from drygate.overlay.shadow import simulation_summary
+    from drygate.overlay.stores import overlay_summary
 
-    return simulation_summary(entries)
+    summary = simulation_summary(entries)
+    summary["overlays"] = overlay_summary(entries)
+    for o in summary["overlays"]:
+        if o["made_at"] is not None:
+            summary["read_your_writes"] = True
+            for name, text in overlay_unproven(o["kind"]).items():
+                if text not in summary["unproven"].get(name, ""):
+                    summary["unproven"][name] = "; ".join(filter(None, (summary["unproven"].get(name), text)))
+    return summary

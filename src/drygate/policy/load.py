@@ -11,7 +11,12 @@ Shape of the compiled policy::
      "mode": "live" | "sticky" | "dry", "deadline_ms": int,
      "state_path": str, "state_synchronous": "FULL" | "NORMAL", "alert_log": str, "alert_command": str | None,
      "alert_webhook": str | None, "alert_rate_limit": int, "alert_rate_window_s": int,
-     "rules": (rule, ...), "literal_index": {tool name: (rule index, ...)}}
+     "rules": (rule, ...), "literal_index": {tool name: (rule index, ...)},
+     "overlays": (overlay, ...)}
+
+    overlay = {"server": str, "name": str, "kind": "objects" | "key-value",
+               "tools": {role: tool name as the server knows it}, "plain_tools": (str, ...),
+               "max_bytes": int, "shadow_env": {name: value} | None}
 
     rule = {"id": str, "match": ("literal" | "prefix" | "glob" | "regex", str),
             "input_regex": ((field, pattern), ...), "input_equals": ((field, value), ...),
@@ -32,7 +37,7 @@ DEFAULTS = {
 }
 _RULE_KEYS = {"id", "tool", "tool_glob", "tool_regex", "input_regex", "input_equals", "effect", "dry",
               "action", "reason", "classify", "sql_argument", "sql_dialect", "url_argument", "method_argument"}
-_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp"}
+_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp", "overlays"}
 _COMMAND_KEYS = {"name", "effect", "subcommands", "flags", "values"}
 _HTTP_RULE_KEYS = {"url_regex", "methods", "effect"}
 SQL_DIALECTS = ("sqlite", "postgres", "mysql")
@@ -167,6 +172,7 @@ def compile_policy(doc, source=None, digest=""):
         raise PolicyError(f"{where}: unknown key(s) in [mcp]: {', '.join(sorted(unknown_mcp))}")
     commands = _compile_commands(doc.get("commands", []), where)
     http_rules = _compile_http_rules(doc.get("http_rules", []), where)
+    overlays = compile_overlays(doc.get("overlays", []), where)
     return {
         "format": FORMAT,
         "source": source,
@@ -185,7 +191,79 @@ def compile_policy(doc, source=None, digest=""):
         **alert_options,
         "rules": tuple(rules),
         "literal_index": {k: tuple(v) for k, v in literal_index.items()},
+        "overlays": overlays,
     }
+
+
+#: Store overlays (``[[overlays]]``): the tools each kind simulates, by role; required roles first.
+OVERLAY_ROLES = {"objects": (("put", "get", "head", "list", "delete"), ()),
+                 "key-value": (("get", "set", "delete"), ("incr",))}
+_OVERLAY_KEYS = {"server", "kind", "name", "tools", "plain_tools", "max_mb", "shadow_env"}
+#: Default limit of what one store overlay keeps (MB): bodies, values and keys.
+DEFAULT_OVERLAY_MAX_MB = 256
+
+
+def compile_overlays(entries, where="<policy>"):
+    """``[[overlays]]`` -> a tuple of overlay dicts (module docstring), validated.
+
+    Each table names a server (as the agent sees it: ``mcp__<server>__<tool>``), a
+    ``kind`` (``"objects"``: an S3-style object store; ``"key-value"``: a versioned
+    key-value store) and the server's tools for each role of that kind. Raises
+    :class:`PolicyError` naming the table and the problem: an unknown key or role, a
+    required role missing, a tool mapped twice for one server, a bad limit or environment.
+    """
+    import re
+
+    out, seen_tools, seen_names = [], {}, set()
+    for label, entry in _tables(entries, "overlays", _OVERLAY_KEYS, where):
+        server = entry.get("server")
+        if not isinstance(server, str) or not server or "__" in server:
+            raise PolicyError(f"{label}: server must be the MCP server's name as the agent sees it "
+                              f"(mcp__<server>__<tool>), without '__'")
+        kind = entry.get("kind")
+        if kind not in OVERLAY_ROLES:
+            raise PolicyError(f"{label}: kind must be one of {', '.join(repr(k) for k in OVERLAY_ROLES)}, not {kind!r}")
+        required, optional = OVERLAY_ROLES[kind]
+        name = entry.get("name", kind)
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+            raise PolicyError(f"{label}: name must be letters, digits, '.', '_' or '-' (at most 64), not {name!r}")
+        if (server, name) in seen_names:
+            raise PolicyError(f"{label}: server {server!r} has two overlays named {name!r}; give one a name = \"...\"")
+        seen_names.add((server, name))
+        tools = entry.get("tools")
+        if not isinstance(tools, dict):
+            example = ", ".join(f'{r} = "..."' for r in required)
+            raise PolicyError(f"{label}: tools must be a table of role = tool name, e.g. {{ {example} }}")
+        unknown = set(tools) - set(required) - set(optional)
+        if unknown:
+            raise PolicyError(f"{label}: unknown role(s) for kind {kind!r}: {', '.join(sorted(unknown))} "
+                              f"(roles: {', '.join(required + optional)})")
+        missing = [r for r in required if r not in tools]
+        if missing:
+            raise PolicyError(f"{label}: kind {kind!r} needs a tool for every one of {', '.join(required)}; "
+                              f"missing: {', '.join(missing)}")
+        plain = entry.get("plain_tools", [])
+        if not isinstance(plain, list):
+            raise PolicyError(f"{label}: plain_tools must be a list of tool names")
+        for role, tool in [*tools.items(), *(("plain_tools", t) for t in plain)]:
+            what = f"tools.{role}" if role != "plain_tools" else "plain_tools"
+            if not isinstance(tool, str) or not tool:
+                raise PolicyError(f"{label}: {what} must be a tool name as the server knows it (a non-empty string)")
+            if (server, tool) in seen_tools:
+                raise PolicyError(f"{label}: tool {tool!r} of server {server!r} is already handled by "
+                                  f"{seen_tools[server, tool]}; a tool belongs to one overlay role")
+            seen_tools[server, tool] = f"{label} {what}"
+        max_mb = entry.get("max_mb", DEFAULT_OVERLAY_MAX_MB)
+        if isinstance(max_mb, bool) or not isinstance(max_mb, (int, float)) or not 0 < max_mb <= 1048576:
+            raise PolicyError(f"{label}: max_mb must be a number of megabytes above 0 (at most 1048576), "
+                              f"not {max_mb!r}")
+        env = entry.get("shadow_env")
+        if env is not None and (not isinstance(env, dict) or not all(
+                isinstance(k, str) and k and "=" not in k and isinstance(v, str) for k, v in env.items())):
+            raise PolicyError(f"{label}: shadow_env must be a table of environment variable = string value")
+        out.append({"server": server, "name": name, "kind": kind, "tools": dict(tools), "plain_tools": tuple(plain),
+                    "max_bytes": int(max_mb * 1048576), "shadow_env": dict(env) if env is not None else None})
+    return tuple(out)
 
 
 _ALERT_KEYS = {"log", "command", "webhook", "rate_limit", "rate_window_s"}

@@ -157,6 +157,9 @@ class Relay(ClientSide):
         self._listed_at = None  # when the relay last listed the server's tools itself
         self.server_info = None  # the server's serverInfo from its initialize answer
         self._catalog_journaled = None
+        from drygate.relay.overlays import OverlayRoute
+
+        self.overlays = OverlayRoute(self)  # the policy's store overlays of this server (drygate.relay.overlays)
         self.shadows = None
         if shadow is not None and shadow.paths:
             from drygate.overlay.shadow import shadow_root
@@ -401,7 +404,11 @@ class Relay(ClientSide):
         try:
             run_id = self.runs.run_for(meta)
             decision = self._decide(tool, arguments, run_id, str(request_id))
-            if self.shadows is not None and decision.action in ("allow", "dry") and \
+            routed = decision.action in ("allow", "dry") and \
+                await self.overlays.tools_call(message, decision, run_id, tool, modern)
+            if routed is True:
+                return  # a store tool in a dry run: the run's overlay answers, marked as simulated
+            if not routed and self.shadows is not None and decision.action in ("allow", "dry") and \
                     await self.shadows.tools_call(message, decision, run_id, tool, modern):
                 return  # a dry run's call: the shadow server answers, marked as simulated
         except Exception as e:  # any failure of the gate: block, answer, alert
@@ -446,6 +453,7 @@ class Relay(ClientSide):
     async def close(self):
         self.gate.flush()
         await self.downstream.close()
+        await self.overlays.close()
         if self.shadows is not None:
             await self.shadows.close()
 
@@ -466,6 +474,7 @@ class Relay(ClientSide):
         finally:
             self.gate.flush()
             await self.downstream.close()
+            await self.overlays.close()
             if self.shadows is not None:
                 await self.shadows.close()
 

@@ -408,6 +408,8 @@ class ShadowRoute:
         try:
             argv, env, cwd = shadow.command(real.command, real.env if real.env is not None else dict(os.environ),
                                             os.getcwd())
+            if getattr(self.relay, "overlays", None) is not None:  # the remote stores' settings point at nothing
+                env = dict(env, **self.relay.overlays.shadow_env(self.config.network))
             if not self.config.network:
                 from drygate.overlay.shadow import offline_prefix
 
