@@ -524,3 +524,20 @@ def test_the_overlay_reads_only_as_the_gate_allows(tmp_path, stack):
     assert get["structuredContent"]["body"] == "old"  # the real object, with a note of the write it misses
     assert "does NOT show run strict's 1 skipped write(s)" in get["content"][-1]["text"]
     assert bucket_state(stack)["old.txt"][1] == b"old"
+
+
+def test_shadow_env_points_a_networked_shadow_at_nothing(tmp_path, stack):
+    """With --shadow-allow-network the shadow could reach moto; shadow_env takes S3 out of its environment, so an
+    unmapped S3 write sent to the shadow (create_bucket, here not in plain_tools) reaches no S3 at all."""
+    project, server = setup(tmp_path, stack, overlays=OVERLAYS.replace('plain_tools = ["create_bucket"]\n', ""))
+    argv = [*DRYGATE, "mcp", "--name", "stack", "--project", str(project.root), "--shadow", str(stack.db),
+            "--shadow-allow-network", "--", *server.argv]
+    from mcp import StdioServerParameters
+
+    params = StdioServerParameters(command=argv[0], args=argv[1:],
+                                   env=project.relay_env(server, mode="dry", run_id="networked"))
+    new_bucket = stack.bucket + "-networked"
+    [create] = run(calls, params, [("create_bucket", {"bucket": new_bucket})])
+    assert create["_meta"]["drygate"]["served_by"] == "shadow" and create["isError"]
+    assert "could not reach S3" in create["content"][0]["text"] and "127.0.0.1:9" in create["content"][0]["text"]
+    assert new_bucket not in {b["Name"] for b in stack.s3.list_buckets()["Buckets"]}
