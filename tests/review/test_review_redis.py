@@ -97,9 +97,6 @@ def test_a_blocked_then_retried_write_is_planned_once(redis_factory, lean, tmp_p
         proxy.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="a run whose journal expired (retention) stays dry "
-                   "through its tombstone, but when it goes on (e.g. a resumed session) its plan silently leaves "
-                   "out the dry writes made before the expiry: counts say 2 dry writes, the plan has 1 step")
 @pytest.mark.parametrize("lean", [False, True], ids=["redis-py", "lean"])
 def test_a_run_whose_journal_expired_mid_run_is_not_planned_partially(redis_url, lean, tmp_path):
     from drygate.engine import Engine

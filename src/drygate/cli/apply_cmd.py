@@ -104,7 +104,10 @@ class ConsoleUI:
 @click.option("--allow-shell", is_flag=True, help="Run the plan's shell command steps (each is shown first).")
 @click.option("--mcp-config", "mcp_config_file", type=click.Path(dir_okay=False), default=None,
               help="The MCP configuration naming the servers (default: the project's .mcp.json).")
-def apply(project, plan_file, yes, resume, force, allow_shell, mcp_config_file):
+@click.option("--takeover", is_flag=True, help="With --resume: continue an apply another host left running (it died).")
+@click.option("--retry-in-flight", is_flag=True,
+              help="With --resume: run again a shell step that was running when the earlier apply stopped.")
+def apply(project, plan_file, yes, resume, force, allow_shell, mcp_config_file, takeover, retry_in_flight):
     """Apply a saved plan exactly: its steps, in order, once. Refuses stale or edited plans."""
     import anyio
 
@@ -129,11 +132,16 @@ def apply(project, plan_file, yes, resume, force, allow_shell, mcp_config_file):
     if not yes and not click.confirm(f"Apply these {len(plan['steps'])} step(s)?", default=False):
         _fail("not applied")
     ui = ConsoleUI(len(plan["steps"]), yes)
+    from drygate.gate import protected_state_file
+
+    protected = (settings.project_dir, settings.policy_path,
+                 protected_state_file(settings, settings.state_path_for(policy)), settings.alert_log_for(policy))
 
     async def main():
         async with McpServers(settings.project_dir, servers_config) as servers:
             applier = Applier(plan, store, settings.project_dir, policy, servers, ui, force=force, resume=resume,
-                              allow_shell=allow_shell, who=_who())
+                              allow_shell=allow_shell, who=_who(), protected=protected, takeover=takeover,
+                              retry_in_flight=retry_in_flight)
             return await applier.run()
 
     try:

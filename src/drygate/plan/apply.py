@@ -24,6 +24,7 @@ whatever the plan's length::
      "started_at": float | None, "finished_at": float | None, "total": int,
      "done": int (steps 1..done are done), "in_flight": int | None (a step that was
      started and not confirmed: it may have run), "failed": {"step", "error"} | None,
+     "basis_checked": bool (absent until the basis check passed or was forced),
      "forced": [str] | None, "reason": str | None}
 
 Every event is journaled in the run (kind ``result``, tool ``drygate/apply``): who,
@@ -99,8 +100,11 @@ def _fresh_record(plan, status, who, owner, now):
             "in_flight": None, "failed": None, "forced": None, "reason": None}
 
 
-def _claim(store, plan, resume, who, now):
-    """Claim the run for this apply; returns the ledger record (dict). Raises ApplyRefused."""
+def _claim(store, plan, resume, who, now, takeover=False):
+    """Claim the run for this apply; returns the ledger record (dict). Raises ApplyRefused.
+
+    An apply left "applying" can be resumed by its own host once its process is gone; from
+    another host only with ``takeover`` (drygate cannot see whether that process is alive)."""
     run_id, plan_hash = plan["run_id"], plan["content_hash"]
     me = {"host": socket.gethostname(), "pid": os.getpid()}
     for _ in range(10):
@@ -123,6 +127,10 @@ def _claim(store, plan, resume, who, now):
             if status == "applying" and owner.get("host") == me["host"] and owner.get("pid") != me["pid"] \
                     and _pid_alive(owner.get("pid") or 0):
                 raise ApplyRefused(f"an apply of this plan is still running (pid {owner.get('pid')})")
+            if status == "applying" and owner and owner.get("host") != me["host"] and not takeover:
+                raise ApplyRefused(f"an apply of this plan is running or died on host {owner.get('host')} (pid "
+                                   f"{owner.get('pid')}); if it is not running any more, `drygate apply --resume "
+                                   f"--takeover`")
             new = dict(record, status="applying", owner=me, who=who)
         else:
             if resume:
@@ -141,11 +149,14 @@ class Applier:
     object with ``step_started(step)``, ``step_done(step, result, note)``,
     ``confirm_shell(step) -> bool`` and ``note(text)``; ``force``: go on despite a stale
     basis (recorded); ``resume``: continue an interrupted apply; ``allow_shell``: run
-    shell steps; ``who``: who applies (recorded).
+    shell steps; ``who``: who applies (recorded); ``protected``: the arguments of
+    drygate.classifiers.protect.for_project, to refuse steps that would change the gate;
+    ``takeover``: resume an apply another host left "applying" (it must be dead);
+    ``retry_in_flight``: run again a shell step that may have run before a crash.
     """
 
     def __init__(self, plan, store, project_dir, policy, servers, ui, force=False, resume=False, allow_shell=False,
-                 who=None, clock=time.time):
+                 who=None, clock=time.time, protected=None, takeover=False, retry_in_flight=False):
         self.plan = plan
         self.store = store
         self.project_dir = project_dir
@@ -159,15 +170,64 @@ class Applier:
         self.clock = clock
         self.record = None
         self.results = {}
+        self.protected = protected  # drygate.classifiers.protect.for_project arguments, or None
+        self.takeover = takeover
+        self.retry_in_flight = retry_in_flight
+        self.me = {"host": socket.gethostname(), "pid": os.getpid()}
 
     # -- checks before anything runs ----------------------------------------------------
 
     def check_static(self):
-        """Refusals that need no server: shell steps without ``allow_shell``. Raises ApplyRefused."""
+        """Refusals that need no server. Raises ApplyRefused when:
+
+        - the plan's steps are not exactly the run's skipped writes as this store journaled
+          them (same order, journal seq, call number, tool and input): a plan edited with
+          its content hash recomputed, or applied against another store, runs nothing the
+          run did not plan;
+        - a step would change the gate itself (self-protection, checked again now, from
+          the project folder: apply must not be a way around it);
+        - there are shell steps and ``allow_shell`` is not set.
+        """
+        from drygate.plan.build import plan_from_journal
+        from drygate.plan.fingerprint import fingerprint
+
+        run = self.store.get_run(self.plan["run_id"])
+        if run is None:
+            raise ApplyRefused(f"this state store never saw run {self.plan['run_id']}: the plan belongs to another "
+                               f"store (or this one lost its state), so it is not applied here")
+        journaled = plan_from_journal(run, self.store.journal(self.plan["run_id"]))["steps"]
+        mine = [(s["seq"], s["call"], s["tool_name"], fingerprint(s["input"])) for s in self.plan["steps"]]
+        theirs = [(s["seq"], s["call"], s["tool_name"], fingerprint(s["input"])) for s in journaled]
+        if mine != theirs:
+            raise ApplyRefused(f"the plan's steps are not the skipped writes run {self.plan['run_id']} journaled "
+                               f"({len(mine)} in the plan, {len(theirs)} in the journal, first difference at step "
+                               f"{next((i + 1 for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)) + 1)}); "
+                               f"a plan runs only what its run planned. Make a new plan with `drygate plan RUN --out`")
+        tampering = self._tampering_steps()
+        if tampering:
+            raise ApplyRefused("the plan would change drygate itself: " + "; ".join(tampering), tampering)
         shell = [s["step"] for s in self.plan["steps"] if s["executor"]["kind"] == "shell"]
         if shell and not self.allow_shell:
             raise ApplyRefused(f"the plan has shell command steps ({', '.join(map(str, shell))}); apply runs them "
                                f"only with --allow-shell, each shown before it runs")
+
+    def _tampering_steps(self):
+        """Steps that self-protection denies when seen from the project folder (list of str)."""
+        from drygate.engine import classify
+        from drygate.types import ToolCall
+
+        protected = self.protected
+        if protected is None:
+            return []
+        found = []
+        for step in self.plan["steps"]:
+            if step["executor"]["kind"] not in ("file", "shell"):
+                continue
+            call = ToolCall(step["tool_name"], step["input"], self.plan["run_id"], cwd=self.project_dir, host="apply")
+            cls = classify(call, self.policy, protected)
+            if cls.tamper:
+                found.append(f"step {step['step']}: {cls.reason}")
+        return found
 
     async def check_basis(self):
         """Compare the plan's basis with the world now; returns ``(differences, unchecked)``,
@@ -254,8 +314,10 @@ class Applier:
         run_id = self.plan["run_id"]
         for _ in range(20):
             version, record = self.store.ledger_get(run_id)
-            if record is None or record.get("plan_hash") != self.plan["content_hash"]:
-                raise ApplyStopped("the run's ledger was changed by someone else during the apply; stopping")
+            if record is None or record.get("plan_hash") != self.plan["content_hash"] or (
+                    record.get("owner") not in (None, self.me) and record.get("status") == "applying"):
+                raise ApplyStopped("the run's ledger was changed by someone else during the apply (another apply "
+                                   "took it over?); stopping")
             change(record)
             if self.store.ledger_put(run_id, version, record):
                 self.record = record
@@ -286,9 +348,9 @@ class Applier:
         Raises ApplyRefused before any step runs (applied already, stale basis without
         ``force``, shell steps without ``allow_shell``)."""
         self.check_static()
-        self.record = _claim(self.store, self.plan, self.resume, self.who, self.clock())
+        self.record = _claim(self.store, self.plan, self.resume, self.who, self.clock(), self.takeover)
         self._journal("resumed" if self.resume else "claimed")
-        if not self.resume:
+        if not self.record.get("basis_checked"):  # a fresh apply, or one that died in its check
             changed, unchecked = await self.check_basis()
             for line in unchecked:
                 self.ui.note(f"unchecked: {line}")
@@ -300,6 +362,7 @@ class Applier:
                 self._journal("forced", differences=changed)
                 for line in changed:
                     self.ui.note(f"forced past: {line}")
+            self._update(lambda r: r.update(basis_checked=True))
         self.results = self._journaled_results()
         done = self.record.get("done", 0)
         while done < len(self.plan["steps"]) and done + 1 in self.results:
@@ -313,12 +376,14 @@ class Applier:
                 continue
             try:
                 result, note = await self._run_step(step)
-            except (ApplyStopped, StepFailed) as e:
+            except (ApplyStopped, StepFailed, PlanError) as e:
                 why = f"step {step['step']}: {e}"
                 error_result = _cut(getattr(e, "result", None))
                 failed = {"step": step["step"], "error": why} if isinstance(e, StepFailed) else None
+                # The step's outcome is known (it failed, or it never started): not in flight.
                 self._update(lambda r, why=why, failed=failed: r.update(
-                    status="partial", reason=why, failed=failed, finished_at=self.clock(), owner=None))
+                    status="partial", reason=why, failed=failed, finished_at=self.clock(), owner=None,
+                    in_flight=None))
                 self._journal("stopped", step=step["step"], why=why, result=error_result)
                 return {"status": "partial", "done": done, "total": len(self.plan["steps"]),
                         "stopped_at": step["step"], "why": why}
@@ -352,6 +417,10 @@ class Applier:
         if kind == "shell" and not self.ui.confirm_shell(dict(step, input=tool_input)):
             raise ApplyStopped("the shell command was not confirmed")
         retry = self.record.get("in_flight") == number
+        if retry and kind == "shell" and not self.retry_in_flight:
+            raise ApplyStopped("this shell command was running when the earlier apply stopped, so it may have "
+                               "run (a command has no idempotency key). Check its effects, then `drygate apply "
+                               "--resume --retry-in-flight` to run it again")
         self._update(lambda r: r.update(in_flight=number))  # durable before the step runs: it may run
         self.ui.step_started(step)
         note = "retried with its idempotency key" if retry and kind == "mcp" else None
@@ -396,7 +465,7 @@ class Applier:
                     return values[v]
                 return REFERENCE.sub(lambda m: _as_text(values[m.group(0)]) if m.group(0) in values else m.group(0), v)
             if isinstance(v, dict):
-                return {sub(k): sub(item) for k, item in v.items()}
+                return {_as_text(sub(k)): sub(item) for k, item in v.items()}  # JSON keys are strings
             if isinstance(v, list):
                 return [sub(item) for item in v]
             return v

@@ -161,6 +161,11 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
     summary = plan_from_journal(run, entries)
     if not summary["steps"]:
         raise PlanError(f"run {run_id} has no skipped writes: there is nothing to plan")
+    if len(summary["steps"]) < summary["counts"]["dry"]:
+        raise PlanError(f"the journal of run {run_id} is incomplete: the run skipped {summary['counts']['dry']} "
+                        f"writes but {len(summary['steps'])} are journaled (the journal of an idle run expires "
+                        f"after [state] retention_days, and `drygate prune` drops it). A plan from it would be "
+                        f"partial, so none is made")
     result_of, servers = {}, {}
     for e in entries:
         if e.get("kind") != "result":
