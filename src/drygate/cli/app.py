@@ -1,5 +1,6 @@
-"""The ``drygate`` commands: init, install, run, runs, plan, alerts, replay, doctor, prune
-(here), state (cli/state_cmd.py), status and metrics (cli/health_cmd.py).
+"""The ``drygate`` commands: init, install, run, runs, plan, alerts, replay, explain, doctor,
+prune (here), state (cli/state_cmd.py), apply (cli/apply_cmd.py), status and metrics
+(cli/health_cmd.py); what they share is in cli/common.py.
 
 Built on click (parsing) and rich (tables). Every command that reads state or a
 policy exits with status 1 and a one-line message on a DrygateError, never a
