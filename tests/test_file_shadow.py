@@ -153,7 +153,10 @@ def test_an_edit_that_would_fail(project):
 
 
 def test_two_runs_in_parallel_see_only_their_own_writes(project):
-    dry(project)
+    # Two agents' hooks race on one store; on a CI machine busy with other tests a durable
+    # commit (fsync) can stall for seconds, so this test gives the gate its longest deadline:
+    # it is about the shadows, not about the store's speed (a stall would block, fail closed).
+    (project.root / "drygate.toml").write_text('[run]\nmode = "dry"\n\n[gate]\ndeadline_ms = 20000\n')
     target = project.root / "shared.txt"
     target.write_text("count = 0\n")
     answers = {}
