@@ -4,7 +4,8 @@ Spawns, in alternation so machine noise hits both alike, (a) ``python -c pass``
 from the same environment (the baseline) and (b) the exact hook command that
 ``drygate install claude-code`` writes, fed a PreToolUse event on stdin, deciding
 against a real SQLite state store in a temporary project. Prints medians and the
-ratio for several kinds of call. Goal (DESIGN.md): ratio at most 1.5.
+ratio for several kinds of call. Goal (DESIGN.md): ratio at most 1.5. Session ids look
+like the host's (letters, digits, dashes), as the hook's fast paths expect.
 
 ``--store redis`` decides against a real redis-server started here (the fleet store,
 through the hook's lean client); ``--store redis-py`` forces redis-py in the hook (a
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
@@ -89,7 +91,7 @@ def main():
         for i in range(args.runs):
             tool_input = {k: (v.replace("{i}", str(i)) if isinstance(v, str) else v)
                           for k, v in body["tool_input"].items()}
-            event = dict(body, tool_input=tool_input, session_id=f"bench-{label}-{i % 5}",
+            event = dict(body, tool_input=tool_input, session_id=f"bench-{zlib.crc32(label.encode()):08x}-{i % 5}",
                          hook_event_name="PreToolUse", cwd=project, tool_use_id=f"t{i}", permission_mode="default")
             payload = json.dumps(event).encode()
             b, _ = timed(baseline_argv)
