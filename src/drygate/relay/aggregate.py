@@ -109,11 +109,9 @@ class Aggregator(ClientSide):
                 if message["id"] == REPLAY_ID:
                     return
                 self.routed.pop(_id_key(message["id"]), None)
-                result = message.get("result")
-                if isinstance(result, dict) and isinstance(result.get("_meta"), dict) and \
-                        results.SERVER_INFO_META in result["_meta"]:
-                    result["_meta"].pop(results.SERVER_INFO_META, None)
-                    line = results.encode(message)
+                stripped = results.without_server_info(message)
+                if stripped is not message:
+                    line = results.encode(stripped)
                 await self._to_client(line if line.endswith(b"\n") else line + b"\n")
             elif "method" in message and "id" in message:
                 message["id"] = f"{lane.name}:{json.dumps(message['id'])}"

@@ -195,11 +195,9 @@ class Relay(ClientSide):
             if message["id"] == REPLAY_ID:
                 return  # the answer to a replayed initialize: the client already has one
             if results.SERVER_INFO_META.encode() in text:
-                result = message.get("result")
-                if isinstance(result, dict) and isinstance(result.get("_meta"), dict):
-                    result["_meta"].pop(results.SERVER_INFO_META, None)
-                    if not result["_meta"]:
-                        del result["_meta"]
+                stripped = results.without_server_info(message)
+                if stripped is not message:
+                    message = stripped
                     line = results.encode(message)
             if tool is not None and self.shadows is not None and self.shadows.stale:
                 marked = self.shadows.mark_real(key, message)  # a real read that misses the run's dry writes

@@ -276,17 +276,7 @@ class OverlayRoute:
             self.relay.internal.pop(_id_key(request_id), None)
             raise OverlayUnavailable(f"the real server {self.relay.server!r} did not answer the overlay's {tool} "
                                      f"({type(e).__name__}: {e})", "real_read_failed") from e
-        result = reply.get("result")
-        if isinstance(result, dict) and isinstance(result.get("_meta"), dict) \
-                and results.SERVER_INFO_META in result["_meta"]:
-            own = {k: v for k, v in result["_meta"].items() if k != results.SERVER_INFO_META}
-            result = dict(result)
-            if own:
-                result["_meta"] = own
-            else:
-                del result["_meta"]
-            reply = dict(reply, result=result)
-        return reply
+        return results.without_server_info(reply)
 
     # -- answers ------------------------------------------------------------------------------
     async def _reply(self, message, decision, run_id, tool, modern, config, store, answer, own, dry):

@@ -31,6 +31,21 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not JSON")
 
 
+def without_server_info(message):
+    """``message`` (a JSON-RPC response dict) without the ``_meta`` entry naming the server
+    (:data:`SERVER_INFO_META`): the relay speaks for itself to its client. Returns
+    ``message`` itself when there is none, else a copy (an emptied ``_meta`` is dropped)."""
+    result = message.get("result")
+    if not (isinstance(result, dict) and isinstance(result.get("_meta"), dict)
+            and SERVER_INFO_META in result["_meta"]):
+        return message
+    own = {k: v for k, v in result["_meta"].items() if k != SERVER_INFO_META}
+    result = {k: v for k, v in result.items() if k != "_meta"}
+    if own:
+        result["_meta"] = own
+    return dict(message, result=result)
+
+
 def decode(text):
     """Parse one JSON-RPC message (str or bytes) strictly. Raises ValueError."""
     return json.loads(text, parse_constant=_reject_constant)

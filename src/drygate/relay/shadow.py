@@ -296,16 +296,8 @@ class ShadowRoute:
                 key = _id_key(message["id"])
                 method = self.pending.pop(key, None)
                 call = self.calls.pop(key, None)
+                message = results.without_server_info(message)
                 result = message.get("result")
-                if isinstance(result, dict) and isinstance(result.get("_meta"), dict) \
-                        and results.SERVER_INFO_META in result["_meta"]:
-                    own = {k: v for k, v in result["_meta"].items() if k != results.SERVER_INFO_META}
-                    result = dict(result)
-                    if own:
-                        result["_meta"] = own
-                    else:
-                        del result["_meta"]
-                    message = dict(message, result=result)
                 if method == "tools/list" and isinstance(result, dict):
                     self.relay._learn_tools(result)
                 if call is not None:
