@@ -96,6 +96,23 @@ def _state_from_json(text):
     return RunState(**{name: raw.get(name) for name in RunState.__slots__ if name in raw})
 
 
+def _as_dict(reply):
+    """A map reply as a dict: redis-py parses HGETALL and CONFIG GET into one, the lean
+    client gives the flat ``[key, value, ...]`` list RESP2 sends."""
+    return reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2]))
+
+
+def _info_field(info, name):
+    """One field (str) of an INFO reply (redis-py: a dict; the lean client: its text), or None."""
+    if isinstance(info, dict):
+        value = info.get(name)
+        return None if value is None else str(value)
+    for line in str(info).splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
 def _reply_error(e, where):
     """Translate an error reply into the GuardFailure that says what happened."""
     text = str(e)
@@ -368,35 +385,21 @@ class RedisStore(StateStore):
 
     def eviction_policy(self):
         """Redis's ``maxmemory_policy`` (str) from INFO, or None when INFO does not say."""
-        info = self._call("INFO", "memory")
-        if isinstance(info, dict):
-            return info.get("maxmemory_policy")
-        for line in str(info).splitlines():
-            if line.startswith("maxmemory_policy:"):
-                return line.split(":", 1)[1].strip()
-        return None
+        return _info_field(self._call("INFO", "memory"), "maxmemory_policy")
 
     def persistence(self):
         """``{"aof_enabled": "0"|"1", "appendfsync": str | None}`` from INFO and CONFIG GET
         (CONFIG may be disabled, as on managed Redis: then ``appendfsync`` is None)."""
-        info = self._call("INFO", "persistence")
-        if isinstance(info, dict):
-            aof = str(info.get("aof_enabled", ""))
-        else:
-            aof = next((line.split(":", 1)[1].strip() for line in str(info).splitlines()
-                        if line.startswith("aof_enabled:")), "")
+        aof = _info_field(self._call("INFO", "persistence"), "aof_enabled") or ""
         try:
-            reply = self._call("CONFIG", "GET", "appendfsync")
-            pairs = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2]))
-            fsync = pairs.get("appendfsync")
+            fsync = _as_dict(self._call("CONFIG", "GET", "appendfsync")).get("appendfsync")
         except StoreUnavailable:
             fsync = None
         return {"aof_enabled": aof, "appendfsync": fsync}
 
     def marker(self):
         """The store marker as a dict (``{}`` when the store is not initialized)."""
-        reply = self._call("HGETALL", self._keys()[0])
-        return reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2]))
+        return _as_dict(self._call("HGETALL", self._keys()[0]))
 
     def transact(self, run_id, request, entry, clock):
         now = clock()
@@ -466,8 +469,7 @@ class RedisStore(StateStore):
         entries = []
         for r, stream in zip(ids, replies):
             for stream_id, fields in stream or ():
-                if not isinstance(fields, dict):
-                    fields = dict(zip(fields[::2], fields[1::2]))
+                fields = _as_dict(fields)
                 entries.append(self._entry(r, stream_id, fields))
         entries.sort(key=lambda e: e["seq"])
         return entries
@@ -497,9 +499,7 @@ class RedisStore(StateStore):
         return removed
 
     def counters(self):
-        reply = self._call("HGETALL", self._keys()[6])
-        pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2])
-        return {k: int(v) for k, v in pairs}
+        return {k: int(v) for k, v in _as_dict(self._call("HGETALL", self._keys()[6])).items()}
 
     def add_counters(self, increments):
         key = self._keys()[6]
@@ -520,9 +520,8 @@ class RedisStore(StateStore):
         return reply[0] == "ok"
 
     def ledgers(self):
-        reply = self._call("HGETALL", self._keys()[8])
-        pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2])
-        return {run_id: _json.loads(text)["record"] for run_id, text in pairs}
+        return {run_id: _json.loads(text)["record"]
+                for run_id, text in _as_dict(self._call("HGETALL", self._keys()[8])).items()}
 
     def verdict_get(self, key):
         try:
