@@ -100,13 +100,18 @@ def _fresh_record(plan, status, who, owner, now):
             "in_flight": None, "failed": None, "forced": None, "reason": None}
 
 
-def _claim(store, plan, resume, who, now, takeover=False):
+def _owner():
+    """This process as a ledger owner: ``{"host", "pid"}``."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _claim(store, plan, resume, who, now, takeover=False, me=None):
     """Claim the run for this apply; returns the ledger record (dict). Raises ApplyRefused.
 
     An apply left "applying" can be resumed by its own host once its process is gone; from
     another host only with ``takeover`` (drygate cannot see whether that process is alive)."""
     run_id, plan_hash = plan["run_id"], plan["content_hash"]
-    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    me = me or _owner()
     for _ in range(10):
         version, record = store.ledger_get(run_id)
         status = record.get("status") if record else None
@@ -173,7 +178,7 @@ class Applier:
         self.protected = protected  # drygate.classifiers.protect.for_project arguments, or None
         self.takeover = takeover
         self.retry_in_flight = retry_in_flight
-        self.me = {"host": socket.gethostname(), "pid": os.getpid()}
+        self.me = _owner()
 
     # -- checks before anything runs ----------------------------------------------------
 
@@ -348,7 +353,7 @@ class Applier:
         Raises ApplyRefused before any step runs (applied already, stale basis without
         ``force``, shell steps without ``allow_shell``)."""
         self.check_static()
-        self.record = _claim(self.store, self.plan, self.resume, self.who, self.clock(), self.takeover)
+        self.record = _claim(self.store, self.plan, self.resume, self.who, self.clock(), self.takeover, self.me)
         self._journal("resumed" if self.resume else "claimed")
         if not self.record.get("basis_checked"):  # a fresh apply, or one that died in its check
             changed, unchecked = await self.check_basis()

@@ -112,7 +112,7 @@ def _file_path(tool_input, cwd):
     return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
 
 
-def _read_basis(entries, call_entry, result_of):
+def _read_basis(call_entry, result_of):
     """The basis record of one allowed read (dict)."""
     result = result_of.get(call_entry.get("call_id")) if call_entry.get("call_id") else None
     tool = call_entry["tool_name"]
@@ -175,7 +175,7 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
                                                              "tools": e["result"].get("tools") or {}}
         elif e.get("call_id"):
             result_of[e["call_id"]] = e.get("result")
-    reads = [_read_basis(entries, e, result_of) for e in entries
+    reads = [_read_basis(e, result_of) for e in entries
              if e.get("kind") == "call" and e.get("action") == "allow" and e.get("effect") == "read"]
     # A read that passed the hook and then the relay is journaled by both; the relay's record
     # (the server's own result) is the one to re-check.
