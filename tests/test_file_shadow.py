@@ -157,6 +157,10 @@ def test_two_runs_in_parallel_see_only_their_own_writes(project):
     # commit (fsync) can stall for seconds, so this test gives the gate its longest deadline:
     # it is about the shadows, not about the store's speed (a stall would block, fail closed).
     (project.root / "drygate.toml").write_text('[run]\nmode = "dry"\n\n[gate]\ndeadline_ms = 20000\n')
+    # One call first, as in a session, so the two racing agents do not also race to create
+    # the state store (two processes creating a fresh SQLite file at once can fail closed
+    # with "database is locked": a known first-use race, noted on issue 7).
+    assert project.hook(project.event("Read", {"file_path": "warm-up"})).code == 0
     target = project.root / "shared.txt"
     target.write_text("count = 0\n")
     answers = {}
