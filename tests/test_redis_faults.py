@@ -455,6 +455,12 @@ def _failover(redis_factory, primary_config, replica_acks=0):
     replica = redis_factory("replica", start=False)
     replica.replica_of(primary).start()
     replica.wait_synced()
+    # With min-replicas-to-write, the primary takes writes only once the replica's last ack
+    # is recent (acks come once a second): wait for that before the setup's first write.
+    deadline = time.monotonic() + 10
+    while primary_config.get("min_replicas_to_write") and time.monotonic() < deadline and \
+            int(primary.client().info("replication").get("min_slaves_good_slaves", 0)) < 1:
+        time.sleep(0.1)
     initialize(primary.url())
     engine = Engine(compile_policy_text(POLICY), RedisStore(primary.url(), timeout_s=2.0, replica_acks=replica_acks))
     assert engine.decide(call("mcp__d1__insert", run_id="fo")).action == "allow"
