@@ -110,6 +110,8 @@ def test_not_tamper(tool, tool_input):
     ("[[rules]]\ntool = \"x\"\neffect = \"write\"\nactoin = \"deny\"", "unknown key(s): actoin"),
     ("[[rules]]\ntool = \"x\"\naction = \"allow\"", "action must be"),
     ("bogus = 1", "unknown top-level key"),
+    ('[run]\nmdoe = "live"', "unknown key(s) in [run]: mdoe"),
+    ("[gate]\ndeadline = 500", "unknown key(s) in [gate]: deadline"),
 ])
 def test_policy_errors_are_clear(text, message):
     import re

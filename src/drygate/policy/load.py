@@ -37,6 +37,10 @@ DEFAULTS = {
 }
 _RULE_KEYS = {"id", "tool", "tool_glob", "tool_regex", "input_regex", "input_equals", "effect", "dry",
               "action", "reason", "classify", "sql_argument", "sql_dialect", "url_argument", "method_argument"}
+#: The keys ``[run]`` and ``[gate]`` take; any other key is refused (a typo such as
+#: ``mdoe = "live"`` must not be silently ignored).
+_RUN_KEYS = frozenset({"mode"})
+_GATE_KEYS = frozenset({"deadline_ms"})
 _TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp", "overlays"}
 _COMMAND_KEYS = {"name", "effect", "subcommands", "flags", "values"}
 _HTTP_RULE_KEYS = {"url_regex", "methods", "effect"}
@@ -138,6 +142,11 @@ def compile_policy(doc, source=None, digest=""):
     state = _section(doc, "state", where)
     alerts = _section(doc, "alerts", where)
 
+    for table, section, known in (("run", run, _RUN_KEYS), ("gate", gate, _GATE_KEYS)):
+        unknown_keys = set(section) - known
+        if unknown_keys:
+            raise PolicyError(f"{where}: unknown key(s) in [{table}]: {', '.join(sorted(unknown_keys))} "
+                              f"(known: {', '.join(sorted(known))})")
     mode = run.get("mode", DEFAULTS["mode"])
     if mode not in MODES:
         raise PolicyError(f"{where}: [run] mode must be one of {', '.join(MODES)}, not {mode!r}")
