@@ -263,3 +263,21 @@ def test_replay_recorded_incident_with_its_policy(project):
     assert [s["tool_name"] for s in result["plan"]["steps"]] == ["mcp__store__put_object", "mcp__store__query"]
     assert result["plan"]["steps"][1]["dry_because_of"] == result["plan"]["steps"][0]["call"]
     assert result["summary"]["live_writes"] == 0
+
+
+def test_a_unique_prefix_names_a_run_everywhere(project):
+    """As git takes an abbreviated commit id: `drygate runs` shows the shortest unique prefix
+    (at least 8 characters, whole at any width), and plan takes it; an ambiguous prefix is refused."""
+    write_policy(project.root, "dry")
+    first, second = "5f3a9c21-aaaa-4e0e-9a57-000000000001", "5f3a9c21-bbbb-4e0e-9a57-000000000002"
+    for session in (first, second):
+        project.hook(project.event("mcp__d1__query", {"sql": f"INSERT '{session}'"}, session=session))
+    table = project.cli("runs", COLUMNS="80").stdout
+    assert "5f3a9c21-a" in table and "5f3a9c21-b" in table  # long enough to tell them apart, not folded
+    assert "5f3a9c21-aaaa-4e0e" not in table
+    assert first in project.cli("runs", "--full", COLUMNS="200").stdout
+    plan = json.loads(project.cli("plan", "5f3a9c21-b", "--json").stdout)
+    assert plan["run_id"] == second
+    ambiguous = project.cli("plan", "5f3a9c21", check=False)
+    assert ambiguous.returncode == 1 and "ambiguous" in ambiguous.stderr and first in ambiguous.stderr
+    assert "Traceback" not in ambiguous.stderr

@@ -20,7 +20,7 @@ from drygate.errors import DrygateError
 from drygate.types import MODES
 
 from drygate.cli.common import (  # noqa: F401 (_when, err: used by the command modules too)
-    _cells, _fail, _open_store, _settings, _when, err, out, project_option,
+    _cells, _fail, _open_store, _settings, _when, err, out, project_option, resolve_run_id, short_run_ids,
 )
 
 
@@ -160,7 +160,8 @@ def run(project, mode, run_id, command):
 @cli.command()
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def runs(project, as_json):
+@click.option("--full", "full_ids", is_flag=True, help="Show whole run ids (default: the shortest unique prefix).")
+def runs(project, as_json, full_ids):
     """List runs: id, mode, whether and when it went dry, counts, and the size of the MCP server
     shadows a run holds on disk now (drygate.overlay.shadow)."""
     from drygate.overlay.shadow import list_shadows, shadow_root
@@ -191,8 +192,10 @@ def runs(project, as_json):
     if not all_runs:
         out.print("no runs yet")
         return
-    table = Table(title="drygate runs")
-    table.add_column("run", overflow="fold", min_width=12)
+    short = {} if full_ids else short_run_ids([r.run_id for r in all_runs])
+    table = Table(title="drygate runs", box=None, pad_edge=False, header_style="bold underline", caption=None if full_ids else
+                  "a run is named by any unique prefix of its id (--full shows whole ids)")
+    table.add_column("run", no_wrap=True, min_width=max(map(len, short.values()), default=12))
     table.add_column("mode", no_wrap=True)
     table.add_column("dry since", no_wrap=True)
     for col in ("calls", "writes", "skipped", "ran", "denied"):
@@ -200,11 +203,11 @@ def runs(project, as_json):
     table.add_column("plan", no_wrap=True)
     if shadows:
         table.add_column("shadow", no_wrap=True, justify="right")
-    table.add_column("last seen", no_wrap=True)
+    table.add_column("seen", no_wrap=True)
     for r in all_runs:
         since = "start" if r.mode == "dry" else f"call {r.dry_call}" if r.dry_call else "-"
         shadow = [_size(shadows[r.run_id]["bytes"]) if r.run_id in shadows else "-"] if shadows else []
-        table.add_row(*_cells(r.run_id, r.mode, since, r.calls, r.writes, r.dry_writes, r.allowed_writes, r.denied,
+        table.add_row(*_cells(short.get(r.run_id, r.run_id), r.mode, since, r.calls, r.writes, r.dry_writes, r.allowed_writes, r.denied,
                               apply_status(r.run_id), *shadow, _when(r.last_seen_at)))
     out.print(table)
 
@@ -246,11 +249,7 @@ def plan(project, run_id, as_json, out_file, show_all, show_diff):
         store, policy = _open_store(settings, create=False)
         if store is None:
             _fail("no runs yet (no state store in this project)")
-        if run_id == "latest":
-            all_runs = [r for r in store.list_runs() if r.run_id != "drygate-doctor"]
-            if not all_runs:
-                _fail("no runs yet")
-            run_id = all_runs[0].run_id
+        run_id = resolve_run_id(store, run_id)
         if out_file:
             saved = save_plan_file(store, run_id, policy, settings.project_dir, out_file)
         else:

@@ -47,6 +47,51 @@ def _fail(message):
     sys.exit(1)
 
 
+def resolve_run_id(store, name):
+    """The full run id that ``name`` names in ``store`` (str).
+
+    ``name`` is a whole run id, ``latest`` (the most recently seen run other than
+    doctor's probes), or a prefix that exactly one run id starts with, as git takes an
+    abbreviated commit id. Exits with a one-line error (status 1) when no run or more than
+    one run matches.
+    """
+    runs = [r.run_id for r in store.list_runs()]
+    if name == "latest":
+        runs = [r for r in runs if r != "drygate-doctor"]
+        if not runs:
+            _fail("no runs yet")
+        return runs[0]
+    if name in runs:
+        return name
+    matches = [r for r in runs if r.startswith(name)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        _fail(f"no run {name!r} in this project (see `drygate runs`)")
+    shown = ", ".join(sorted(matches)[:5]) + (", ..." if len(matches) > 5 else "")
+    _fail(f"run prefix {name!r} is ambiguous: {len(matches)} runs start with it ({shown})")
+
+
+def short_run_ids(run_ids, min_length=8):
+    """For each id in ``run_ids``, the shortest prefix of at least ``min_length`` characters
+    that no other id shares (dict id -> prefix); an id shorter than that stays whole."""
+    ordered = sorted(set(run_ids))
+    short = {}
+    for i, run_id in enumerate(ordered):
+        length = min_length
+        for neighbour in (ordered[i - 1] if i else None, ordered[i + 1] if i + 1 < len(ordered) else None):
+            if neighbour is None:
+                continue
+            common = 0
+            for a, b in zip(run_id, neighbour):
+                if a != b:
+                    break
+                common += 1
+            length = max(length, common + 1)
+        short[run_id] = run_id[:length]
+    return short
+
+
 def _when(ts, today=None):
     """A compact local time: HH:MM:SS today, else YYYY-MM-DD HH:MM."""
     if ts is None:
