@@ -166,7 +166,7 @@ def test_replay_sticky_policy_goes_dry_at_first_scoped_write(project):
 
 def test_replay_bundled_example_matches_readme(project):
     r = project.cli("replay", str(REPO / "examples" / "transcripts" / "01-nextjs-todo-subagents.jsonl"))
-    assert "summary:" in r.stdout and "87 calls" in r.stdout
+    assert r.stdout.startswith("replay of") and "87 calls" in r.stdout and "would have gone live" in r.stdout
 
 
 def test_replay_rejects_broken_transcript(project, tmp_path):
@@ -281,3 +281,15 @@ def test_a_unique_prefix_names_a_run_everywhere(project):
     ambiguous = project.cli("plan", "5f3a9c21", check=False)
     assert ambiguous.returncode == 1 and "ambiguous" in ambiguous.stderr and first in ambiguous.stderr
     assert "Traceback" not in ambiguous.stderr
+
+
+def test_replay_leads_with_summary_and_plan(project):
+    """One transcript's replay fits a screen: the summary first, then the plan; the per-call
+    table only with --calls."""
+    path = REPO / "examples" / "transcripts" / "01-nextjs-todo-subagents.jsonl"
+    short = project.cli("replay", str(path), "--mode", "dry", COLUMNS="120").stdout
+    assert short.lstrip().startswith("replay of 01-nextjs-todo-subagents.jsonl")
+    assert "--calls" in short and "calls of 01-nextjs" not in short
+    full = project.cli("replay", str(path), "--mode", "dry", "--calls", COLUMNS="120").stdout
+    assert "calls of 01-nextjs" in full
+    assert len(short.splitlines()) < len(full.splitlines()) / 2

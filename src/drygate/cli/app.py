@@ -394,11 +394,14 @@ def alerts(project, as_json, limit):
               help="Policy to try (default: ./drygate.toml if present, else the built-in template).")
 @click.option("--mode", type=click.Choice(MODES), default=None, help="Mode of the throwaway run (default: policy's).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--quiet", is_flag=True, help="Only the plan and the summary.")
-def replay(session, policy_file, mode, as_json, quiet):
+@click.option("--calls", "show_calls", is_flag=True,
+              help="Also show every call with its effect, decision and why (through a pager on a terminal).")
+@click.option("--quiet", is_flag=True, hidden=True, help="Kept for scripts: the default output now.")
+def replay(session, policy_file, mode, as_json, show_calls, quiet):
     """Feed the tool calls of a recorded Claude Code session through the gate.
 
-    Uses a throwaway in-memory run: nothing is executed and no state is written.
+    Uses a throwaway in-memory run: nothing is executed and no state is written. Prints
+    the summary and the plan; --calls adds the per-call table, --json everything.
     """
     from drygate.replay import replay_transcript
 
@@ -411,25 +414,38 @@ def replay(session, policy_file, mode, as_json, quiet):
         return
     for warning in result["warnings"]:
         err.print(Text(f"drygate: warning: {warning}", style="yellow"))
-    if not quiet:
-        table = Table(title=escape(f"replay of {os.path.basename(session)} (mode {result['mode']})"), expand=True)
-        table.add_column("call", no_wrap=True, justify="right")
-        table.add_column("tool", overflow="fold", ratio=2)
-        table.add_column("input", overflow="fold", ratio=5)
-        table.add_column("effect", no_wrap=True)
-        table.add_column("decision", no_wrap=True)
-        table.add_column("why", overflow="fold", ratio=3)
-        style = {"allow": "green", "dry": "yellow", "deny": "red", "ask": "magenta"}
-        for c in result["calls"]:
-            table.add_row(*_cells(c["call"], c["tool_name"], c["summary"], c["effect"],
-                                  Text(c["decision"], style=style.get(c["decision"], "")), c["why"]))
-        out.print(table)
-    print_plan(result["plan"], simulated=True)
     s = result["summary"]
-    out.print(Text.assemble(("summary: ", "bold"), f"{s['calls']} calls, {s['reads']} reads, "
+    out.print(Text.assemble((f"replay of {os.path.basename(session)} (mode {result['mode']}): ", "bold"),
+                            f"{s['calls']} calls, {s['reads']} reads, "
                             f"{s['bookkeeping']} bookkeeping, {s['writes']} writes ({s['dry']} dry, "
                             f"{s['denied']} denied, {s['asked']} ask); ",
-                            (f"{s['live_writes']} write(s) would have gone live", "bold")))
+                            (f"{s['live_writes']} write(s) would have gone live", "bold")), soft_wrap=True)
+    denied = [c for c in result["calls"] if c["decision"] == "deny"]
+    for c in denied[:10]:
+        out.print(Text(f"  denied: call {c['call']} {c['tool_name']}: {c['why']}", style="red"), soft_wrap=True)
+    if len(denied) > 10:
+        out.print(Text(f"  ... and {len(denied) - 10} more denials (--calls shows all)", style="red"))
+    print_plan(result["plan"], simulated=True)
+    if not show_calls:
+        out.print(Text(f"(the {len(result['calls'])} calls one by one: drygate replay --calls {session})", style="dim"),
+                  soft_wrap=True)
+        return
+    table = Table(title=escape(f"calls of {os.path.basename(session)} (mode {result['mode']})"), expand=True)
+    table.add_column("call", no_wrap=True, justify="right")
+    table.add_column("tool", overflow="fold", ratio=2)
+    table.add_column("input", overflow="fold", ratio=5)
+    table.add_column("effect", no_wrap=True)
+    table.add_column("decision", no_wrap=True)
+    table.add_column("why", overflow="fold", ratio=3)
+    style = {"allow": "green", "dry": "yellow", "deny": "red", "ask": "magenta"}
+    for c in result["calls"]:
+        table.add_row(*_cells(c["call"], c["tool_name"], c["summary"], c["effect"],
+                              Text(c["decision"], style=style.get(c["decision"], "")), c["why"]))
+    if out.is_terminal:
+        with out.pager(styles=True):
+            out.print(table)
+    else:
+        out.print(table)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
