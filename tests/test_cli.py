@@ -55,7 +55,7 @@ def test_runs_and_plan(project):
                                                      "call mcp__d1__query(sql=INSERT 2)"]
     table = project.cli("plan", SESSION).stdout
     assert "went dry at call" in table and "mcp__r2__put_object" in table
-    assert "drygate runs" in project.cli("runs").stdout
+    assert "dry since" in project.cli("runs").stdout
     missing = project.cli("plan", "nope", check=False)
     assert missing.returncode == 1 and "no run 'nope'" in missing.stderr
 
@@ -293,3 +293,15 @@ def test_replay_leads_with_summary_and_plan(project):
     full = project.cli("replay", str(path), "--mode", "dry", "--calls", COLUMNS="120").stdout
     assert "calls of 01-nextjs" in full
     assert len(short.splitlines()) < len(full.splitlines()) / 2
+
+
+def test_listing_columns_stay_one_line_and_plain():
+    """The plain column renderer behind `drygate runs`: control characters are shown escaped,
+    markup is not interpreted, and a table wider than the terminal cuts its widest column."""
+    from drygate.cli.columns import render
+
+    lines = render(["run", "n"], [["a\nb[bold]x[/bold]", 3], ["long-" * 10, 12]], right=(1,), width=20)
+    assert len(lines) == 3 and all(len(line) <= 20 for line in lines)
+    assert lines[1].startswith("a\\nb[bold]") and lines[2].rstrip().endswith("12")
+    assert "…" in lines[2]
+    assert render(["x"], [["y"]]) == ["x", "y"]

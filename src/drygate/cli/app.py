@@ -192,24 +192,24 @@ def runs(project, as_json, full_ids):
     if not all_runs:
         out.print("no runs yet")
         return
+    import datetime
+
+    from drygate.cli.columns import echo_table
+
     short = {} if full_ids else short_run_ids([r.run_id for r in all_runs])
-    table = Table(title="drygate runs", box=None, pad_edge=False, header_style="bold underline", caption=None if full_ids else
-                  "a run is named by any unique prefix of its id (--full shows whole ids)")
-    table.add_column("run", no_wrap=True, min_width=max(map(len, short.values()), default=12))
-    table.add_column("mode", no_wrap=True)
-    table.add_column("dry since", no_wrap=True)
-    for col in ("calls", "writes", "skipped", "ran", "denied"):
-        table.add_column(col, no_wrap=True, justify="right")
-    table.add_column("plan", no_wrap=True)
-    if shadows:
-        table.add_column("shadow", no_wrap=True, justify="right")
-    table.add_column("seen", no_wrap=True)
+    headers = ["run", "mode", "dry since", "calls", "writes", "skipped", "ran", "denied", "plan"]
+    headers += ["shadow"] if shadows else []
+    headers += ["seen"]
+    today = datetime.date.today()
+    rows = []
     for r in all_runs:
         since = "start" if r.mode == "dry" else f"call {r.dry_call}" if r.dry_call else "-"
         shadow = [_size(shadows[r.run_id]["bytes"]) if r.run_id in shadows else "-"] if shadows else []
-        table.add_row(*_cells(short.get(r.run_id, r.run_id), r.mode, since, r.calls, r.writes, r.dry_writes, r.allowed_writes, r.denied,
-                              apply_status(r.run_id), *shadow, _when(r.last_seen_at)))
-    out.print(table)
+        rows.append([short.get(r.run_id, r.run_id), r.mode, since, r.calls, r.writes, r.dry_writes,
+                     r.allowed_writes, r.denied, apply_status(r.run_id), *shadow, _when(r.last_seen_at, today)])
+    # A listing of thousands of runs: plain columns, not rich's Table (drygate.cli.columns says why).
+    echo_table(out, headers, rows, right=(3, 4, 5, 6, 7) + ((9,) if shadows else ()), shrink=8,
+               caption=None if full_ids else "(a unique prefix names a run; --full shows whole ids)")
 
 
 @cli.command()

@@ -1,0 +1,70 @@
+"""Plain column tables for listings that can hold thousands of rows (``drygate runs``, big plans).
+
+rich's ``Table`` measures and wraps every cell as styled text: 10,000 runs took 7.8 s to
+print where ``--json`` of the same runs took 0.3 s (bench/cli_listing.py). A listing is
+all short, single-line cells, so this module lays them out directly: one pass for the
+column widths, one f-string per row, the header in bold when the console is a terminal.
+Cells are plain text (agent input is never read as markup), control characters are shown
+escaped, and the widest overflowing column is cut with an ellipsis so that a row never
+wraps. Tables with long, wrapping cells (a plan's inputs) stay with rich.
+"""
+
+_CONTROL = {i: f"\\x{i:02x}" for i in range(32)}
+_CONTROL.update({9: "\\t", 10: "\\n", 13: "\\r", 127: "\\x7f"})
+
+
+def _clean(value):
+    """A cell as one line of plain text."""
+    return str(value).translate(_CONTROL)
+
+
+def render(headers, rows, *, right=(), width=None, shrink=None):
+    """Lay out ``rows`` (iterables of cells) under ``headers`` (list of str) as lines (list of str).
+
+    ``right``: indexes of right-aligned columns. ``width``: the most characters a line may
+    take (None: no limit); when the table is wider, column ``shrink`` (an index; default the
+    widest) is cut with "…". Columns are two spaces apart.
+    """
+    table = [[_clean(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in table:
+        for i, cell in enumerate(row):
+            if len(cell) > widths[i]:
+                widths[i] = len(cell)
+    if width is not None:
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        if excess > 0:
+            i = shrink if shrink is not None else max(range(len(widths)), key=widths.__getitem__)
+            widths[i] = max(len(headers[i]), widths[i] - excess, 4)
+    right = set(right)
+
+    def line(cells):
+        parts = []
+        for i, cell in enumerate(cells):
+            w = widths[i]
+            if len(cell) > w:
+                cell = cell[:w - 1] + "…"
+            parts.append(cell.rjust(w) if i in right else cell.ljust(w))
+        return "  ".join(parts).rstrip()
+
+    return [line(headers)] + [line(row) for row in table]
+
+
+def echo_table(console, headers, rows, *, right=(), shrink=None, title=None, caption=None):
+    """Print a table made by :func:`render` on a rich ``console`` (its width; bold header on a
+    terminal, plain text when piped)."""
+    import sys
+
+    lines = render(headers, rows, right=right, shrink=shrink,
+                   width=console.width if console.is_terminal else None)
+    stream = console.file or sys.stdout
+    bold = console.is_terminal and not console.no_color
+    out = []
+    if title:
+        out.append(title)
+    out.append(f"\x1b[1m{lines[0]}\x1b[0m" if bold else lines[0])
+    out.extend(lines[1:])
+    if caption:
+        out.append(caption)
+    stream.write("\n".join(out) + "\n")
+    stream.flush()
