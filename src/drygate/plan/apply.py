@@ -40,7 +40,7 @@ import time
 
 from drygate.errors import PlanError
 from drygate.plan.artifact import REFERENCE, read_text
-from drygate.plan.executors import StepFailed, apply_file_step, run_shell
+from drygate.plan.executors import StepFailed, apply_file_step, registered_executor, run_shell
 from drygate.plan.fingerprint import result_fingerprint, text_fingerprint
 
 APPLY_TOOL = "drygate/apply"
@@ -441,6 +441,8 @@ class Applier:
         elif kind == "shell":
             result = run_shell(tool_input.get("command", "") if isinstance(tool_input, dict) else "",
                                self.project_dir)
+        elif registered_executor(kind) is not None:
+            result = await registered_executor(kind)(self, step, tool_input)
         else:
             raise ApplyStopped(step["executor"].get("why") or "no executor")
         kept = _cut(result)

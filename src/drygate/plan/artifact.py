@@ -23,7 +23,8 @@ The file is JSON::
 
     step = {"step": int (1-based), "call": int (call number in the run), "seq": int,
             "tool_name": str, "executor": {"kind": "mcp", "server", "tool"} |
-            {"kind": "file", "tool"} | {"kind": "shell"} | {"kind": "unsupported", "why"},
+            {"kind": "file", "tool"} | {"kind": "shell"} | {"kind": "python", "function"} |
+            {"kind": "unsupported", "why"},
             "input": JSON, "summary": str, "effect": str, "why": str (why it was skipped),
             "rule_id": str, "idempotency_key": str, "reads_before": [int (index into
             basis.reads)], "references": [{"token", "call", "path", "step" | None}],
@@ -60,8 +61,12 @@ FILE_TOOLS = ("Write", "Edit", "MultiEdit")
 CATALOG_PREFIX = "drygate/catalog/"
 
 
-def executor_for(tool_name):
-    """How apply executes a step of ``tool_name`` (dict, see module docstring)."""
+def executor_for(tool_name, host=None):
+    """How apply executes a step of ``tool_name`` (dict, see module docstring); ``host``: the
+    enforcement point that journaled the call (a Python API call, host ``python``, is run by
+    the function the project declares for it: drygate.api.executor)."""
+    if host == "python":
+        return {"kind": "python", "function": tool_name}
     if tool_name.startswith("mcp__"):
         parts = tool_name.split("__")
         if len(parts) >= 3 and parts[1] and parts[2]:
@@ -116,7 +121,7 @@ def _read_basis(call_entry, result_of):
     """The basis record of one allowed read (dict)."""
     result = result_of.get(call_entry.get("call_id")) if call_entry.get("call_id") else None
     tool = call_entry["tool_name"]
-    executor = executor_for(tool)
+    executor = executor_for(tool, call_entry.get("host"))
     fp, kind = None, "mcp-result"
     if isinstance(result, dict) and "read_fingerprint" in result:
         fp = result.get("read_fingerprint")
@@ -187,7 +192,7 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
     files, simulated, originals = {}, {}, {}
     steps = []
     for s in summary["steps"]:
-        executor = executor_for(s["tool_name"])
+        executor = executor_for(s["tool_name"], s.get("host"))
         refs = []
         for token, call, path in references_in(s["input"]):
             refs.append({"token": token, "call": call, "path": path, "step": step_of_call.get(call)})
@@ -203,6 +208,9 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
                                f"value cannot be resolved")
         if executor["kind"] == "unsupported":
             step["problem"] = executor["why"]
+        if executor["kind"] == "python" and s["tool_name"] not in (policy.get("python_appliable") or {}):
+            step["problem"] = (f"the Python tool {s['tool_name']!r} is not declared appliable ([python] appliable "
+                               f"in drygate.toml)")
         if executor["kind"] == "file":
             path = _file_path(s["input"], project_dir)
             if path is None:

@@ -14,7 +14,8 @@ A plan is a dict::
             "seq": int (journal order), "ts": float, "tool_name": str,
             "input": any JSON, "summary": str, "effect": str, "rule_id": str,
             "why": str, "agent_id": str | None, "call_id": str | None,
-            "made_run_dry": bool, "dry_because_of": int | None (call number)}
+            "made_run_dry": bool, "dry_because_of": int | None (call number),
+            "host": str | None (the enforcement point that journaled the call)}
 
     decided = {"call", "seq", "ts", "tool_name", "summary", "effect", "why"}
 
@@ -66,7 +67,7 @@ def plan_from_journal(run, entries):
         if e["action"] != SKIP_DRY:
             continue
         steps.append(dict(brief, step=len(steps) + 1, input=e["tool_input"], rule_id=e["rule_id"],
-                          agent_id=e.get("agent_id"), call_id=e.get("call_id"),
+                          agent_id=e.get("agent_id"), call_id=e.get("call_id"), host=e.get("host"),
                           made_run_dry=bool(e["made_run_dry"]),
                           dry_because_of=call_of_seq.get(e["dry_because_of"], e["dry_because_of"])))
     return {

@@ -10,6 +10,8 @@
   a file whose content is the one the plan recorded (or already the result, after an
   interrupted apply), written atomically (temporary file, then rename).
 - :func:`run_shell`: a shell command, run only when the user allowed shell steps.
+- :data:`STEP_EXECUTORS`: further kinds, each in its own feature module (``python``:
+  drygate.api.executor, the functions the project declares appliable).
 """
 
 import json
@@ -18,6 +20,11 @@ import os
 from drygate.errors import PlanError
 from drygate.plan.artifact import read_text, simulate_file_tool
 from drygate.plan.fingerprint import text_fingerprint
+
+#: Executors of further step kinds, registered by the features that plan them: kind ->
+#: ``"module:function"`` of an ``async def execute(applier, step, tool_input) -> result dict``
+#: (raises StepFailed when the step ran and failed, PlanError when it cannot start).
+STEP_EXECUTORS = {"python": "drygate.api.executor:execute_step"}
 
 #: The ``_meta`` key of a ``tools/call`` request that carries the step's idempotency key.
 IDEMPOTENCY_META = "dev.drygate/idempotency-key"
@@ -207,3 +214,14 @@ def run_shell(command, cwd, timeout_s=600):
     if proc.returncode != 0:
         raise StepFailed(f"the command exited with status {proc.returncode}", result)
     return result
+
+
+def registered_executor(kind):
+    """The executor registered for a step ``kind`` in :data:`STEP_EXECUTORS`, or None."""
+    target = STEP_EXECUTORS.get(kind)
+    if target is None:
+        return None
+    import importlib
+
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)

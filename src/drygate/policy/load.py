@@ -12,7 +12,8 @@ Shape of the compiled policy::
      "state_path": str, "state_synchronous": "FULL" | "NORMAL", "alert_log": str, "alert_command": str | None,
      "alert_webhook": str | None, "alert_rate_limit": int, "alert_rate_window_s": int,
      "rules": (rule, ...), "literal_index": {tool name: (rule index, ...)},
-     "overlays": (overlay, ...)}
+     "overlays": (overlay, ...),
+     "python_appliable": {tool name: "module:function"}, "python_path": (str, ...)}
 
     overlay = {"server": str, "name": str, "kind": "objects" | "key-value",
                "tools": {role: tool name as the server knows it}, "plain_tools": (str, ...),
@@ -41,7 +42,7 @@ _RULE_KEYS = {"id", "tool", "tool_glob", "tool_regex", "input_regex", "input_equ
 #: ``mdoe = "live"`` must not be silently ignored).
 _RUN_KEYS = frozenset({"mode"})
 _GATE_KEYS = frozenset({"deadline_ms"})
-_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp", "overlays"}
+_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp", "overlays", "python"}
 _COMMAND_KEYS = {"name", "effect", "subcommands", "flags", "values"}
 _HTTP_RULE_KEYS = {"url_regex", "methods", "effect"}
 SQL_DIALECTS = ("sqlite", "postgres", "mysql")
@@ -182,6 +183,7 @@ def compile_policy(doc, source=None, digest=""):
     commands = _compile_commands(doc.get("commands", []), where)
     http_rules = _compile_http_rules(doc.get("http_rules", []), where)
     overlays = compile_overlays(doc.get("overlays", []), where)
+    python = compile_python(_section(doc, "python", where), where)
     return {
         "format": FORMAT,
         "source": source,
@@ -201,7 +203,41 @@ def compile_policy(doc, source=None, digest=""):
         "rules": tuple(rules),
         "literal_index": {k: tuple(v) for k, v in literal_index.items()},
         "overlays": overlays,
+        **python,
     }
+
+
+_PYTHON_KEYS = {"appliable", "path"}
+
+
+def compile_python(table, where="<policy>"):
+    """The ``[python]`` table: which Python tools ``drygate apply`` may call, and from where.
+
+    ``appliable = { tool name = "module.path:function" }`` names, per tool, the importable
+    entry point apply calls for that tool's plan steps (a plan file never names one: only
+    this table does); ``path = [folder, ...]`` (relative to the project, default ``["."]``)
+    is put in front of ``sys.path`` for those imports. Returns ``{"python_appliable":
+    {name: entry}, "python_path": (str, ...)}``. Raises PolicyError for unknown keys, a name
+    that is not a non-empty string or an entry that is not ``module:attribute``.
+    """
+    import re
+
+    unknown = set(table) - _PYTHON_KEYS
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) in [python]: {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(sorted(_PYTHON_KEYS))})")
+    appliable = table.get("appliable", {})
+    if not isinstance(appliable, dict):
+        raise PolicyError(f"{where}: [python] appliable must be a table of tool name = \"module:function\"")
+    entry = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+    for name, target in appliable.items():
+        if not name or not isinstance(target, str) or not entry.match(target):
+            raise PolicyError(f"{where}: [python] appliable.{name} must be an entry point \"module.path:function\", "
+                              f"not {target!r}")
+    path = table.get("path", ["."])
+    if not isinstance(path, list) or not all(isinstance(p, str) and p for p in path):
+        raise PolicyError(f"{where}: [python] path must be a list of folders (relative to the project)")
+    return {"python_appliable": dict(appliable), "python_path": tuple(path)}
 
 
 #: Store overlays (``[[overlays]]``): the tools each kind simulates, by role; required roles first.
