@@ -36,20 +36,27 @@ class Context:
     ``commands``: the policy's ``[[commands]]`` overrides ({name: spec});
     ``http_rules``: the policy's URL rules (see drygate.classifiers.http);
     ``depth``: nesting of ``bash -c`` (bounded); ``cache``: a state store that keeps
-    SQL verdicts (``verdict_get``/``verdict_put``), or None.
+    SQL verdicts (``verdict_get``/``verdict_put``), or None; ``facts``: the script's
+    variables (:class:`drygate.classifiers.bash_names.Facts`) or None.
     """
 
-    __slots__ = ("stdin", "commands", "http_rules", "depth", "cache")
+    __slots__ = ("stdin", "commands", "http_rules", "depth", "cache", "facts")
 
-    def __init__(self, stdin=None, commands=None, http_rules=(), depth=0, cache=None):
+    def __init__(self, stdin=None, commands=None, http_rules=(), depth=0, cache=None, facts=None):
         self.stdin = stdin
         self.commands = commands or {}
         self.http_rules = http_rules
         self.depth = depth
         self.cache = cache
+        #: What the script does to its variables (drygate.classifiers.bash_names.Facts),
+        #: or None outside a script (then every variable counts as unclean).
+        self.facts = facts
 
     def with_stdin(self, stdin):
-        return Context(stdin, self.commands, self.http_rules, self.depth, self.cache)
+        return Context(stdin, self.commands, self.http_rules, self.depth, self.cache, self.facts)
+
+    def with_facts(self, facts):
+        return Context(self.stdin, self.commands, self.http_rules, self.depth, self.cache, facts)
 
 
 def variable_is_safe(name):
@@ -186,7 +193,7 @@ def run_spec(spec, label, args, ctx):
             else:
                 base = run_spec(sub_spec, f"{label} {sub}", args[i + 1:], ctx)
     else:
-        base = _effect_verdict(spec.get("effect", READ), label)
+        base = _effect_verdict(spec.get("effect", READ), label, spec.get("why"))
         limit = spec.get("positional_max")
         if limit is not None:
             pos = positionals(args, values)
@@ -261,6 +268,8 @@ _WRAPPER_OPTIONS = {
     "stdbuf": (("-i", "-o", "-e", "--input", "--output", "--error"), ()),
     "ionice": (("-c", "--class", "-n", "--classdata"), ("-t", "--ignore")),
     "command": ((), ("-p",)),
+    "builtin": ((), ()),
+    "exec": (("-a",), ("-c", "-l", "-cl", "-lc")),
     "xargs": (("-n", "--max-args", "-L", "--max-lines", "-I", "-P", "--max-procs", "-d", "--delimiter", "-E",
                "-s", "--max-chars", "-a", "--arg-file"),
               ("-0", "--null", "-r", "--no-run-if-empty", "-t", "--verbose", "-x", "--exit", "-p",
@@ -283,6 +292,8 @@ def _wrapper(label, args, ctx, spec):
     such as ``time -o``, a shell such as ``sudo -s`` or ``env -S``, an attached value)
     makes the call unknown."""
     with_value, flags = _WRAPPER_OPTIONS.get(label, ((), ()))
+    if label == "command" and any(a in ("-v", "-V", "-pv", "-pV") for a in args[:2]):
+        return read("command -v/-V only describes the command")
     i = 0
     replace = None
     while i < len(args):
@@ -326,6 +337,8 @@ def _wrapper(label, args, ctx, spec):
         break
     rest = list(args[i:])
     if not rest:
+        if label == "exec":
+            return read("exec with no command only applies its redirections (judged on their own)")
         return read(f"{label} with no command")
     if label == "watch" and len(rest) == 1 and rest[0] is not None and " " in rest[0]:
         from drygate.classifiers.shell import classify_script
@@ -351,7 +364,7 @@ def _shell(label, args, ctx, spec):
         return unknown(f"{label}: nested too deeply")
     from drygate.classifiers.shell import classify_script
 
-    inner_ctx = Context(None, ctx.commands, ctx.http_rules, ctx.depth + 1, ctx.cache)
+    inner_ctx = Context(None, ctx.commands, ctx.http_rules, ctx.depth + 1, ctx.cache, ctx.facts)
     for i, a in enumerate(args):
         if a is None:
             return unknown(f"{label}: an argument known only at run time")
@@ -1033,11 +1046,256 @@ def _gh_api(label, args, ctx, spec):
     return classify_gh_api(args, ctx)
 
 
+# --------------------------------------------------------------------------- bash builtins
+# Source: the bash manual (5.2), SHELL BUILTIN COMMANDS; each class member was run in a
+# throwaway folder to see that it really runs code (tests/classifiers/test_bash_builtins.py).
+
+
+def _getopt(args, letters, with_value):
+    """Split bash-builtin style options: ``(options [(letter, value)], operands)`` or None
+    when a letter is not in ``letters``/``with_value`` (then the caller says unknown)."""
+    opts, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a is None:
+            return None
+        if a == "--":
+            return opts, list(args[i + 1:])
+        if not a.startswith("-") or a == "-":
+            break
+        j = 1
+        while j < len(a):
+            c = a[j]
+            if c in with_value:
+                value = a[j + 1:] or (args[i + 1] if i + 1 < len(args) else None)
+                if not a[j + 1:]:
+                    i += 1
+                opts.append((c, value))
+                break
+            if c not in letters:
+                return None
+            opts.append((c, None))
+            j += 1
+        i += 1
+    return opts, list(args[i:])
+
+
+def _facts(ctx):
+    from drygate.classifiers.bash_names import NO_FACTS
+
+    return ctx.facts or NO_FACTS
+
+
+def _names_verdict(label, names, ctx, what="a variable name"):
+    from drygate.classifiers.bash_names import name_problem
+
+    facts = _facts(ctx)
+    for name in names:
+        why = name_problem(name, facts)
+        if why:
+            return unknown(f"{label} takes {what} and evaluates a subscript in it: {why}")
+        if name.split("[", 1)[0] in facts.integers:
+            return unknown(f"{label} assigns to the integer variable {name}, whose value is evaluated as arithmetic")
+    return None
+
+
+def _b_read(label, args, ctx, spec):
+    """read [-ers] [-a aname] [-d delim] [-i text] [-n n] [-N n] [-p prompt] [-t t] [-u fd] [name ...]"""
+    parsed = _getopt(args, "ers", "adinNptu")
+    if parsed is None:
+        return unknown(f"{label}: an option this classifier does not read, or a word known only at run time")
+    opts, operands = parsed
+    names = operands + [v for c, v in opts if c == "a"]
+    return _names_verdict(label, names, ctx) or read(f"{label} sets shell variables from its input")
+
+
+def _b_mapfile(label, args, ctx, spec):
+    """mapfile/readarray [-d delim] [-n count] [-O origin] [-s count] [-t] [-u fd] [-C callback] [-c quantum] [array]"""
+    parsed = _getopt(args, "t", "dnOsuCc")
+    if parsed is None:
+        return unknown(f"{label}: an option this classifier does not read, or a word known only at run time")
+    opts, operands = parsed
+    if any(c == "C" for c, _ in opts):
+        return unknown(f"{label} -C evaluates a callback (shell code) as it reads")
+    if len(operands) > 1:
+        return unknown(f"{label} takes one array name")
+    return _names_verdict(label, operands, ctx) or read(f"{label} fills a shell array from its input")
+
+
+def _b_printf(label, args, ctx, spec):
+    """printf [-v var] format [arguments]: only -v names a variable (its subscript is evaluated)."""
+    if args and args[0] is not None and args[0].startswith("-v"):
+        name = args[0][2:] or (args[1] if len(args) > 1 else None)
+        return _names_verdict("printf -v", [name], ctx) or read("printf -v sets a shell variable")
+    if args and args[0] is None:
+        return unknown("printf: its first word is only known at run time (it could be -v NAME)")
+    return read("printf prints")
+
+
+def _b_wait(label, args, ctx, spec):
+    """wait [-fn] [-p varname] [id ...]"""
+    parsed = _getopt(args, "fn", "p")
+    if parsed is None:
+        return unknown("wait: an option this classifier does not read, or a word known only at run time")
+    names = [v for c, v in parsed[0] if c == "p"]
+    return _names_verdict("wait -p", names, ctx) or read("wait waits for this command's own jobs")
+
+
+def _b_getopts(label, args, ctx, spec):
+    """getopts optstring name [arg ...]"""
+    if len(args) < 2:
+        return unknown("getopts without a variable name")
+    return _names_verdict(label, [args[1]], ctx) or read("getopts sets a shell variable")
+
+
+def _b_test(label, args, ctx, spec):
+    """test/[ expr: -v and -R take a variable name (its subscript is evaluated); -eq and the
+    other integer comparisons of test/[ take only literal numbers (unlike [[ ]])."""
+    for i, a in enumerate(args):
+        if a in ("-v", "-R"):
+            verdict = _names_verdict(f"{label} {a}", [args[i + 1] if i + 1 < len(args) else None], ctx)
+            if verdict:
+                return verdict
+    return read(f"{label} only compares")
+
+
+def _b_let(label, args, ctx, spec):
+    """let arg...: every argument is an arithmetic expression."""
+    from drygate.classifiers.bash_names import arith_problem
+
+    if not args:
+        return unknown("let with no expression")
+    for a in args:
+        why = arith_problem(a, _facts(ctx))
+        if why:
+            return unknown(f"let evaluates {a!r} as arithmetic: {why}")
+    return read("let only computes numbers")
+
+
+def _b_jobs(label, args, ctx, spec):
+    """jobs [-lnprs] [jobspec ...] | jobs -x command [args ...]: -x runs the command."""
+    if args and args[0] == "-x":
+        return classify_argv(list(args[1:]), ctx).because("jobs -x runs the command")
+    if _getopt(args, "lnprs", "") is None:
+        return unknown("jobs: an option this classifier does not read (jobs -x runs a command)")
+    return read("jobs lists this command's own jobs")
+
+
+def _b_trap(label, args, ctx, spec):
+    """trap [-lp] [[action] sigspec ...]: the action runs later in the same shell (on EXIT,
+    ERR, DEBUG, RETURN or a signal), so it is classified as shell text."""
+    if any(a is None for a in args):
+        return unknown("trap: a word known only at run time")
+    rest = list(args)
+    if rest and rest[0] in ("-l", "-p", "-lp", "-pl"):
+        return read("trap -l/-p lists")
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    if len(rest) <= 1:
+        return read("trap with no action prints or resets")
+    action = rest[0]
+    if action in ("", "-") or action.isdigit():
+        return read("trap ignores or resets signals")
+    from drygate.classifiers.shell import classify_script
+
+    return classify_script(action, ctx).because("trap runs this action later in the same shell")
+
+
+def _b_enable(label, args, ctx, spec):
+    """enable [-a] [-dnps] [-f filename] [name ...]: only the listing forms read."""
+    if all(a in ("-a", "-p", "-s", "-n", "-ap", "-pa") for a in args) and "-n" not in args or not args:
+        return read("enable lists builtins")
+    return unknown("enable loads builtins from a shared object (-f) or turns builtins off or on, which changes "
+                   "what later words run")
+
+
+def _b_ulimit(label, args, ctx, spec):
+    """ulimit [-HS] [-bcdefiklmnpqrstuvxPRT [limit]]: a limit value changes the shell's limits."""
+    if any(a is None for a in args):
+        return unknown("ulimit: a word known only at run time")
+    if all(a.startswith("-") and a[1:].isalpha() for a in args):
+        return read("ulimit shows limits")
+    return unknown("ulimit with a value changes resource limits (core files, file sizes) for what runs next")
+
+
+#: ``set -o`` names (and their letters) that only change error handling, tracing or globbing.
+_SET_SAFE_NAMES = frozenset(("errexit", "nounset", "xtrace", "verbose", "pipefail", "noglob", "noclobber", "noexec",
+                             "errtrace", "functrace", "hashall", "braceexpand", "physical", "monitor", "notify",
+                             "ignoreeof", "interactive-comments", "onecmd", "emacs", "vi", "histexpand"))
+_SET_SAFE_LETTERS = frozenset("euxvfCnEThBbmHPt")
+
+
+def _b_set(label, args, ctx, spec):
+    """set [-abefhkmnptuvxBCEHPT] [-o option-name] [--] [arg ...]: allexport (-a), keyword (-k),
+    privileged (-p), history and posix are not understood as harmless; the arguments after the
+    options become positional parameters (text; see drygate.classifiers.bash_names)."""
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a is None:
+            return unknown("set: a word known only at run time")
+        if a in ("--", "-"):
+            break
+        if a[:1] not in ("-", "+") or len(a) == 1:
+            break
+        if a in ("-o", "+o"):
+            if i + 1 >= len(args) or args[i + 1] is None or args[i + 1].startswith(("-", "+")):
+                i += 1
+                continue  # set -o alone lists the options
+            if args[i + 1] not in _SET_SAFE_NAMES:
+                return unknown(f"set -o {args[i + 1]}: an option this classifier does not take as harmless")
+            i += 2
+            continue
+        letters = a[1:]
+        if "o" in letters and letters.endswith("o"):
+            letters = letters[:-1]
+            if i + 1 < len(args) and args[i + 1] is not None and args[i + 1] not in _SET_SAFE_NAMES:
+                return unknown(f"set {a} {args[i + 1]}: an option this classifier does not take as harmless")
+            i += 1
+        if not set(letters) <= _SET_SAFE_LETTERS:
+            return unknown(f"set {a}: allexport (-a), keyword (-k), privileged (-p) or an option this classifier "
+                           "does not read")
+        i += 1
+    return read("set changes the shell's own options or positional parameters")
+
+
+#: shopt options that only change globbing, matching or messages.
+_SHOPT_SAFE = frozenset(("nullglob", "failglob", "globstar", "dotglob", "extglob", "nocaseglob", "nocasematch",
+                         "lastpipe", "inherit_errexit", "xpg_echo", "globasciiranges", "assoc_expand_once",
+                         "array_expand_once", "checkjobs", "globskipdots", "expand_aliases", "shift_verbose",
+                         "gnu_errfmt", "huponexit", "checkhash", "sourcepath", "varredir_close", "patsub_replacement",
+                         "noexpand_translation", "complete_fullquote", "direxpand", "dirspell", "cdspell"))
+
+
+def _b_shopt(label, args, ctx, spec):
+    """shopt [-pqsu] [-o] [optname ...]: setting an option not known to be harmless is unknown."""
+    if any(a is None for a in args):
+        return unknown("shopt: a word known only at run time")
+    opts = [a for a in args if a.startswith("-")]
+    names = [a for a in args if not a.startswith("-")]
+    if not any(o in ("-s", "-u") or ("s" in o or "u" in o) for o in opts):
+        return read("shopt lists or queries options")
+    bad = [n for n in names if n not in _SHOPT_SAFE]
+    if bad or not names or "-o" in opts:
+        return unknown(f"shopt sets {', '.join(bad) or 'options'}: not known to be harmless")
+    return read("shopt sets globbing or matching options")
+
+
+def _b_hash(label, args, ctx, spec):
+    """hash [-lr] [-p filename] [-dt] [name ...]: -p makes a name run any file."""
+    if any(a is None or a.startswith("-p") for a in args):
+        return unknown("hash -p makes a command name run another file")
+    return read("hash lists or clears the shell's lookup table")
+
+
 HANDLERS = {
     "wrapper": _wrapper, "shell": _shell, "find": _find, "sed": _sed, "awk": _awk, "git_config": _git_config,
     "service": _service, "remote_exec": _remote_exec, "only_flags": _only_flags, "alias": _alias, "terraform": _terraform, "aws": _aws, "gcloud": _gcloud, "az": _az,
     "wrangler": _wrangler, "psql": _psql, "mysql": _mysql, "sqlite3": _sqlite3, "redis_cli": _redis_cli,
     "curl": _curl, "wget": _wget, "httpie": _httpie, "gh_api": _gh_api,
+    "b_read": _b_read, "b_mapfile": _b_mapfile, "b_printf": _b_printf, "b_wait": _b_wait, "b_getopts": _b_getopts,
+    "b_test": _b_test, "b_let": _b_let, "b_jobs": _b_jobs, "b_trap": _b_trap, "b_enable": _b_enable,
+    "b_ulimit": _b_ulimit, "b_set": _b_set, "b_shopt": _b_shopt, "b_hash": _b_hash,
 }
 
 __all__ = ["Context", "classify_argv", "flag_hits", "positionals", "redis_command", "run_spec"]

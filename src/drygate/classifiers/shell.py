@@ -15,6 +15,8 @@ except to ``/dev/null`` and the standard streams; a here-document or here-string
 the input of its command (a SQL client classifies it as SQL, a shell as a script).
 """
 
+import re
+
 from drygate.classifiers.commands import HARMLESS_TARGETS, Context, classify_argv, variable_is_safe
 from drygate.classifiers.verdict import Verdict, read, strongest, unknown, write
 from drygate.types import Classification
@@ -67,7 +69,15 @@ def classify_script(text, ctx):
         return unknown(f"the shell parser failed ({type(e).__name__})")
     if root.has_error:
         return unknown("bash syntax this classifier cannot read (the grammar reports an error)")
-    parts = _statements(root, ctx)
+    from drygate.classifiers.bash_names import collect_facts, context_problems
+
+    facts = collect_facts(root, text.encode("utf-8"))
+    if ctx.facts is not None:  # a nested script (bash -c, trap, ssh) sees what the outer one set
+        facts.tainted |= {n for n in set(ctx.facts.tainted) | set(ctx.facts.deps) if not ctx.facts.clean(n)}
+        facts.integers |= ctx.facts.integers
+    ctx = ctx.with_facts(facts)
+    parts = [unknown(f"bash evaluates text as code in {why}") for why in context_problems(root, facts)]
+    parts += _statements(root, ctx)
     if not parts:
         return read("no commands")
     v = strongest(parts)
@@ -102,7 +112,7 @@ def _statements(node, ctx):
         elif kind in ("command_substitution", "process_substitution"):
             verdicts.extend(_substitution(child, ctx))
         elif kind == "unset_command":
-            verdicts.append(read("unset removes a shell variable"))
+            verdicts.append(_unset(child, ctx))
         elif kind in _STATEMENT_CONTAINERS:
             verdicts.extend(_statements(child, ctx))
             verdicts.extend(_substitutions_in_words(child, ctx))
@@ -144,11 +154,9 @@ def _substitution(node, ctx):
 
 
 def _substitutions_in_words(node, ctx):
-    """Verdicts of the commands substituted inside ``node``'s words, and of expansions
-    that can run code: prompt expansion ``${x@P}``, indirection ``${!x}`` and
-    ``[[ -v ... ]]`` evaluate text as code (an array subscript ``a[$(cmd)]`` runs cmd)."""
-    from drygate.classifiers.bash_parser import node_text
-
+    """Verdicts of the commands substituted inside ``node``'s words. (Text bash evaluates
+    as code without a substitution, in arithmetic and name contexts, is judged over the
+    whole tree by drygate.classifiers.bash_names.)"""
     found = []
     own = ("command_substitution", "process_substitution", "expansion", "test_operator")
     stack = [node] if node.type in own else list(node.named_children)
@@ -156,10 +164,6 @@ def _substitutions_in_words(node, ctx):
         n = stack.pop()
         if n.type in ("command_substitution", "process_substitution"):
             found.extend(_substitution(n, ctx))
-        elif n.type == "expansion" and any(c.type in ("!", "@") for c in n.children):
-            found.append(unknown(f"the expansion {node_text(n)!r} evaluates a variable's text"))
-        elif n.type == "test_operator" and node_text(n) in ("-v", "-R"):
-            found.append(unknown(f"test {node_text(n)} evaluates an array subscript, which can run commands"))
         elif n.type not in _STATEMENT_CONTAINERS and n.type not in ("command", "redirected_statement"):
             stack.extend(n.named_children)
     return found
@@ -264,7 +268,7 @@ def _assignment(node, ctx, prefix=False):
     name_node = node.child_by_field_name("name") or (node.named_children[0] if node.named_children else None)
     name = node_text(name_node) if name_node is not None else "?"
     value = node_text(node).split("=", 1)[1] if "=" in node_text(node) else ""
-    if "$(" in value or "`" in value or "[" in name:
+    if re.search(r"\$\((?!\()", value) or "`" in value:
         return unknown(f"sets {name} to text that can run commands when it is expanded or evaluated")
     if variable_is_safe(name):
         return read(f"sets {name}, which only selects a target or credentials")
@@ -274,13 +278,37 @@ def _assignment(node, ctx, prefix=False):
     return unknown(f"sets {name} {where}; a variable can change what programs do (PATH, LD_PRELOAD, GIT_*, ...)")
 
 
+#: Options of declare/typeset/local/export/readonly (bash manual, SHELL BUILTIN COMMANDS)
+#: that only set attributes; -n (a nameref: later uses of the name refer to any variable
+#: or array element) and -f (functions) are not among them.
+_DECLARE_FLAGS = frozenset("aAgiIlrtuxp")
+
+
 def _declaration(node, ctx):
-    from drygate.classifiers.bash_parser import node_text
+    """declare/typeset/local/export/readonly: every word must be understood.
+
+    A nameref (-n, not export's -n), a function (-f), a quoted or run-time word (it may
+    be ``name[subscript]=...`` or a nameref), and an array value written as quoted text
+    (``declare -a a='([$(cmd)]=1)'`` is evaluated as a compound assignment) are unknown.
+    Values assigned to ``-i`` variables and subscripts are judged as arithmetic
+    (drygate.classifiers.bash_names)."""
+    from drygate.classifiers.bash_parser import node_text, static_text
 
     verdicts = []
     keyword = node_text(node.children[0]) if node.children else "declare"
     for child in node.named_children:
         if child.type == "variable_assignment":
+            value = None
+            seen = False
+            for c in child.children:
+                if seen:
+                    value = c
+                    break
+                seen = c.type in ("=", "+=")
+            if value is not None and value.type != "array" and (static_text(value) or "(").lstrip().startswith("("):
+                verdicts.append(unknown(f"{keyword} {node_text(child)[:40]!r}: a value bash may evaluate as an "
+                                        "array assignment, whose subscripts run code"))
+                continue
             verdicts.append(_assignment(child, ctx))
             verdicts.extend(_substitutions_in_words(child, ctx))
         elif child.type == "variable_name":
@@ -289,12 +317,33 @@ def _declaration(node, ctx):
                 verdicts.append(unknown(f"exports {name} to the programs that follow"))
             else:
                 verdicts.append(read(f"declares {name}"))
-        elif child.type == "word" and node_text(child) in ("-p", "-r", "-i", "-a", "-A", "-l", "-u", "-g", "-x"):
-            continue
+        elif child.type == "word" and node_text(child)[:1] in ("-", "+") and len(node_text(child)) > 1:
+            letters = set(node_text(child)[1:])
+            allowed = _DECLARE_FLAGS | ({"n", "f"} if keyword == "export" else set())
+            if keyword == "export" and "f" in letters:
+                verdicts.append(unknown("export -f exports a function, which runs in later shells"))
+            elif not letters <= allowed:
+                verdicts.append(unknown(f"{keyword} {node_text(child)}: a nameref (-n), a function (-f) or an "
+                                        "option this classifier does not read"))
         else:
             verdicts.append(unknown(f"{keyword} {node_text(child)!r}: a quoted or optional form this classifier "
                                     "does not read (it may set any variable, or a nameref)"))
     return strongest(verdicts, read("declares variables"))
+
+
+def _unset(node, ctx):
+    """unset [-fvn] name...: a subscript in a name is evaluated (``unset 'a[$(cmd)]'`` runs cmd)."""
+    from drygate.classifiers.bash_names import NO_FACTS, name_problem
+    from drygate.classifiers.bash_parser import node_text, static_text
+
+    for child in node.named_children:
+        text = node_text(child) if child.type == "variable_name" else static_text(child)
+        if text in ("-f", "-v", "-n"):
+            continue
+        why = name_problem(text, ctx.facts or NO_FACTS)
+        if why:
+            return unknown(f"unset {node_text(child)[:40]}: {why}")
+    return read("unset removes shell variables")
 
 
 __all__ = ["Verdict", "classify_command", "classify_command_verdict", "classify_script", "context_for"]

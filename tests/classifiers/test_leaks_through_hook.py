@@ -1,0 +1,53 @@
+"""The leak classes of issue 11 through the installed hook command, in a dry run.
+
+For each class, members go through the hook exactly as Claude Code runs it (``sh -c``
+with the event on stdin). Where the hook lets a command through, the test then runs it
+with the real bash in the project, as the host would; either way the side effect must
+not have happened (the file is absent, the database unchanged).
+"""
+
+import sqlite3
+import subprocess
+
+import pytest
+
+from conftest import write_policy
+
+from .bash_probe import BASH, P
+
+pytestmark = pytest.mark.skipif(BASH is None, reason="bash is not installed")
+
+
+def run_as_host(project, command):
+    """Ask the hook about a Bash call; run it with bash if the hook lets it through.
+    Returns the HookResult."""
+    r = project.hook(project.event("Bash", {"command": command}))
+    assert r.code in (0, 2), r.stderr
+    if not r.blocks:
+        subprocess.run([BASH, "-c", command], cwd=project.root, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30)
+    return r
+
+
+SHELL_LEAKS = [
+    # class 1: arithmetic and name contexts
+    f"let '{P}=1'", f"read '{P}' </dev/null", f"[[ '{P}' -eq 0 ]]", f"echo ${{a['$(touch pwn)']}}",
+    f"sleep 0 & wait -n -p '{P}'", f"x=abcdef; echo ${{x:0:'{P}'}}", f"declare -i n='{P}'",
+    f"echo '{P}' > /dev/null; x='{P}'; echo $((x))",
+    # class 2: builtins that run commands
+    "jobs -x touch pwn", "trap 'touch pwn' EXIT", "compgen -W '$(touch pwn)' x",
+]
+
+
+@pytest.mark.parametrize("command", SHELL_LEAKS)
+def test_shell_leak_does_not_happen_in_a_dry_run(sqlite_project, command):
+    write_policy(sqlite_project.root, "dry")
+    r = run_as_host(sqlite_project, command)
+    assert not (sqlite_project.root / "pwn").exists(), (command, r.stdout)
+    assert r.blocks
+
+
+def test_an_ordinary_read_still_runs_in_a_dry_run(sqlite_project):
+    write_policy(sqlite_project.root, "dry")
+    r = run_as_host(sqlite_project, "for ((i=0;i<3;i++)); do echo $((i*2)); done")
+    assert not r.blocks, r.stdout
