@@ -215,11 +215,12 @@ class Gate:
     ``settings``, ``policy`` (compiled), ``store``: as the core gate has them.
     """
 
-    __slots__ = ("core", "_default_run", "_observers", "_log_alerts", "clock")
+    __slots__ = ("core", "_default_run", "_observers", "_log_alerts", "clock", "_runs")
 
     def __init__(self, core, log_alerts=True, clock=time.time):
         self.core = core
         self._default_run = None
+        self._runs = {}
         self._observers = []
         self._log_alerts = log_alerts
         self.clock = clock
@@ -249,6 +250,27 @@ class Gate:
             run._end()  # not made current: it is this gate's fallback, used explicitly
             self._default_run = run
         return self._default_run
+
+    def joined(self, run_id=None, mode=None):
+        """The run a framework's tool call belongs to (for adapters): the current run when the
+        caller is inside one of this gate's runs; else the run ``run_id`` the framework names
+        (a thread id, a session id), started on first use as :meth:`run` would and kept;
+        else :meth:`run_for_call`. Raises GuardFailure when a new run cannot be recorded."""
+        run = _RUN.get()
+        if run is not None and run.gate is self:
+            return run
+        if run_id is None:
+            return self.run_for_call()
+        key = (str(run_id), mode)
+        cached = self._runs.get(key)
+        if cached is None:
+            cached = Run(self, str(run_id), mode)
+            cached._start()
+            cached._end()
+            if len(self._runs) >= 4096:
+                self._runs.pop(next(iter(self._runs)))
+            self._runs[key] = cached
+        return cached
 
     # -- tools ------------------------------------------------------------------------
 
@@ -334,6 +356,48 @@ class Gate:
             if tamper:
                 return Classification(cls.effect, tamper, "self-protection", action="deny", tamper=True)
         return cls
+
+    def decide_approved(self, name, tool_input, *, effect=None, run=None, call_id=None):
+        """Decide a call a human approved through a framework's native approvals.
+
+        The approval holds only for the exact arguments drygate asked about: the journal must
+        hold an ``ask`` decision of this ``call_id`` in the run whose input has the same
+        fingerprint as ``tool_input``. The call is then decided again (journaled): when the
+        policy still asks (the run is live), the answer is ``allow``; a run that went dry
+        since, or a changed policy, decides as it would (dry, deny). Other arguments, or no
+        such ask, are denied. Returns a Decision."""
+        from drygate.plan.fingerprint import fingerprint
+
+        run = run or self.run_for_call()
+        decision = self.decide(name, tool_input, effect=effect, run=run, call_id=call_id)
+        if decision.action != "ask":
+            return decision
+        try:
+            asked = [e for e in self.store.journal(run.run_id) if e.get("kind") == "call" and
+                     e.get("call_id") == call_id and e.get("action") == "ask" and e.get("seq") != decision.seq]
+        except Exception as e:
+            why = self.guard_failure(e)
+            return Decision(GUARD_ERROR, f"drygate BLOCKED this call: the gate could not check its approval ({why}). "
+                            f"The call was NOT executed.", decision.effect, "guard-failure", run_id=run.run_id)
+        if not asked:
+            return Decision("deny", f"drygate DENIED this call: it was marked approved, but drygate never asked about "
+                            f"call {call_id!r} in run {run.run_id}. The call was NOT executed.", decision.effect,
+                            "approval", decision.seq, run_id=run.run_id, call=decision.call)
+        if fingerprint(asked[0]["tool_input"]) != fingerprint(tool_input):
+            return Decision("deny", "drygate DENIED this call: the approval was given for other arguments than the "
+                            "ones it would run with (an approval holds for the exact arguments shown). The call was "
+                            "NOT executed.", decision.effect, "approval", decision.seq, run_id=run.run_id,
+                            call=decision.call)
+        try:  # the journal shows who let it run: the approval, next to the two asks
+            self.store.record_result(run.run_id, call_id, "drygate/approval",
+                                     {"approved": True, "asked_call": asked[0]["call"], "call": decision.call},
+                                     self.clock())
+        except Exception as e:
+            why = self.guard_failure(e)
+            return Decision(GUARD_ERROR, f"drygate BLOCKED this call: the gate could not journal its approval ({why}). "
+                            f"The call was NOT executed.", decision.effect, "guard-failure", run_id=run.run_id)
+        return Decision("allow", f"approved by a human for exactly these arguments (asked at call {asked[0]['call']})",
+                        decision.effect, decision.rule_id, decision.seq, run_id=run.run_id, call=decision.call)
 
     def not_executed(self, decision, name, tool_input):
         """The :class:`NotExecuted` value standing for a call ``decision`` did not allow."""
