@@ -15,8 +15,6 @@ except to ``/dev/null`` and the standard streams; a here-document or here-string
 the input of its command (a SQL client classifies it as SQL, a shell as a script).
 """
 
-import re
-
 from drygate.classifiers.commands import HARMLESS_TARGETS, Context, classify_argv, variable_is_safe
 from drygate.classifiers.verdict import Verdict, read, strongest, unknown, write
 from drygate.types import Classification
@@ -268,7 +266,7 @@ def _assignment(node, ctx, prefix=False):
     name_node = node.child_by_field_name("name") or (node.named_children[0] if node.named_children else None)
     name = node_text(name_node) if name_node is not None else "?"
     value = node_text(node).split("=", 1)[1] if "=" in node_text(node) else ""
-    if re.search(r"\$\((?!\()", value) or "`" in value:
+    if "`" in value or any(value[k + 2:k + 3] != "(" for k in _find_all(value, "$(")):
         return unknown(f"sets {name} to text that can run commands when it is expanded or evaluated")
     if variable_is_safe(name):
         return read(f"sets {name}, which only selects a target or credentials")
@@ -282,6 +280,13 @@ def _assignment(node, ctx, prefix=False):
 #: that only set attributes; -n (a nameref: later uses of the name refer to any variable
 #: or array element) and -f (functions) are not among them.
 _DECLARE_FLAGS = frozenset("aAgiIlrtuxp")
+
+
+def _find_all(text, part):
+    k = text.find(part)
+    while k >= 0:
+        yield k
+        k = text.find(part, k + 1)
 
 
 def _declaration(node, ctx):
