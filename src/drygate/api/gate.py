@@ -30,12 +30,21 @@ import os
 import time
 import uuid
 
+import itertools
+
 from drygate.api.results import GUARD_ERROR, NotExecuted
+from drygate.engine import classify as engine_classify
+from drygate.engine import explain, journal_entry, request_for
 from drygate.errors import DrygateError, GuardFailure
-from drygate.types import DRY, UNKNOWN, WRITE_EFFECTS, Decision, ToolCall, stricter_mode
+from drygate.policy.match import find_rule
+from drygate.types import ALLOW, DRY, UNKNOWN, WRITE_EFFECTS, Classification, Decision, ToolCall, stricter_mode
 
 #: The host name Python tool calls are journaled with.
 HOST = "python"
+#: Call ids this process gives calls that come without one: a random prefix and a counter
+#: (unique across processes and hosts, cheaper than a uuid4 per call).
+_CALL_IDS = itertools.count(1)
+_CALL_PREFIX = f"py-{uuid.uuid4().hex[:12]}-"
 
 _RUN = contextvars.ContextVar("drygate_run", default=None)
 #: True while an enforcement point (a framework adapter) runs a call it has decided, until the
@@ -298,19 +307,20 @@ class Gate:
 
         Never raises for a failing gate: the call is blocked and a guard-failure alert is
         emitted; the decision's action is then ``error``."""
-        call = ToolCall(name, tool_input, None, call_id or uuid.uuid4().hex, agent_id, None, HOST)
+        call = ToolCall(name, tool_input, None, call_id or f"{_CALL_PREFIX}{next(_CALL_IDS)}", agent_id, None, HOST)
         try:
             run = run or self.run_for_call()
             call.run_id = run.run_id
             cls = self.classify(call, effect)
-            from drygate.engine import explain, journal_entry, request_for
-
             outcome = self.store.transact(run.run_id, request_for(cls, run.mode),
                                           journal_entry(call, cls, self.policy.get("hash", "")), self.clock)
             state = outcome.run
-            reason = explain(name, tool_input, cls.effect, cls.reason, outcome.action, run.run_id,
-                             outcome.made_run_dry, state.dry_call, outcome.call, cls.tamper, state.dry_cause,
-                             state.mode)
+            if outcome.action == ALLOW:  # explain()'s text for allow, without summarising the input
+                reason = f"drygate allowed this {cls.effect} call ({cls.reason})."
+            else:
+                reason = explain(name, tool_input, cls.effect, cls.reason, outcome.action, run.run_id,
+                                 outcome.made_run_dry, state.dry_call, outcome.call, cls.tamper, state.dry_cause,
+                                 state.mode)
             if outcome.action == "dry" and outcome.call is not None:
                 reason += (f" If a later call needs a value this call would have returned, pass the reference token "
                            f"drygate:ref:{outcome.call} (its whole result) or drygate:ref:{outcome.call}:FIELD (one "
@@ -334,13 +344,8 @@ class Gate:
     def classify(self, call, effect=None):
         """The :class:`drygate.types.Classification` of a Python tool call: the policy's
         rules, then the declared ``effect``, else unknown; self-protection on writes."""
-        from drygate.policy.match import find_rule
-        from drygate.types import Classification
-
         if find_rule(self.policy, call.tool_name, call.tool_input) is not None:
-            from drygate.engine import classify
-
-            return classify(call, self.policy, self.core.engine.protected)
+            return engine_classify(call, self.policy, self.core.engine.protected)
         if effect is not None:
             cls = Classification(effect, f"declared effect {effect} of the Python tool {call.tool_name}", "declared")
         else:

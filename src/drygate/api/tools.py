@@ -32,7 +32,7 @@ class ToolSpec:
     names left out of the journaled input, e.g. a framework's context object), ``gate``
     (the gate it is bound to, or None: the current run's)."""
 
-    __slots__ = ("name", "effect", "fn", "signature", "exclude", "gate", "is_async")
+    __slots__ = ("name", "effect", "fn", "signature", "exclude", "gate", "is_async", "_simple")
 
     def __init__(self, name, effect, fn, exclude=(), gate=None):
         self.name = name
@@ -42,10 +42,37 @@ class ToolSpec:
         self.exclude = frozenset(exclude)
         self.gate = gate
         self.is_async = inspect.iscoroutinefunction(fn)
+        params = self.signature.parameters.values()
+        # Plain named parameters only: bound by a loop instead of Signature.bind (bench/python_api.py).
+        self._simple = None
+        if all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params):
+            self._simple = (tuple(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD),
+                            tuple((p.name, p.default) for p in params))
 
     def tool_input(self, args, kwargs):
         """The call's arguments as a JSON-ready dict (by parameter name, defaults filled in).
-        ``*args`` go under their parameter's name as a list, ``**kwargs`` are merged in."""
+        ``*args`` go under their parameter's name as a list, ``**kwargs`` are merged in.
+        Raises TypeError for arguments that do not fit the signature (as the call would)."""
+        simple = self._simple
+        if simple is not None and len(args) <= len(simple[0]):
+            given = dict(zip(simple[0], args))
+            if kwargs and (given.keys() & kwargs.keys()):
+                raise TypeError(f"{self.name}() got multiple values for {sorted(given.keys() & kwargs.keys())}")
+            given.update(kwargs)
+            out = {}
+            empty = inspect.Parameter.empty
+            for name, default in simple[1]:
+                if name in given:
+                    value = given.pop(name)
+                elif default is not empty:
+                    value = default
+                else:
+                    raise TypeError(f"{self.name}() missing a required argument: {name!r}")
+                if name not in self.exclude:
+                    out[name] = to_json(value)
+            if given:
+                raise TypeError(f"{self.name}() got unexpected keyword argument(s) {sorted(given)}")
+            return out
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         out = {}
