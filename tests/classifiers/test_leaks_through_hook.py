@@ -51,3 +51,36 @@ def test_an_ordinary_read_still_runs_in_a_dry_run(sqlite_project):
     write_policy(sqlite_project.root, "dry")
     r = run_as_host(sqlite_project, "for ((i=0;i<3;i++)); do echo $((i*2)); done")
     assert not r.blocks, r.stdout
+
+
+SQLITE_LEAKS = [
+    "sqlite3 app.db 'PRAGMA user_version(7)'", "sqlite3 app.db 'PRAGMA journal_mode(WAL)'",
+    "sqlite3 app.db '.shell touch pwn'", "sqlite3 app.db \".parameter set @x writefile('pwn','x')\" 'SELECT @x'",
+    "sqlite3 app.db <<'EOF'\n.output pwn\nSELECT 1;\nEOF", "sqlite3 app.db \"SELECT writefile('pwn', 'x')\"",
+]
+
+
+@pytest.mark.skipif(__import__("shutil").which("sqlite3") is None, reason="the sqlite3 shell is not installed")
+@pytest.mark.parametrize("command", SQLITE_LEAKS)
+def test_sqlite_leak_does_not_happen_in_a_dry_run(sqlite_project, command):
+    write_policy(sqlite_project.root, "dry")
+    db = sqlite_project.root / "app.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE t (a)")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    r = run_as_host(sqlite_project, command)
+    assert r.blocks, r.stdout
+    assert db.read_bytes() == before
+    assert not (sqlite_project.root / "pwn").exists()
+
+
+def test_mcp_sql_tool_pragma_setter_is_not_allowed_in_a_dry_run(sqlite_project):
+    write_policy(sqlite_project.root, "dry", '[[rules]]\ntool = "mcp__db__query"\nclassify = "sql"\n'
+                                            'sql_argument = "sql"\nsql_dialect = "sqlite"\n')
+    for statement in ("PRAGMA user_version(7)", "PRAGMA journal_mode(WAL)"):
+        r = sqlite_project.hook(sqlite_project.event("mcp__db__query", {"sql": statement}))
+        assert r.blocks, (statement, r.stdout)
+    r = sqlite_project.hook(sqlite_project.event("mcp__db__query", {"sql": "PRAGMA user_version"}))
+    assert not r.blocks, r.stdout

@@ -928,74 +928,189 @@ def _psql(label, args, ctx, spec):
         return strongest([classify_sql_script(c, "postgres", "psql", ctx.cache) for c in commands]).because("psql -c")
     if any(a in ("-l", "--list", "-V", "--version", "--help") for a in args):
         return read("psql lists databases or prints its version")
+    if isinstance(ctx.stdin, str) and _psql_interpolates(ctx.stdin) and any(
+            a is not None and a.split("=", 1)[0] in ("-v", "--set", "--variable") or (a or "").startswith("-v")
+            for a in args):
+        return unknown("psql interpolates variables given with -v into the SQL it reads (:name), so the statement "
+                       "is only known at run time")
     return _sql_from_stdin("psql", ctx, "postgres", "psql")
 
 
+def _psql_interpolates(text):
+    """True if SQL text read by psql has a variable reference (``:name``, ``:'name'``,
+    ``:"name"``) outside quotes; ``::type`` casts do not count."""
+    from drygate.classifiers.sql import _outside_quotes
+
+    bare = _outside_quotes(text)
+    for k, c in enumerate(bare):
+        if c == ":" and (k == 0 or bare[k - 1] != ":") and k + 1 < len(text):
+            nxt = text[k + 1]
+            if nxt in ("'", '"', "{") or nxt.isalpha() or nxt == "_":
+                return True
+    return False
+
+
+#: mysql/mariadb client options (mysql --help, MySQL 8 and MariaDB 10/11) that neither write
+#: files, run programs or statements, nor read other settings files. Any other option is
+#: unknown (--tee, --pager, --init-command, --defaults-file, --plugin-dir, --system-command...).
+_MYSQL_VALUES = frozenset((
+    "-u", "--user", "-p", "--password", "-h", "--host", "-P", "--port", "-D", "--database", "-S", "--socket",
+    "-e", "--execute", "--protocol", "--default-character-set", "--connect-timeout", "--max-allowed-packet",
+    "--net-buffer-length", "--ssl-mode", "--ssl-ca", "--ssl-cert", "--ssl-key", "--ssl-capath", "--ssl-cipher",
+    "--tls-version", "--compression-algorithms", "--zstd-compression-level", "--delimiter", "--prompt",
+    "--max-join-size", "--select-limit", "--read-timeout", "--write-timeout",
+))
+_MYSQL_FLAGS = frozenset((
+    "-B", "--batch", "-s", "--silent", "-N", "--skip-column-names", "--column-names", "-r", "--raw", "-t",
+    "--table", "-E", "--vertical", "-H", "--html", "-X", "--xml", "-v", "--verbose", "-q", "--quick", "-n",
+    "--unbuffered", "-A", "--no-auto-rehash", "--auto-rehash", "-C", "--compress", "-f", "--force", "-U",
+    "--safe-updates", "--i-am-a-dummy", "-c", "--comments", "--skip-comments", "--no-defaults", "--binary-mode",
+    "--line-numbers", "--skip-line-numbers", "--show-warnings", "--sigint-ignore", "-w", "--wait", "--reconnect",
+    "--skip-reconnect", "--get-server-public-key", "--ssl", "--skip-ssl", "--no-beep", "-b", "-V", "--version",
+    "-?", "--help", "-#", "--table", "--skip-pager", "--no-pager", "--skip-tee", "--no-tee", "-j", "--syslog",
+))
+
+
 def _mysql(label, args, ctx, spec):
+    """mysql/mariadb: the statements (-e, stdin) with the client's own commands (system, tee,
+    source, pager...), after every option is understood."""
     from drygate.classifiers.sql import classify_sql_script
 
     if any(a is None for a in args):
         return unknown(f"{label}: an argument known only at run time")
-    for a in args:
-        name = a.split("=", 1)[0]
-        if name.startswith("--") and any(o.startswith(name) and len(name) > 3 for o in (
-                "--tee", "--init-command", "--pager", "--execute", "--init-command-add")) and not \
-                "--execute".startswith(name):
-            return unknown(f"{label} {name}: writes a file or runs a statement or program")
-        if name in ("--tee", "--init-command", "--pager", "--plugin-dir", "--default-auth", "--load-data-local-dir",
-                    "--local-infile", "--defaults-extra-file", "--defaults-file", "--defaults-group-suffix"):
-            return unknown(f"{label} {name}: writes a file, runs a statement or reads settings")
-    commands = _values_of(args, ("-e", "--execute"))
+    commands, i = [], 0
+    while i < len(args):
+        a = args[i]
+        name, eq, value = a.partition("=")
+        if a.startswith("--") and eq:
+            if name not in _MYSQL_VALUES and name not in _MYSQL_FLAGS:
+                return unknown(f"{label} {name}: an option this classifier does not read (it may write a file, "
+                               "run a program or a statement, or read other settings)")
+            if name in ("--execute",):
+                commands.append(value)
+            i += 1
+            continue
+        if a in _MYSQL_VALUES:
+            if a in ("-e", "--execute"):
+                commands.append(args[i + 1] if i + 1 < len(args) else None)
+            i += 2
+            continue
+        if a.startswith("-") and not a.startswith("--") and len(a) > 2 and "-" + a[1] in _MYSQL_VALUES:
+            if a[1] == "e":
+                commands.append(a[2:])
+            i += 1  # an attached value (-uroot, -psecret, -e'SELECT 1')
+            continue
+        if a.startswith("-") and a != "-" and a not in _MYSQL_FLAGS:
+            return unknown(f"{label} {a}: an option this classifier does not read")
+        i += 1
     if commands:
         if any(c is None for c in commands):
             return unknown(f"{label} -e: the statement is only known at run time")
-        return strongest([classify_sql_script(c, "mysql", None, ctx.cache) for c in commands]).because(f"{label} -e")
-    if any(a in ("-V", "--version", "--help") for a in args if a):
+        return strongest([classify_sql_script(c, "mysql", "mysql", ctx.cache) for c in commands]).because(
+            f"{label} -e")
+    if any(a in ("-V", "--version", "--help", "-?") for a in args):
         return read(f"{label} prints its version")
-    return _sql_from_stdin(label, ctx, "mysql")
+    return _sql_from_stdin(label, ctx, "mysql", "mysql")
+
+
+#: sqlite3 options (sqlite3 -help, 3.40) that only choose the output format or limits.
+_SQLITE_FLAGS = frozenset((
+    "ascii", "bail", "batch", "box", "column", "csv", "echo", "header", "noheader", "html", "json", "line", "list",
+    "markdown", "quote", "table", "tabs", "readonly", "safe", "stats", "nofollow", "memtrace", "interactive",
+))
+_SQLITE_VALUES = frozenset(("cmd", "separator", "newline", "nullvalue", "mmap", "vfs", "maxsize"))
+_SQLITE_VALUES2 = frozenset(("lookaside", "pagecache"))
 
 
 def _sqlite3(label, args, ctx, spec):
+    """sqlite3 [OPTIONS] FILENAME [SQL...]: the statements and dot-commands (-cmd, arguments,
+    stdin), after every option is understood (-A archives, -init runs a file, -append,
+    -deserialize and -zip change how the file is opened: unknown)."""
     from drygate.classifiers.sql import classify_sql_script
 
-    values = ("-cmd", "-separator", "-newline", "-nullvalue", "-init")
     if any(a is None for a in args):
         return unknown("sqlite3: an argument known only at run time")
-    if any(a in ("-version", "--version", "-help", "--help") for a in args):
-        return read("sqlite3 prints its version")
-    if _values_of(args, ("-init",)):
-        return unknown("sqlite3 -init runs a script file")
-    pos = positionals(args, values)
-    statements = list(_values_of(args, ("-cmd",))) + pos[1:]
-    readonly = "-readonly" in args
+    statements, operands, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("-") and len(a) > 1 and not operands:
+            name = a.lstrip("-")
+            if name in ("version", "help"):
+                return read("sqlite3 prints its version or help")
+            if name in _SQLITE_FLAGS:
+                i += 1
+            elif name in _SQLITE_VALUES:
+                if name == "cmd":
+                    statements.append(args[i + 1] if i + 1 < len(args) else None)
+                i += 2
+            elif name in _SQLITE_VALUES2:
+                i += 3
+            else:
+                return unknown(f"sqlite3 {a}: an option this classifier does not read (-A, -init, -append, "
+                               "-deserialize, -zip... write, run a file or open the file another way)")
+            continue
+        operands.append(a)
+        i += 1
+    statements += operands[1:]
+    if any(st is None for st in statements):
+        return unknown("sqlite3 -cmd: the statement is only known at run time")
     if statements:
-        v = strongest([classify_sql_script(s, "sqlite", "sqlite3", ctx.cache) for s in statements])
+        v = strongest([classify_sql_script(st, "sqlite", "sqlite3", ctx.cache) for st in statements])
     elif ctx.stdin is not None:
         v = _sql_from_stdin("sqlite3", ctx, "sqlite", "sqlite3")
     else:
         return unknown("sqlite3 with no statement is interactive")
-    del readonly  # -readonly still lets VACUUM INTO, .output and writefile() write files: no shortcut
+    # -readonly still lets VACUUM INTO, .output and writefile() write files: no shortcut
     return v.because("sqlite3")
 
 
+#: redis-cli options (redis-cli --help, 7.x) that only choose the connection or the output.
+_REDIS_VALUES = frozenset(("-h", "-p", "-a", "-n", "-u", "--user", "--pass", "-s", "-r", "-i", "-d", "-D",
+                           "--cacert", "--cacertdir", "--cert", "--key", "--sni", "--tls-ciphers",
+                           "--tls-ciphersuites", "-t", "--pattern", "--quoted-pattern", "--count",
+                           "--memkeys-samples", "--keystats-samples", "--cursor", "--top"))
+_REDIS_FLAGS = frozenset(("--askpass", "--tls", "--insecure", "--raw", "--no-raw", "--csv", "--json",
+                          "--quoted-json", "-c", "-e", "--no-auth-warning", "-2", "-3", "--verbose", "--quoted-input",
+                          "--show-pushes", "--version", "-v", "--help", "-x"))
+#: Modes that only read (redis-cli --help); --rdb and --functions-rdb write a file (and make
+#: the server fork a save), --replica streams a replication (the server saves), --pipe and
+#: --eval send commands or a script, --lru-test writes keys, --cluster manages a cluster.
+_REDIS_READ_MODES = frozenset(("--scan", "--bigkeys", "--memkeys", "--hotkeys", "--keystats", "--stat",
+                               "--latency", "--latency-history", "--latency-dist", "--intrinsic-latency"))
+
+
 def _redis_cli(label, args, ctx, spec):
-    values = ("-h", "-p", "-a", "-n", "-u", "--user", "--pass", "--askpass", "-s", "-r", "-i", "-d", "--cacert",
-              "--cacertdir", "--cert", "--key", "--sni", "--pattern", "--count", "--quoted-pattern", "-e",
-              "--functions-rdb", "--memkeys-samples", "--eval", "-t", "--hotkeys")
     if any(a is None for a in args):
         return unknown("redis-cli: an argument known only at run time")
-    for a in args:
+    words, i, mode = [], 0, None
+    while i < len(args):
+        a = args[i]
+        if words or not a.startswith("-") or a == "-":
+            words.append(a)
+            i += 1
+            continue
         if a in ("--rdb", "--functions-rdb"):
-            return write(f"redis-cli {a} writes a file")
-        if a in ("--pipe", "-x"):
-            return unknown(f"redis-cli {a} sends its input as commands or values")
-        if a == "--eval":
-            return unknown("redis-cli --eval runs a Lua script")
-    for a in args:
-        if a in ("--scan", "--bigkeys", "--memkeys", "--hotkeys", "--stat", "--latency", "--latency-history",
-                 "--latency-dist", "--intrinsic-latency", "--version", "-v", "--help"):
-            return read(f"redis-cli {a} only reads")
-    words = positionals(args, values)
+            return write(f"redis-cli {a} writes a file (and makes the server save a snapshot)")
+        if a in _REDIS_READ_MODES:
+            mode = a
+            i += 2 if a == "--intrinsic-latency" else 1
+            continue
+        if a in _REDIS_VALUES:
+            i += 2
+            continue
+        if a in _REDIS_FLAGS:
+            if a == "-x":
+                return unknown("redis-cli -x sends its input as the last argument")
+            if a in ("--version", "-v", "--help"):
+                return read("redis-cli prints its version or help")
+            i += 1
+            continue
+        return unknown(f"redis-cli {a}: a mode or option this classifier does not read (--pipe, --eval, --replica, "
+                       "--cluster, --lru-test... send commands, write or run scripts)")
+    if mode:
+        if words:
+            return unknown(f"redis-cli {mode} with a command")
+        return read(f"redis-cli {mode} only reads")
     if not words:
         if isinstance(ctx.stdin, str):
             lines = [ln.split() for ln in ctx.stdin.splitlines() if ln.strip()]

@@ -50,52 +50,231 @@ SAFE_ANONYMOUS_NAMES = frozenset((
     "inet_ntoa", "str_to_date", "from_unixtime", "unix_timestamp", "group_concat", "concat_ws", "field",
     "find_in_set", "split_part", "translate",
 ))
-#: SQLite PRAGMAs that only report (a PRAGMA with ``= value`` always sets).
+#: SQLite PRAGMAs that, given no argument, only report (sqlite.org/pragma.html: the
+#: query form of each; PRAGMAs that act even without an argument, such as optimize,
+#: wal_checkpoint, incremental_vacuum and shrink_memory, are not here).
 READ_PRAGMAS = frozenset((
-    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
-    "database_list", "compile_options", "collation_list", "function_list", "module_list", "pragma_list",
-    "integrity_check", "quick_check", "foreign_key_check", "page_count", "page_size", "freelist_count",
-    "schema_version", "user_version", "application_id", "encoding", "journal_mode", "synchronous",
-    "data_version", "max_page_count", "cache_size", "busy_timeout", "auto_vacuum", "foreign_keys",
+    "analysis_limit", "application_id", "auto_vacuum", "automatic_index", "busy_timeout", "cache_size",
+    "cache_spill", "cell_size_check", "checkpoint_fullfsync", "collation_list", "compile_options", "data_version",
+    "database_list", "defer_foreign_keys", "encoding", "foreign_key_check", "foreign_key_list", "foreign_keys",
+    "freelist_count", "fullfsync", "function_list", "hard_heap_limit", "ignore_check_constraints", "index_info",
+    "index_list", "index_xinfo", "integrity_check", "journal_mode", "journal_size_limit", "legacy_alter_table",
+    "locking_mode", "max_page_count", "mmap_size", "module_list", "page_count", "page_size", "pragma_list",
+    "query_only", "quick_check", "read_uncommitted", "recursive_triggers", "reverse_unordered_selects",
+    "schema_version", "secure_delete", "soft_heap_limit", "stats", "synchronous", "table_info", "table_list",
+    "table_xinfo", "temp_store", "threads", "trusted_schema", "user_version", "wal_autocheckpoint",
 ))
-_PSQL_READ_META = ("\\d", "\\l", "\\dt", "\\di", "\\dv", "\\ds", "\\df", "\\dn", "\\du", "\\dx", "\\conninfo",
-                   "\\timing", "\\x", "\\?", "\\h", "\\encoding", "\\pset", "\\a", "\\t", "\\q", "\\echo", "\\dp",
-                   "\\db", "\\dT", "\\dD", "\\dE", "\\dm", "\\dy", "\\sf", "\\sv", "\\z", "\\c", "\\connect")
-_SQLITE_READ_DOT = (".tables", ".schema", ".indexes", ".indices", ".headers", ".mode", ".dump", ".databases",
-                    ".show", ".help", ".width", ".timer", ".quit", ".exit", ".fullschema", ".dbinfo", ".stats",
-                    ".eqp", ".explain", ".nullvalue", ".separator", ".echo", ".bail", ".changes", ".print",
-                    ".lint", ".prompt", ".timeout", ".parameter", ".expert")
+#: PRAGMAs whose argument names what to report on (a table, an index, a row limit) rather
+#: than a new value: ``PRAGMA table_info(t)``. Every other PRAGMA with an argument, in
+#: either form (``PRAGMA x = v`` or ``PRAGMA x(v)``), sets something.
+ARGUMENT_QUERY_PRAGMAS = frozenset((
+    "table_info", "table_xinfo", "table_list", "index_info", "index_xinfo", "index_list", "foreign_key_list",
+    "foreign_key_check", "integrity_check", "quick_check",
+))
+#: SQL functions that write files, load code or run programs (SQLite's CLI adds writefile,
+#: edit, readfile; load_extension and fts3_tokenizer load or register native code;
+#: PostgreSQL's adminpack and dblink; MySQL's sys_exec UDFs).
+CODE_FUNCTIONS = {
+    "writefile": "write", "load_extension": "unknown", "edit": "unknown", "fts3_tokenizer": "unknown",
+    "pg_file_write": "write", "pg_file_rename": "write", "pg_file_unlink": "write", "pg_file_sync": "write",
+    "dblink": "unknown", "dblink_exec": "write", "lo_export": "write", "lo_import": "write",
+    "sys_exec": "unknown", "sys_eval": "unknown", "lo_from_bytea": "write", "lo_put": "write",
+}
+#: psql meta-commands that only show or change display settings (psql manual, "Meta-Commands").
+PSQL_READ_META = frozenset((
+    "\\?", "\\h", "\\help", "\\q", "\\quit", "\\l", "\\list", "\\conninfo", "\\c", "\\connect",
+    "\\encoding", "\\errverbose", "\\timing", "\\x", "\\a", "\\t", "\\H", "\\html", "\\f",
+    "\\C", "\\T", "\\pset", "\\echo", "\\warn", "\\qecho", "\\sf", "\\sv", "\\z", "\\dp",
+    "\\copyright", "\\g", "\\gx", "\\gdesc", "\\crosstabview", "\\r", "\\reset", "\\p",
+    "\\print", "\\unset", "\\o", "\\out", "\\s", "\\bind",
+))
+#: psql meta-commands that write or run something: {command: (effect, why)}.
+PSQL_ACTING_META = {
+    "\\o": ("write", "sends query output to a file or a program"), "\\out": ("write", "sends output to a file"),
+    "\\g": ("write", "with an argument sends the result to a file or a program"),
+    "\\gx": ("write", "with an argument sends the result to a file or a program"),
+    "\\s": ("write", "with an argument writes the history to a file"),
+    "\\w": ("write", "writes the query buffer to a file"), "\\write": ("write", "writes the buffer to a file"),
+    "\\copy": ("write", "copies between a table and a file"),
+    "\\lo_export": ("write", "writes a large object to a file"),
+    "\\lo_import": ("write", "creates a large object"), "\\lo_unlink": ("write", "deletes a large object"),
+    "\\password": ("write", "changes a password"),
+    "\\!": ("unknown", "runs a shell command"), "\\i": ("unknown", "runs a file"),
+    "\\include": ("unknown", "runs a file"), "\\ir": ("unknown", "runs a file"),
+    "\\include_relative": ("unknown", "runs a file"), "\\e": ("unknown", "runs an editor"),
+    "\\edit": ("unknown", "runs an editor"), "\\ef": ("unknown", "runs an editor"),
+    "\\ev": ("unknown", "runs an editor"), "\\gexec": ("unknown", "runs each result cell as SQL"),
+    "\\gset": ("unknown", "sets variables that later SQL interpolates"),
+    "\\set": ("unknown", "sets variables that later SQL interpolates"),
+    "\\setenv": ("unknown", "sets an environment variable for programs psql runs"),
+    "\\watch": ("unknown", "repeats the query"), "\\cd": ("unknown", "changes the folder of later file names"),
+    "\\prompt": ("unknown", "sets a variable from input"),
+}
+#: sqlite3 dot-commands (from sqlite3 3.40's own ``.help``) that only show, or change the
+#: display of this session. Matched on the exact name: sqlite3 also takes prefixes, and
+#: a prefix is unknown here.
+SQLITE_READ_DOT = frozenset((
+    ".tables", ".schema", ".indexes", ".indices", ".databases", ".dbinfo", ".fullschema", ".show", ".help",
+    ".headers", ".mode", ".nullvalue", ".separator", ".width", ".timer", ".echo", ".bail", ".changes", ".print",
+    ".prompt", ".timeout", ".quit", ".exit", ".eqp", ".explain", ".stats", ".vfsinfo", ".vfslist", ".vfsname",
+    ".lint", ".sha3sum", ".scanstats", ".binary", ".limit", ".dump",
+))
+#: sqlite3 dot-commands that write or run something: {command: (effect, why)}.
+SQLITE_ACTING_DOT = {
+    ".output": ("write", "sends output to a file or a program"), ".once": ("write", "sends output to a file or a "
+                                                                                     "program"),
+    ".log": ("write", "writes a log file"), ".trace": ("write", "writes each statement to a file"),
+    ".excel": ("unknown", "opens a spreadsheet program"), ".testcase": ("write", "writes testcase-out.txt"),
+    ".save": ("write", "writes the database to a file"), ".backup": ("write", "writes the database to a file"),
+    ".clone": ("write", "writes a new database"), ".restore": ("write", "replaces the database"),
+    ".import": ("write", "imports a file into a table"), ".archive": ("write", "manages an SQL archive"),
+    ".ar": ("write", "manages an SQL archive"), ".shell": ("unknown", "runs a shell command"),
+    ".system": ("unknown", "runs a shell command"), ".load": ("unknown", "loads native code"),
+    ".read": ("unknown", "runs a file or a command's output"), ".open": ("unknown", "opens (or creates) a file"),
+    ".cd": ("unknown", "changes the folder of later file names"), ".parameter": ("unknown", "binds parameters"),
+}
 
 
 def _split_meta(text, meta):
-    """Split client meta-commands (psql ``\\x``, sqlite3 ``.x`` lines) from SQL."""
+    """Split client commands (psql ``\\x``, sqlite3 ``.x`` lines, mysql client commands) from SQL."""
     sql_lines, verdicts = [], []
     for line in text.splitlines():
         stripped = line.strip()
-        if meta == "psql" and stripped.startswith("\\") and "`" in stripped:
-            verdicts.append(unknown("a psql meta-command with backquotes runs a shell command"))
-        elif meta == "psql" and stripped.startswith("\\"):
-            word = stripped.split()[0]
-            if word in _PSQL_READ_META or (word.startswith("\\d") and len(word) <= 4):
-                verdicts.append(read(f"psql meta-command {word} only shows"))
-            elif word in ("\\copy",):
-                low = stripped.lower()
-                verdicts.append(write(f"psql \\copy ... {'to' if ' to ' in low else 'from'} writes"))
-            else:
-                verdicts.append(unknown(f"psql meta-command {word} may run files or shell commands"))
+        if meta == "psql" and "\\" in _outside_quotes(stripped):
+            head, _, meta_text = stripped.partition("\\") if not stripped.startswith("\\") else ("", "", stripped[1:])
+            if head.strip():
+                sql_lines.append(head)
+            verdicts.extend(_psql_meta("\\" + meta_text))
         elif meta == "sqlite3" and stripped.startswith("."):
-            word = stripped.split()[0]
-            if word in _SQLITE_READ_DOT:
-                verdicts.append(read(f"sqlite3 {word} only shows"))
+            verdicts.append(_sqlite_dot(stripped))
+        elif meta == "mysql" and _mysql_client_command(stripped) is not None:
+            found = _mysql_client_command(stripped)
+            if isinstance(found, str):
+                sql_lines.append(found)
             else:
-                verdicts.append(unknown(f"sqlite3 {word} may write files, attach databases or run commands"))
+                verdicts.append(found)
         else:
             sql_lines.append(line)
     return "\n".join(sql_lines), verdicts
 
 
+def _outside_quotes(text):
+    """``text`` with the content of '...' and "..." strings blanked."""
+    out, quote = [], None
+    for c in text:
+        if quote:
+            out.append(" ")
+            if c == quote:
+                quote = None
+        elif c in ("'", '"'):
+            quote = c
+            out.append(" ")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _psql_meta(text):
+    """Verdicts of the meta-commands in ``text`` (it starts with a backslash; psql reads
+    several on a line: ``\\dt \\! cmd``)."""
+    if "`" in text:
+        return [unknown("a psql meta-command with backquotes runs a shell command")]
+    verdicts = []
+    parts = ["\\" + p for p in text[1:].split("\\")] if "\\" in _outside_quotes(text[1:]) else [text]
+    for part in parts:
+        words = part.split()
+        word = words[0] if words else "\\"
+        if word == "\\":
+            continue
+        args = words[1:]
+        if word == "\\copy":
+            low = part.lower()
+            verdicts.append(unknown("psql \\copy ... program runs a shell command") if " program " in low + " "
+                            else write(f"psql \\copy ... {'to' if ' to ' in low else 'from'} writes"))
+        elif word in PSQL_ACTING_META and (args or word not in PSQL_READ_META):
+            effect, why = PSQL_ACTING_META[word]
+            verdicts.append(Verdict(effect, f"psql meta-command {word} {why}"))
+        elif word in PSQL_READ_META or (word.startswith("\\d") and word[2:].rstrip("S+").isalpha()
+                                        and len(word) <= 5) or word in ("\\d", "\\d+", "\\dS"):
+            verdicts.append(read(f"psql meta-command {word} only shows"))
+        else:
+            verdicts.append(unknown(f"psql meta-command {word} is not known to be read-only"))
+    return verdicts
+
+
+def _sqlite_dot(line):
+    words = line.split()
+    word = words[0]
+    if word == ".parameter" and len(words) > 1:
+        if words[1] in ("list", "init", "clear", "unset"):
+            return read(f"sqlite3 .parameter {words[1]} only manages bindings")
+        if words[1] == "set" and len(words) > 3:
+            value = line.split(None, 3)[3]
+            if ";" in value:
+                return unknown("sqlite3 .parameter set: a value with ';' is not classified")
+            return classify_sql(f"SELECT {value}", "sqlite").because(
+                "sqlite3 .parameter set evaluates its value as an SQL expression")
+        return unknown("sqlite3 .parameter: a form this classifier does not read")
+    if word == ".dbconfig" and len(words) > 2:
+        return unknown("sqlite3 .dbconfig with a value changes the connection's safety settings")
+    if word in SQLITE_READ_DOT:
+        return read(f"sqlite3 {word} only shows")
+    if word in SQLITE_ACTING_DOT:
+        effect, why = SQLITE_ACTING_DOT[word]
+        return Verdict(effect, f"sqlite3 {word} {why}")
+    return unknown(f"sqlite3 {word} is not known to be read-only (a prefix or another command)")
+
+
+#: mysql client commands (MySQL manual, "mysql Client Commands"): {long name: (short, effect, why)}.
+MYSQL_CLIENT_COMMANDS = {
+    "system": ("\\!", "unknown", "runs a shell command"), "tee": ("\\T", "write", "copies output to a file"),
+    "source": ("\\.", "unknown", "runs a file"), "pager": ("\\P", "unknown", "pipes output to a program"),
+    "edit": ("\\e", "unknown", "runs an editor"), "delimiter": ("\\d", "unknown",
+                                                                 "changes how statements are split"),
+    "connect": ("\\r", "read", "reconnects"), "use": ("\\u", "read", "selects a database"),
+    "notee": ("\\t", "read", "stops copying output"), "nopager": ("\\n", "read", "stops the pager"),
+    "status": ("\\s", "read", "shows status"), "help": ("\\h", "read", "shows help"),
+    "clear": ("\\c", "read", "clears the input"), "go": ("\\g", "read", "sends the statement"),
+    "ego": ("\\G", "read", "sends the statement"), "print": ("\\p", "read", "prints the statement"),
+    "quit": ("\\q", "read", "quits"), "exit": ("\\q", "read", "quits"), "warnings": ("\\W", "read", "shows warnings"),
+    "nowarning": ("\\w", "read", "hides warnings"), "rehash": ("\\#", "read", "rebuilds completion"),
+    "charset": ("\\C", "read", "sets the character set"), "prompt": ("\\R", "read", "sets the prompt"),
+    "resetconnection": ("\\x", "read", "resets the session"),
+    "query_attributes": (None, "unknown", "sets attributes of the next statement"),
+    "ssl_session_data_print": (None, "write", "writes SSL session data to a file"),
+}
+_MYSQL_SHORT = {v[0]: (k, v[1], v[2]) for k, v in MYSQL_CLIENT_COMMANDS.items() if v[0]}
+
+
+def _mysql_client_command(line):
+    """The verdict of a mysql client command on ``line`` (a long name first on the line, or
+    a backslash command anywhere outside quotes), or None for a line of SQL."""
+    first = line.split(None, 1)[0].lower().rstrip(";") if line.split() else ""
+    if first in MYSQL_CLIENT_COMMANDS or first == "?":
+        _, effect, why = MYSQL_CLIENT_COMMANDS.get(first, (None, "read", "shows help"))
+        return Verdict(effect, f"mysql client command {first} {why}")
+    bare = _outside_quotes(line)
+    k = bare.find("\\")
+    if k < 0:
+        return None
+    verdicts = []
+    while k >= 0:
+        short = bare[k:k + 2]
+        if short in _MYSQL_SHORT:
+            name, effect, why = _MYSQL_SHORT[short]
+            verdicts.append(Verdict(effect, f"mysql client command {short} ({name}) {why}"))
+        else:
+            verdicts.append(unknown(f"mysql client command {short} is not known"))
+        k = bare.find("\\", k + 2)
+    worst = strongest(verdicts)
+    if worst.effect != "read":
+        return worst
+    # only read commands (\g, \G ending a statement): the SQL before them decides
+    return "".join(";" if bare[i] == "\\" or (i > 0 and bare[i - 1] == "\\") else line[i] for i in range(len(line)))
+
+
 def classify_sql_script(text, dialect, meta=None, cache=None):
-    """Classify SQL text that may contain client meta-commands (``meta``: "psql", "sqlite3" or None).
+    """Classify SQL text that may contain client commands (``meta``: "psql", "sqlite3", "mysql" or None).
 
     ``cache``: see :func:`classify_sql`.
     """
@@ -108,7 +287,7 @@ def classify_sql_script(text, dialect, meta=None, cache=None):
 
 
 #: Part of every cache key: change it when the rules below change what a statement is.
-RULES_VERSION = "drygate-sql-1"
+RULES_VERSION = "drygate-sql-2"
 
 
 def classify_sql(text, dialect="postgres", cache=None):
@@ -182,7 +361,7 @@ def _statement(stmt, exp, dialect):
     if isinstance(stmt, (exp.Show, exp.Describe)) if hasattr(exp, "Show") else isinstance(stmt, exp.Describe):
         return read(f"{kind} only shows")
     if isinstance(stmt, exp.Pragma):
-        return write("PRAGMA in a multi-statement text is taken as a setting change")
+        return _pragma_text(stmt.sql(dialect="sqlite"))
     if isinstance(stmt, (exp.Transaction, exp.Commit, exp.Rollback)):
         text = stmt.sql(dialect=dialect).upper()
         if text in ("BEGIN", "COMMIT", "ROLLBACK", "START TRANSACTION", "BEGIN TRANSACTION", "END") or (
@@ -216,6 +395,8 @@ def _select(stmt, exp):
                 node, exp.Lock) else write("SELECT ... INTO writes")
         if isinstance(node, (exp.Anonymous, exp.Func)):
             name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+            if name in CODE_FUNCTIONS:
+                return Verdict(CODE_FUNCTIONS[name], f"{name}() writes files, loads code or runs a program")
             if name in SIDE_EFFECT_FUNCTIONS:
                 return Verdict(SIDE_EFFECT_READ, f"{name}() changes state even inside a SELECT")
             if isinstance(node, exp.Anonymous) and name not in SAFE_ANONYMOUS_NAMES and not name.startswith(
@@ -226,10 +407,19 @@ def _select(stmt, exp):
 
 
 def _pragma_text(text):
-    body = text[len("PRAGMA"):].strip()
-    name = body.split("(")[0].split("=")[0].strip().split(".")[-1].lower()
-    if "=" in body:
-        return write(f"PRAGMA {name} = ... changes a setting")
+    """A PRAGMA statement: a read only in its query form (sqlite.org/pragma.html).
+
+    ``PRAGMA [schema.]name`` reads when ``name`` is in READ_PRAGMAS; an argument, as
+    ``= value`` or ``(value)``, sets something, except for the PRAGMAs whose argument names
+    what to report on (ARGUMENT_QUERY_PRAGMAS)."""
+    body = text.strip().rstrip(";").strip()[len("PRAGMA"):].strip()
+    cut = min([k for k in (body.find("("), body.find("=")) if k >= 0] or [len(body)])
+    name = body[:cut].strip().split(".")[-1].strip().strip('"`[]').lower()
+    argument = body[cut:].strip()
+    if argument:
+        if name in ARGUMENT_QUERY_PRAGMAS:
+            return read(f"PRAGMA {name}(...) reports on what its argument names")
+        return write(f"PRAGMA {name} with an argument ({argument[:30]}) sets it")
     if name in READ_PRAGMAS:
         return read(f"PRAGMA {name} only reports")
     return unknown(f"PRAGMA {name} is not known to be read-only")
