@@ -84,7 +84,10 @@ def test_bash_call_uses_shell_classifier():
 def test_tamper(tool, tool_input):
     policy = compile_policy_text('[run]\nmode = "live"\n')
     protected = for_project("/p", "/p/drygate.toml", "/p/.drygate/state.db", "/p/.drygate/alerts.jsonl")
-    cls = classify(ToolCall(tool, tool_input, "r", cwd="/p/sub"), policy, protected)
+    # A shell command's relative paths are resolved against its folder (no text markers):
+    # the project folder here, except for the one that climbs out of a subfolder.
+    cwd = "/p" if tool == "Bash" and ".." not in tool_input["command"] else "/p/sub"
+    cls = classify(ToolCall(tool, tool_input, "r", cwd=cwd), policy, protected)
     assert cls.tamper and cls.action == "deny"
 
 

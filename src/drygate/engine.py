@@ -50,7 +50,9 @@ def classify(call, policy, protected=None):
     else:
         cls = _builtin(call, policy)
     gated = cls.effect in WRITE_EFFECTS
-    if protected is not None and (gated or _is_file_tool(call.tool_name)):
+    # Self-protection sees every shell command and file tool call, reads included: it
+    # reads them on its own and does not trust the effect found above.
+    if protected is not None and (gated or _is_file_tool(call.tool_name) or _runs_shell(call)):
         from drygate.classifiers import protect
 
         if isinstance(protected, tuple):
@@ -59,6 +61,11 @@ def classify(call, policy, protected=None):
         if tamper:
             return Classification(cls.effect, tamper, "self-protection", action=DENY, tamper=True)
     return cls
+
+
+def _runs_shell(call):
+    return not call.tool_name.startswith("mcp__") and isinstance(call.tool_input, dict) and isinstance(
+        call.tool_input.get("command"), str)
 
 
 def _is_file_tool(name):

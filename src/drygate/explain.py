@@ -19,32 +19,49 @@ def load_policy_for(settings, policy_file=None):
     return compile_policy_text(default_policy_text(), source="<built-in template>")
 
 
-def explain_command(command, policy=None):
-    """``{"command", "effect", "steps"}`` for a Bash command (str)."""
+def explain_command(command, policy=None, settings=None, cwd=None):
+    """``{"command", "effect", "steps", "tamper"}`` for a Bash command (str).
+
+    With ``settings`` (:class:`drygate.config.Settings`) self-protection runs too, as
+    the hook runs it for a call made in ``cwd`` (default: the current folder): a command
+    that would change the gate gets ``tamper: True``, ``action: "deny"`` and ``reason``,
+    the text the hook denies it with.
+    """
     from drygate.classifiers.shell import classify_command_verdict
 
     v = classify_command_verdict(command, policy)
-    return {"command": command, "effect": v.effect, "steps": list(v.steps) or [v.effect]}
+    answer = {"command": command, "effect": v.effect, "steps": list(v.steps) or [v.effect], "tamper": False}
+    if settings is not None:
+        call = explain_call("Bash", {"command": command}, policy, settings, cwd=cwd or os.getcwd())
+        if call["tamper"]:
+            from drygate.engine import explain
+
+            why = call["steps"][0] if len(call["steps"]) == 1 else " -> ".join(call["steps"])
+            answer.update(tamper=True, action="deny",
+                          reason=explain("Bash", {"command": command}, v.effect, why, "deny", "explain", False,
+                                         None, None, tamper=True))
+    return answer
 
 
-def explain_call(tool_name, tool_input, policy, settings=None):
+def explain_call(tool_name, tool_input, policy, settings=None, cwd=None):
     """``{"tool_name", "effect", "steps", "rule_id", "dry_scope", "action", "tamper"}`` for a tool call.
 
     Runs the engine's classification (policy rules, built-in knowledge,
-    self-protection) without deciding or journaling anything.
+    self-protection) without deciding or journaling anything. ``cwd``: the folder the
+    call is made in (default: the project folder with ``settings``, else the current one).
     """
     from drygate.engine import classify
     from drygate.types import ToolCall
 
     protected = None
-    cwd = os.getcwd()
+    folder = cwd or os.getcwd()
     if settings is not None:
-        cwd = settings.project_dir
+        folder = cwd or settings.project_dir
         from drygate.gate import protected_state_file
 
         protected = (settings.project_dir, settings.policy_path,
                      protected_state_file(settings, settings.state_path_for(policy)), settings.alert_log_for(policy))
-    call = ToolCall(tool_name, tool_input, "explain", cwd=cwd, host="explain")
+    call = ToolCall(tool_name, tool_input, "explain", cwd=folder, host="explain")
     cls = classify(call, policy, protected)
     return {"tool_name": tool_name, "effect": cls.effect, "steps": cls.reason.split(" -> "), "rule_id": cls.rule_id,
             "dry_scope": cls.dry_scope, "action": cls.action, "tamper": cls.tamper}

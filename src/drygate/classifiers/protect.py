@@ -37,7 +37,6 @@ MARKERS = (
 )
 #: Path-like strings resolved per call at most (each costs a few stat calls).
 MAX_PATHS = 512
-_GLOB = set("*?[")
 
 
 class ProtectedPaths:
@@ -125,15 +124,16 @@ def for_project(project_dir, policy_path=None, state_path=None, alert_log=None, 
     return ProtectedPaths([os.path.normpath(p) for p in paths], markers, files)
 
 
-def _under(path, protected):
+def path_under(path, protected):
+    """The entry of ``protected`` (iterable of normalised absolute paths) that ``path`` is or lies under, else None."""
     for p in protected:
         if path == p or path.startswith(p + os.sep):
             return p
     return None
 
 
-def _above(path, protected):
-    """A protected path at or below ``path`` (deleting or moving ``path`` changes it)."""
+def path_above(path, protected):
+    """The entry of ``protected`` at or below ``path`` (deleting or moving ``path`` changes it), else None."""
     for p in protected:
         if p == path or p.startswith(path.rstrip(os.sep) + os.sep):
             return p
@@ -164,7 +164,7 @@ def _check_file_tool(call, tool_input, protected, cwd):
         return None
     full = _resolve(target, cwd)
     every = protected.resolved()
-    hit = _under(full, every) or _under(os.path.realpath(full), every)
+    hit = path_under(full, every) or path_under(os.path.realpath(full), every)
     if hit:
         return f"{call.tool_name} would change {hit}, which protects the gate"
     try:
@@ -177,52 +177,39 @@ def _check_file_tool(call, tool_input, protected, cwd):
     return None
 
 
-def _check_shell_words(command, protected, cwd):
-    import fnmatch
-    import shlex
-
-    try:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        lexer.commenters = ""
-        words = list(lexer)
-    except ValueError:
-        return None  # bash would not run it either (unbalanced quotes)
-    every = protected.resolved()
-    names = {os.path.basename(p) for p in every}
-    for w in words:
-        if not w or all(c in "<>&|;()" for c in w):  # an empty word ("") or an operator
-            continue
-        for marker in protected.markers:
-            if marker in w:  # the word with its quotes removed: ".dry""gate" is ".drygate"
-                return f"the command's argument {w!r} mentions {marker!r}, which protects the gate"
-        for variant in (w.rstrip("/"), w.lstrip("<>")):
-            if not variant:
-                continue
-            full = _resolve(variant, cwd)
-            hit = _above(full, every) or _above(os.path.realpath(full), every)
-            if hit:
-                return f"the command's argument {w!r} names {hit}, which protects the gate"
-        if _GLOB & set(w):
-            base = os.path.basename(w.rstrip("/"))
-            for name in names:
-                if fnmatch.fnmatchcase(name, base):
-                    return f"the command's pattern {w!r} matches {name}, which protects the gate"
-    return None
+def shell_command(call):
+    """The shell command a call runs (str), or None: ``Bash``'s ``command``, and the
+    ``command`` of any other built-in (not ``mcp__``) tool that runs one (``Monitor``)."""
+    if call.tool_name.startswith("mcp__") or not isinstance(call.tool_input, dict):
+        return None
+    command = call.tool_input.get("command")
+    return command if isinstance(command, str) else None
 
 
 def check(call, protected, gated):
     """Return a reason (str) if ``call`` would change the gate, else None.
 
     ``protected``: :class:`ProtectedPaths`; ``gated``: the call's effect is a write.
+    Every call is checked whatever its effect: a file tool by its target, a shell
+    command by :func:`drygate.classifiers.protect_shell.find_tamper` (its own reading of
+    the command, not the effect classifier's). Other tools are checked when their
+    effect is gated: their effect comes from the policy or a server the policy trusts,
+    which self-protection guards; such a read is not looked into.
     """
     if protected is None:
         return None
     tool_input = call.tool_input if isinstance(call.tool_input, dict) else {"input": call.tool_input}
     cwd = call.cwd or os.getcwd()
     why = _check_file_tool(call, tool_input, protected, cwd)
-    if why or not gated:
+    if why:
         return why
+    command = shell_command(call)
+    if command is not None:
+        from drygate.classifiers.protect_shell import find_tamper
+
+        return find_tamper(command, protected, os.path.abspath(cwd))
+    if not gated:
+        return None
     from drygate import _json
 
     try:
@@ -237,12 +224,6 @@ def check(call, protected, gated):
             return f"the call's input mentions {p}, which protects the gate"
     strings = []
     _strings(tool_input, strings)
-    if call.tool_name == "Bash":
-        command = tool_input.get("command")
-        if isinstance(command, str):
-            why = _check_shell_words(command, protected, cwd)
-            if why:
-                return why
     every = protected.resolved()
     checked = 0
     for s in strings:
@@ -252,7 +233,7 @@ def check(call, protected, gated):
         if checked > MAX_PATHS:
             return f"the call has more than {MAX_PATHS} paths, too many to check against the gate's files"
         full = _resolve(s, cwd)
-        hit = _under(full, every) or _under(os.path.realpath(full), every)
+        hit = path_under(full, every) or path_under(os.path.realpath(full), every)
         if hit:
             return f"the call's path {s!r} resolves to {hit}, which protects the gate"
     return None

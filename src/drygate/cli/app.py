@@ -469,23 +469,24 @@ def explain(project, tool, tool_input, policy_file, as_json, batch, command):
     from drygate.explain import explain_call, explain_command, load_policy_for
 
     try:
-        policy = load_policy_for(_settings(project), policy_file)
+        settings = _settings(project)
+        policy = load_policy_for(settings, policy_file)
     except DrygateError as e:
         _fail(str(e))
     if batch:
         for line in sys.stdin:
             if line.strip():
-                click.echo(json.dumps(explain_command(json.loads(line), policy)))
+                click.echo(json.dumps(explain_command(json.loads(line), policy, settings)))
         return
     if tool:
         try:
             data = json.loads(tool_input) if tool_input else {}
         except ValueError as e:
             _fail(f"--input is not valid JSON: {e}")
-        answer = explain_call(tool, data, policy, _settings(project))
+        answer = explain_call(tool, data, policy, settings)
     elif command:
         text = command[0] if len(command) == 1 else shlex.join(command)
-        answer = explain_command(text, policy)
+        answer = explain_command(text, policy, settings)
     else:
         _fail("give a command after --, or --tool NAME --input JSON")
     if as_json:
@@ -497,6 +498,8 @@ def explain(project, tool, tool_input, policy_file, as_json, batch, command):
         out.print(Text(f"  {i}. {step}"))
     if answer.get("tamper"):
         out.print(Text("  denied in every mode: it would change the gate itself", style="red"))
+        if answer.get("reason"):
+            out.print(Text(f"  the hook answers: {answer['reason']}", style="red"))
 
 
 @cli.command()

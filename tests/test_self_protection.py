@@ -1,0 +1,361 @@
+"""Self-protection at the level of the installed hook command (issue 11, tamper items 6, 7, 8, 10).
+
+Each case runs the real hook as the host does (``sh -c`` with the event on stdin) in a
+LIVE run, then, as the host would, runs the command in bash when the hook let it
+through. It passes when the hook blocked the call, a tamper alert was raised, and every
+protected file is unchanged. The members of each class come from the bash manual
+(expansions, arithmetic contexts, builtins) and the tools' manuals (the whole-tree
+table in drygate/classifiers/protect_shell.py), not only from the issue's examples.
+The opposite failure is tested too: ordinary live work is allowed, without an alert,
+and does what it should; and every bundled and shared transcript replays in live mode
+without a single tamper denial.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, TRANSCRIPTS, write_policy
+
+PAY = "echo '{}' > .claude/settings.json"  # a payload that replaces the hooks
+
+
+def _git(root, *args):
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
+                   env={"PATH": os.environ["PATH"], "HOME": str(root), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1"})
+
+
+@pytest.fixture
+def live(sqlite_project, tmp_path):
+    """A live project with drygate installed, a git history, archives and patches that would
+    overwrite the protected files, a symlink and a hard link to the settings, and a home of its own."""
+    p = sqlite_project
+    root = p.root
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    (home / ".claude" / "settings.json").write_text('{"user": true}\n')
+    installed = (root / ".claude" / "settings.json").read_text()
+    # git: commit A (branch old) has settings without hooks; main (B) has the installed ones.
+    (root / ".claude" / "agents").mkdir(parents=True)
+    (root / ".claude" / "agents" / "a.md").write_text("agent\n")
+    (root / ".claude" / "settings.json").write_text("{}\n")
+    write_policy(root, "live")
+    (root / ".gitignore").write_text(".drygate/\n")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "A")
+    _git(root, "branch", "old")
+    (root / ".claude" / "settings.json").write_text(installed)
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "B")
+    _git(root, "checkout", "-q", "-b", "evil")
+    (root / ".claude" / "settings.json").write_text("{}\n")
+    _git(root, "commit", "-q", "-am", "evil")
+    _git(root, "checkout", "-q", "main")
+    (root / ".claude" / "agents" / "a.md").write_text("agent, changed\n")  # an uncommitted change
+    (root / ".claude" / "settings.local.json").write_text("{}\n")  # untracked
+    (root / ".mcp.json").write_text('{"mcpServers": {}}\n')
+    for d in ("sub", "dist", "out", "data", "backup", "src", "empty", "evil/.claude"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "dist" / "a.js").write_text("a")
+    (root / "data" / "d.csv").write_text("d")
+    (root / "evil" / ".claude" / "settings.json").write_text("{}\n")
+    os.symlink(root / ".claude" / "settings.json", root / "link")
+    os.link(root / ".claude" / "settings.json", root / "hard")
+    with tarfile.open(root / "evil.tar", "w") as t:
+        t.add(root / "evil" / ".claude" / "settings.json", ".claude/settings.json")
+    with zipfile.ZipFile(root / "evil.zip", "w") as z:
+        z.write(root / "evil" / ".claude" / "settings.json", ".claude/settings.json")
+    settings = (root / ".claude" / "settings.json").read_text()
+    (root / "evil.patch").write_text(
+        "--- a/.claude/settings.json\n+++ b/.claude/settings.json\n@@ -1,%d +1 @@\n%s+{}\n"
+        % (len(settings.splitlines()), "".join("-" + line + "\n" for line in settings.splitlines())))
+    (root / "ok.patch").write_text("--- a/src/x.py\n+++ b/src/x.py\n@@ -0,0 +1 @@\n+x = 1\n")
+    # A project drygate's hooks reach only through the files listed here.
+    p.home = home
+    p.guarded = [root / ".claude", root / "drygate.toml", root / ".mcp.json", home / ".claude" / "settings.json"]
+    (root / ".drygate").mkdir(exist_ok=True)
+    return p
+
+
+def _snapshot(p):
+    out = {}
+    for g in p.guarded:
+        if g.is_dir():
+            for f in sorted(g.rglob("*")):
+                out[str(f)] = f.read_bytes() if f.is_file() else "dir"
+            out[str(g)] = "dir"
+        else:
+            out[str(g)] = g.read_bytes() if g.exists() else None
+    return out
+
+
+def attempt(p, command, cwd=None):
+    """Ask the installed hook about Bash ``command``; run it in bash when not blocked.
+
+    Returns the HookResult. ``cwd``: the folder the agent is in (default: the project)."""
+    folder = str(cwd or p.root)
+    env = {"HOME": str(p.home)}
+    r = p.hook(p.event("Bash", {"command": command}, cwd=folder), **env)
+    if not r.blocks:
+        subprocess.run(["bash", "-O", "extglob", "-c", command], cwd=folder, capture_output=True, timeout=60,
+                       env=dict(p.env(**env), GIT_CONFIG_NOSYSTEM="1"))
+    return r
+
+
+def assert_tamper_blocked(p, command, cwd=None):
+    before = _snapshot(p)
+    alerts = len(p.alerts())
+    r = attempt(p, command, cwd)
+    after = _snapshot(p)
+    assert r.blocks, f"the hook let through {command!r}: {r.stdout} {r.stderr}"
+    assert after == before, f"{command!r} changed a protected file"
+    new = p.alerts()[alerts:]
+    assert new and new[-1]["kind"] == "tamper", (command, new)
+    assert "NOT executed" in r.json["hookSpecificOutput"]["permissionDecisionReason"]
+
+
+# --- 6. every call, reads included: text that bash evaluates as code -------------------------
+# Bash manual, "Shell Arithmetic", "Arrays", "Bash Builtins": arithmetic contexts and name
+# operands evaluate an array subscript, and a subscript may hold $(...) even in single quotes.
+EVALUATED_CONTEXTS = [
+    "let 'a[$(%s)]=1'",
+    "read 'a[$(%s)]' </dev/null",
+    "[[ 'a[$(%s)]' -eq 0 ]]",
+    "echo ${a['$(%s)']}",
+    "wait -n -p 'a[$(%s)]'",
+    "printf -v 'a[$(%s)]' x",
+    "declare -i 'a[$(%s)]=1'",
+    "(( a['$(%s)'] ))",
+    "echo $(( a['$(%s)'] ))",
+    "unset 'a[$(%s)]'",
+    "mapfile -t 'a[$(%s)]' </dev/null",
+    "x='a[$(%s)]'; echo $((x))",
+    "echo ${x:'a[$(%s)]'}",
+    "getopts ab 'a[$(%s)]'",
+    "export 'a[$(%s)]=1'",
+    "trap '%s' EXIT",
+    "eval '%s'",
+    "bash -c \"%s\"",
+    "sh -c \"%s\"",
+    "jobs -x %s",
+    "echo x | xargs -I{} sh -c \"%s\"",
+    "sudo -n sh -c \"%s\"",
+    "env A=1 bash -c \"%s\"",
+    "bash <<'EOF'\n%s\nEOF",
+    "bash <<< \"%s\"",
+    "cat $(%s)",
+    "cat <(%s)",
+    "ls `%s`",
+]
+
+
+@pytest.mark.parametrize("form", EVALUATED_CONTEXTS)
+def test_code_in_evaluated_contexts_is_tamper(live, form):
+    payload = PAY.replace("'{}'", "{}") if "'" in form else PAY
+    assert_tamper_blocked(live, form % payload)
+
+
+# --- 7. brace expansion, globs in every path part, quotes, variables ------------------------
+# Bash manual, "Brace Expansion" (commas, nesting, sequences of letters and integers with an
+# increment), "Pattern Matching" (* ? [...] [!...] [[:class:]] and the extglob operators),
+# "Quoting" (ANSI-C), "Tilde Expansion", "Shell Parameters".
+PATH_FORMS = [
+    "tee .cl{a,}ude/settings.json",
+    "tee {x,.cl{a,o}ude}/settings.json",
+    "tee .cl{a..a}ude/settings.json",
+    "tee .cl{a..z..25}ude/settings.json",
+    "echo {} > .claude/settings.{json,x}",
+    "sed -i s/live/dry/ dryga{t,}e.toml",
+    "sed -i s/live/dry/ drygat{e..e}.toml",
+    "cp dist/a.js .c?aude/agents/",
+    "cp dist/a.js .cl[a]ude/agents/",
+    "cp dist/a.js .cl[!x]ude/agents/",
+    "cp dist/a.js .cl[[:alpha:]]ude/agents/",
+    "echo {} > .claude/settings.js?n",
+    "echo {} > .claude/*.json",
+    "truncate -s0 dry*.toml",
+    "rm .claude/agents/*",
+    "cp dist/a.js .cl@(a|x)ude/settings.json",
+    "cp dist/a.js .cl?(a)ude/settings.json",
+    "cp dist/a.js .cl+(a)ude/settings.json",
+    "cp dist/a.js .cl*(a)ude/settings.json",
+    "echo {} > .claude/!(x).json",
+    "echo {} > \".cl\"'aude'/settings.json",
+    "echo {} > \\.claude/settings.json",
+    "echo {} > $'\\x2eclaude/settings.json'",
+    "echo {} > $'\\056claude'/settings.json",
+    "d=.claude; echo {} > $d/settings.json",
+    "d=.cl; echo {} > ${d}aude/settings.json",
+    "echo {} > \"$UNSET_DIR\"/.claude/settings.json",
+    "echo {} > $(pwd)/.claude/settings.json",
+    "echo {} > ~/.claude/settings.json",
+    "echo {} > $HOME/.claude/settings.json",
+    "echo {} > ./sub/../.claude//settings.json",
+    "for f in .claude/settings.json; do echo {} > $f; done",
+    "echo {} > .mcp.json",
+    "mv .claude /tmp/moved-by-test-$$",
+    "rm -rf .claude",
+    "ln -sf /dev/null .claude/settings.json",
+    "install -m644 dist/a.js drygate.toml",
+    "dd if=/dev/null of=drygate.toml",
+    "cp evil/.claude/settings.json .claude/",
+    "touch .claude/settings.json",
+    "python3 -c \"open('.claude/settings.json','w').write('{}')\"",
+    "python3 - <<'EOF'\nopen('.claude/settings.json','w').write('{}')\nEOF",
+    "perl -e 'open(F, \">drygate.toml\")'",
+    "awk 'BEGIN{print \"{}\" > \".claude/settings.json\"}'",
+    "sed -n 'w .claude/settings.json' dist/a.js",
+    "export DRYGATE_MODE=dry",
+    "drygate init --force",
+]
+
+
+@pytest.mark.parametrize("command", PATH_FORMS)
+def test_expanded_paths_are_tamper(live, command):
+    assert_tamper_blocked(live, command)
+
+
+# --- 10. cd followed through a command list; symlinks and hard links ------------------------
+CWD_FORMS = [
+    ("cd sub && echo x > ../link", None),
+    ("cd .claude && echo {} > settings.json", None),
+    ("cd sub; cd ..; echo {} > .claude/settings.json", None),
+    ("pushd .claude >/dev/null && echo {} > settings.json", None),
+    ("pushd sub >/dev/null && popd >/dev/null && echo {} > drygate.toml", None),
+    ("cd /tmp && cd - >/dev/null && echo {} > drygate.toml", None),
+    ("cd \"$(pwd)/.claude\" && echo {} > settings.json", None),
+    ("cd .c?aude && echo {} > settings.json", None),
+    ("cd ~ && echo {} > .claude/settings.json", None),
+    ("cd && echo {} > .claude/settings.json", None),
+    ("echo {} > ../.claude/settings.json", "sub"),
+    ("cd .. && rm drygate.toml", "sub"),
+    ("rm -rf ..", "sub"),
+    ("echo {} > link", None),
+    ("echo {} > lin?", None),
+    ("echo {} > hard", None),
+    ("cd sub || cd .claude; echo {} > settings.json", None),
+]
+
+
+@pytest.mark.parametrize("command,cwd", CWD_FORMS)
+def test_folder_changes_and_links_are_followed(live, command, cwd):
+    assert_tamper_blocked(live, command, live.root / cwd if cwd else None)
+
+
+# --- 8. whole-tree commands (the WHOLE_TREE table and its reasons) --------------------------
+WHOLE_TREE_FORMS = [
+    "git clean -fdx", "git clean -f -d", "git clean -ffx .", "git stash -u", "git stash --all",
+    "git stash push --include-untracked", "git stash", "git reset --hard", "git reset --hard old",
+    "git checkout old", "git checkout -f old", "git checkout old -- .", "git checkout -- .claude",
+    "git switch old", "git switch --discard-changes old", "git restore --source old .",
+    "git restore --source=old .claude/settings.json", "git merge evil", "git cherry-pick evil",
+    "git rebase evil", "git pull . evil", "git -C . clean -fdx", "cd sub && git stash -u",
+    "git apply evil.patch", "git apply < evil.patch", "git am evil.patch", "patch -p1 < evil.patch",
+    "patch -p1 -i evil.patch", "cat evil.patch | patch -p1", "git diff old | git apply -R",
+    "tar xf evil.tar", "tar -xf evil.tar", "tar --extract --file evil.tar", "tar -x -f evil.tar -C .",
+    "unzip -o evil.zip", "bsdtar -xf evil.tar", "7z x evil.zip", "cpio -idv < evil.tar",
+    "rsync -a --delete empty/ ./", "rsync -a evil/ .", "cp -r evil/. .", "cp -rT evil .",
+    "find . -delete", "find . -name settings.json -delete", "find . -name '*.json' -exec rm {} +",
+    "find .claude -type f -delete", "find . -path '*settings*' -delete",
+    "rm -rf *", "rm -rf ./*", "rm -rf .[!.]*", "rm -rf .??*", "rm -rf {.,}*", "rm -rf .",
+    "shopt -s dotglob && rm -rf dist/../*", "chmod -R 000 .",
+]
+
+
+@pytest.mark.parametrize("command", WHOLE_TREE_FORMS)
+def test_whole_tree_commands_are_tamper(live, command):
+    assert_tamper_blocked(live, command)
+
+
+# --- the opposite failure: ordinary live work is not tamper ---------------------------------
+ORDINARY = [
+    ("rm -rf dist/*", lambda r: not list((r / "dist").iterdir())),
+    ("mv dist/* out/", lambda r: (r / "out" / "a.js").exists()),
+    ("cp -r data/* backup/", lambda r: (r / "backup" / "d.csv").exists()),
+    ("docker build -t app .", None),
+    ("cd {root} && npm test", None),
+    ("cat > src/x.ts <<'EOF'\n/**\n * A comment.\n */\n// and another\nexport const x = 1; // {root}/.claude\nEOF",
+     lambda r: "/**" in (r / "src" / "x.ts").read_text()),
+    ("cat .claude/settings.json", None),
+    ("grep -rn hooks .claude", None),
+    ("jq .hooks .claude/settings.json", None),
+    ("ls -la .claude ~/.claude", None),
+    ("cat drygate.toml | head -3", None),
+    ("sed -n 1,3p drygate.toml", None),
+    ("git status && git log --oneline && git diff", None),
+    ("git checkout -b feature", None),
+    ("git add src && git commit -qm 'mention .claude/settings.json and drygate.toml'", None),
+    ("find . -name '*.pyc' -delete", None),
+    ("find .claude -name '*.md'", None),
+    ("tar czf backup/src.tgz src", lambda r: (r / "backup" / "src.tgz").exists()),
+    ("mkdir -p vendor && unzip -o evil.zip -d vendor", lambda r: (r / "vendor" / ".claude").exists()),
+    ("cd dist && tar xf ../evil.tar", lambda r: (r / "dist" / ".claude").exists()),
+    ("patch -p1 < ok.patch", lambda r: (r / "src" / "x.py").exists()),
+    ("git apply --check evil.patch", None),
+    ("echo '$(rm -rf .claude)' >> notes.md", lambda r: (r / "notes.md").exists()),
+    ("cp drygate.toml backup/", lambda r: (r / "backup" / "drygate.toml").exists()),
+    ("rm -rf \"$TMPDIR\"/drygate-test-nothing", None),
+    ("cd sub && rm -rf *", None),
+    ("OUT=build; mkdir -p $OUT && echo x > $OUT/a.txt", lambda r: (r / "build" / "a.txt").exists()),
+]
+
+
+@pytest.mark.parametrize("command,check", ORDINARY, ids=[c for c, _ in ORDINARY])
+def test_ordinary_work_is_not_tamper(live, command, check):
+    command = command.replace("{root}", str(live.root))
+    before = _snapshot(live)
+    r = attempt(live, command)
+    assert not r.blocks, r.stderr
+    assert not [a for a in live.alerts() if a["kind"] == "tamper"]
+    assert _snapshot(live) == before
+    if check:
+        assert check(live.root), command
+
+
+def _transcripts():
+    return sorted(glob.glob(str(REPO / "examples" / "transcripts" / "*.jsonl")) +
+                  glob.glob(str(TRANSCRIPTS / "*.jsonl")))
+
+
+def test_transcripts_replay_live_without_tamper_denials():
+    """`drygate replay --mode live` over every bundled and shared transcript: no tamper denial."""
+    from drygate.replay import replay_transcript
+
+    files = _transcripts()
+    assert len(files) >= 7
+    bash_calls = 0
+    for f in files:
+        result = replay_transcript(f, mode="live")
+        bash_calls += sum(c["tool_name"] == "Bash" for c in result["calls"])
+        tamper = [c for c in result["calls"] if c["why"] and c["reason"].startswith("drygate DENIED this call:")]
+        assert not tamper, (f, [(c["line"], c["summary"], c["why"]) for c in tamper])
+    assert bash_calls > 100
+
+
+def test_explain_shows_the_hooks_tamper_denial(live):
+    """`drygate explain -- CMD` says what the hook says, word for word."""
+    command = "let 'a[$(echo {} > .cl{a,}ude/settings.json)]=1'"
+    r = live.hook(live.event("Bash", {"command": command}), HOME=str(live.home))
+    hook_reason = r.json["hookSpecificOutput"]["permissionDecisionReason"]
+    out = live.cli("explain", "--json", "--", command, HOME=str(live.home))
+    answer = json.loads(out.stdout)
+    assert answer["tamper"] is True and answer["action"] == "deny"
+    assert answer["reason"] == hook_reason
+    text = live.cli("explain", "--", command, HOME=str(live.home)).stdout
+    assert "denied in every mode" in text
+    plain = json.loads(live.cli("explain", "--json", "--", "rm -rf dist/*", HOME=str(live.home)).stdout)
+    assert plain["tamper"] is False
+
+
+def test_protected_paths_hold_after_every_case(live):
+    """The fixture's protected files are what the hooks need: a sanity check of the harness."""
+    assert (live.root / ".claude" / "settings.json").read_text().count("drygate") >= 1
+    assert Path(os.readlink(live.root / "link")).name == "settings.json"
