@@ -359,3 +359,27 @@ def test_protected_paths_hold_after_every_case(live):
     """The fixture's protected files are what the hooks need: a sanity check of the harness."""
     assert (live.root / ".claude" / "settings.json").read_text().count("drygate") >= 1
     assert Path(os.readlink(live.root / "link")).name == "settings.json"
+
+
+def test_shell_self_protection_keeps_the_hook_lean(live):
+    """Ordinary commands, globs included, are checked without ``glob``, ``fnmatch`` or ``subprocess``
+    (the parser's bindings already bring ``re``; that cost is the shell classifier's)."""
+    import sys
+
+    from conftest import SRC
+    from drygate.enforcement.install import import_roots
+
+    roots = [str(SRC)] + import_roots()
+    code = ("import sys;sys.path[:0]=%r;from drygate.enforcement.claude_code import main;"
+            "c=main(['claude-code','--project',%r]);sys.stderr.write('\\nMODULES='+','.join(sorted(sys.modules)))"
+            % (roots, str(live.root)))
+    live.hook(live.event("Read", {"file_path": "a"}))  # the first call after a policy change parses it
+    for command in ("rm -rf dist/*", "cp -r data/* backup/", f"cd {live.root} && npm test", "echo x > out.txt",
+                    "cat > src/x.ts <<'EOF'\n/** x */\nEOF"):
+        ev = live.event("Bash", {"command": command})
+        proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], input=json.dumps(ev).encode(),
+                              capture_output=True, env=live.env(), cwd=live.root)
+        modules = set(proc.stderr.decode().split("MODULES=")[1].split(","))
+        assert proc.stdout.decode().strip() == "{}", proc.stdout
+        assert not modules & {"glob", "fnmatch", "subprocess", "shlex", "json"}, (command, modules & {
+            "glob", "fnmatch", "subprocess", "shlex", "json"})

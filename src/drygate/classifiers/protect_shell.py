@@ -636,17 +636,25 @@ def _bracket(comp, i):
 class _Target:
     """A word resolved for one folder: the regexes of its path's first k components."""
 
-    __slots__ = ("prefixes", "static", "word")
+    __slots__ = ("prefixes", "static", "word", "simple")
 
     def __init__(self, word, cwd, env):
-        import re
-
         comps, anywhere = _components(word.items, cwd)
         self.word = word
         self.static = None
-        if not word.rt and not word.glob and not anywhere:
-            self.static = "/" + "/".join("".join(c for _, c in comp) for comp in comps)
         self.prefixes = []
+        self.simple = None
+        if not word.rt and not word.glob and not anywhere:
+            # A plain path: compared as text (no ``re`` on the hook's common path).
+            self.static = "/" + "/".join("".join(c for _, c in comp) for comp in comps)
+            return
+        if not word.rt and not anywhere and not _has_extglob(word.items) and not env.nocase:
+            # Globs only: matched part by part by hand (importing ``re`` or ``glob`` costs
+            # several ms per hook process; bench/hook_startup.py).
+            self.simple = [_glob_tokens(comp, env) for comp in comps]
+            return
+        import re
+
         flags = re.IGNORECASE if env.nocase else 0
         text = ""
         for comp in comps:
@@ -684,6 +692,15 @@ def _hit(word, cwds, env, tree=False):
             if hit:
                 return hit
             continue
+        if t.simple is not None:
+            hit = _simple_hit(t.simple, every, tree)
+            if hit:
+                return hit
+            if cwd is not None:
+                hit = _fs_expand_hit(t.simple, protected, every, tree)
+                if hit:
+                    return hit
+            continue
         regexes = [r for r in t.prefixes if r is not None]
         if not regexes:
             continue
@@ -696,10 +713,6 @@ def _hit(word, cwds, env, tree=False):
                 for a in _ancestors(p):
                     if last.fullmatch(a):
                         return p
-        if not word.rt and cwd is not None:
-            hit = _fs_glob_hit(word, cwd, protected, every, tree)
-            if hit:
-                return hit
     return None
 
 
@@ -725,36 +738,148 @@ def _static_hit(path, protected, every, tree):
     return protected.inodes().get((st.st_dev, st.st_ino))
 
 
-def _fs_glob_hit(word, cwd, protected, every, tree):
-    """Expand a pattern on the file system (at most 256 names) and check what it matches."""
-    import glob
+def _glob_tokens(comp, env):
+    """One path part as tokens for :func:`_glob_match`: ('c', ch), ('*',), ('?',), ('[', neg, test)."""
+    toks = []
+    i, n = 0, len(comp)
+    while i < n:
+        k, c = comp[i]
+        if k == "u" and c == "*":
+            toks.append(("*",))
+        elif k == "u" and c == "?":
+            toks.append(("?",))
+        elif k == "u" and c == "[":
+            parsed = _bracket_set(comp, i + 1)
+            if parsed is None:
+                toks.append(("c", "["))
+            else:
+                neg, chars, ranges, wide, i = parsed
+                toks.append(("[", neg, chars, ranges, wide))
+                continue
+        else:
+            toks.append(("c", c))
+        i += 1
+    return (toks, env.dotglob)
 
-    if _has_extglob(word.items):
-        return None
-    parts = []
-    for k, c in word.items:
-        parts.append(c if k == "u" else ("[" + c + "]" if c in "*?[" else c))
-    pattern = "".join(parts)
-    if not pattern.startswith("/"):
-        pattern = os.path.join(cwd, pattern)
-    try:
-        for count, match in enumerate(glob.iglob(pattern, include_hidden=True) if _HIDDEN else glob.iglob(pattern)):
-            if count >= 256:
-                break
-            hit = _static_hit(match, protected, every, tree)
-            if hit:
-                return hit
-    except (OSError, ValueError, RecursionError):
-        return None
+
+def _bracket_set(comp, i):
+    j, n = i, len(comp)
+    neg = False
+    if j < n and comp[j][1] in "!^":
+        neg = True
+        j += 1
+    chars, ranges, wide, first = set(), [], False, True
+    while j < n:
+        c = comp[j][1]
+        if c == "[" and j + 1 < n and comp[j + 1][1] in ":=.":
+            kind = comp[j + 1][1]
+            k = j + 2
+            while k + 1 < n and not (comp[k][1] == kind and comp[k + 1][1] == "]"):
+                k += 1
+            if k + 1 < n:
+                wide = True
+                j = k + 2
+                first = False
+                continue
+        if c == "]" and not first:
+            return neg, chars, ranges, wide, j + 1
+        if j + 2 < n and comp[j + 1][1] == "-" and comp[j + 2][1] != "]":
+            ranges.append((c, comp[j + 2][1]))
+            j += 3
+        else:
+            chars.add(c)
+            j += 1
+        first = False
     return None
 
 
-try:
-    import sys as _sys
+def _glob_match(pattern, name):
+    """Does one path part ``name`` match ``pattern`` (from :func:`_glob_tokens`)? Bash's rules:
+    a leading ``.`` must be matched by a literal ``.`` unless dotglob is set."""
+    toks, dotglob = pattern
+    if name.startswith(".") and not dotglob and toks and toks[0][0] != "c":
+        return False
+    if name in (".", ".."):
+        return all(t[0] == "c" for t in toks) and "".join(t[1] for t in toks) == name
+    memo = {}
 
-    _HIDDEN = _sys.version_info >= (3, 11)
-except Exception:  # pragma: no cover
-    _HIDDEN = False
+    def m(ti, ni):
+        key = (ti, ni)
+        if key in memo:
+            return memo[key]
+        if ti == len(toks):
+            r = ni == len(name)
+        else:
+            t = toks[ti]
+            if t[0] == "*":
+                r = m(ti + 1, ni) or (ni < len(name) and m(ti, ni + 1))
+            elif ni >= len(name):
+                r = False
+            elif t[0] == "?":
+                r = m(ti + 1, ni + 1)
+            elif t[0] == "c":
+                r = t[1] == name[ni] and m(ti + 1, ni + 1)
+            else:
+                _, neg, chars, ranges, wide = t
+                ch = name[ni]
+                inside = wide or ch in chars or any(a <= ch <= b for a, b in ranges)
+                r = (inside != neg) and m(ti + 1, ni + 1)
+        memo[key] = r
+        return r
+
+    return m(0, 0)
+
+
+def _parts_match(patterns, parts):
+    return len(patterns) == len(parts) and all(_glob_match(p, x) for p, x in zip(patterns, parts))
+
+
+def _simple_hit(patterns, every, tree):
+    """Glob parts (no run-time text) against the protected paths: names one, lies under one,
+    or (``tree``) lies above one."""
+    for p in every:
+        parts = [x for x in p.split("/") if x]
+        if len(patterns) <= len(parts) and _parts_match(patterns, parts[:len(patterns)]):
+            if len(patterns) == len(parts) or tree:
+                return p
+        if len(patterns) > len(parts) and _parts_match(patterns[:len(parts)], parts):
+            return p
+    return None
+
+
+def _fs_expand_hit(patterns, protected, every, tree, limit=256):
+    """Expand glob parts on the file system and check each match as a plain path: a glob
+    that matches a symlink or hard link to a protected file."""
+    for path in _fs_expand(patterns, limit):
+        hit = _static_hit(path, protected, every, tree)
+        if hit:
+            return hit
+    return None
+
+
+def _fs_expand(patterns, limit=256):
+    """The existing paths that glob parts match (at most ``limit``; no ``glob`` import)."""
+    paths = ["/"]
+    for pat in patterns:
+        literal = all(t[0] == "c" for t in pat[0])
+        nxt = []
+        for base in paths:
+            if literal:
+                nxt.append(os.path.join(base, "".join(t[1] for t in pat[0])))
+                continue
+            try:
+                with os.scandir(base) as it:
+                    for entry in it:
+                        if _glob_match(pat, entry.name):
+                            nxt.append(os.path.join(base, entry.name))
+                            if len(nxt) > limit:
+                                break
+            except (OSError, ValueError):
+                continue
+        paths = nxt[:limit]
+        if not paths:
+            return []
+    return [p for p in paths if os.path.lexists(p)]
 
 
 # ---------------------------------------------------------------- the walk
@@ -1572,21 +1697,13 @@ def _cd(name, args, state, env):
         new_cwds = {None}
     elif target.text is None:
         new_cwds = set()
-        words = [target]
-        for w in words:
-            if w.rt:
+        for c in state.cwds:
+            if target.rt or c is None or _has_extglob(target.items):
                 new_cwds.add(None)
                 continue
-            for c in state.cwds:
-                if c is None:
-                    new_cwds.add(None)
-                    continue
-                base = c
-                import glob as _glob
-
-                text = "".join(ch for _, ch in w.items)
-                matches = _glob.glob(text if text.startswith("/") else os.path.join(base, text))[:4]
-                new_cwds.update(os.path.normpath(m) for m in matches) if matches else new_cwds.add(None)
+            comps, _ = _components(target.items, c)
+            matches = _fs_expand([_glob_tokens(comp, env) for comp in comps], 4)
+            new_cwds.update(os.path.normpath(m) for m in matches) if matches else new_cwds.add(None)
     else:
         new_cwds = set()
         for c in state.cwds:
