@@ -1,6 +1,6 @@
 """The ``drygate`` commands: init, install, run, runs, plan, alerts, replay, explain, doctor,
 prune (here), state (cli/state_cmd.py), apply (cli/apply_cmd.py), status and metrics
-(cli/health_cmd.py); what they share is in cli/common.py.
+(cli/health_cmd.py), review and approve (cli/review_cmd.py); what they share is in cli/common.py.
 
 Built on click (parsing) and rich (tables). Every command that reads state or a
 policy exits with status 1 and a one-line message on a DrygateError, never a
@@ -221,7 +221,10 @@ def runs(project, as_json, full_ids):
 @click.option("--all", "show_all", is_flag=True, help="Show every step of a saved plan (default: the first 500).")
 @click.option("--diff/--no-diff", "show_diff", default=True, show_default=True,
               help="Show the file steps as unified diffs after the table (--json always carries them).")
-def plan(project, run_id, as_json, out_file, show_all, show_diff):
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default=None,
+              help="text (the default table), json (the plan, docs/plan.schema.json) or markdown "
+                   "(for a pull-request comment: summary, steps, folded diffs, basis, hash; secrets masked).")
+def plan(project, run_id, as_json, out_file, show_all, show_diff, fmt):
     """Show the plan of RUN_ID ("latest" for the most recent run): the skipped writes.
 
     File steps (Write, Edit, MultiEdit) are shown as unified diffs of each real file
@@ -232,6 +235,9 @@ def plan(project, run_id, as_json, out_file, show_all, show_diff):
     from drygate.plan.build import build_plan
     from drygate.plan.diffs import file_changes
 
+    if as_json and fmt not in (None, "json"):
+        _fail("--json and --format markdown/text do not go together")
+    as_json = as_json or fmt == "json"
     if is_plan_file(run_id) and not out_file:
         from drygate.plan.artifact import load_plan
 
@@ -239,6 +245,9 @@ def plan(project, run_id, as_json, out_file, show_all, show_diff):
             saved = load_plan(run_id)
         except DrygateError as e:
             _fail(str(e))
+        if fmt == "markdown":
+            _print_markdown(project, saved)
+            return
         if as_json:
             click.echo(json.dumps(saved, indent=2))
         else:
@@ -257,6 +266,11 @@ def plan(project, run_id, as_json, out_file, show_all, show_diff):
             the_plan["file_changes"] = file_changes(the_plan["steps"], settings.project_dir, run_id=run_id)
     except DrygateError as e:
         _fail(str(e))
+    if fmt == "markdown":
+        _print_markdown(project, saved if out_file else the_plan, policy)
+        if out_file:
+            err.print(Text(f"saved to {out_file}; review it, then `drygate apply {out_file}`"))
+        return
     if out_file:
         if as_json:
             click.echo(json.dumps(saved, indent=2))
@@ -270,6 +284,24 @@ def plan(project, run_id, as_json, out_file, show_all, show_diff):
     print_plan(the_plan)
     if show_diff:
         print_file_changes(out, the_plan["file_changes"])
+
+
+def _print_markdown(project, the_plan, policy=None):
+    """Print ``the_plan`` as Markdown (drygate.review.markdown), with its approval when the
+    project's state store has one."""
+    from drygate.review.markdown import plan_markdown
+
+    approval = None
+    try:
+        store, policy_now = _open_store(_settings(project), create=False)
+        policy = policy or policy_now
+        if store is not None and the_plan.get("content_hash"):
+            from drygate.plan.approval import approval_of
+
+            approval = approval_of(store, the_plan["content_hash"])
+    except DrygateError as e:
+        err.print(Text(f"drygate: {e} (the plan is shown without its approval)"))
+    click.echo(plan_markdown(the_plan, policy, approval), nl=False)
 
 
 def print_plan(the_plan, simulated=False):
@@ -569,3 +601,8 @@ from drygate.cli.health_cmd import status as _status_command  # noqa: E402
 
 cli.add_command(_status_command)
 cli.add_command(_metrics_command)
+from drygate.cli.review_cmd import approve as _approve_command  # noqa: E402
+from drygate.cli.review_cmd import review as _review_command  # noqa: E402
+
+cli.add_command(_review_command)
+cli.add_command(_approve_command)

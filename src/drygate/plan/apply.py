@@ -186,15 +186,19 @@ class Applier:
         """Refusals that need no server. Raises ApplyRefused when:
 
         - the plan's steps are not exactly the run's skipped writes as this store journaled
-          them (same order, journal seq, call number, tool and input): a plan edited with
-          its content hash recomputed, or applied against another store, runs nothing the
-          run did not plan;
+          them (same order, journal seq, call number, tool and input; a reviewer's subset,
+          drygate.plan.subset, may leave steps out): a plan edited with its content hash
+          recomputed, or applied against another store, runs nothing the run did not plan;
+        - its hash was rejected, or the policy requires an approval and it has none
+          (drygate.plan.approval);
         - a step would change the gate itself (self-protection, checked again now, from
           the project folder: apply must not be a way around it);
         - there are shell steps and ``allow_shell`` is not set.
         """
+        from drygate.plan.approval import approval_problem
         from drygate.plan.build import plan_from_journal
         from drygate.plan.fingerprint import fingerprint
+        from drygate.plan.subset import steps_match_journal
 
         run = self.store.get_run(self.plan["run_id"])
         if run is None:
@@ -203,11 +207,14 @@ class Applier:
         journaled = plan_from_journal(run, self.store.journal(self.plan["run_id"]))["steps"]
         mine = [(s["seq"], s["call"], s["tool_name"], fingerprint(s["input"])) for s in self.plan["steps"]]
         theirs = [(s["seq"], s["call"], s["tool_name"], fingerprint(s["input"])) for s in journaled]
-        if mine != theirs:
+        if not steps_match_journal(self.plan, journaled):
             raise ApplyRefused(f"the plan's steps are not the skipped writes run {self.plan['run_id']} journaled "
                                f"({len(mine)} in the plan, {len(theirs)} in the journal, first difference at step "
                                f"{next((i + 1 for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)) + 1)}); "
                                f"a plan runs only what its run planned. Make a new plan with `drygate plan RUN --out`")
+        unapproved = approval_problem(self.store, self.plan, self.policy)  # drygate.plan.approval
+        if unapproved:
+            raise ApplyRefused(unapproved)
         tampering = self._tampering_steps()
         if tampering:
             raise ApplyRefused("the plan would change drygate itself: " + "; ".join(tampering), tampering)

@@ -13,7 +13,7 @@ import marshal
 import os
 
 CACHE_NAME = "policy.cache"
-_FORMAT = 2
+_FORMAT = 3  # 3: [python], [apply] and [review] (a cache of format 2 lacks them: parse again)
 
 
 def _key(path, st):

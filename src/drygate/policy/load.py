@@ -42,7 +42,7 @@ _RULE_KEYS = {"id", "tool", "tool_glob", "tool_regex", "input_regex", "input_equ
 #: ``mdoe = "live"`` must not be silently ignored).
 _RUN_KEYS = frozenset({"mode"})
 _GATE_KEYS = frozenset({"deadline_ms"})
-_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp", "overlays", "python"}
+_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp", "overlays", "python", "apply", "review"}
 _COMMAND_KEYS = {"name", "effect", "subcommands", "flags", "values"}
 _HTTP_RULE_KEYS = {"url_regex", "methods", "effect"}
 SQL_DIALECTS = ("sqlite", "postgres", "mysql")
@@ -180,6 +180,7 @@ def compile_policy(doc, source=None, digest=""):
     unknown_mcp = set(mcp) - {"trusted_servers"}
     if unknown_mcp:
         raise PolicyError(f"{where}: unknown key(s) in [mcp]: {', '.join(sorted(unknown_mcp))}")
+    apply_options = _apply_options(_section(doc, "apply", where), _section(doc, "review", where), where)
     commands = _compile_commands(doc.get("commands", []), where)
     http_rules = _compile_http_rules(doc.get("http_rules", []), where)
     overlays = compile_overlays(doc.get("overlays", []), where)
@@ -204,6 +205,7 @@ def compile_policy(doc, source=None, digest=""):
         "literal_index": {k: tuple(v) for k, v in literal_index.items()},
         "overlays": overlays,
         **python,
+        **apply_options,
     }
 
 
@@ -238,6 +240,30 @@ def compile_python(table, where="<policy>"):
     if not isinstance(path, list) or not all(isinstance(p, str) and p for p in path):
         raise PolicyError(f"{where}: [python] path must be a list of folders (relative to the project)")
     return {"python_appliable": dict(appliable), "python_path": tuple(path)}
+
+
+def _apply_options(apply, review, where):
+    """``[apply]`` (require_approval) and ``[review]`` (secret_keys, secret_patterns), validated:
+    see policy/default.toml and drygate.plan.approval, drygate.review.mask."""
+    unknown = set(apply) - {"require_approval"}
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) in [apply]: {', '.join(sorted(unknown))}")
+    required = apply.get("require_approval", False)
+    if not isinstance(required, bool):
+        raise PolicyError(f"{where}: [apply] require_approval must be true or false")
+    unknown = set(review) - {"secret_keys", "secret_patterns"}
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) in [review]: {', '.join(sorted(unknown))}")
+    keys = review.get("secret_keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        raise PolicyError(f"{where}: [review] secret_keys must be a list of input key names")
+    patterns = review.get("secret_patterns", [])
+    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+        raise PolicyError(f"{where}: [review] secret_patterns must be a list of regular expressions")
+    for p in patterns:
+        _check_regex(p, f"{where}: [review] secret_patterns entry {p!r}")
+    return {"apply_require_approval": required, "review_secret_keys": tuple(k.lower() for k in keys),
+            "review_secret_patterns": tuple(patterns)}
 
 
 #: Store overlays (``[[overlays]]``): the tools each kind simulates, by role; required roles first.
