@@ -132,7 +132,7 @@ def review_project(tmp_path):
     project = Project(tmp_path / "app")
     make_run(project)
     project.plan_file = tmp_path / "plan.json"
-    save_plan(project, project.plan_file)
+    project.saved_hash = save_plan(project, project.plan_file)["content_hash"]
     return project
 
 

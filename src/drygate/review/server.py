@@ -19,7 +19,7 @@ Who may use it, in order (every request passes :class:`Guard` first):
    and so is a plan whose basis changed (stale) or whose run was already applied.
 
 Responses carry ``Content-Security-Policy`` (own scripts and styles only, no framing,
-forms to itself), ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``.
+forms to itself), ``Referrer-Policy: same-origin`` (with no-referrer, chromium sends ``Origin: null`` on a form POST) and ``Cache-Control: no-store``.
 Secrets are masked before any template sees them (drygate.review.mask).
 """
 
@@ -31,6 +31,8 @@ import secrets
 from drygate.errors import DrygateError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: Basis items listed on the overview besides every changed one (the counts cover all).
+BASIS_ROWS = 200
 CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 
@@ -105,7 +107,7 @@ class Guard:
         return await self.app(scope, receive, send_with_headers)
 
 
-_SECURITY_HEADERS = {"content-security-policy": CSP, "referrer-policy": "no-referrer", "cache-control": "no-store",
+_SECURITY_HEADERS = {"content-security-policy": CSP, "referrer-policy": "same-origin", "cache-control": "no-store",
                      "x-content-type-options": "nosniff", "x-frame-options": "DENY"}
 
 
@@ -150,8 +152,13 @@ def create_app(state):
     async def overview(request):
         data = state.data
         basis = data.basis()
-        return render("overview.html", active="overview", basis=basis,
-                      stale=[b for b in basis if b["status"] == "changed"], simulation=data.simulation(),
+        stale = [b for b in basis if b["status"] == "changed"]
+        counts = {}
+        for b in basis:
+            counts[b["status"]] = counts.get(b["status"], 0) + 1
+        shown = stale + [b for b in basis if b["status"] != "changed"][:BASIS_ROWS]  # never thousands of rows
+        return render("overview.html", active="overview", basis=shown, basis_total=len(basis), basis_counts=counts,
+                      stale=stale, simulation=data.simulation(),
                       timeline_counts=data.timeline_counts(), decisions=state.decisions)
 
     async def steps(request):
@@ -250,6 +257,7 @@ def serve(state, port=0, on_ready=None):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
+    sock.listen(128)  # connections made as soon as the link is printed wait in the backlog
     state.port = sock.getsockname()[1]
     app = create_app(state)
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, server_header=False)
