@@ -8,7 +8,6 @@ folded in ``<details>``, the basis, and the plan's content hash. Secrets are mas
 backticks inside them, so a tool input cannot break out of its cell or block.
 """
 
-import json
 import re
 
 from drygate.review.mask import Masker
