@@ -305,3 +305,17 @@ def test_listing_columns_stay_one_line_and_plain():
     assert lines[1].startswith("a\\nb[bold]") and lines[2].rstrip().endswith("12")
     assert "…" in lines[2]
     assert render(["x"], [["y"]]) == ["x", "y"]
+
+
+def test_plan_table_is_one_line_per_step(project):
+    """Every step of a plan is one line of the terminal table, however long its input
+    (a plan may hold 100,000 steps; --json keeps the inputs whole)."""
+    write_policy(project.root, "dry")
+    for i in range(3):
+        project.hook(project.event("mcp__d1__query", {"sql": f"INSERT INTO t VALUES ({i}, '{'x' * 400}')"}))
+    table = project.cli("plan", SESSION, COLUMNS="100").stdout.splitlines()
+    rows = [line for line in table if "mcp__d1__query" in line]
+    assert len(rows) == 3 and all(len(line) <= 100 for line in rows)
+    assert [line.split()[0] for line in rows] == ["1", "2", "3"]
+    whole = project.plan()["steps"][2]["input"]["sql"]
+    assert whole.endswith("x" * 40 + "')")

@@ -321,21 +321,20 @@ def print_plan(the_plan, simulated=False):
     else:
         out.print("the run never went dry")
     if the_plan["steps"]:
-        table = Table(expand=True)
-        table.add_column("step", no_wrap=True, justify="right")
-        table.add_column("call", no_wrap=True, justify="right")
-        table.add_column("tool", overflow="fold", ratio=2)
-        table.add_column("input", overflow="fold", ratio=4)
-        table.add_column("effect", no_wrap=True)
-        table.add_column("why", overflow="fold", ratio=2)
-        table.add_column("dry since", no_wrap=True)
-        for st in the_plan["steps"]:
-            since = "this call" if st["made_run_dry"] else (
-                "start" if the_plan["mode"] == "dry" else f"call {st['dry_because_of']}")
-            table.add_row(*_cells(st["step"], st["call"], st["tool_name"],
-                                  summarize_input(st["tool_name"], st["input"], 120, with_tool=False),
-                                  st["effect"], st["why"], since))
-        out.print(table)
+        from drygate.cli.columns import echo_table
+
+        def rows():
+            for st in the_plan["steps"]:
+                since = "this call" if st["made_run_dry"] else (
+                    "start" if the_plan["mode"] == "dry" else f"call {st['dry_because_of']}")
+                yield (st["step"], st["call"], st["tool_name"], summarize_input(st["tool_name"], st["input"], 160,
+                                                                                 with_tool=False),
+                       st["effect"], st["why"], since)
+
+        # One line per step, plain columns (a plan may hold 100,000 steps: drygate.cli.columns);
+        # --json has every input whole.
+        echo_table(out, ["step", "call", "tool", "input", "effect", "why", "dry since"], rows(), right=(0, 1),
+                   shrink=(5, 3, 2))
     else:
         out.print("no skipped writes")
     ran = "would have run (live)" if simulated else "ran (live)"

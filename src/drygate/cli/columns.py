@@ -22,8 +22,9 @@ def render(headers, rows, *, right=(), width=None, shrink=None):
     """Lay out ``rows`` (iterables of cells) under ``headers`` (list of str) as lines (list of str).
 
     ``right``: indexes of right-aligned columns. ``width``: the most characters a line may
-    take (None: no limit); when the table is wider, column ``shrink`` (an index; default the
-    widest) is cut with "…". Columns are two spaces apart.
+    take (None: no limit); when the table is wider, the columns ``shrink`` (an index or a
+    tuple of indexes, cut in that order, each down to 12 characters or its header; default
+    the widest) are cut with "…". Columns are two spaces apart.
     """
     table = [[_clean(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
@@ -33,9 +34,17 @@ def render(headers, rows, *, right=(), width=None, shrink=None):
                 widths[i] = len(cell)
     if width is not None:
         excess = sum(widths) + 2 * (len(widths) - 1) - width
-        if excess > 0:
-            i = shrink if shrink is not None else max(range(len(widths)), key=widths.__getitem__)
-            widths[i] = max(len(headers[i]), widths[i] - excess, 4)
+        if shrink is None:
+            shrink = (max(range(len(widths)), key=widths.__getitem__),)
+        elif isinstance(shrink, int):
+            shrink = (shrink,)
+        for i in shrink:
+            if excess <= 0:
+                break
+            floor = max(len(headers[i]), min(widths[i], 12))
+            cut = min(excess, widths[i] - floor)
+            widths[i] -= cut
+            excess -= cut
     right = set(right)
 
     def line(cells):
@@ -51,12 +60,12 @@ def render(headers, rows, *, right=(), width=None, shrink=None):
 
 
 def echo_table(console, headers, rows, *, right=(), shrink=None, title=None, caption=None):
-    """Print a table made by :func:`render` on a rich ``console`` (its width; bold header on a
-    terminal, plain text when piped)."""
+    """Print a table made by :func:`render` on a rich ``console``, cut to the console's width
+    (the terminal's, else ``COLUMNS`` or 80 as rich decides); a bold header on a terminal,
+    plain text when piped."""
     import sys
 
-    lines = render(headers, rows, right=right, shrink=shrink,
-                   width=console.width if console.is_terminal else None)
+    lines = render(headers, rows, right=right, shrink=shrink, width=console.width)
     stream = console.file or sys.stdout
     bold = console.is_terminal and not console.no_color
     out = []

@@ -40,15 +40,19 @@ def build_plan(store, run_id):
     run = store.get_run(run_id)
     if run is None:
         raise PlanError(f"no run {run_id!r} in this state store (see `drygate runs`)")
-    return plan_from_journal(run, store.journal(run_id))
+    return plan_from_journal(run, store.iter_journal(run_id))
 
 
 def plan_from_journal(run, entries):
-    """The plan (dict) of a run from its :class:`RunState` and journal entries."""
+    """The plan (dict) of a run from its :class:`RunState` and journal entries (any
+    iterable, read once: the result entries are kept for the simulation summary only)."""
     steps, executed, denied, asked, hashes, cause = [], [], [], [], [], None
     call_of_seq = {}
+    results = []
     for e in entries:
         if e.get("kind") != "call":
+            if e.get("kind") == "result":
+                results.append(e)
             continue
         call_of_seq[e["seq"]] = e.get("call")
         if e.get("policy_hash") and e["policy_hash"] not in hashes:
@@ -76,7 +80,7 @@ def plan_from_journal(run, entries):
         "counts": {"calls": run.calls, "writes": run.writes, "dry": run.dry_writes,
                    "allowed_writes": run.allowed_writes, "denied": run.denied, "asked": run.asked},
         "policy_hashes": hashes,
-        "simulation": _simulation(entries),
+        "simulation": _simulation(results),
     }
 
 

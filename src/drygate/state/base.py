@@ -61,6 +61,11 @@ class StateStore:
         """Journal entries in sequence order, of one run or of all (list of dicts)."""
         raise NotImplementedError
 
+    def iter_journal(self, run_id=None):
+        """The same entries as :meth:`journal`, as an iterator (a store that can read them in
+        batches overrides this, so a long run's plan is built without holding it whole)."""
+        return iter(self.journal(run_id))
+
     def prune(self, older_than_s, now):
         """Drop the journal of runs idle for more than ``older_than_s`` seconds.
 

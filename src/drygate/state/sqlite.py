@@ -253,19 +253,29 @@ class SQLiteStore(StateStore):
         return [_run_from_row(r) for r in rows]
 
     def journal(self, run_id=None):
+        return list(self.iter_journal(run_id))
+
+    def iter_journal(self, run_id=None):
+        """The journal entries one at a time, read in batches of 1,000 rows from one read
+        transaction (a plan of 100,000 steps never holds every row at once)."""
         sql = "SELECT " + ",".join(_JOURNAL_COLUMNS) + " FROM journal"
-        rows = self._read(sql + " WHERE run_id = ? ORDER BY seq" if run_id is not None else sql + " ORDER BY seq",
-                          (run_id,) if run_id is not None else ())
-        entries = []
-        for row in rows:
-            e = dict(zip(_JOURNAL_COLUMNS, row))
-            for key in ("tool_input", "result"):
-                if e[key] is not None:
-                    e[key] = _json.loads(e[key])
-            e["made_run_dry"] = bool(e["made_run_dry"])
-            e["tamper"] = bool(e["tamper"])
-            entries.append(e)
-        return entries
+        try:
+            cursor = self._db.execute(sql + " WHERE run_id = ? ORDER BY seq" if run_id is not None
+                                      else sql + " ORDER BY seq", (run_id,) if run_id is not None else ())
+            while True:
+                rows = cursor.fetchmany(1000)
+                if not rows:
+                    return
+                for row in rows:
+                    e = dict(zip(_JOURNAL_COLUMNS, row))
+                    for key in ("tool_input", "result"):
+                        if e[key] is not None:
+                            e[key] = _json.loads(e[key])
+                    e["made_run_dry"] = bool(e["made_run_dry"])
+                    e["tamper"] = bool(e["tamper"])
+                    yield e
+        except _sqlite3.Error as e:
+            raise _translate(e, self.path) from e
 
     def prune(self, older_than_s, now):
         cutoff = now - older_than_s
