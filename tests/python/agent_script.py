@@ -18,13 +18,18 @@ def etag_of(result):
     text = str(result)
     if NOT_EXECUTED in text:
         return re.search(r"drygate:ref:(\d+)", text).group(0) + ":etag"
-    return json.loads(text)["etag"]
+    try:
+        return json.loads(text)["etag"]
+    except ValueError:  # a framework that hands the model str(dict)
+        import ast
+
+        return ast.literal_eval(text)["etag"]
 
 
 def next_call(results):
     """The next ``(tool name, arguments)`` after ``results`` (list), or None when done."""
     n = len(results)
-    if results and "DENIED" in str(results[-1]):
+    if results and ("DENIED" in str(results[-1]) or "not approved" in str(results[-1])):
         return None  # the agent stops where drygate (or a human) refused a call
     if n == 0:
         return "query", {"sql": "SELECT key FROM files"}

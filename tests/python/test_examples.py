@@ -8,7 +8,8 @@ import pytest
 from .conftest import EXAMPLES
 
 
-@pytest.mark.parametrize("framework,module", [("pydantic_ai", "pydantic_ai"), ("langchain", "langchain.agents")])
+@pytest.mark.parametrize("framework,module", [("pydantic_ai", "pydantic_ai"), ("langchain", "langchain.agents"),
+                                                ("openai_agents", "agents")])
 def test_the_example_agent_runs_dry_then_applies(framework, module):
     pytest.importorskip(module)
     r = subprocess.run([sys.executable, str(EXAMPLES / framework / "agent.py")], capture_output=True, text=True,

@@ -10,6 +10,8 @@ them, bound to the exact arguments drygate asked about.
   drygate[pydantic-ai]``.
 - :mod:`drygate.adapters.langchain`: agent middleware (``wrap_tool_call``) for
   ``langchain.agents.create_agent`` / LangGraph; ``pip install drygate[langchain]``.
+- :mod:`drygate.adapters.openai_agents`: a tool input guardrail (``reject_content``) and
+  ``needs_approval``; ``pip install drygate[openai-agents]``.
 
 Importing this package imports no framework.
 """
