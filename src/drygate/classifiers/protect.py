@@ -3,27 +3,26 @@
 The gate is only as strong as its configuration: an agent that can turn hooks off
 (``disableAllHooks`` in any settings layer), rewrite the policy, delete the state
 store, swap drygate's code or override its environment gets around every other rule
-(case CC-14). A call is *tamper* when
+(case CC-14). Every call is checked, whatever its effect (docs/self-protection.md):
 
-- a file tool (Write, Edit, MultiEdit, NotebookEdit) targets a protected path (the
-  project's ``.claude/`` folder, ``.mcp.json``, the user's Claude settings, the
-  policy, drygate's state and its own code), after
-  joining the agent's cwd and resolving symlinks, or a hard link of a protected file;
-- a call that is not a plain read (its effect is gated as a write):
+- a file tool (Write, Edit, MultiEdit, NotebookEdit) is tamper when its target is a
+  protected path (the project's ``.claude/`` folder, ``.mcp.json``, the user's Claude
+  settings, the policy, drygate's state and its own code), after joining the call's
+  folder and resolving symlinks, or a hard link of a protected file;
+- a shell command (:func:`shell_command`) is read by
+  :func:`drygate.classifiers.protect_shell.find_tamper`, on its own syntax tree, not
+  through the effect classifier: brace expansion, globs in every path part, ``cd``
+  followed through the command list, text bash evaluates, whole-tree commands;
+- any other call whose effect is gated is tamper when its input mentions a protected
+  marker (the ``.claude`` folder, the MCP configuration, the policy file's name, the
+  ``.drygate`` folder, ``DRYGATE_`` variables, ``disableAllHooks``, drygate's installing
+  commands) or a protected path, or has a path-like string that resolves to one.
 
-  - mentions a protected marker anywhere in its input (the ``.claude`` folder, the
-    MCP configuration, the policy file's name, the ``.drygate`` folder,
-    ``DRYGATE_`` variables, ``disableAllHooks``, drygate's installing commands),
-    checked on the whole input text, however it is nested;
-  - for Bash, has a word that, with quotes removed and the path normalised, names or
-    glob-matches a protected path or one of its parent folders (``rm -rf .dryga?e``,
-    ``mv .claude x``, ``settings.loc''al.json``);
-  - has a path-like string that resolves (symlinks included) to a protected path.
-
-Limits (stated, not hidden): text that is built at run time (``$'\\x2e...'``,
-base64, a script that computes a path) cannot be recognised statically. In a dry
-run such commands are dry anyway; in a live run they are as trusted as the agent.
-Managed settings that the project cannot override are the host's own defence.
+Limits (stated, not hidden): text that is built at run time (a path a script computes,
+base64, a word that is only a variable) cannot be recognised statically. In a dry run
+such commands are dry anyway; in a live run only a check that does not read the command
+(fingerprints of the protected files) can notice them. Managed settings that the
+project cannot override are the host's own defence.
 """
 
 import os

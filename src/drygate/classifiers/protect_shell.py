@@ -908,8 +908,6 @@ def find_tamper(command, protected, cwd):
     ``protected``: :class:`drygate.classifiers.protect.ProtectedPaths`; ``cwd``: the
     folder the command starts in (absolute str). Never raises for odd input.
     """
-    from drygate.classifiers import bash_parser
-
     env = _Env(protected, cwd, command)
     try:
         _script(command, _State({os.path.normpath(cwd)}), env)
@@ -917,7 +915,6 @@ def find_tamper(command, protected, cwd):
         return str(t)
     except RecursionError:
         return "the command nests too deeply to check it against the gate's files"
-    del bash_parser
     return None
 
 
@@ -1039,7 +1036,7 @@ def _node(node, state, env):
     if kind == "list":
         return _list(node, state, env)
     if kind == "command":
-        return _command(node, state, env, [], None)
+        return _command(node, state, env, [])
     if kind == "redirected_statement":
         return _redirected(node, state, env)
     if kind in ("subshell", "pipeline", "command_substitution", "process_substitution"):
@@ -1109,7 +1106,7 @@ def _redirected(node, state, env):
         else:
             _nested(child, state, env)
     if body is not None and body.type == "command":
-        ok, anyst = _command(body, state, env, redirects, None)
+        ok, anyst = _command(body, state, env, redirects)
         return ok, anyst
     ok, anyst = _node(body, state, env) if body is not None else (state, state)
     _redirects(redirects, anyst.union(state), env, None)
@@ -1292,7 +1289,7 @@ def _split_raw(text):
     return words
 
 
-def _command(node, state, env, redirects, _unused):
+def _command(node, state, env, redirects):
     """One simple command: its words, its redirections, its role."""
     raw_words = []
     herestrings = []
@@ -1615,7 +1612,8 @@ def _copy(name, args, cwds, env):
     sources = ops if target else ops[:-1]
     delete = name == "rsync" and "--delete" in flags
     contents = any(_contents_copy(name, s, flags) for s in sources)
-    _check(dest, cwds, env, delete or contents, name if not (delete or contents) else f"{name} ({WHOLE_TREE.get(name, '')})")
+    whole = delete or contents
+    _check(dest, cwds, env, whole, f"{name} ({WHOLE_TREE.get(name, '')})" if whole else name)
     for s in sources:
         _check_joined(dest, s, cwds, env, name)
         if delete:
