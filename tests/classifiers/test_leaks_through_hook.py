@@ -84,3 +84,28 @@ def test_mcp_sql_tool_pragma_setter_is_not_allowed_in_a_dry_run(sqlite_project):
         assert r.blocks, (statement, r.stdout)
     r = sqlite_project.hook(sqlite_project.event("mcp__db__query", {"sql": "PRAGMA user_version"}))
     assert not r.blocks, r.stdout
+
+
+@pytest.mark.skipif(__import__("shutil").which("npm") is None, reason="npm is not installed")
+@pytest.mark.parametrize("command,evidence", [
+    ("npm pack --dry-run --offline", "pwn"),                                   # lifecycle scripts run
+    ("npm pack --dry-run false --ignore-scripts --offline", "drygate-probe-1.0.0.tgz"),  # nopt: false is the value
+])
+def test_npm_option_leak_does_not_happen_in_a_dry_run(sqlite_project, command, evidence):
+    import json
+
+    write_policy(sqlite_project.root, "dry")
+    scripts = {"prepack": "node -e \"require('fs').writeFileSync('pwn','')\""}
+    (sqlite_project.root / "package.json").write_text(json.dumps({"name": "drygate-probe", "version": "1.0.0",
+                                                                  "scripts": scripts}))
+    r = run_as_host(sqlite_project, command)
+    assert r.blocks, r.stdout
+    assert not (sqlite_project.root / evidence).exists()
+
+
+@pytest.mark.skipif(__import__("shutil").which("pip") is None, reason="pip is not on PATH")
+def test_pip_log_option_does_not_write_in_a_dry_run(sqlite_project):
+    write_policy(sqlite_project.root, "dry")
+    r = run_as_host(sqlite_project, "pip --log pwn list")
+    assert r.blocks, r.stdout
+    assert not (sqlite_project.root / "pwn").exists()

@@ -158,6 +158,11 @@ def run_spec(spec, label, args, ctx):
     handler = spec.get("handler")
     if handler:
         return HANDLERS[handler](label, args, ctx, spec)
+    if "options" in spec:
+        stray = stray_option(args, spec)
+        if stray:
+            return unknown(f"{label}: {stray} is not an option this classifier knows for it (an unknown option "
+                           "may write a file, run a program, or take a value that changes the command)")
     flags = spec.get("flags", {})
     verdicts = []
     read_flag = False
@@ -169,14 +174,20 @@ def run_spec(spec, label, args, ctx):
         verdicts += [_effect_verdict(effect, label, f"{flag} is {effect}") for flag, effect in writing]
         read_flag = bool(hits) and not writing and _read_flag_holds(args, [f for f, _ in hits])
         if read_flag and not spec.get("subcommands"):
-            # A flag that makes the tool read-only (--dry-run, -l) wins over its default.
+            # A flag that makes the tool read-only (--dry-run, -l) wins over its default,
+            # unless the tool needs another flag too (npm pack/publish --dry-run still run
+            # the package's lifecycle scripts unless --ignore-scripts).
+            needs = spec.get("read_needs", ())
+            present = {f for f, _ in flag_hits(args, {n: READ for n in needs})}
+            if needs and not (present >= set(needs) and _read_flag_holds(args, list(needs))):
+                return unknown(f"{label}: {spec.get('read_needs_why', 'its read-only flag is not enough')}")
             return _effect_verdict(READ, label, f"{hits[0][0]} makes it read-only")
     subcommands = spec.get("subcommands")
-    values = tuple(spec.get("values", ()))
+    values = tuple(spec.get("values", ())) + tuple(spec.get("option_values", ()))
     if subcommands is not None:
         pos = positionals(args, values)
         before = args[:args.index(pos[0])] if pos and pos[0] in args else list(args)
-        stray = _unknown_options(before, values, spec.get("global_flags", ()))
+        stray = _unknown_options(before, values, tuple(spec.get("global_flags", ())) + tuple(spec.get("options", ())))
         if stray:
             return unknown(f"{label}: the option {stray!r} before the subcommand may take a value "
                            "that hides the real subcommand")
@@ -212,17 +223,59 @@ _OFF_VALUES = frozenset(("false", "none", "no", "0", "off"))
 
 
 def _read_flag_holds(args, read_flags):
-    """True unless a read-making flag is turned off anywhere (``--no-dry-run``,
-    ``--dry-run=false``/``none``, given twice with the last one off)."""
-    for a in args:
+    """True unless a read-making flag is turned off anywhere: ``--no-dry-run``,
+    ``--dry-run=false``/``none``, or ``--dry-run false`` (npm's option parser, nopt, takes
+    a following ``true``/``false`` as a Boolean flag's value), also when the flag is
+    abbreviated (``--dry``, as nopt and GNU getopt accept)."""
+
+    def names(name, f):
+        return name == f or (len(name) > 3 and f.startswith("--") and f.startswith(name))
+
+    for i, a in enumerate(args):
         if a is None:
             return False
         name, eq, value = a.partition("=")
-        base = name[5:] if name.startswith("--no-") else None
+        base = "--" + name[5:] if name.startswith("--no-") else None
+        nxt = args[i + 1] if i + 1 < len(args) else None
         for f in read_flags:
-            if f.startswith("--") and (base and "--" + base == f or (name == f and eq and value.lower() in _OFF_VALUES)):
+            if base and names(base, f):
+                return False
+            if names(name, f) and (eq and value.lower() in _OFF_VALUES or not eq and nxt is not None
+                                   and nxt.lower() in _OFF_VALUES):
                 return False
     return True
+
+
+def stray_option(args, spec):
+    """The first option in ``args`` that ``spec`` does not list (``options``: flags,
+    ``option_values``: options taking a value), or None. With ``nopt`` (npm's parser):
+    ``-name`` is ``--name``, ``--no-name`` is ``--name``, and a flag may be followed by
+    ``true``/``false``. A word known only at run time counts as a stray option."""
+    options, values, nopt = spec.get("options", ()), spec.get("option_values", ()), spec.get("nopt")
+    skip = False
+    for i, a in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if a is None:
+            return "(a word known only at run time)"
+        if a == "--":
+            return None
+        if not a.startswith("-") or a == "-":
+            continue
+        name, eq, _ = a.partition("=")
+        if nopt and not name.startswith("--") and len(name) > 2:
+            name = "-" + name
+        if nopt and name.startswith("--no-"):
+            name = "--" + name[5:]
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if name in values:
+            skip = not eq
+        elif name in options:
+            skip = bool(nopt and not eq and nxt in ("true", "false"))
+        else:
+            return a
+    return None
 
 
 def _unknown_options(words, values, global_flags):
@@ -544,18 +597,55 @@ def _sed_script_is_read(script):
     return True
 
 
+#: awk options (POSIX awk, gawk 5 manual "Command-Line Options", mawk): those that only
+#: set a field separator, a variable or a mode. -f/-E/--file/--exec (a program file),
+#: -i/--include and -l/--load (libraries and native extensions), -d/-o/-p (dump, pretty
+#: print or profile to a file) and -D (debugger) are not among them.
+_AWK_VALUES = frozenset(("-F", "--field-separator", "-v", "--assign", "-e", "--source"))
+_AWK_FLAGS = frozenset(("-b", "--characters-as-bytes", "-c", "--traditional", "-C", "--copyright", "-g",
+                        "--gen-pot", "-h", "--help", "-M", "--bignum", "-n", "--non-decimal-data", "-N",
+                        "--use-lc-numeric", "-O", "--optimize", "-P", "--posix", "-r", "--re-interval", "-s",
+                        "--no-optimize", "-S", "--sandbox", "-t", "--lint-old", "-V", "--version", "--"))
+
+
 def _awk(label, args, ctx, spec):
+    """awk reads unless it runs a program file, loads code, writes a file (a -d/-o/-p
+    option, ``print > file``, ``-i inplace``) or runs commands (``system``, pipes)."""
     if any(a is None for a in args):
         return unknown("awk: an argument known only at run time")
-    if any(a in ("-f", "--file") or a.startswith("-f") for a in args):
-        return unknown("awk -f runs a program file")
-    if any(a in ("-i", "--include") for a in args) and "inplace" in args:
-        return write("awk -i inplace edits files")
-    pos = positionals(args, ("-F", "-v", "--assign", "--field-separator"))
-    program = pos[0] if pos else ""
-    for token in ("system", "|", ">", "getline", "close(", "fflush"):
-        if token in program:
-            return unknown(f"awk program uses {token!r} (runs commands or writes files)")
+    programs, operands, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if operands or not a.startswith("-") or a == "-":
+            operands.append(a)
+            i += 1
+            continue
+        name = a.split("=", 1)[0]
+        if a in ("-i", "--include") and i + 1 < len(args) and args[i + 1] == "inplace":
+            return write("awk -i inplace edits files")
+        if name in _AWK_VALUES or (a[:2] in ("-F", "-v", "-e") and len(a) > 2):
+            value = a[2:] if a[:2] in ("-F", "-v", "-e") and len(a) > 2 else (
+                a.split("=", 1)[1] if "=" in a and a.startswith("--") else (args[i + 1] if i + 1 < len(args) else ""))
+            if name in ("-e", "--source") or a[:2] == "-e":
+                programs.append(value)
+            i += 1 if (len(a) > 2 and not a.startswith("--")) or "=" in a else 2
+            continue
+        if a in _AWK_FLAGS:
+            if a == "--":
+                operands.extend(args[i + 1:])
+                break
+            i += 1
+            continue
+        return unknown(f"awk {a}: runs a program file, loads code, writes a file, or is an option this classifier "
+                       "does not read")
+    if not programs:
+        if not operands:
+            return unknown("awk without a program")
+        programs.append(operands[0])
+    for program in programs:
+        for token in ("system", "|", ">", "getline", "close(", "fflush", "@load", "@include"):
+            if token in program:
+                return unknown(f"awk program uses {token!r} (runs commands or writes files)")
     return read("awk program only prints")
 
 

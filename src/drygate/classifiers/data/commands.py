@@ -92,6 +92,35 @@ BUILTINS = {
     )},
 }
 
+#: npm's read subcommands accept only these options (npm 10/11 docs, "config"); npm's
+#: parser (nopt) takes ``-name`` as ``--name`` and a following true/false as a Boolean's
+#: value. Any other option (--cache, --logs-dir, --userconfig, --browser, --script-shell...)
+#: may write a file or run a program: unknown.
+_NPM_READ = {"effect": R, "nopt": True, "options": (
+    "--json", "--long", "-l", "--parseable", "-p", "--all", "-a", "--global", "-g", "--link", "--workspaces", "--ws",
+    "--include-workspace-root", "--package-lock-only", "--silent", "-s", "--quiet", "-q", "--verbose", "-d", "-dd",
+    "-ddd", "--unicode", "--production", "--dev", "--offline", "--prefer-offline", "--prefer-online",
+    "--expect-results", "-h", "--help", "--usage", "--dry-run", "--strict-peer-deps", "--legacy-peer-deps",
+    "--description", "--installed", "--progress", "--audit", "--fund", "--update-notifier", "--color"),
+    "option_values": ("--depth", "--omit", "--include", "--workspace", "-w", "--registry", "--prefix", "-C",
+                      "--loglevel", "--color", "--before", "--tag", "--searchlimit", "--searchopts", "--searchexclude",
+                      "--fetch-retries", "--fetch-timeout", "--scope", "--expect-result-count", "--audit-level")}
+#: gh ... view: --web opens the user's configured browser (gh config browser, $BROWSER),
+#: which is taken as a read, as the pager of git or psql is.
+_GH_VIEW = R
+#: pnpm's read subcommands: the options pnpm's docs list for ls/outdated/why/view/audit.
+_PNPM_READ = {"effect": R, "options": (
+    "--json", "--long", "--parseable", "-r", "--recursive", "--dev", "-D", "--prod", "-P", "--global", "-g",
+    "--only-projects", "--no-optional", "--exclude-peers", "--compatible", "--ignore-registry-errors", "--silent",
+    "-s", "--reporter=silent", "-h", "--help", "--fix"),
+    "option_values": ("--depth", "--filter", "-F", "--audit-level", "--format", "-C", "--dir", "--reporter",
+                      "--loglevel", "--registry")}
+#: yarn's read subcommands (yarn 1 and 4 docs).
+_YARN_READ = {"effect": R, "options": (
+    "--json", "--verbose", "--silent", "-s", "--no-progress", "--offline", "--prefer-offline", "--production",
+    "--prod", "--recursive", "-R", "--all", "-A", "--no-default-rc", "-h", "--help", "--groups", "--level"),
+    "option_values": ("--depth", "--pattern", "--cwd", "--groups", "--level")}
+
 COMMANDS = {
     **{name: R for name in _READS},
     **BUILTINS,
@@ -107,7 +136,11 @@ COMMANDS = {
     "uniq": {"positional_max": 1},
     "tee": {"flags": {"-a": W, "--append": W}, "positional_max": 0, "harmless_operands": True},
     "rg": {"flags": {"--pre": U, "--hostname-bin": U, "--search-zip": R}},
-    "tree": {"flags": {"-o": W}},
+    "tree": {"flags": {"-o": W, "-R": W}},
+    # man runs a pager or browser program named by an option; info writes its output or keys
+    "man": {"flags": {"-P": U, "--pager": U, "-H": U, "--html": U, "-X": U, "--gxditview": U}},
+    "info": {"flags": {"-o": W, "--output": W, "--dribble": W, "--restore": U}},
+    "nm": {"flags": {"--plugin": U}},
     "file": {"flags": {"-C": W, "--compile": W}},
     "date": {"flags": {"-s": W, "--set": W}},
     "hostname": {"handler": "only_flags", "read_flags": ("-s", "--short", "-f", "--fqdn", "--long", "-d",
@@ -153,28 +186,52 @@ COMMANDS = {
            "other": U},
     # Package managers.
     "npm": {"subcommands": {
-        **{s: R for s in ("ls", "list", "ll", "la", "view", "v", "info", "show", "outdated", "search", "s", "help",
-                          "whoami", "ping", "explain", "why", "doctor", "root", "bin", "prefix", "query", "fund",
-                          "docs", "repo", "bugs", "-v", "--version", "-h", "--help")},
-        "config": {"subcommands": {"get": R, "list": R, "ls": R}, "other": W},
-        "audit": {"subcommands": {"fix": W, "signatures": R}, "bare": R, "other": R},
+        **{s: _NPM_READ for s in ("ls", "list", "ll", "la", "view", "v", "info", "show", "outdated", "search", "s",
+                                  "whoami", "ping", "explain", "why", "root", "bin", "prefix", "query")},
+        **{s: R for s in ("-v", "--version", "-h", "--help")},
+        "help": {"effect": R, "options": (), "why": "shows a manual page (any option could choose a viewer "
+                                                   "program)"},
+        "fund": {**_NPM_READ, "positional_max": 0},
+        **{s: {"effect": U, "why": "opens the package's page with the browser program (--browser names any "
+                                   "program)"} for s in ("docs", "home", "repo", "bugs", "issues")},
+        "doctor": {"effect": W, "why": "verifies and garbage-collects the npm cache"},
+        "config": {"subcommands": {"get": _NPM_READ, "list": _NPM_READ, "ls": _NPM_READ}, "other": W},
+        "audit": {**_NPM_READ, "subcommands": {"fix": W, "signatures": _NPM_READ}, "bare": R, "other": U},
         "version": {"bare": R, "positional_max": 0, "other": W},
-        "cache": {"subcommands": {"ls": R, "verify": R}, "other": W},
-        "pack": {"flags": {"--dry-run": R}, "effect": W},
-        "publish": {"flags": {"--dry-run": R}, "effect": W},
+        "cache": {"subcommands": {"ls": R}, "other": W},
+        **{s: {"flags": {"--dry-run": R, "--ignore-scripts": R}, "effect": W, "read_needs": ("--ignore-scripts",),
+               "read_needs_why": "--dry-run still runs the package's lifecycle scripts (prepack, prepare, "
+                                 "prepublishOnly) unless --ignore-scripts is also given"}
+           for s in ("pack", "publish")},
         **{s: W for s in ("install", "i", "ci", "uninstall", "rm", "remove", "un", "update", "up", "upgrade",
                           "link", "ln", "init", "create", "dedupe", "prune", "rebuild", "unpublish", "deprecate",
                           "dist-tag", "owner", "access", "login", "logout", "adduser", "set", "pkg", "shrinkwrap",
                           "star", "unstar", "team", "token", "hook", "org", "edit")},
         **{s: U for s in ("run", "run-script", "test", "t", "start", "stop", "restart", "exec", "x")},
     }, "values": ("--prefix", "-C", "--workspace", "-w", "--registry"), "other": U, "bare": R},
-    "pnpm": {"subcommands": {**{s: R for s in ("ls", "list", "outdated", "why", "view", "info", "root", "bin",
-                                                "--version", "-v", "help", "audit", "licenses", "store")},
+    "pnpm": {"subcommands": {**{s: _PNPM_READ for s in ("ls", "list", "outdated", "why", "view", "info", "root",
+                                                          "bin")},
+                             **{s: R for s in ("--version", "-v", "help")},
+                             "audit": {**_PNPM_READ, "flags": {"--fix": W}},
+                             "licenses": {"subcommands": {"list": _PNPM_READ, "ls": _PNPM_READ}, "other": U},
+                             "store": {"subcommands": {"path": R, "status": R}, "other": W,
+                                       "why": "store prune and add change the shared store"},
+                             "config": {"subcommands": {"get": R, "list": R}, "other": W},
                              **{s: W for s in ("install", "i", "add", "remove", "rm", "update", "up", "link",
                                                "unlink", "prune", "import", "publish", "init")}},
              "other": U, "bare": W, "values": ("-C", "--dir", "--filter", "-F")},
-    "yarn": {"subcommands": {**{s: R for s in ("list", "info", "why", "outdated", "--version", "-v", "help",
-                                                "licenses", "config", "audit", "workspaces")},
+    "yarn": {"subcommands": {**{s: _YARN_READ for s in ("list", "info", "why", "outdated", "bin", "audit")},
+                             **{s: R for s in ("--version", "-v", "help")},
+                             "licenses": {"subcommands": {"list": _YARN_READ, "ls": _YARN_READ,
+                                                          "generate-disclaimer": _YARN_READ}, "other": U},
+                             "config": {"subcommands": {"get": _YARN_READ, "list": _YARN_READ},
+                                        "other": W, "why": "config set/delete change the yarn settings"},
+                             "workspaces": {"subcommands": {"info": _YARN_READ, "list": _YARN_READ},
+                                            "other": U, "why": "workspaces run/foreach run scripts"},
+                             "cache": {"subcommands": {"dir": R, "list": _YARN_READ}, "other": W},
+                             "global": {"subcommands": {"list": _YARN_READ, "bin": R, "dir": R}, "other": W},
+                             "npm": {"subcommands": {"info": _YARN_READ, "whoami": _YARN_READ, "audit": _YARN_READ},
+                                     "other": W},
                              **{s: W for s in ("install", "add", "remove", "upgrade", "up", "link", "unlink",
                                                "publish", "init", "import")}},
              "other": U, "bare": W, "values": ("--cwd",)},
@@ -183,7 +240,15 @@ COMMANDS = {
                             "config": {"subcommands": {"list": R, "get": R, "debug": R}, "other": W},
                             "cache": {"subcommands": {"list": R, "info": R, "dir": R}, "other": W},
                             **{s: W for s in ("install", "uninstall", "download", "wheel")}},
-            "values": ("--python", "--log", "--cache-dir")},
+            # pip's general options (pip --help), before or after the subcommand: --log and
+            # --log-file write a file, --python runs another interpreter, --cache-dir fills a folder.
+            "flags": {"--log": W, "--log-file": W, "--python": U, "--cache-dir": U},
+            "values": ("--python", "--log", "--log-file", "--cache-dir", "--proxy", "--retries", "--timeout",
+                       "--exists-action", "--trusted-host", "--cert", "--client-cert", "--use-feature",
+                       "--use-deprecated", "--keyring-provider", "--resume-retries"),
+            "global_flags": ("-h", "--help", "--debug", "--isolated", "--require-virtualenv", "-v", "--verbose",
+                             "-V", "--version", "-q", "--quiet", "--no-input", "--no-cache-dir",
+                             "--disable-pip-version-check", "--no-color", "--no-python-version-warning")},
     "apt": {"subcommands": {**{s: R for s in ("list", "search", "show", "policy", "depends", "rdepends",
                                                "changelog", "-v", "--version", "help")}},
             "other": W, "values": ("-o", "-c", "-t")},
@@ -255,7 +320,8 @@ COMMANDS = {
             "apply": {"flags": {"--check": R, "--stat": R, "--numstat": R, "--summary": R}, "effect": W,
                       "flags_lower": True},
             "archive": {"flags": {"-o": W, "--output": W, "--remote": R}},
-            "bisect": {"subcommands": {"log": R, "visualize": R, "view": R}, "other": W},
+            "bisect": {"subcommands": {"log": R, "visualize": U, "view": U}, "other": W},
+            "help": {"flags": {"-w": U, "--web": U}},
             **{s: W for s in ("add", "commit", "push", "pull", "fetch", "merge", "rebase", "reset", "checkout",
                               "switch", "restore", "clean", "init", "clone", "am", "cherry-pick", "revert", "mv",
                               "rm", "gc", "prune", "repack", "update-index", "update-ref", "symbolic-ref",
@@ -270,15 +336,15 @@ COMMANDS = {
         "values": ("-R", "--repo", "--hostname"),
         "subcommands": {
             "api": {"handler": "gh_api"},
-            "pr": {"subcommands": {**{s: R for s in ("list", "view", "status", "diff", "checks")},
+            "pr": {"subcommands": {**{s: R for s in ("list", "status", "diff", "checks")}, "view": _GH_VIEW,
                                    "checkout": W, **{s: W for s in ("create", "merge", "close", "reopen", "edit",
                                                                     "ready", "review", "lock", "unlock",
                                                                     "update-branch", "revert")},
                                    "comment": W}},
-            "issue": {"subcommands": {**{s: R for s in ("list", "view", "status")},
+            "issue": {"subcommands": {**{s: R for s in ("list", "status")}, "view": _GH_VIEW,
                                       **{s: W for s in ("create", "close", "comment", "edit", "delete", "reopen",
                                                         "transfer", "pin", "unpin", "lock", "unlock", "develop")}}},
-            "repo": {"subcommands": {"view": R, "list": R, "clone": W, "fork": W, "create": W, "delete": W,
+            "repo": {"subcommands": {"view": _GH_VIEW, "list": R, "clone": W, "fork": W, "create": W, "delete": W,
                                      "edit": W, "rename": W, "archive": W, "unarchive": W, "sync": W,
                                      "set-default": W, "deploy-key": {"subcommands": {"list": R}, "other": W},
                                      "gitignore": R, "license": R}},
@@ -288,7 +354,7 @@ COMMANDS = {
             "release": {"subcommands": {"list": R, "view": R, "download": W, "create": W, "delete": W, "edit": W,
                                         "upload": W, "delete-asset": W}},
             "auth": {"subcommands": {"status": R, "token": R}, "other": W},
-            "search": R, "browse": R, "status": R, "--version": R, "version": R, "help": R,
+            "search": R, "status": R, "browse": R, "--version": R, "version": R, "help": R,
             "gist": {"subcommands": {"list": R, "view": R}, "other": W},
             "secret": {"subcommands": {"list": R}, "other": W},
             "variable": {"subcommands": {"list": R, "get": R}, "other": W},
@@ -315,8 +381,8 @@ COMMANDS = {
                                       "stats": R, "diff": R, "exec": {"handler": "remote_exec"}}, "other": W},
         "exec": {"handler": "remote_exec"}, "run": U,
     }, "other": W, "values": ("-H", "--host", "--context", "-c", "--config", "-l", "--log-level")},
-    "docker-compose": {"subcommands": {s: R for s in ("ps", "logs", "config", "images", "top", "version", "port",
-                                                      "events")}, "other": W,
+    "docker-compose": {"subcommands": {**{s: R for s in ("ps", "logs", "images", "top", "version", "port", "events")},
+                                       "config": {"flags": {"-o": W, "--output": W}}}, "other": W,
                        "values": ("-f", "--file", "-p", "--project-name", "--env-file", "--profile")},
     "kubectl": {
         "values": ("-n", "--namespace", "--context", "--cluster", "--kubeconfig", "-s", "--server", "--user",
@@ -368,7 +434,7 @@ COMMANDS = {
     "mongosh": {"flags": {"--version": R, "--help": R}, "effect": U},
     "mongo": {"flags": {"--version": R, "--help": R}, "effect": U},
     "pg_dump": {"flags": {"-f": W, "--file": W}},
-    "mysqldump": {"flags": {"-r": W, "--result-file": W}},
+    "mysqldump": {"flags": {"-r": W, "--result-file": W, "-T": W, "--tab": W}},
     "pg_restore": {"flags": {"-l": R, "--list": R}, "effect": W},
     # HTTP clients: the method decides.
     "curl": {"handler": "curl"},

@@ -1,0 +1,127 @@
+"""Class 4 of issue 11: option parsers modelled as the tools parse them.
+
+A table entry may call a command a read only when every word of it is understood.
+Sources: npm's config docs and its parser nopt (``-name`` is ``--name``, ``--no-name``
+turns a flag off, a Boolean flag takes a following ``true``/``false``, abbreviations),
+npm's lifecycle scripts docs (pack and publish run prepack/prepare/prepublishOnly, also
+with --dry-run), yarn 1/4 and pnpm command references, ``pip --help`` (general options
+before or after the subcommand), the gawk manual's options. npm's behaviour is checked
+with the real npm where it is installed.
+"""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from drygate.classifiers.commands import Context, classify_argv, stray_option
+from drygate.classifiers.data.commands import COMMANDS
+from drygate.classifiers.shell import classify_command_verdict
+
+NPM = shutil.which("npm")
+
+
+def effect(command):
+    return classify_command_verdict(command).effect
+
+
+@pytest.mark.parametrize("command", [
+    # npm: a Boolean read flag turned off by the next word, by =false, by --no-, abbreviated
+    "npm publish --dry-run false", "npm publish --dry-run=false --ignore-scripts", "npm pack --dry-run 0",
+    "npm publish --no-dry-run", "npm publish --dry false --ignore-scripts", "npm pack --dry-run --ignore-scripts false",
+    "npm publish --dry-run --ignore-scripts --dry-run false",
+    # npm pack/publish --dry-run run the package's lifecycle scripts
+    "npm publish --dry-run", "npm pack --dry-run", "npm pack --dry",
+    # options of read subcommands that write or run something
+    "npm ls --logs-dir=.claude", "npm view react --cache /tmp/c", "npm outdated --userconfig x",
+    "npm ls --script-shell=./x", "npm --cache /tmp/x view react", "npm docs react", "npm repo react",
+    "npm help --viewer=browser install", "npm doctor", "npm audit fix", "npm fund react",
+    # subcommand trees: run scripts, change settings
+    "yarn workspaces run build", "yarn workspaces foreach run build", "yarn workspace web build",
+    "yarn config set registry x", "yarn config delete registry", "yarn cache clean", "yarn global add x",
+    "yarn list --mutex file:/tmp/x", "pnpm store prune", "pnpm store add x", "pnpm audit --fix",
+    "pnpm config set x y", "pnpm -r exec rm -rf dist", "npm config set x y", "npm config edit",
+    # pip's general options
+    "pip --log out.txt list", "pip list --log out.txt", "pip --log-file=x freeze", "pip --python ./py list",
+    "pip --cache-dir /tmp/c list", "pip3 --log x show requests",
+    # awk options that run files, load code or write
+    "gawk -E prog.awk f", "awk -f p.awk f", "gawk -d out '{print}'", "gawk -o pp.awk 'BEGIN{}'",
+    "gawk -p prof.out '{print}' f", "gawk -l filefuncs 'BEGIN{}'", "gawk -i lib '{print}'", "gawk -D '{print}'",
+    # other options that write or run a program
+    "man -P 'touch x' ls", "man --html=firefox ls", "info -o out coreutils", "info --dribble keys coreutils",
+    "tree -R -H . -o x.html", "git bisect visualize", "git help --web log", "docker-compose config -o x.yml",
+    "mysqldump --tab=/tmp db", "nm --plugin ./x.so a.out", "git -c core.pager=x log", "git --exec-path=./x status",
+])
+def test_not_a_read(command):
+    v = classify_command_verdict(command)
+    assert v.effect != "read", v.steps
+
+
+@pytest.mark.parametrize("command", [
+    "npm ls", "npm list -depth=0", "npm ls --json false", "npm ls --all --long", "npm view react versions",
+    "npm outdated --json", "npm audit", "npm audit --audit-level high --json", "npm explain lodash",
+    "npm config get registry", "npm --prefix web ls", "npm help install",
+    "npm publish --dry-run --ignore-scripts", "npm pack --dry-run --ignore-scripts --json",
+    "yarn list --depth=0", "yarn why lodash", "yarn workspaces info", "yarn config get registry", "yarn info react",
+    "pnpm ls --depth 0", "pnpm why lodash", "pnpm store path", "pnpm outdated", "pnpm licenses list",
+    "pip list", "pip -q list", "pip --disable-pip-version-check list --outdated", "pip show requests",
+    "awk '{print $1}' f", "awk -F: -v x=1 '{print x}' f", "awk -e '{print}' f", "man ls", "git log -C",
+    "git -C sub status",
+])
+def test_still_a_read(command):
+    v = classify_command_verdict(command)
+    assert v.effect == "read", v.steps
+
+
+def test_every_strict_entry_rejects_an_unknown_option():
+    """Every entry that lists its options (strict) turns an option it does not list into unknown."""
+    found = 0
+    stack = [(name, spec) for name, spec in COMMANDS.items()]
+    while stack:
+        label, spec = stack.pop()
+        if not isinstance(spec, dict):
+            continue
+        for sub, child in (spec.get("subcommands") or {}).items():
+            stack.append((f"{label} {sub}", child))
+        if "options" in spec:
+            found += 1
+            assert stray_option(["--no-such-option-x"], spec) == "--no-such-option-x"
+            words = label.split() + ["--no-such-option-x"]
+            assert classify_argv(words, Context()).effect == "unknown", label
+    assert found >= 30
+
+
+needs_npm = pytest.mark.skipif(NPM is None, reason="npm is not installed")
+
+
+@pytest.fixture
+def package(tmp_path):
+    scripts = {"prepack": "node -e \"require('fs').writeFileSync('pwn','')\""}
+    (tmp_path / "package.json").write_text(json.dumps({"name": "drygate-probe", "version": "1.0.0",
+                                                       "scripts": scripts}))
+    return tmp_path
+
+
+@needs_npm
+def test_npm_pack_dry_run_really_runs_lifecycle_scripts(package):
+    subprocess.run([NPM, "pack", "--dry-run", "--offline"], cwd=package, capture_output=True, timeout=120)
+    assert (package / "pwn").exists()
+    assert effect("npm pack --dry-run") != "read"
+
+
+@needs_npm
+def test_npm_takes_a_following_false_as_the_flags_value(package):
+    subprocess.run([NPM, "pack", "--dry-run", "false", "--ignore-scripts", "--offline"], cwd=package,
+                   capture_output=True, timeout=120)
+    assert list(package.glob("*.tgz")), "npm pack --dry-run false packed for real"
+    assert effect("npm pack --dry-run false --ignore-scripts") != "read"
+
+
+@needs_npm
+def test_npm_pack_dry_run_with_ignore_scripts_writes_nothing(package):
+    before = sorted(p.name for p in package.iterdir())
+    subprocess.run([NPM, "pack", "--dry-run", "--ignore-scripts", "--offline"], cwd=package, capture_output=True,
+                   timeout=120)
+    assert sorted(p.name for p in package.iterdir()) == before
+    assert effect("npm pack --dry-run --ignore-scripts") == "read"
