@@ -12,6 +12,8 @@ them, bound to the exact arguments drygate asked about.
   ``langchain.agents.create_agent`` / LangGraph; ``pip install drygate[langchain]``.
 - :mod:`drygate.adapters.openai_agents`: a tool input guardrail (``reject_content``) and
   ``needs_approval``; ``pip install drygate[openai-agents]``.
+- :mod:`drygate.adapters.fastmcp`: a middleware (``on_call_tool``) for fastmcp servers and
+  proxies; ``pip install drygate[fastmcp]``.
 
 Importing this package imports no framework.
 """
