@@ -100,3 +100,15 @@ def test_arithmetic_checker(text, ok):
                                      ("a['1']", False), ("1x", False), (None, False)])
 def test_name_checker(text, ok):
     assert (name_problem(text, Facts()) is None) is ok
+
+
+@pytest.mark.parametrize("snippet", [
+    f"x=$1; echo $((x))", f"x=$@; echo $((x))", f"command test -v '{P}'", f"builtin read '{P}'",
+    f"sudo read '{P}'", f"time let '{P}=1'", f"! let '{P}=1'", f"if let '{P}=1'; then :; fi",
+    f"read -ra '{P}' < /dev/null", f"wait -np '{P}'", f"printf -v'{P}' x", f"bash <<'EOF'\nlet '{P}=1'\nEOF",
+    "x=\"$y\"; y=$(cat f); echo $((x))", "for x in $(seq 3); do echo $((x)); done",
+    "while read i; do test -v \"a[$i]\"; done < f",
+])
+def test_found_in_review_not_a_read(snippet):
+    """Members found by trying the classifier as an attacker would (review of this class)."""
+    assert classify_command_verdict(snippet).effect != "read", classify_command_verdict(snippet).steps

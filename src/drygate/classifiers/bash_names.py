@@ -285,9 +285,10 @@ def value_refs(value):
         return set()
     if kind == "simple_expansion":
         inner = value.named_children[0] if value.named_children else None
-        if inner is not None and inner.type == "special_variable_name":
-            return set() if node_text(inner) in NUMERIC_SPECIALS else None
-        return {node_text(inner)} if inner is not None and inner.type == "variable_name" else None
+        name = node_text(inner) if inner is not None else ""
+        if name in NUMERIC_SPECIALS:
+            return set()
+        return {name} if inner is not None and inner.type == "variable_name" and is_name(name) else None
     if kind == "expansion":
         text = node_text(value)[2:-1]
         if text.startswith("#") and is_name(text[1:]):

@@ -345,8 +345,14 @@ def _wrapper(label, args, ctx, spec):
     such as ``time -o``, a shell such as ``sudo -s`` or ``env -S``, an attached value)
     makes the call unknown."""
     with_value, flags = _WRAPPER_OPTIONS.get(label, ((), ()))
-    if label == "command" and any(a in ("-v", "-V", "-pv", "-pV") for a in args[:2]):
-        return read("command -v/-V only describes the command")
+    if label == "command":
+        leading = []
+        for a in args:
+            if a is None or not a.startswith("-") or a == "--":
+                break
+            leading.append(a)
+        if any(set(a[1:]) <= {"p", "v", "V"} and ("v" in a or "V" in a) for a in leading):
+            return read("command -v/-V only describes the command")
     i = 0
     replace = None
     while i < len(args):
