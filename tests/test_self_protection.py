@@ -67,6 +67,7 @@ def live(sqlite_project, tmp_path):
     (root / "dist" / "a.js").write_text("a")
     (root / "data" / "d.csv").write_text("d")
     (root / "evil" / ".claude" / "settings.json").write_text("{}\n")
+    (root / "evil" / "drygate.toml").write_text('[run]\nmode = "live"\n# replaced\n')
     os.symlink(root / ".claude" / "settings.json", root / "link")
     os.link(root / ".claude" / "settings.json", root / "hard")
     with tarfile.open(root / "evil.tar", "w") as t:
@@ -154,6 +155,18 @@ EVALUATED_CONTEXTS = [
     "cat $(%s)",
     "cat <(%s)",
     "ls `%s`",
+    "mapfile -C '%s' -c 1 a < dist/a.js",
+    "env -S \"%s\"",
+    "ssh -o BatchMode=yes -o ConnectTimeout=1 localhost \"%s\"",
+    "busybox sh -c \"%s\"",
+    "time %s",
+    "{ %s; }",
+    "! %s",
+    "f() { %s; }; f",
+    "case x in x) %s;; esac",
+    "if true; then %s; fi",
+    "while true; do %s; break; done",
+    "true && %s || true",
 ]
 
 
@@ -214,6 +227,16 @@ PATH_FORMS = [
     "awk 'BEGIN{print \"{}\" > \".claude/settings.json\"}'",
     "sed -n 'w .claude/settings.json' dist/a.js",
     "export DRYGATE_MODE=dry",
+    "printf -v DRYGATE_MODE dry",
+    "ln -s .claude c && echo {} > c/settings.json",
+    "ln .claude/settings.json h && echo {} > h",
+    "> drygate.toml",
+    "exec 3> .claude/settings.json",
+    "busybox rm -rf .claude",
+    "cp -t .claude/agents dist/a.js",
+    "uniq dist/a.js drygate.toml",
+    "sort -o drygate.toml dist/a.js",
+    "cp -r evil/* .",
     "drygate init --force",
 ]
 
@@ -242,6 +265,9 @@ CWD_FORMS = [
     ("echo {} > lin?", None),
     ("echo {} > hard", None),
     ("cd sub || cd .claude; echo {} > settings.json", None),
+    ("eval cd .claude; echo {} > settings.json", None),
+    ("builtin cd .claude && echo {} > settings.json", None),
+    ("(cd .claude && echo {} > settings.json)", None),
 ]
 
 
@@ -267,6 +293,8 @@ WHOLE_TREE_FORMS = [
     "find .claude -type f -delete", "find . -path '*settings*' -delete",
     "rm -rf *", "rm -rf ./*", "rm -rf .[!.]*", "rm -rf .??*", "rm -rf {.,}*", "rm -rf .",
     "shopt -s dotglob && rm -rf dist/../*", "chmod -R 000 .",
+    "git --work-tree=. clean -fdx", "cd \"$(pwd)\" && git clean -fdx", "busybox tar -xf evil.tar",
+    "find . -maxdepth 1 -name '*.toml' -delete", "tar -C . -xf evil.tar", "find -delete",
 ]
 
 
@@ -304,6 +332,13 @@ ORDINARY = [
     ("cp drygate.toml backup/", lambda r: (r / "backup" / "drygate.toml").exists()),
     ("rm -rf \"$TMPDIR\"/drygate-test-nothing", None),
     ("cd sub && rm -rf *", None),
+    ("cp dist/* backup/", lambda r: (r / "backup" / "a.js").exists()),
+    ("ls -la | xargs echo", None),
+    ("git stash list && git stash show -p 2>/dev/null; true", None),
+    ("time ls", None),
+    ("ln -s ../src dist/src", lambda r: (r / "dist" / "src").is_symlink()),
+    ("cp -r data/. backup/", lambda r: (r / "backup" / "d.csv").exists()),
+    ("tar xf evil.tar -C dist", lambda r: (r / "dist" / ".claude" / "settings.json").exists()),
     ("OUT=build; mkdir -p $OUT && echo x > $OUT/a.txt", lambda r: (r / "build" / "a.txt").exists()),
 ]
 

@@ -96,13 +96,13 @@ WRAPPERS = {
     "xargs": frozenset("-I -i -d -E -e -L -l -n -P -s -a --arg-file --delimiter --max-args --max-procs "
                        "--max-lines --replace --eof".split()),
     "timeout": frozenset(("-s", "-k", "--signal", "--kill-after")), "env": frozenset(("-u", "--unset", "-S")),
-    "parallel": frozenset(), "npx": frozenset(), "uv": frozenset(), "poetry": frozenset(), "pipenv": frozenset(),
+    "busybox": frozenset(), "toybox": frozenset(), "parallel": frozenset(), "npx": frozenset(), "uv": frozenset(), "poetry": frozenset(), "pipenv": frozenset(),
 }
 #: Shells: ``-c`` takes code, a here-document or here-string is code.
-SHELLS = frozenset(("sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "yash", "posh", "busybox", "fish", "rbash"))
+SHELLS = frozenset(("sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "yash", "posh", "fish", "rbash"))
 #: Commands that run a word (or all their words) through a shell: eval, su/runuser -c,
 #: flock ... -c, script -c, watch (bash manual "eval"; util-linux manuals).
-_CODE_OPTION = {"su": "-c", "runuser": "-c", "flock": "-c", "script": "-c"}
+_CODE_OPTION = {"su": "-c", "runuser": "-c", "flock": "-c", "script": "-c", "mapfile": "-C", "readarray": "-C"}
 #: Interpreters and the options that take inline code (their manuals); their code is opaque.
 INTERPRETERS = {
     "python": ("-c",), "python2": ("-c",), "python3": ("-c",), "pypy": ("-c",), "pypy3": ("-c",),
@@ -1432,6 +1432,15 @@ def _run(argv, state, env, stdin=None):
                     state = _State({None} | state.cwds)
         if name == "xargs":
             stdin = None
+        if name == "env":
+            for k, w in enumerate(argv[i + 1:], i + 1):
+                t = w.text or ""
+                if t in ("-S", "--split-string") and k + 1 < len(argv) and argv[k + 1].text is not None:
+                    _script(argv[k + 1].text, state, env)
+                elif t.startswith(("--split-string=", "-S")) and len(t) > 2 and not t.startswith("--s"):
+                    _script(t[2:], state, env)
+                elif t.startswith("--split-string="):
+                    _script(t.split("=", 1)[1], state, env)
         i = _skip_wrapper(argv, i)
     argv = argv[i:]
     if not argv:
@@ -1454,6 +1463,9 @@ def _run(argv, state, env, stdin=None):
             raise Tamper(f"`drygate {sub or '...'}` changes drygate's installation, policy or state, which protects "
                          f"the gate")
         return state, state
+    if name in EVALUATING and any((w.text or "").startswith("DRYGATE_") for w in args):
+        raise Tamper(f"{name} would set a DRYGATE_ variable, which changes drygate's environment and protects "
+                     f"the gate")
     read_only = _read_only(name, args)
     if not read_only and "disableAllHooks" in " ".join(w.text or "" for w in args):
         raise Tamper("the command mentions 'disableAllHooks', which protects the gate")
@@ -1463,7 +1475,12 @@ def _run(argv, state, env, stdin=None):
     if name == "eval" or name == "watch":
         code = " ".join(w.text for w in args if w.text is not None and not (name == "watch" and w.text.startswith("-")))
         if code:
-            _script(code, state, env)
+            ok, anyst = _script(code, state, env)
+            if name == "eval":  # eval runs in this shell: its cd stays
+                return ok, anyst.union(state)
+        return state, state
+    if name == "ssh":
+        _ssh(args, env)
         return state, state
     if name == "trap":
         ops = [w for w in args if not (w.text or "").startswith("-")]
@@ -1476,13 +1493,15 @@ def _run(argv, state, env, stdin=None):
                 _script(w.text.split("=", 1)[1], state, env)
         return state, state
     if name in ("source", ".") and args:
+        t = args[0].text
         for c in state.cwds:
-            t = args[0].text
             if t is None:
                 break
             text = _read_regular(t if t.startswith("/") or c is None else os.path.join(c, t))
             if text is not None:
-                _script(text, state, env)
+                ok, anyst = _script(text, state, env)  # sourced: its cd stays
+                state = anyst.union(state)
+        return state, state
     if name in _CODE_OPTION:
         for k, w in enumerate(args):
             if w.text == _CODE_OPTION[name] and k + 1 < len(args) and args[k + 1].text is not None:
@@ -1527,6 +1546,26 @@ def _run(argv, state, env, stdin=None):
     return state, state
 
 
+_SSH_TAKES = frozenset("-b -c -D -E -e -F -I -i -J -L -l -m -O -o -p -Q -R -S -W -w -B -P".split())
+
+
+def _ssh(args, env):
+    """ssh HOST COMMAND...: the command runs in a shell there, which may be this machine
+    (ssh(1)); it is read as shell code in an unknown folder."""
+    i = 0
+    while i < len(args):
+        t = args[i].text
+        if t is None:
+            return
+        if t.startswith("-"):
+            i += 2 if t in _SSH_TAKES else 1
+            continue
+        break
+    rest = args[i + 1:]
+    if rest and all(w.text is not None for w in rest):
+        _script(" ".join(w.text for w in rest), _State({None}), env)
+
+
 def _default(args, cwds, env, name):
     for w in args:
         _check(w, cwds, env, False, name)
@@ -1554,7 +1593,16 @@ def _check(word, cwds, env, tree, name):
 
 
 def _check_joined(dest, src, cwds, env, name):
-    """``dest/basename(src)``: what a copy or move into a folder creates."""
+    """``dest/basename(src)``: what a copy or move into a folder creates. A source pattern
+    is expanded on the file system (bash passes what it matches)."""
+    if src.glob and not src.rt and not _has_extglob(src.items):
+        for cwd in cwds:
+            if cwd is None:
+                continue
+            comps, _ = _components(src.items, cwd)
+            for match in _fs_expand([_glob_tokens(comp, env) for comp in comps]):
+                _check_joined(dest, _Word(_lit(match)), cwds, env, name)
+        return
     comps = _split(src.items)
     while comps and comps[-1] == []:
         comps.pop()
@@ -1603,6 +1651,15 @@ def _copy(name, args, cwds, env):
     ops = _operands(args, takes)
     target = _option_value(args, ("-t", "--target-directory"))
     flags = " ".join(w.text or "" for w in args if (w.text or "").startswith("-"))
+    symbolic = name in ("ln", "link") or "--symbolic-link" in flags or "--link" in flags or any(
+        f.startswith("-") and not f.startswith("--") and ("s" in f or "l" in f) for f in flags.split()) and name == "cp"
+    if symbolic:
+        # A link to a protected path (or a folder above one) is a second name for it, which
+        # later words in the same command could write through before it exists to be resolved.
+        for w in (ops if target else ops[:-1]) if len(ops) >= 2 or target else ops:
+            hit = _hit(w, cwds, env, tree=True)
+            if hit:
+                raise Tamper(f"{name} would make a link to {hit}, which protects the gate")
     if target is None and len(ops) < 2:
         for w in ops:
             if name == "ln":
@@ -1884,6 +1941,8 @@ def _tree(words, cwds, env, why):
     if not words:
         words = [_Word(_lit("."))]
     for w in words:
+        if None in cwds and not (w.items and w.items[0][1] == "/" and w.items[0][0] in "uq"):
+            raise Tamper(f"{why}, in a folder only known at run time, which may hold the gate's files")
         hit = _hit(w, cwds, env, tree=True)
         if hit:
             raise Tamper(f"{why}: it would change {hit}, which protects the gate")
