@@ -85,6 +85,7 @@ def test_run_sets_run_id_and_mode_for_children(project):
 
 def test_doctor_healthy_then_each_problem(project):
     write_policy(project.root, "dry")
+    project.cli("install", "claude-code")  # as `drygate init` does: a dry policy gets the Bash sandbox
     ok = project.cli("doctor", "--json")
     checks = {c["check"]: c["status"] for c in json.loads(ok.stdout)}
     assert set(checks.values()) == {"ok"}, checks

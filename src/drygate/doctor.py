@@ -15,7 +15,10 @@ Checks (each a dict ``{"check", "status": "ok" | "warn" | "fail", "detail", "fix
   in a dry run is answered with a deny inside ``hookSpecificOutput`` and exit 2;
 - the hook timeout is above the gate's own deadline (a hook the host times out
   lets the tool run);
-- MCP servers in ``.mcp.json`` that are not behind the relay (a warning).
+- MCP servers in ``.mcp.json`` that are not behind the relay (a warning);
+- the OS sandbox (drygate.sandbox): bubblewrap and socat, the Claude Code CLI's version,
+  whether ``.claude/settings.json`` carries the Bash sandbox exactly when the policy is dry,
+  and whether shadow servers can be sandboxed; where not, what a dry run relies on.
 
 Probes run the installed command against a throwaway state store and alert log
 (``DRYGATE_STATE``, ``DRYGATE_ALERT_LOG``), so the doctor never adds runs or
@@ -114,6 +117,16 @@ def _redis_checks(store):
     return checks
 
 
+def _sandbox_checks(project, policy, home=None):
+    """The OS sandbox section (drygate.sandbox.doctor_checks): can Claude Code's Bash sandbox and
+    the shadow servers' sandbox run here, and if not, what a dry run relies on."""
+    if policy is None:
+        return []
+    from drygate.sandbox import doctor_checks
+
+    return doctor_checks(project, policy)
+
+
 def run_checks(settings, home=None):
     """Run every check for ``settings`` (drygate.config.Settings); returns a list of check dicts."""
     import tempfile
@@ -156,6 +169,8 @@ def _run_checks(settings, home, probe_env):
             fix = ("start Redis or fix the URL; a new or emptied store needs `drygate state init`"
                    if "://" in state_path else f"make {os.path.dirname(state_path)} writable, or set [state] path")
             checks.append(_check("state store", "fail", str(e), fix))
+
+    checks.extend(_sandbox_checks(project, policy, home))
 
     merged_hooks = {"PreToolUse": [], "PostToolUse": []}
     for path in settings_layers(project, home):

@@ -304,13 +304,14 @@ class Project:
                                  f"{proc.stderr}") from exc
 
     def init_drygate(self, policy: str | None = None) -> None:
-        """``drygate init`` in the project, then (optionally) replace the policy."""
+        """``drygate init`` in the project; with ``policy``, that policy is written first and init
+        keeps it (so init's settings match it: a dry policy gets Claude Code's Bash sandbox)."""
+        if policy is not None:
+            self.write_policy(policy)
         self.drygate("init")
         assert (self.dir / "drygate.toml").exists(), "drygate init wrote no drygate.toml"
         settings = json.loads(self.settings.read_text())
         assert settings.get("hooks", {}).get("PreToolUse"), f"drygate init installed no hook: {settings}"
-        if policy is not None:
-            self.write_policy(policy)
 
     def write_policy(self, text: str) -> None:
         (self.dir / "drygate.toml").write_text(text)

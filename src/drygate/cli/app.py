@@ -55,7 +55,31 @@ def init(project, mode, force):
     except ValueError as e:
         _fail(str(e))
     out.print(Text(f"installed Claude Code hooks in {path}"))
+    _sync_sandbox(project, policy_path)
     out.print("next: `drygate doctor` checks the installation end to end")
+
+
+def _sync_sandbox(project, policy_path):
+    """Write Claude Code's Bash sandbox into .claude/settings.json when the policy at
+    ``policy_path`` makes every run dry from its start, remove drygate's when it no longer does
+    (drygate.sandbox.sync_project_settings). A policy that does not load changes nothing."""
+    from drygate.errors import DrygateError
+    from drygate.policy.load import load_policy_file
+    from drygate.sandbox import sync_project_settings
+
+    try:
+        policy = load_policy_file(policy_path)
+    except DrygateError:
+        return
+    try:
+        change = sync_project_settings(project, policy)
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+    if change == "added":
+        out.print(Text("the policy is dry: Claude Code runs Bash in its OS sandbox (project read-only; "
+                       "`drygate doctor` checks it can run here)"))
+    elif change == "removed":
+        out.print(Text("the policy is not dry: removed drygate's Bash sandbox from .claude/settings.json"))
 
 
 @cli.group()
@@ -99,6 +123,8 @@ def install_claude_code_cmd(project, local, mcp, shadows, shadow_max_mb):
     except ValueError as e:
         _fail(str(e))
     out.print(Text(f"installed Claude Code hooks in {path}"))
+    if not local:
+        _sync_sandbox(project, os.environ.get("DRYGATE_POLICY") or os.path.join(project, "drygate.toml"))
     if mcp:
         from drygate.relay.install import install_mcp
 
@@ -124,6 +150,11 @@ def run(project, mode, run_id, command):
     environment. The run is never looser than the policy, than DRYGATE_MODE, or
     than the run this command itself runs in (DRYGATE_RUN_ID): inside a dry run,
     a new run is dry too.
+
+    A run that is dry from its start and runs `claude` gets Claude Code's Bash sandbox
+    (`--settings`, drygate.sandbox): writes denied but for the host's scratch folders,
+    network as [sandbox] allowed_domains says; it refuses to start when the sandbox cannot
+    run here (unless [sandbox] enabled = false). A sticky run starts live: no sandbox.
     """
     import subprocess
     import time
@@ -149,12 +180,47 @@ def run(project, mode, run_id, command):
     note = "" if shown == mode else f" (asked for {mode}; the policy, DRYGATE_MODE or the enclosing run is stricter)"
     env = dict(os.environ, DRYGATE_RUN_ID=run_id, DRYGATE_MODE=state.mode, CLAUDE_PROJECT_DIR=settings.project_dir)
     err.print(Text(f"drygate: run {run_id}: {shown}{note}"))
+    argv = _sandboxed(list(command), state.is_dry, policy, settings.project_dir) if command else list(command)
     try:
-        code = subprocess.call(list(command), env=env)
+        code = subprocess.call(argv, env=env)
     except FileNotFoundError:
         _fail(f"command not found: {command[0]}")
     err.print(Text(f"drygate: run {run_id} finished (exit {code}); see `drygate plan {run_id}`"))
     sys.exit(code)
+
+
+def _sandboxed(argv, dry, policy, project_dir):
+    """``argv`` with Claude Code's Bash sandbox turned on when the run is dry from its start
+    (drygate.sandbox; a sticky or live run starts live and gets none). Exits with a message,
+    starting nothing, when the sandbox is asked for and cannot run here."""
+    from drygate.sandbox import (FULL_SANDBOX_CLI, SandboxUnavailable, check_claude_sandbox, claude_settings,
+                                 claude_version, is_claude, sandbox_options, with_settings)
+
+    options = sandbox_options(policy)
+    if not dry or not options["enabled"]:
+        return argv
+    if not is_claude(argv[0]):
+        err.print(Text(f"drygate: {argv[0]} is not `claude`: no OS sandbox for this run; it relies on the classifier "
+                       "and self-protection (docs/defence-in-depth.md)", style="yellow"))
+        return argv
+    version = claude_version(argv[0])
+    try:
+        check_claude_sandbox(version)
+        argv = with_settings(argv, claude_settings([project_dir, os.getcwd()], options["allowed_domains"]))
+    except SandboxUnavailable as e:
+        _fail(f"the run is dry, but Claude Code's Bash sandbox cannot run here: {e.reason}. Install it, or set "
+              "`enabled = false` under [sandbox] in the policy to rely on the classifier alone")
+    except ValueError as e:
+        _fail(str(e))
+    domains = ", ".join(options["allowed_domains"]) or "none"
+    if version is not None and version < FULL_SANDBOX_CLI:
+        err.print(Text(f"drygate: Bash runs in Claude Code's OS sandbox (network: {domains}), but Claude Code "
+                       f"{'.'.join(map(str, version))} keeps the project writable by Bash: inside it this run relies on "
+                       "the classifier (2.1.332 or later closes it)", style="yellow"))
+    else:
+        err.print(Text(f"drygate: Bash runs in Claude Code's OS sandbox: read-only but for the host's scratch folders; "
+                       f"network: {domains}"))
+    return argv
 
 
 @cli.command()

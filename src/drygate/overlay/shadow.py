@@ -18,7 +18,8 @@ see each other's writes, as two live servers on one state would); runs never sha
 It is made once, when the run goes dry, and removed when the last process of the run that
 holds it lets go (:meth:`Shadow.release`), or by :func:`prune_shadows` once the run expired.
 
-Isolation (never a leak): :meth:`Shadow.command` gives the shadow server's command line,
+Isolation (never a leak): the shadow server runs under bubblewrap (:func:`sandbox_prefix`) with
+only the server's shadow folder writable, and :meth:`Shadow.command` gives the shadow server's command line,
 environment and working folder with every spelling of every state path replaced by its
 copy, and refuses (:class:`OverlayUnavailable`, ``not_isolated``) when a state path is not
 named there at all (the server would find its real state some other way) or when a real
@@ -301,6 +302,27 @@ class Shadow(Overlay):
 
     def close(self):
         return self.release()[0]
+
+
+def sandbox_prefix(shadow, network=False, cwd=None):
+    """The argv prefix that runs ``shadow``'s server under bubblewrap (drygate.sandbox.server_prefix):
+    the host's file system read-only, only the shadow's folder (its copy, and ``scratch/`` in it,
+    given as ``TMPDIR``) writable, and no network unless ``network``. So a call that writes outside
+    the copy (a SQL ``VACUUM INTO '/any/file'``, an ``ATTACH``, a path the server was not told
+    about) fails in the shadow instead of landing on the real system.
+
+    Raises :class:`OverlayUnavailable` (``not_isolated``) where bubblewrap is missing or cannot
+    run: the run then gets plain dry results (never live).
+    """
+    from drygate.sandbox import SandboxUnavailable, server_prefix
+
+    scratch = os.path.join(shadow.dir, "scratch")
+    os.makedirs(scratch, exist_ok=True)
+    try:
+        return server_prefix([shadow.dir], network=network, cwd=cwd, scratch=scratch)
+    except SandboxUnavailable as e:
+        raise OverlayUnavailable(f"the shadow server cannot be sandboxed ({e.reason}), so a write it makes outside "
+                                 f"its copy would be real", "not_isolated") from e
 
 
 _offline_prefix = {}  # cache of offline_prefix(): {"argv": [...]} or {"why": str}

@@ -13,7 +13,8 @@ Shape of the compiled policy::
      "alert_webhook": str | None, "alert_rate_limit": int, "alert_rate_window_s": int,
      "rules": (rule, ...), "literal_index": {tool name: (rule index, ...)},
      "overlays": (overlay, ...),
-     "python_appliable": {tool name: "module:function"}, "python_path": (str, ...)}
+     "python_appliable": {tool name: "module:function"}, "python_path": (str, ...),
+     "sandbox": {"enabled": bool, "allowed_domains": (str, ...)}}
 
     overlay = {"server": str, "name": str, "kind": "objects" | "key-value",
                "tools": {role: tool name as the server knows it}, "plain_tools": (str, ...),
@@ -42,7 +43,7 @@ _RULE_KEYS = {"id", "tool", "tool_glob", "tool_regex", "input_regex", "input_equ
 #: ``mdoe = "live"`` must not be silently ignored).
 _RUN_KEYS = frozenset({"mode"})
 _GATE_KEYS = frozenset({"deadline_ms"})
-_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp", "overlays", "python", "apply", "review"}
+_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp", "overlays", "python", "apply", "review", "sandbox"}
 _COMMAND_KEYS = {"name", "effect", "subcommands", "flags", "values"}
 _HTTP_RULE_KEYS = {"url_regex", "methods", "effect"}
 SQL_DIALECTS = ("sqlite", "postgres", "mysql")
@@ -185,6 +186,7 @@ def compile_policy(doc, source=None, digest=""):
     http_rules = _compile_http_rules(doc.get("http_rules", []), where)
     overlays = compile_overlays(doc.get("overlays", []), where)
     python = compile_python(_section(doc, "python", where), where)
+    sandbox = _sandbox_options(_section(doc, "sandbox", where), where)
     return {
         "format": FORMAT,
         "source": source,
@@ -206,6 +208,7 @@ def compile_policy(doc, source=None, digest=""):
         "overlays": overlays,
         **python,
         **apply_options,
+        "sandbox": sandbox,
     }
 
 
@@ -264,6 +267,32 @@ def _apply_options(apply, review, where):
         _check_regex(p, f"{where}: [review] secret_patterns entry {p!r}")
     return {"apply_require_approval": required, "review_secret_keys": tuple(k.lower() for k in keys),
             "review_secret_patterns": tuple(patterns)}
+
+
+_SANDBOX_KEYS = {"enabled", "allowed_domains"}
+
+
+def _sandbox_options(table, where):
+    """``[sandbox]`` -> ``{"enabled": bool, "allowed_domains": (str, ...)}`` (drygate.sandbox reads it).
+
+    Raises :class:`PolicyError` for an unknown key, a non-Boolean ``enabled`` or a
+    ``allowed_domains`` that is not a list of host names (``*.example.com`` allowed).
+    """
+    unknown = set(table) - _SANDBOX_KEYS
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) in [sandbox]: {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(sorted(_SANDBOX_KEYS))})")
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise PolicyError(f"{where}: [sandbox] enabled must be true or false")
+    domains = table.get("allowed_domains", [])
+    import re
+
+    if not isinstance(domains, list) or not all(
+            isinstance(d, str) and re.fullmatch(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*", d) for d in domains):
+        raise PolicyError(f"{where}: [sandbox] allowed_domains must be a list of host names "
+                          f"(e.g. [\"api.github.com\", \"*.npmjs.org\"])")
+    return {"enabled": enabled, "allowed_domains": tuple(domains)}
 
 
 #: Store overlays (``[[overlays]]``): the tools each kind simulates, by role; required roles first.

@@ -7,10 +7,14 @@ makes the run's copy of each state path (drygate.overlay.shadow: reflinks where 
 system has them, the SQLite backup API for live databases) and starts the same server
 with every occurrence of the state paths in its command, environment and working folder
 replaced by the copies, replaying the client's handshake to it. The shadow server runs
-without network (a network namespace of its own, ``unshare --net``), so a server that
-also writes to a network service (an object store, an API, a database server) cannot
-do so from its shadow; ``--shadow-allow-network`` lifts that for a server whose every
-effect is on its local state. From then on every
+under bubblewrap (drygate.overlay.shadow.sandbox_prefix): the file system read-only but
+for its shadow folder (the copy and a scratch folder given as TMPDIR), so a call that
+writes elsewhere (``VACUUM INTO '/any/file'``, ``ATTACH``) fails in the shadow; and
+without network (a network namespace of its own), so a server that also writes to a
+network service (an object store, an API, a database server) cannot do so from its
+shadow; ``--shadow-allow-network`` lifts the network part for a server whose every
+effect is on its local state. Without bubblewrap there is no shadow: plain dry results
+(never live). From then on every
 message of the connection goes to the shadow, tools/call reads included, translated
 real -> copy on the way in and copy -> real on the way out; the real server keeps running
 but gets no more calls (the relay still asks it for tool lists).
@@ -31,7 +35,8 @@ before the run's first simulated write carry a fingerprint (the plan's basis: th
 was the real state then); later ones say why they are not a basis.
 
 Fallback (never a live write): when the copy cannot be made (larger than the limit, a
-symbolic link out of a folder, a state path the command does not name), when the shadow
+symbolic link out of a folder, a state path the command does not name), when bubblewrap
+cannot run here, when the shadow
 server cannot start or keeps dying, or when the copy grows past the limit, the run's
 dry writes get plain "not executed" results that say there is no read-your-writes and
 why, and its reads, which then come from the real server, say which of the run's writes
@@ -402,10 +407,9 @@ class ShadowRoute:
                                             os.getcwd())
             if getattr(self.relay, "overlays", None) is not None:  # the remote stores' settings point at nothing
                 env = dict(env, **self.relay.overlays.shadow_env(self.config.network))
-            if not self.config.network:
-                from drygate.overlay.shadow import offline_prefix
+            from drygate.overlay.shadow import sandbox_prefix
 
-                argv = await asyncio.to_thread(offline_prefix) + argv
+            argv = await asyncio.to_thread(sandbox_prefix, shadow, self.config.network, cwd) + argv
         except OverlayUnavailable as e:
             await asyncio.to_thread(shadow.release)
             self._fall_back(e)
