@@ -125,3 +125,14 @@ def test_npm_pack_dry_run_with_ignore_scripts_writes_nothing(package):
                    timeout=120)
     assert sorted(p.name for p in package.iterdir()) == before
     assert effect("npm pack --dry-run --ignore-scripts") == "read"
+
+
+@pytest.mark.parametrize("command,expected", [
+    ("flock /tmp/lock ls", "write"), ("flock -n /tmp/lock rm x", "write"), ("doas -s", "unknown"),
+    ("ssh -E ssh.log host ls", "write"), ("ssh -M -S ctl host ls", "write"), ("ssh host ls", "read"),
+    ("sudo -s", "unknown"), ("env -S 'rm x'", "unknown"), ("time -o t.txt ls", "unknown"), ("nice ls", "read"),
+    ("taskset 0x1 ls", "unknown"), ("timeout 5 ls", "read"), ("sudo -u app ls", "read"),
+])
+def test_wrappers(command, expected):
+    """Programs that run another command: each option understood, or unknown."""
+    assert effect(command) == expected, classify_command_verdict(command).steps

@@ -312,7 +312,7 @@ _WRAPPER_OPTIONS = {
               "--prompt", "-r", "--role", "-t", "--type", "-U", "--other-user", "-T", "--command-timeout"),
              ("-n", "--non-interactive", "-E", "--preserve-env", "-H", "--set-home", "-k", "--reset-timestamp",
               "-b", "--background", "-P", "--preserve-groups", "-S", "--stdin", "-A", "--askpass", "-N")),
-    "doas": (("-u", "-C"), ("-n", "-s")),
+    "doas": (("-u", "-C"), ("-n",)),
     "env": (("-u", "--unset", "-C", "--chdir"), ("-i", "--ignore-environment", "-0", "--null", "-v", "--debug")),
     "time": (("-f", "--format"), ("-p", "--portability", "-v", "--verbose", "-q", "--quiet")),
     "timeout": (("-s", "--signal", "-k", "--kill-after"), ("--preserve-status", "--foreground", "-v", "--verbose")),
@@ -395,6 +395,11 @@ def _wrapper(label, args, ctx, spec):
             i += 1  # the lock file or folder comes before the command
         break
     rest = list(args[i:])
+    if label == "flock":
+        lock = args[i - 1] if i > 0 else None
+        if rest and lock is not None and not lock.isdigit():
+            inner = classify_argv(rest, ctx).because(f"flock runs {rest[0]}")
+            return strongest([write(f"flock creates the lock file {lock!r} if it is missing"), inner])
     if not rest:
         if label == "exec":
             return read("exec with no command only applies its redirections (judged on their own)")
@@ -691,6 +696,9 @@ def _remote_exec(label, args, ctx, spec):
             return unknown(f"{label} {stray}: an option this classifier does not read")
         if label == "ssh" and any(a and ("command" in a.lower() or a.startswith("-F")) for a in args):
             return unknown("ssh: a *Command option or a config file runs local commands")
+        if label == "ssh" and any(a and (a.startswith("-E") or a.startswith("-M") or a.startswith("-S"))
+                                  for a in args):
+            return write("ssh -E appends to a log file; -M/-S create a control socket")
         idx = _positional_indices(args, values)
         if len(idx) < 2:
             return unknown(f"{label} with no command opens an interactive session")
