@@ -12,6 +12,8 @@ them, bound to the exact arguments drygate asked about.
   ``langchain.agents.create_agent`` / LangGraph; ``pip install drygate[langchain]``.
 - :mod:`drygate.adapters.openai_agents`: a tool input guardrail (``reject_content``) and
   ``needs_approval``; ``pip install drygate[openai-agents]``.
+- :mod:`drygate.adapters.claude_agent_sdk`: PreToolUse/PostToolUse callbacks deciding as the
+  Claude Code hook does (also with ``setting_sources=[]``); ``pip install drygate[claude-agent-sdk]``.
 - :mod:`drygate.adapters.fastmcp`: a middleware (``on_call_tool``) for fastmcp servers and
   proxies; ``pip install drygate[fastmcp]``.
 
