@@ -418,3 +418,17 @@ def test_shell_self_protection_keeps_the_hook_lean(live):
         assert proc.stdout.decode().strip() == "{}", proc.stdout
         assert not modules & {"glob", "fnmatch", "subprocess", "shlex", "json"}, (command, modules & {
             "glob", "fnmatch", "subprocess", "shlex", "json"})
+
+
+@pytest.mark.parametrize("command,plain", [
+    ("ls -la | head -5", True), ("grep -rn hooks .claude", True), ("cd .claude && ls", True),
+    ("cat x > y", False), ("ls; rm x", False), ("ls $(rm x)", False), ("echo \"x\"", False), ("ls\nrm x", False),
+    ("X=1 ls", False), ("sort -o x y", False), ("ls -la ~/.claude", False), ("ls &rm x", False),
+    ("cat <(rm x)", False), ("ls `rm x`", False), ("ls # comment; rm x", False), ("find . -delete", False),
+    ("echo {a,b}", False), ("ls\\\nrm x", False),
+])
+def test_the_plain_read_shortcut_is_only_taken_for_plain_reads(command, plain):
+    """The shortcut that skips the shell reading: only readers, plain words, separators."""
+    from drygate.classifiers.protect import plainly_reads
+
+    assert plainly_reads(command) is plain
