@@ -109,3 +109,14 @@ def test_pip_log_option_does_not_write_in_a_dry_run(sqlite_project):
     r = run_as_host(sqlite_project, "pip --log pwn list")
     assert r.blocks, r.stdout
     assert not (sqlite_project.root / "pwn").exists()
+
+
+@pytest.mark.skipif(__import__("shutil").which("redis-cli") is None, reason="redis-cli is not installed")
+@pytest.mark.parametrize("template", ["redis-cli -u {url} --rdb pwn", "redis-cli -u {url} --functions-rdb pwn"])
+def test_redis_cli_file_option_does_not_write_in_a_dry_run(sqlite_project, redis_url, template):
+    """A real redis-server: redis-cli --rdb would save a snapshot into ./pwn."""
+    write_policy(sqlite_project.root, "dry")
+    r = run_as_host(sqlite_project, template.format(url=redis_url))
+    assert r.blocks, r.stdout
+    assert not (sqlite_project.root / "pwn").exists()
+
