@@ -13,8 +13,8 @@ import pytest
 
 from drygate.errors import PolicyError
 from drygate.policy.load import compile_policy_text
-from drygate.sandbox import (claude_settings, server_prefix, settings_sandboxed, sync_project_settings,
-                             with_settings, without_sandbox)
+from drygate.sandbox import (claude_settings, doctor_checks, server_prefix, settings_sandboxed,
+                             sync_project_settings, with_settings, without_sandbox)
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is installed by .ci/run")
 
@@ -151,3 +151,22 @@ def test_server_prefix_leaves_only_its_folders_writable_and_no_network(tmp_path)
     finally:
         listener.close()
     assert list(outside.iterdir()) == [] and not os.path.exists("/etc/drygate-probe")
+
+
+def test_doctor_names_a_local_layer_that_switches_the_sandbox_off(tmp_path):
+    """Measured (2.1.332, 2.0.77): .claude/settings.local.json beats .claude/settings.json, so its
+    sandbox.enabled = false switches off the sandbox `drygate init` wrote; doctor names the file."""
+    dry = compile_policy_text('[run]\nmode = "dry"\n')
+    (tmp_path / ".claude").mkdir()
+    sync_project_settings(tmp_path, dry)
+    names = lambda: {c["check"]: c for c in doctor_checks(str(tmp_path), dry, claude="/nonexistent/claude")}  # noqa: E731
+    assert "bash sandbox override" not in names() and "bash sandbox settings" not in names()
+    local = tmp_path / ".claude" / "settings.local.json"
+    local.write_text(json.dumps({"sandbox": {"enabled": False}}))
+    check = names()["bash sandbox override"]
+    assert check["status"] == "warn" and str(local) in check["detail"]
+    # the policy turned sticky but the project settings still sandbox Bash: live writes would fail
+    sticky = compile_policy_text('[run]\nmode = "sticky"\n')
+    stale = {c["check"]: c for c in doctor_checks(str(tmp_path), sticky, claude="/nonexistent/claude")}
+    assert stale["bash sandbox settings"]["status"] == "warn"
+    assert "install claude-code" in stale["bash sandbox settings"]["fix"]

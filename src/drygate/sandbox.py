@@ -302,6 +302,29 @@ def sync_project_settings(project_dir, policy, settings_name="settings.json"):
 
 
 # -- doctor ----------------------------------------------------------------------------------
+#: Settings layers that take precedence over the project's .claude/settings.json (measured with
+#: 2.1.332 and 2.0.77: .claude/settings.local.json beats it; `--settings` beats both; managed
+#: settings beat everything, by Claude Code's documented precedence).
+MANAGED_SETTINGS = ("/etc/claude-code/managed-settings.json",
+                    "/Library/Application Support/ClaudeCode/managed-settings.json")
+
+
+def override_layers(project_dir):
+    """Settings files that switch the sandbox off above the project's settings (list of paths):
+    ``.claude/settings.local.json`` and the managed settings, when they set ``sandbox.enabled``
+    to false."""
+    found = []
+    for path in (os.path.join(project_dir, ".claude", "settings.local.json"), *MANAGED_SETTINGS):
+        try:
+            with open(path, encoding="utf-8") as f:
+                layer = json.load(f)
+        except (OSError, ValueError):
+            continue
+        sandbox = layer.get("sandbox") if isinstance(layer, dict) else None
+        if isinstance(sandbox, dict) and sandbox.get("enabled") is False:
+            found.append(path)
+    return found
+
 RELIES_ON = ("the classifier and self-protection alone: a command the classifier misreads as a read "
              "can write (see docs/defence-in-depth.md)")
 
@@ -375,6 +398,11 @@ def doctor_checks(project_dir, policy, claude="claude"):
             checks.append(check("bash sandbox settings", "warn",
                                 f"the policy is dry but {settings_path} does not turn the Bash sandbox on: only "
                                 "`drygate run --mode dry -- claude` gets it", "run `drygate install claude-code`"))
+    for layer in override_layers(project_dir):
+        checks.append(check("bash sandbox override", "warn",
+                            f"{layer} sets sandbox.enabled = false; it takes precedence over "
+                            f"{'.claude/settings.json' if 'managed' not in layer else 'drygate run --settings too'}, so "
+                            f"Bash runs without the sandbox there", f"remove sandbox.enabled from {layer}"))
     if why:
         checks.append(check("shadow sandbox", "warn",
                             f"MCP shadow servers cannot be sandboxed ({why}): a run that would get a shadow gets "

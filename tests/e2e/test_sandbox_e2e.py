@@ -211,3 +211,21 @@ def test_cli_without_drygate_run_and_no_bubblewrap(project, tmp_path):
     else:
         # measured: 2.0.77 runs Bash without the sandbox
         assert (project.dir / "misread-python.txt").exists(), info
+
+
+@needs_bwrap
+def test_drygate_run_wins_over_a_project_layer_that_switches_the_sandbox_off(project, tmp_path):
+    """Measured precedence: `--settings` (what `drygate run` passes) beats .claude/settings.json and
+    .claude/settings.local.json, so a project layer with sandbox.enabled = false does not switch
+    off a dry run's sandbox (the write outside the project is refused, in both versions)."""
+    setup(project, "sticky")  # no sandbox in the project settings
+    settings = json.loads(project.settings.read_text())
+    settings["sandbox"] = {"enabled": False}
+    project.settings.write_text(json.dumps(settings))
+    (project.dir / ".claude" / "settings.local.json").write_text(json.dumps({"sandbox": {"enabled": False}}))
+    outside = tmp_path / "outside.txt"
+    step = json.loads(json.dumps(OUTSIDE).replace("{outside}", str(outside)))
+    proc, api = run_claude(project, [step], prefix=[str(project.tools.drygate), "run", "--mode", "dry", "--"])
+    info = describe(proc, api)
+    assert not outside.exists(), info
+    assert "Read-only file system" in api.tool_results[0]["content"], info
