@@ -103,6 +103,7 @@ def for_project(project_dir, policy_path=None, state_path=None, alert_log=None, 
         os.path.join(home, ".claude", "settings.json"),
         os.path.join(home, ".claude", "settings.local.json"),
         os.path.join(home, ".claude.json"),
+        os.path.join(home, ".claude", "plugins"),  # installed plugins and marketplaces: drygate's plugin hooks
         "/etc/claude-code",
         *_installation_paths(),
     ]

@@ -36,7 +36,10 @@ def cli():
 @click.option("--mode", type=click.Choice(MODES), default="dry", show_default=True,
               help="Default mode written into the new policy.")
 @click.option("--force", is_flag=True, help="Overwrite an existing drygate.toml.")
-def init(project, mode, force):
+@click.option("--no-hooks", is_flag=True,
+              help="Write the policy only: the Claude Code plugin (plugins/drygate) gates the calls. Installing "
+                   "both would decide every call twice.")
+def init(project, mode, force, no_hooks):
     """Write a commented drygate.toml and install the Claude Code hooks."""
     from drygate.enforcement.install import install_claude_code
     from drygate.policy.load import default_policy_text
@@ -50,6 +53,10 @@ def init(project, mode, force):
         with open(policy_path, "w", encoding="utf-8") as f:
             f.write(text)
         out.print(Text(f"wrote policy {policy_path} (mode {mode})"))
+    if no_hooks:
+        out.print("no hooks installed: install the drygate plugin in Claude Code "
+                  "(`claude plugin marketplace add <drygate repository>`, `claude plugin install drygate@drygate`)")
+        return
     try:
         path = install_claude_code(project)
     except ValueError as e:

@@ -59,10 +59,18 @@ def hook_command(python=None, root=None, project_expr='"$CLAUDE_PROJECT_DIR"'):
     roots = [root] if root else import_roots()
     code = (f"import sys;sys.path[:0]={roots!r};"
             "from drygate.enforcement.claude_code import exit_main;exit_main()")
+    return fail_closed_command(f"{shlex.quote(python)} -I -S -c {shlex.quote(code)} claude-code --project {project_expr}")
+
+
+def fail_closed_command(inner):
+    """``inner`` (a shell command running drygate's hook) wrapped so that every exit status
+    other than 0 and 2 (a crash, a missing interpreter or executable: 127) becomes exit 2
+    with a reason on stderr and a guard-failure alert line (str). The host blocks on exit 2
+    in every version (shared/reference/claude-code.md); it lets the call run on the others."""
     alert = ('[ -n "$DRYGATE_ALERT_LOG" ] || mkdir -p "${CLAUDE_PROJECT_DIR:-.}/.drygate" 2>/dev/null; printf \'{"ts":%s,"kind":"guard_failure","cause":"hook_exit_%s","reason":"drygate hook exited %s; '
              'call blocked by the wrapper","host":"claude-code"}\\n\' "$(date +%s)" "$s" "$s" '
              '>> "${DRYGATE_ALERT_LOG:-${CLAUDE_PROJECT_DIR:-.}/.drygate/alerts.jsonl}" 2>/dev/null')
-    return (f"{shlex.quote(python)} -I -S -c {shlex.quote(code)} claude-code --project {project_expr}; s=$?; "
+    return (f"{inner}; s=$?; "
             f"if [ $s -ne 0 ] && [ $s -ne 2 ]; then "
             f"echo \"drygate: the gate failed (exit $s); the call was BLOCKED (fail closed)\" >&2; "
             f"{alert}; exit 2; fi; exit $s # {MARKER}")
