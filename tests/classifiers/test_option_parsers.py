@@ -52,6 +52,8 @@ def effect(command):
     "man -P 'touch x' ls", "man --html=firefox ls", "info -o out coreutils", "info --dribble keys coreutils",
     "tree -R -H . -o x.html", "git bisect visualize", "git help --web log", "docker-compose config -o x.yml",
     "mysqldump --tab=/tmp db", "nm --plugin ./x.so a.out", "git -c core.pager=x log", "git --exec-path=./x status",
+    # a configuration file named on the command line that runs programs (kubeconfig exec plugins)
+    "kubectl get pods --kubeconfig ./k.yaml", "KUBECONFIG=./k.yaml kubectl get pods", "helm list --kubeconfig k",
 ])
 def test_not_a_read(command):
     v = classify_command_verdict(command)

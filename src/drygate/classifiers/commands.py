@@ -16,12 +16,13 @@ from drygate.types import READ, UNKNOWN, WRITE
 
 #: Environment variables that select a target or credentials but cannot change what
 #: a program does (read, write or run something else). Any other assignment before a
-#: command, or on its own line, is unknown: PATH, LD_PRELOAD, GIT_*, PAGER... run code.
+#: command, or on its own line, is unknown: PATH, LD_PRELOAD, GIT_*, PAGER... run code,
+#: and so does KUBECONFIG (a kubeconfig's exec credential plugin is a command).
 SAFE_VARIABLES = frozenset((
     "LANG", "LANGUAGE", "TZ", "TERM", "COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "CLICOLOR", "CI",
     "PGPASSWORD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSSLMODE", "PGCONNECT_TIMEOUT", "MYSQL_PWD",
     "MYSQL_HOST", "REDISCLI_AUTH", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PAGER",
-    "CLOUDSDK_CORE_PROJECT", "KUBECONFIG", "NAMESPACE", "DEBUG", "VERBOSE", "HOME_DIR", "GIT_PAGER_IN_USE",
+    "CLOUDSDK_CORE_PROJECT", "NAMESPACE", "DEBUG", "VERBOSE", "HOME_DIR", "GIT_PAGER_IN_USE",
 ))
 SAFE_VARIABLE_PREFIXES = ("LC_",)
 #: Output targets that write nothing (for redirections; a file named "-" is a file).

@@ -385,6 +385,9 @@ COMMANDS = {
                                        "config": {"flags": {"-o": W, "--output": W}}}, "other": W,
                        "values": ("-f", "--file", "-p", "--project-name", "--env-file", "--profile")},
     "kubectl": {
+        # A kubeconfig named on the command line may come from the project: its users'
+        # exec credential plugins and auth providers run programs.
+        "flags": {"--kubeconfig": U},
         "values": ("-n", "--namespace", "--context", "--cluster", "--kubeconfig", "-s", "--server", "--user",
                    "--token", "--as", "--as-group", "-l", "--selector", "-o", "--output", "--field-selector",
                    "-c", "--container", "--request-timeout", "--sort-by", "--template"),
@@ -417,7 +420,7 @@ COMMANDS = {
         **{s: {"effect": W, "flags": {"--dry-run": R, "--post-renderer": U}}
            for s in ("install", "upgrade", "uninstall", "delete", "del", "rollback")},
         **{s: W for s in ("package", "push", "pull", "create", "test")},
-    }, "values": ("-n", "--namespace", "--kube-context", "--kubeconfig")},
+    }, "values": ("-n", "--namespace", "--kube-context", "--kubeconfig"), "flags": {"--kubeconfig": U}},
     "terraform": {"handler": "terraform"},
     "tofu": {"handler": "terraform"},
     "aws": {"handler": "aws"},
