@@ -409,3 +409,57 @@ def flaky_log(server):
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+LANGCHAIN_PKG, LANGCHAIN_VERSION = "langchain-mcp-adapters", "0.3.2"
+
+
+@pytest.fixture(scope="session")
+def langchain_python():
+    """The interpreter of a venv with LangChain's MCP adapters (they need ``mcp<2``, the test
+    environment has 2.x, so they live in ``.cache/mcp-servers/langchain-venv``; .ci/run makes it)."""
+    venv = CACHE / "langchain-venv"
+    python = venv / "bin" / "python"
+    check = [str(python), "-c",
+             f"import importlib.metadata as m, sys; sys.exit(m.version({LANGCHAIN_PKG!r}) != {LANGCHAIN_VERSION!r})"]
+    with _cache_lock():
+        if not python.exists() or subprocess.run(check, capture_output=True).returncode != 0:
+            if not python.exists():
+                _run_install([sys.executable, "-m", "venv", str(venv)], "the LangChain venv")
+            _run_install([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                          f"{LANGCHAIN_PKG}=={LANGCHAIN_VERSION}"], LANGCHAIN_PKG)
+        assert subprocess.run(check, capture_output=True).returncode == 0, f"{LANGCHAIN_PKG} is not installed"
+    return str(python)
+
+
+#: A LangChain client: ``get_tools()`` (one MCP session per tool call), then steps of calls,
+#: each step's calls in parallel (asyncio.gather, as an agent's parallel tool calls run).
+LANGCHAIN_CLIENT = r'''
+import asyncio, json, sys
+from langchain_mcp_adapters.client import MultiServerMCPClient
+
+async def call(tool, args):
+    try:
+        return {"ok": True, "text": str(await tool.ainvoke(args))}
+    except Exception as e:
+        return {"ok": False, "text": f"{type(e).__name__}: {e}"}
+
+async def main():
+    spec = json.loads(sys.argv[1])
+    client = MultiServerMCPClient(spec["servers"], handle_tool_errors=False)
+    tools = {t.name: t for t in await client.get_tools()}
+    out = []
+    for step in spec["steps"]:
+        out.append(await asyncio.gather(*(call(tools[name], args) for name, args in step)))
+    print(json.dumps({"tools": sorted(tools), "steps": out}))
+
+asyncio.run(main())
+'''
+
+
+def run_langchain(python, servers, steps, timeout=180):
+    """Run :data:`LANGCHAIN_CLIENT`; returns ``{"tools": [...], "steps": [[{"ok", "text"}, ...], ...]}``."""
+    proc = subprocess.run([python, "-c", LANGCHAIN_CLIENT, json.dumps({"servers": servers, "steps": steps})],
+                          capture_output=True, text=True, timeout=timeout, env=clean_env())
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -275,13 +275,15 @@ def test_sticky_one_dry_write_makes_later_writes_dry_reads_pass(fs_server, memor
     assert state["dry_since"]
 
 
-def test_without_run_id_each_relay_process_is_its_own_run(fs_server, project):
+def test_without_run_id_the_relays_of_one_client_process_are_one_run(fs_server, project):
+    """A run is the agent, not the connection (tests/relay/test_run_identity.py has the rest)."""
     root = fs_server.paths["root"]
     project.policy("sticky", STICKY_FS)
     run(calls, project.relay(fs_server), [("write_file", {"path": str(root / "a.txt"), "content": "x"})])
     [second] = run(calls, project.relay(fs_server), [("create_directory", {"path": str(root / "d")})])
-    assert second["isError"] is False and (root / "d").is_dir()  # a new run is live again
-    assert len(project.runs()) == 2
+    assert_not_executed(second, run_id=None)  # the same client: the sticky run that went dry stays dry
+    assert not (root / "d").exists() and not (root / "a.txt").exists()
+    assert len(project.runs()) == 1
 
 
 # --------------------------------------------------------------------------------------

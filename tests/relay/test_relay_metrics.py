@@ -6,6 +6,7 @@ import json
 import re
 import socket
 import subprocess
+import urllib.error
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -34,11 +35,17 @@ def _free_port():
         return s.getsockname()[1]
 
 
+SESSION = {}
+
+
 def _post(url, message):
+    """POST one message in the session the first initialize made (Mcp-Session-Id)."""
     req = urllib.request.Request(url, data=json.dumps(message).encode(), method="POST",
-                                 headers={"Content-Type": "application/json",
+                                 headers={**SESSION, "Content-Type": "application/json",
                                           "Accept": "application/json, text/event-stream"})
     with urllib.request.urlopen(req, timeout=30) as resp:
+        if resp.headers.get("Mcp-Session-Id"):
+            SESSION["Mcp-Session-Id"] = resp.headers["Mcp-Session-Id"]
         body = resp.read()
         return json.loads(body) if body else None
 
@@ -48,8 +55,14 @@ def _call(url, rid, name, arguments):
                        "params": {"name": name, "arguments": arguments}})
 
 
+#: The policy manages trust itself: the relay records nothing on first use (drygate.relay.trust),
+#: so the store server's tools stay unknown (``effect="unknown"`` below).
+UNTRUSTED = "[mcp]\ntrusted_servers = []\n"
+
+
 def test_http_relay_serves_metrics_next_to_mcp(store_server, project):
-    project.policy("dry")
+    SESSION.clear()
+    project.policy("dry", extra=UNTRUSTED)
     port = _free_port()
     argv = project.relay_argv(store_server)
     argv[argv.index("--"):argv.index("--")] = ["--http", f"127.0.0.1:{port}"]
@@ -60,6 +73,8 @@ def test_http_relay_serves_metrics_next_to_mcp(store_server, project):
         def up():
             try:
                 urllib.request.urlopen(urllib.request.Request(base + "/mcp", method="DELETE"), timeout=1)
+                return True
+            except urllib.error.HTTPError:  # answered (400: no session named): up
                 return True
             except OSError:
                 return False
@@ -98,7 +113,7 @@ def test_http_relay_serves_metrics_next_to_mcp(store_server, project):
 
 
 def test_stdio_relay_metrics_flag(store_server, project, raw_peers):
-    project.policy("dry")
+    project.policy("dry", extra=UNTRUSTED)
     argv = project.relay_argv(store_server)
     argv[argv.index("--"):argv.index("--")] = ["--metrics", "127.0.0.1:0"]
     peer = raw_peers(argv, clean_env(project.relay_env(store_server, run_id="metrics-stdio")))

@@ -20,7 +20,7 @@ def main(argv=None):
 
         return hook_main(argv[1:])
     if argv[:1] == ["mcp"]:
-        from drygate.relay.core import main as relay_main
+        from drygate.relay.main import main as relay_main
 
         return relay_main(argv[1:])
     from drygate.cli.app import cli

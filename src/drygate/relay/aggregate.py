@@ -23,10 +23,11 @@ resources and prompts are those of all the servers:
 import asyncio
 import json
 import os
-import uuid
 
 from drygate.relay import results
-from drygate.relay.core import HOST, REPLAY_ID, ClientSide, RelayGate, RunIdentity, _id_key, _qualified
+from drygate.relay.core import ClientSide, RelayGate, not_executed_error
+from drygate.relay.identity import RunIdentity
+from drygate.relay.protocol import DROP, REPLAY_ID, OwnRequests, decided_name, id_key, is_method_name, rule_of
 
 _MERGED_LISTS = {"tools/list": "tools", "resources/list": "resources",
                  "resources/templates/list": "resourceTemplates", "prompts/list": "prompts"}
@@ -57,7 +58,7 @@ def load_config(path):
 class Aggregator(ClientSide):
     """The client connection of an aggregating relay (see module docstring)."""
 
-    def __init__(self, settings, servers, run_id, out=None):
+    def __init__(self, settings, servers, run_id, out=None, fixed_run=None):
         from drygate.relay.downstream import Downstream
         from drygate.relay.http_downstream import HttpDownstream
 
@@ -65,7 +66,8 @@ class Aggregator(ClientSide):
         self.out = out
         self.sink = None
         self.gate = RelayGate(settings)
-        self.runs = RunIdentity(run_id, is_dry=self._run_is_dry)
+        self.runs = RunIdentity(run_id, fixed=fixed_run, is_dry=self.run_is_dry)
+        self.server = "+".join(servers)
         self.lanes = {}
         for name, entry in servers.items():
             lane = Lane(name, None)
@@ -78,18 +80,19 @@ class Aggregator(ClientSide):
                 lane.downstream = Downstream([entry["command"], *map(str, entry.get("args") or [])], env, on_line,
                                              on_exit)
             self.lanes[name] = lane
-        self.internal = {}  # our own request ids -> Future
+        self.own = OwnRequests()  # requests the relay sent a server itself
         self.routed = {}  # client request id key -> lane name
         self.exposed = {"tools": {}, "prompts": {}}  # exposed name -> (lane, real name)
         self.uris = {}  # resource uri -> lane name
         self._out_lock = asyncio.Lock()
+        self.start_error = None  # why a server could not start (answered to every request)
 
     # -- output --------------------------------------------------------------------------------
     async def _reply(self, request_id, result):
-        await self._to_client(results.encode({"jsonrpc": "2.0", "id": request_id, "result": result}))
+        await self.send_to_client(results.encode({"jsonrpc": "2.0", "id": request_id, "result": result}))
 
     async def _error(self, request_id, code, message):
-        await self._to_client(results.encode(results.error(request_id, code, message)))
+        await self.send_to_client(results.encode(results.error(request_id, code, message)))
 
     # -- servers -> client -----------------------------------------------------------------------
     def _on_line_for(self, lane):
@@ -101,23 +104,21 @@ class Aggregator(ClientSide):
             if not isinstance(message, dict):
                 return
             if "method" not in message and "id" in message:
-                future = self.internal.pop(_id_key(message["id"]), None)
-                if future is not None:
-                    if not future.done():
-                        future.set_result(message)
-                    return
+                if self.own.take(message):
+                    return  # the answer to the relay's own request (late ones too): never the client's
                 if message["id"] == REPLAY_ID:
                     return
-                self.routed.pop(_id_key(message["id"]), None)
+                if self.routed.pop(id_key(message["id"]), None) is None:
+                    return  # no request of the client's has this id: never an unsolicited response
                 stripped = results.without_server_info(message)
                 if stripped is not message:
                     line = results.encode(stripped)
-                await self._to_client(line if line.endswith(b"\n") else line + b"\n")
+                await self.send_to_client(line if line.endswith(b"\n") else line + b"\n")
             elif "method" in message and "id" in message:
                 message["id"] = f"{lane.name}:{json.dumps(message['id'])}"
-                await self._to_client(results.encode(message))
+                await self.send_to_client(results.encode(message))
             else:
-                await self._to_client(line if line.endswith(b"\n") else line + b"\n")
+                await self.send_to_client(line if line.endswith(b"\n") else line + b"\n")
         return on_line
 
     def _on_exit_for(self, lane):
@@ -132,15 +133,13 @@ class Aggregator(ClientSide):
 
     async def _ask(self, lane, method, params, timeout=30.0):
         """Send our own request to one server and wait for its response message."""
-        request_id = f"drygate-{uuid.uuid4()}"
-        future = asyncio.get_running_loop().create_future()
-        self.internal[_id_key(request_id)] = future
+        request_id, future = self.own.new("drygate")
         try:
             await lane.downstream.send(results.encode({"jsonrpc": "2.0", "id": request_id, "method": method,
                                                        "params": params}))
             return await asyncio.wait_for(future, timeout)
         except (ConnectionError, asyncio.TimeoutError) as e:
-            self.internal.pop(_id_key(request_id), None)
+            self.own.forget(request_id)  # a late answer is dropped, never forwarded
             return {"error": {"code": results.INTERNAL_ERROR, "message": f"{lane.name}: {e}"}}
 
     # -- client -> servers -----------------------------------------------------------------------
@@ -164,6 +163,14 @@ class Aggregator(ClientSide):
             message["id"] = int(message["id"])
             line = results.encode(message)
         method = message.get("method")
+        if self.start_error is not None:
+            if method is not None and "id" in message:
+                await self._error(message["id"], results.INTERNAL_ERROR, self.start_error)
+            return
+        rule = rule_of(message)
+        if rule == DROP:
+            self.report_bypass(message)
+            return
         try:
             if method is None and "id" in message:
                 await self._answer_from_client(message)
@@ -189,7 +196,7 @@ class Aggregator(ClientSide):
     async def _notification(self, message, line):
         if message["method"] == "notifications/cancelled":
             params = message.get("params") or {}
-            lane = self.lanes.get(self.routed.get(_id_key(params.get("requestId")), ""))
+            lane = self.lanes.get(self.routed.get(id_key(params.get("requestId")), ""))
             if lane is not None:
                 await lane.downstream.send(line)
             return
@@ -218,8 +225,8 @@ class Aggregator(ClientSide):
         elif method == "tools/call":
             await self._tools_call(message, params)
         elif method in ("resources/read", "resources/subscribe", "resources/unsubscribe"):
-            await self._route(self.uris.get(params.get("uri")), message, f"no server lists the resource "
-                                                                          f"{params.get('uri')!r}")
+            await self._decided_route(self.uris.get(params.get("uri")), message, f"no server lists the resource "
+                                                                                  f"{params.get('uri')!r}")
         elif method == "prompts/get":
             await self._route_named("prompts", message, params)
         elif method == "completion/complete":
@@ -228,13 +235,13 @@ class Aggregator(ClientSide):
                 lane, real = self.exposed["prompts"].get(ref.get("name"), (None, None))
                 if lane is not None and real != ref.get("name"):
                     message = dict(message, params=dict(params, ref=dict(ref, name=real)))
-                await self._route(lane, message, f"no server has the prompt {ref.get('name')!r}")
+                await self._decided_route(lane, message, f"no server has the prompt {ref.get('name')!r}")
             else:
-                await self._route(self.uris.get(ref.get("uri")), message, "no server lists that resource")
+                await self._decided_route(self.uris.get(ref.get("uri")), message, "no server lists that resource")
         elif method == "logging/setLevel":
             await asyncio.gather(*(self._ask(lane, method, params) for lane in self.lanes.values()))
             await self._reply(request_id, {})
-        else:
+        else:  # not sent to any server, so nothing to decide
             await self._error(request_id, -32601, f"drygate: {method} is not relayed to several servers")
 
     async def _initialize(self, message, params):
@@ -309,23 +316,48 @@ class Aggregator(ClientSide):
         if lane is None:
             await self._error(message["id"], -32602, f"drygate: {missing}")
             return
-        self.routed[_id_key(message["id"])] = lane.name
+        self.routed[id_key(message["id"])] = lane.name
         try:
             await lane.downstream.send(results.encode(message))
         except ConnectionError as e:
-            self.routed.pop(_id_key(message["id"]), None)
+            self.routed.pop(id_key(message["id"]), None)
             await self._error(message["id"], results.INTERNAL_ERROR, f"drygate: {lane.name!r} is not running ({e})")
 
     async def _route_named(self, kind, message, params):
         lane, real = self.exposed[kind].get(params.get("name"), (None, None))
         if lane is not None and real != params.get("name"):
             message = dict(message, params=dict(params, name=real))
-        await self._route(lane, message, f"no server has the {kind[:-1]} {params.get('name')!r}")
+        await self._decided_route(lane, message, f"no server has the {kind[:-1]} {params.get('name')!r}")
+
+    async def _decided_route(self, lane_name, message, missing):
+        """Decide a request other than tools/call under its server's name, then route it (drygate.relay.protocol)."""
+        lane = self.lanes.get(lane_name or "")
+        if lane is None:
+            await self._error(message["id"], -32602, f"drygate: {missing}")
+            return
+        request_id, method = message["id"], message["method"]
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+        name, annotations = decided_name(method, params)
+        run_id = self.runs.run_id
+        try:
+            run_id = self.runs.run_for(meta)
+            decision = self.decide(lane.name, name, {k: v for k, v in params.items() if k != "_meta"}, run_id,
+                                   str(request_id), annotations)
+        except Exception as e:  # any failure of the gate: block, answer, alert
+            why = self.report_failure(e, name, run_id, str(request_id), server=lane.name)
+            await self._error(request_id, results.INTERNAL_ERROR,
+                              f"drygate guard failure: {why}. The request was BLOCKED (fail closed) and NOT executed.")
+            return
+        if decision.action != "allow":
+            await self.send_to_client(results.encode(not_executed_error(request_id, decision, method)))
+            return
+        await self._route(lane.name, message, missing)
 
     async def _tools_call(self, message, params):
         request_id = message["id"]
         if not isinstance(params.get("name"), str):
-            await self._to_client(results.encode(results.guard_failure(request_id, "tools/call without a tool name")))
+            await self.send_to_client(results.encode(results.guard_failure(request_id, "tools/call without a tool name")))
             return
         if not self.exposed["tools"]:
             meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
@@ -340,33 +372,23 @@ class Aggregator(ClientSide):
         tool = real or params.get("name")
         arguments = params.get("arguments") if isinstance(params.get("arguments"), dict) else {}
         try:
-            run_id = self.runs.run_for(meta)
-            decision = self._decide(server, tool, arguments, run_id, str(request_id), lane)
-        except Exception as e:  # any failure of the gate: block, answer, alert
-            from drygate.gate import report_guard_failure
-            from drygate.types import ToolCall
+            if isinstance(tool, str) and is_method_name(tool):
+                from drygate.errors import InputError
 
-            why = report_guard_failure(self.settings, None, e, ToolCall(
-                _qualified(server, tool) if isinstance(tool, str) else None, None, run_id, str(request_id)), HOST)
-            await self._to_client(results.encode(results.guard_failure(request_id, why, modern)))
+                raise InputError(f"a tool named {tool!r} would be decided under the name of the MCP method")
+            run_id = self.runs.run_for(meta)
+            info = (lane.tools.get(tool) if lane and isinstance(tool, str) else None) or {}
+            decision = self.decide(server, tool, arguments, run_id, str(request_id), info.get("annotations"))
+        except Exception as e:  # any failure of the gate: block, answer, alert
+            why = self.report_failure(e, tool, run_id, str(request_id), server=server)
+            await self.send_to_client(results.encode(results.guard_failure(request_id, why, modern)))
             return
         if decision.action != "allow" or lane is None:
             schema = (lane.tools.get(real) or {}).get("outputSchema") if lane else None
-            await self._to_client(results.encode(results.not_executed(request_id, decision, tool, schema, modern)))
+            await self.send_to_client(results.encode(results.not_executed(request_id, decision, tool, schema, modern)))
             return
         forwarded = message if real == params.get("name") else dict(message, params=dict(params, name=real))
         await self._route(lane.name, forwarded, "no such tool")
-
-    def _decide(self, server, tool, arguments, run_id, call_id, lane):
-        from drygate.errors import InputError
-        from drygate.types import ToolCall
-
-        if not isinstance(tool, str) or not tool:
-            raise InputError("tools/call without a tool name")
-        info = (lane.tools.get(tool) if lane else None) or {}
-        call = ToolCall(_qualified(server, tool), arguments, run_id, call_id, None, self.settings.project_dir,
-                        HOST, info.get("annotations"))
-        return self.gate.decide(call)
 
     # -- lifetime ---------------------------------------------------------------------------------
     async def serve(self, reader):
@@ -387,8 +409,17 @@ class Aggregator(ClientSide):
             await self.close()
 
     async def start(self):
+        """Start every server; one that cannot start sets :attr:`start_error` (see Relay.start)."""
+        import sys
+
         for lane in self.lanes.values():
-            await lane.downstream.start()
+            try:
+                await lane.downstream.start()
+            except OSError as e:
+                reason = "command not found" if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
+                self.start_error = f"drygate: cannot start the MCP server {lane.name!r}: {reason}"
+                sys.stderr.write(self.start_error + "\n")
+                sys.stderr.flush()
 
     async def close(self):
         self.gate.flush()

@@ -1,12 +1,24 @@
-"""The relay: forward JSON-RPC lines, decide ``tools/call``.
+"""The relay: forward JSON-RPC lines, decide every client message that may change the world.
 
-Messages are forwarded as the bytes they arrived as; only these are read:
+Messages are forwarded as the bytes the relay encoded them to; only these are read:
 
+- every client message, to sort it (drygate.relay.protocol.rule_of): protocol
+  messages with no effect on the world are forwarded, ``tools/call`` and every other
+  request are decided by the engine (allowed ones forwarded, dry and denied ones
+  answered by the relay), notifications of such methods are dropped with an alert;
 - client ``initialize`` and ``notifications/initialized`` (kept to replay to a
   restarted server), every client request id (so a dying server's pending calls
-  get an error instead of a hang), client ``tools/call`` (decided);
+  get an error instead of a hang);
 - server responses to ``tools/list`` (the tools' annotations and output schemas
   feed the decision), and results carrying the server identity stamp (removed).
+
+Features plug in as :class:`Route` objects (drygate.relay.overlays, drygate.relay.shadow),
+the way Starlette middleware wraps an app: the core calls each route's hooks in order
+and a route answers a message itself or passes it on. The core imports no feature;
+the composition is drygate.relay.main's. Routes use only the core's public methods
+(:meth:`Relay.send_to_client`, :meth:`Relay.run_is_dry`, :meth:`Relay.report_failure`,
+:meth:`Relay.learn_tools`, :meth:`Relay.ensure_catalog_journaled`) and
+drygate.relay.protocol.
 
 Decisions are made on the event loop, one at a time (the store is only ever used
 from that thread): the SQLite transition takes about 0.2 ms, and a thread hop per
@@ -24,16 +36,61 @@ import asyncio
 import json
 import os
 import sys
-import uuid
 
 from drygate.relay import results
-from drygate.relay.downstream import LINE_LIMIT, REPLAY_ID, Downstream  # noqa: F401 (REPLAY_ID: re-exported)
-
-HOST = "mcp-relay"
-
+from drygate.relay.downstream import Downstream
+from drygate.relay.identity import RunIdentity
+from drygate.relay.protocol import (
+    CATALOG_PREFIX, DECIDE, DROP, HOST, REPLAY_ID, OwnRequests, decided_name, id_key, is_method_name, qualified,
+    rule_of)
 
 #: Seconds between two latency records a relay adds to the store (at most).
 LATENCY_FLUSH_S = 1.0
+#: How long a call waits for the server's tool list it needs to be decided (s).
+CATALOG_WAIT_S = 2.0
+#: A :meth:`Route.tools_call` answer: send the call to the real server, ask no later route.
+TO_REAL = "real"
+#: JSON-RPC error code of a decided request other than tools/call that was not executed.
+NOT_EXECUTED = -32001
+
+
+class Route:
+    """A feature of the relay (the plug-in interface). Every hook has a default that passes.
+
+    A route is made with the relay it serves (``route = Kind(relay, ...)``) and added
+    with :meth:`Relay.add_route`; the core asks the routes in the order they were added.
+    """
+
+    async def tools_call(self, message, decision, run_id, tool, modern):
+        """A ``tools/call`` the gate decided ``allow`` or ``dry``: True when this route
+        answered it (or sent it elsewhere), :data:`TO_REAL` to send it to the real server
+        without asking later routes, False to pass. May raise GuardFailure."""
+        return False
+
+    async def decided_request(self, message, decision, run_id):
+        """Another decided request (``allow`` or ``dry``), e.g. ``resources/read``: True
+        when answered here; False passes (the core forwards an allowed one, answers a
+        dry one "not executed")."""
+        return False
+
+    async def client_message(self, message):
+        """A forwarded client message (protocol, or a response): True when handled here."""
+        return False
+
+    async def batch(self, messages):
+        """A JSON-RPC batch of forwarded messages: True when handled here."""
+        return False
+
+    def from_real(self, key, message):
+        """The real server's response (dict) to a forwarded tools/call ``key``; returns it or a marked copy."""
+        return message
+
+    def shadow_env(self, network):
+        """Environment variables a shadow instance of the server gets from this route (dict)."""
+        return {}
+
+    async def close(self):
+        """Release what the route holds (called once, when the relay closes)."""
 
 
 class RelayGate:
@@ -107,12 +164,17 @@ class RelayGate:
         self.policy_stat = stat
         return self.gate
 
+    def last(self):
+        """The gate that decided last (else :meth:`current`): journal entries about a decided call go there."""
+        return self.gate or self.current()
+
 
 class ClientSide:
     """What a relay and an aggregating relay share: writing to the client (``sink``, else
-    ``out``, one message at a time) and asking whether a run is dry (``gate``)."""
+    ``out``, one message at a time), asking whether a run is dry, reporting a failure."""
 
-    async def _to_client(self, data):
+    async def send_to_client(self, data):
+        """Send one encoded message (bytes ending in a newline) to the client."""
         if self.sink is not None:
             await self.sink(data)
             return
@@ -120,9 +182,62 @@ class ClientSide:
             self.out.write(data)
             self.out.flush()
 
-    def _run_is_dry(self, run_id):
+    def run_is_dry(self, run_id):
+        """True when ``run_id`` is dry now. Raises GuardFailure when the store cannot tell."""
         run = self.gate.current().store.get_run(run_id)
         return run is not None and run.is_dry
+
+    def report_failure(self, error, tool, run_id, call_id, server=None):
+        """Report a gate failure for a call (a guard-failure alert); returns the reason text."""
+        from drygate.gate import report_guard_failure
+        from drygate.types import ToolCall
+
+        server = server or self.server
+        call = ToolCall(qualified(server, tool) if isinstance(tool, str) else None, None, run_id, call_id)
+        policy = self.gate.gate.policy if self.gate.gate is not None else None
+        return report_guard_failure(self.settings, policy, error, call, HOST)
+
+    def report_bypass(self, message, server=None):
+        """A notification of a decided method was dropped: an alert (kind tamper, cause relay_bypass)."""
+        from drygate.alerts import TAMPER
+        from drygate.gate import report
+        from drygate.relay.protocol import BYPASS_CAUSE
+        from drygate.types import ToolCall
+
+        method = message.get("method")
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        name, _ = decided_name(method, params)
+        call = ToolCall(qualified(server or self.server, name or method), None, self.runs.run_id, None)
+        policy = self.gate.gate.policy if self.gate.gate is not None else None
+        report(self.settings, policy, TAMPER, BYPASS_CAUSE,
+               f"a {method} notification (no id) was dropped: it would reach the server undecided and cannot "
+               f"carry the gate's answer; send it as a request", call, HOST)
+
+    def decide(self, server, name, arguments, run_id, call_id, annotations):
+        """The engine's decision for ``mcp__<server>__<name>``. Raises GuardFailure / InputError."""
+        from drygate.errors import InputError
+        from drygate.types import ToolCall
+
+        if not isinstance(name, str) or not name:
+            raise InputError("tools/call without a tool name")
+        call = ToolCall(qualified(server, name), arguments, run_id, call_id, None, self.settings.project_dir,
+                        HOST, annotations)
+        return self.gate.decide(call)
+
+
+def not_executed_error(request_id, decision, method):
+    """The answer to a decided request other than tools/call that was not executed (dry or denied).
+
+    A JSON-RPC error (code :data:`NOT_EXECUTED`): these results have no error flag of
+    their own, and an error invents nothing. ``error.data["drygate"]`` carries the
+    decision like a tools/call's ``_meta["drygate"]``.
+    """
+    meta = {"executed": False, "decision": decision.action, "run_id": decision.run_id, "call": decision.call,
+            "seq": decision.seq, "effect": decision.effect, "rule_id": decision.rule_id, "reason": decision.reason,
+            "method": method}
+    return {"jsonrpc": "2.0", "id": request_id, "error": {
+        "code": NOT_EXECUTED, "message": f"drygate: {method} NOT EXECUTED ({decision.action}): {decision.reason}",
+        "data": {results.META_KEY: meta}}}
 
 
 class Relay(ClientSide):
@@ -131,21 +246,21 @@ class Relay(ClientSide):
     ``settings``: drygate.config.Settings; ``server``: the server's name as the agent
     sees it (tools are decided as ``mcp__<server>__<tool>``); ``command``: argv of the
     real server, or ``url``: its streamable HTTP endpoint; ``run_id``: the run this
-    connection belongs to; ``shadow``: a :class:`drygate.overlay.shadow.ShadowConfig` naming
-    the server's local state, so a dry run's calls go to a shadow server on a copy of it
-    (drygate.relay.shadow), or None.
+    connection belongs to; ``fixed_run``: the operator named it (DRYGATE_RUN_ID; None:
+    read the environment). Features are added with :meth:`add_route`.
     """
 
-    def __init__(self, settings, server, command, run_id, out=None, url=None, headers=None, shadow=None):
+    def __init__(self, settings, server, command, run_id, out=None, url=None, headers=None, fixed_run=None):
         self.settings = settings
         self.server = server
         self.out = out or sys.stdout.buffer
         self.sink = None  # a coroutine taking each outgoing line instead of ``out`` (the HTTP front)
         self.gate = RelayGate(settings)
-        self.runs = RunIdentity(run_id, is_dry=self._run_is_dry)
+        self.runs = RunIdentity(run_id, fixed=fixed_run, is_dry=self.run_is_dry)
         self.tools = {}  # tool name -> {"annotations": ..., "outputSchema": ...}
         self.pending = {}  # request id (json) -> method, for requests forwarded to the server
         self.calls = {}  # request id -> (tool, call id, run id, effect) of a forwarded tools/call
+        self.command, self.url, self.headers = command, url, headers
         if url:
             from drygate.relay.http_downstream import HttpDownstream
 
@@ -153,19 +268,25 @@ class Relay(ClientSide):
         else:
             self.downstream = Downstream(command, os.environ.copy(), self._from_server, self._server_exited)
         self._out_lock = asyncio.Lock()
-        self.internal = {}  # id of a request the relay sent itself -> Future of its response
+        self.own = OwnRequests()  # requests the relay sent the server itself
+        self.routes = []
+        self.start_error = None  # why the server could not start (answered to every request)
         self._listed_at = None  # when the relay last listed the server's tools itself
+        self._listing = None  # the listing in flight (parallel first calls wait for it)
         self.server_info = None  # the server's serverInfo from its initialize answer
         self._catalog_journaled = None
-        from drygate.relay.overlays import OverlayRoute
 
-        self.overlays = OverlayRoute(self)  # the policy's store overlays of this server (drygate.relay.overlays)
-        self.shadows = None
-        if shadow is not None and shadow.paths:
-            from drygate.overlay.shadow import shadow_root
-            from drygate.relay.shadow import ShadowRoute
+    def add_route(self, route):
+        """Plug a :class:`Route` in (after those added before); returns it."""
+        self.routes.append(route)
+        return route
 
-            self.shadows = ShadowRoute(self, shadow, shadow_root(settings.project_dir))
+    def shadow_env(self, network):
+        """What a shadow instance of the server gets in its environment from every route (dict)."""
+        env = {}
+        for route in self.routes:
+            env.update(route.shadow_env(network))
+        return env
 
     # -- server -> client --------------------------------------------------------------------
     async def _from_server(self, line):
@@ -179,37 +300,39 @@ class Relay(ClientSide):
             except ValueError:
                 message = None
         if isinstance(message, dict) and "method" not in message and "id" in message:
-            future = self.internal.pop(_id_key(message["id"]), None)
-            if future is not None:
-                if not future.done():
-                    future.set_result(message)
-                return
-            key = _id_key(message["id"])
+            if self.own.take(message):
+                return  # the answer to the relay's own request (late ones too): never the client's
+            key = id_key(message["id"])
             method = self.pending.pop(key, None)
             if method == "tools/list" and isinstance(message.get("result"), dict):
-                self._learn_tools(message["result"])
+                self.learn_tools(message["result"])
             if method == "initialize" and isinstance(message.get("result"), dict):
                 info = message["result"].get("serverInfo")
                 self.server_info = info if isinstance(info, dict) else None
             tool = self.calls.pop(key, None) if method == "tools/call" else None
             if message["id"] == REPLAY_ID:
                 return  # the answer to a replayed initialize: the client already has one
+            if method is None:
+                return  # no request of the client's has this id: never an unsolicited response
             if results.SERVER_INFO_META.encode() in text:
                 stripped = results.without_server_info(message)
                 if stripped is not message:
                     message = stripped
                     line = results.encode(message)
-            if tool is not None and self.shadows is not None and self.shadows.stale:
-                marked = self.shadows.mark_real(key, message)  # a real read that misses the run's dry writes
-                if marked is not message:
-                    line = results.encode(marked)
-            await self._to_client(line if line.endswith(b"\n") else line + b"\n")
+            if tool is not None:
+                for route in self.routes:
+                    marked = route.from_real(key, message)  # e.g. a real read that misses the run's dry writes
+                    if marked is not message:
+                        message = marked
+                        line = results.encode(marked)
+            await self.send_to_client(line if line.endswith(b"\n") else line + b"\n")
             if tool is not None:
                 self._journal_result(message, tool)  # after the client has its answer
             return
-        await self._to_client(line if line.endswith(b"\n") else line + b"\n")
+        await self.send_to_client(line if line.endswith(b"\n") else line + b"\n")
 
-    def _learn_tools(self, result):
+    def learn_tools(self, result):
+        """Learn the tools of a ``tools/list`` result (dict): annotations, output schemas, fingerprints."""
         from drygate.plan.fingerprint import tool_fingerprint
 
         for tool in result.get("tools") or []:
@@ -219,58 +342,70 @@ class Relay(ClientSide):
                                             "fingerprint": tool_fingerprint(tool)}
         self._journal_catalog()
 
+    def ensure_catalog_journaled(self):
+        """Journal the catalog if it never was (tools listed before the gate could record them)."""
+        if self._catalog_journaled is None:
+            self._journal_catalog()
+
     def _journal_catalog(self):
         """Journal the tools and server this run saw (the plan's basis), when they change."""
         import time
 
-        catalog = {"server": self.server, "server_info": self.server_info,
-                   "tools": {name: {"fingerprint": t.get("fingerprint"), "annotations": t.get("annotations")}
-                             for name, t in sorted(self.tools.items())}}
+        from drygate.state.catalog import catalog_entry
+
+        catalog = catalog_entry(self.server, self.server_info, self.tools)
         if catalog == self._catalog_journaled or not self.tools:
             return
         try:
             # The last gate that loaded; a policy broken right now is the decisions' guard
             # failure, reported there, not this record's.
-            gate = self.gate.gate or self.gate.current()
-            gate.store.record_result(self.runs.run_id, None, CATALOG_PREFIX + self.server, catalog,
-                                               time.time())
+            self.gate.last().store.record_result(self.runs.run_id, None, CATALOG_PREFIX + self.server, catalog,
+                                                 time.time())
             self._catalog_journaled = catalog
         except Exception:  # pragma: no cover - the basis is then incomplete: apply lists it as unchecked
             pass
 
-    async def _list_tools_itself(self, meta):
-        """Learn the server's tools (annotations, output schemas) by asking it directly.
+    async def wait_for_catalog(self, meta):
+        """Learn the server's tools before a call to a tool the relay does not know is decided.
 
-        For a call to a tool the client never listed through the relay (a cached list,
-        a reconnect). At most once per second; pages are followed; failures are ignored
-        (the call is then decided without annotations, which is the stricter way).
+        Calls that arrive together (parallel first calls, before any ``tools/list``)
+        all wait for one listing (at most :data:`CATALOG_WAIT_S` per page) instead of
+        being decided without annotations. A listing that finished less than a second
+        ago is not repeated: a tool it did not name is decided as unknown (stricter).
         """
         import time
 
-        now = time.monotonic()
-        if self._listed_at is not None and now - self._listed_at < 1.0:
-            return
-        self._listed_at = now
+        if self._listing is None:
+            if self._listed_at is not None and time.monotonic() - self._listed_at < 1.0:
+                return
+            self._listing = asyncio.ensure_future(self._list_tools_itself(meta))
+        listing = self._listing
+        try:
+            await asyncio.shield(listing)
+        finally:
+            if listing.done() and self._listing is listing:
+                self._listing = None
+                self._listed_at = time.monotonic()
+
+    async def _list_tools_itself(self, meta):
+        """Ask the server for its tools directly (every page); failures are ignored."""
         cursor = None
-        loop = asyncio.get_running_loop()
         for _page in range(20):
-            request_id = f"drygate-tools-list-{uuid.uuid4()}"
+            request_id, future = self.own.new("drygate-tools-list")
             params = {"_meta": meta} if meta else {}
             if cursor:
                 params["cursor"] = cursor
-            future = loop.create_future()
-            self.internal[_id_key(request_id)] = future
             try:
                 await self.downstream.send(results.encode({"jsonrpc": "2.0", "id": request_id,
                                                            "method": "tools/list", "params": params}))
-                answer = await asyncio.wait_for(future, 2.0)
+                answer = await asyncio.wait_for(future, CATALOG_WAIT_S)
             except (ConnectionError, asyncio.TimeoutError):
-                self.internal.pop(_id_key(request_id), None)
+                self.own.forget(request_id)  # a late answer is dropped, never forwarded
                 return
             result = answer.get("result")
             if not isinstance(result, dict):
                 return
-            self._learn_tools(result)
+            self.learn_tools(result)
             cursor = result.get("nextCursor")
             if not cursor:
                 return
@@ -298,17 +433,16 @@ class Relay(ClientSide):
         elif len(text) > 64 * 1024:
             result = {"truncated": True, "chars": len(text), "head": text[:64 * 1024]}
         try:
-            gate = self.gate.gate or self.gate.current()
-            gate.store.record_result(run_id, call_id, _qualified(self.server, tool), result, time.time())
+            self.gate.last().store.record_result(run_id, call_id, qualified(self.server, tool), result, time.time())
         except Exception as e:  # the call already ran: report, never fail the client
             if effect not in ("read", "bookkeeping"):
-                self._report_failure(e, tool, run_id, call_id)
+                self.report_failure(e, tool, run_id, call_id)
 
     async def _server_exited(self, code):
         for key in list(self.pending):
             self.pending.pop(key, None)
             self.calls.pop(key, None)
-            await self._to_client(results.encode(results.error(
+            await self.send_to_client(results.encode(results.error(
                 json.loads(key), results.INTERNAL_ERROR,
                 f"drygate: the MCP server {self.server!r} exited (status {code}) before answering; "
                 f"it is being restarted. A tools/call may or may not have run.")))
@@ -330,37 +464,47 @@ class Relay(ClientSide):
             message = results.decode(text)
             line = results.encode(message)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            await self._to_client(results.encode(results.error(None, results.PARSE_ERROR,
-                                                               "Parse error: not a JSON message")))
+            await self.send_to_client(results.encode(results.error(None, results.PARSE_ERROR,
+                                                                   "Parse error: not a JSON message")))
             return
         if isinstance(message, list):
             await self._batch(message, line)
             return
         if not isinstance(message, dict) or ("method" in message and not isinstance(message["method"], str)):
-            await self._to_client(results.encode(results.error(
+            await self.send_to_client(results.encode(results.error(
                 message.get("id") if isinstance(message, dict) else None, results.INVALID_REQUEST,
                 "Invalid Request")))
             return
         if isinstance(message.get("id"), float):
             if not message["id"].is_integer():
-                await self._to_client(results.encode(results.error(
+                await self.send_to_client(results.encode(results.error(
                     None, results.INVALID_REQUEST, "Invalid Request: an id must be a string or an integer")))
                 return
             message["id"] = int(message["id"])  # 2.0 is 2 (servers answer it as 2, or not at all)
             line = results.encode(message)
-        method = message.get("method")
-        if method == "tools/call" and "id" in message:
-            await self._tools_call(message, line)
+        if self.start_error is not None:
+            if "method" in message and "id" in message:
+                await self.send_to_client(results.encode(results.error(message["id"], results.INTERNAL_ERROR,
+                                                                       self.start_error)))
             return
+        rule = rule_of(message)
+        if rule == DECIDE:
+            await self._decided(message, line)
+            return
+        if rule == DROP:
+            self.report_bypass(message)
+            return
+        method = message.get("method")
         if method == "initialize" and "id" in message:
             replay = dict(message, id=REPLAY_ID)
             self.downstream.replay = [results.encode(replay)] + self.downstream.replay[1:]
         elif method == "notifications/initialized":
             self.downstream.replay = self.downstream.replay[:1] + [line]
-        if self.shadows is not None and await self.shadows.client_message(message):
-            return  # to the run's shadow server (or an answer to a request it sent)
+        for route in self.routes:
+            if await route.client_message(message):
+                return  # e.g. to the run's shadow server (or an answer to a request it sent)
         if method is not None and "id" in message:
-            self.pending[_id_key(message["id"])] = method
+            self.pending[id_key(message["id"])] = method
         await self._forward(line, message)
 
     async def _forward(self, line, message):
@@ -368,26 +512,63 @@ class Relay(ClientSide):
             await self.downstream.send(line if line.endswith(b"\n") else line + b"\n")
         except ConnectionError as e:
             if isinstance(message, dict) and "id" in message and "method" in message:
-                self.pending.pop(_id_key(message["id"]), None)
-                self.calls.pop(_id_key(message["id"]), None)
-                await self._to_client(results.encode(results.error(
+                self.pending.pop(id_key(message["id"]), None)
+                self.calls.pop(id_key(message["id"]), None)
+                await self.send_to_client(results.encode(results.error(
                     message["id"], results.INTERNAL_ERROR, f"drygate: the MCP server {self.server!r} is not "
                                                            f"running ({e}); the request was not delivered")))
 
     async def _batch(self, messages, line):
-        if any(isinstance(m, dict) and m.get("method") == "tools/call" for m in messages):
-            for m in messages:
-                if isinstance(m, dict) and "id" in m and "method" in m:
-                    await self._to_client(results.encode(results.error(
+        rules = [rule_of(m) if isinstance(m, dict) and isinstance(m.get("method", ""), str) else DECIDE
+                 for m in messages]
+        if any(r != "forward" for r in rules):
+            # JSON-RPC batches left MCP in 2025-06-18; a decision per member is not worth having.
+            for m, r in zip(messages, rules):
+                if r == DROP:
+                    self.report_bypass(m)
+                elif isinstance(m, dict) and "id" in m and "method" in m:
+                    await self.send_to_client(results.encode(results.error(
                         m["id"], results.INVALID_REQUEST,
-                        "drygate: tools/call in a JSON-RPC batch is not relayed; send calls one by one")))
+                        f"drygate: {m.get('method')} in a JSON-RPC batch is not relayed; send it on its own")))
             return
-        if self.shadows is not None and await self.shadows.batch(messages):
-            return
+        for route in self.routes:
+            if await route.batch(messages):
+                return
         for m in messages:
             if isinstance(m, dict) and "id" in m and "method" in m:
-                self.pending[_id_key(m["id"])] = m["method"]
+                self.pending[id_key(m["id"])] = m["method"]
         await self._forward(line, None)
+
+    async def _decided(self, message, line):
+        """A request the engine decides: ``tools/call``, ``resources/read``, ``prompts/get``, any other."""
+        method = message["method"]
+        if method == "tools/call":
+            await self._tools_call(message, line)
+            return
+        request_id = message["id"]
+        params = message.get("params") if isinstance(message.get("params"), dict) else {}
+        meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+        name, annotations = decided_name(method, params)
+        run_id = self.runs.run_id
+        try:
+            run_id = self.runs.run_for(meta)
+            decision = self.decide(self.server, name, _arguments_of(method, params), run_id, str(request_id),
+                                   annotations)
+            if decision.action in ("allow", "dry"):
+                for route in self.routes:
+                    if await route.decided_request(message, decision, run_id):
+                        return  # e.g. the run's shadow server answers
+        except Exception as e:  # any failure of the gate: block, answer, alert
+            why = self.report_failure(e, name, run_id, str(request_id))
+            await self.send_to_client(results.encode(results.error(
+                request_id, results.INTERNAL_ERROR, f"drygate guard failure: {why}. The request was BLOCKED "
+                                                    f"(fail closed) and NOT executed.")))
+            return
+        if decision.action != "allow":
+            await self.send_to_client(results.encode(not_executed_error(request_id, decision, method)))
+            return
+        self.pending[id_key(request_id)] = method
+        await self._forward(line, message)
 
     async def _tools_call(self, message, line):
         request_id = message["id"]
@@ -397,254 +578,80 @@ class Relay(ClientSide):
         meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
         modern = results.PROTOCOL_VERSION_META in meta
         if isinstance(tool, str) and tool not in self.tools:
-            await self._list_tools_itself({k: v for k, v in meta.items() if k.startswith("io.modelcontextprotocol/")})
+            await self.wait_for_catalog({k: v for k, v in meta.items() if k.startswith("io.modelcontextprotocol/")})
         run_id = self.runs.run_id
         try:
+            if isinstance(tool, str) and is_method_name(tool):
+                from drygate.errors import InputError
+
+                raise InputError(f"a tool named {tool!r} would be decided under the name of the MCP method")
             run_id = self.runs.run_for(meta)
-            decision = self._decide(tool, arguments, run_id, str(request_id))
-            routed = decision.action in ("allow", "dry") and \
-                await self.overlays.tools_call(message, decision, run_id, tool, modern)
+            info = self.tools.get(tool) or {} if isinstance(tool, str) else {}
+            decision = self.decide(self.server, tool, arguments, run_id, str(request_id), info.get("annotations"))
+            routed = False
+            if decision.action in ("allow", "dry"):
+                for route in self.routes:
+                    routed = await route.tools_call(message, decision, run_id, tool, modern)
+                    if routed:
+                        break
             if routed is True:
-                return  # a store tool in a dry run: the run's overlay answers, marked as simulated
-            if not routed and self.shadows is not None and decision.action in ("allow", "dry") and \
-                    await self.shadows.tools_call(message, decision, run_id, tool, modern):
-                return  # a dry run's call: the shadow server answers, marked as simulated
+                return  # answered by a route (a store overlay, the run's shadow server), marked as simulated
         except Exception as e:  # any failure of the gate: block, answer, alert
-            why = self._report_failure(e, tool, run_id, str(request_id))
-            await self._to_client(results.encode(results.guard_failure(request_id, why, modern)))
+            why = self.report_failure(e, tool, run_id, str(request_id))
+            await self.send_to_client(results.encode(results.guard_failure(request_id, why, modern)))
             return
-        if self._catalog_journaled is None:
-            self._journal_catalog()  # tools listed before the gate could record them
+        self.ensure_catalog_journaled()  # tools listed before the gate could record them
         if decision.action == "allow":
-            key = _id_key(request_id)
+            key = id_key(request_id)
             self.pending[key] = "tools/call"
             # Journal what the live call returned: a write's result, a read's fingerprint (basis).
             self.calls[key] = (tool, str(request_id), run_id, decision.effect)
             await self._forward(line, message)
             return
         schema = (self.tools.get(tool) or {}).get("outputSchema") if isinstance(tool, str) else None
-        await self._to_client(results.encode(results.not_executed(request_id, decision, tool, schema, modern)))
-
-    def _decide(self, tool, arguments, run_id, call_id):
-        from drygate.errors import InputError
-        from drygate.types import ToolCall
-
-        if not isinstance(tool, str) or not tool:
-            raise InputError("tools/call without a tool name")
-        info = self.tools.get(tool) or {}
-        call = ToolCall(_qualified(self.server, tool), arguments, run_id, call_id, None,
-                        self.settings.project_dir, HOST, info.get("annotations"))
-        return self.gate.decide(call)
-
-    def _report_failure(self, error, tool, run_id, call_id):
-        from drygate.gate import report_guard_failure
-        from drygate.types import ToolCall
-
-        call = ToolCall(_qualified(self.server, tool) if isinstance(tool, str) else None, None, run_id, call_id)
-        policy = self.gate.gate.policy if self.gate.gate is not None else None
-        return report_guard_failure(self.settings, policy, error, call, HOST)
+        await self.send_to_client(results.encode(results.not_executed(request_id, decision, tool, schema, modern)))
 
     # -- lifetime -----------------------------------------------------------------------------
     async def start(self):
-        await self.downstream.start()
+        """Start the server. A server that cannot start (its command is missing) is not an
+        exception: every request is answered with :attr:`start_error` (one clear line on
+        stderr too), so the client sees why instead of a closed connection."""
+        try:
+            await self.downstream.start()
+        except OSError as e:
+            what = " ".join(self.command or [self.url or "?"])
+            reason = e.strerror or str(e)
+            if isinstance(e, FileNotFoundError):
+                reason = "command not found"
+            self.start_error = f"drygate: cannot start the MCP server {self.server!r} ({what}): {reason}"
+            sys.stderr.write(self.start_error + "\n")
+            sys.stderr.flush()
 
     async def close(self):
+        """Stop the server and every route; flush the latency counters."""
         self.gate.flush()
         await self.downstream.close()
-        await self.overlays.close()
-        if self.shadows is not None:
-            await self.shadows.close()
+        for route in self.routes:
+            await route.close()
 
     async def serve(self, reader):
         """Serve the client on ``reader`` (an asyncio StreamReader) until it closes."""
-        await self.downstream.start()
+        await self.start()
         try:
             while True:
                 try:
                     line = await reader.readline()
                 except ValueError:
-                    await self._to_client(results.encode(results.error(None, results.PARSE_ERROR,
-                                                                       "Parse error: message too large")))
+                    await self.send_to_client(results.encode(results.error(None, results.PARSE_ERROR,
+                                                                           "Parse error: message too large")))
                     continue
                 if not line:
                     break
                 await self.handle_client_line(line)
         finally:
-            self.gate.flush()
-            await self.downstream.close()
-            await self.overlays.close()
-            if self.shadows is not None:
-                await self.shadows.close()
+            await self.close()
 
 
-class RunIdentity:
-    """Which run a connection's calls belong to.
-
-    The relay's own run (DRYGATE_RUN_ID, Claude Code's session, or one per
-    connection) unless the client names another in ``_meta["drygate/run_id"]``. A
-    client may join a run only before the connection's first call is decided, only
-    when the operator did not fix the run (DRYGATE_RUN_ID), and never away from a
-    run that is already dry (a reconnect of a session that went dry): naming a run
-    can join stickiness, never leave it.
-    """
-
-    META_KEY = "drygate/run_id"
-
-    def __init__(self, run_id, fixed=None, is_dry=None):
-        self.run_id = run_id
-        self.fixed = bool(os.environ.get("DRYGATE_RUN_ID")) if fixed is None else fixed
-        self.is_dry = is_dry or (lambda run_id: False)
-        self.decided = False
-
-    def run_for(self, meta):
-        """The run for a call whose request ``_meta`` is ``meta`` (dict). May raise GuardFailure."""
-        named = meta.get(self.META_KEY) if isinstance(meta, dict) else None
-        if (isinstance(named, str) and named and named != self.run_id and not self.fixed and not self.decided
-                and not self.is_dry(self.run_id)):
-            self.run_id = named
-        self.decided = True
-        return self.run_id
-
-
-#: Journal entries (kind "result") whose tool name starts with this hold the tools and
-#: server a run saw through the relay: ``{"server", "server_info", "tools": {name:
-#: {"fingerprint", "annotations"}}}``, the plan's basis (drygate.plan.artifact).
-CATALOG_PREFIX = "drygate/catalog/"
-
-
-def _id_key(request_id):
-    """A request id as a dict key, the way servers echo it (2.0 comes back as 2)."""
-    if isinstance(request_id, float) and request_id.is_integer():
-        request_id = int(request_id)
-    return json.dumps(request_id, sort_keys=True)
-
-
-def _qualified(server, tool):
-    return f"mcp__{server}__{tool}"
-
-
-def run_id_from_env(env):
-    """The run a relay joins: DRYGATE_RUN_ID, else Claude Code's session, else a new one."""
-    return env.get("DRYGATE_RUN_ID") or env.get("CLAUDE_CODE_SESSION_ID") or f"mcp-{uuid.uuid4()}"
-
-
-def main(argv=None):
-    """``drygate mcp --name SERVER [--project DIR] [--shadow PATH...] -- COMMAND...``; returns an exit status."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="drygate mcp", description="Run an MCP server behind the drygate relay.")
-    parser.add_argument("--name", default=None, help="the server's name as the agent sees it (mcp__NAME__tool)")
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="several servers behind one relay, from an mcpServers JSON file")
-    parser.add_argument("--project", default=None, help="project folder (policy and state)")
-    parser.add_argument("--http", default=None, metavar="[HOST:]PORT",
-                        help="serve streamable HTTP on this address (default host 127.0.0.1) instead of stdio")
-    parser.add_argument("--url", default=None, help="the MCP server's streamable HTTP endpoint (instead of a command)")
-    parser.add_argument("--header", action="append", default=[], metavar="NAME: VALUE",
-                        help="an HTTP header for the --url server (repeatable); for credentials prefer the "
-                             "DRYGATE_MCP_HEADERS environment variable (a JSON object): arguments show in `ps`")
-    parser.add_argument("--metrics", default=None, metavar="[HOST:]PORT",
-                        help="also serve Prometheus metrics of the gate's health on this address (default host "
-                             "127.0.0.1); with --http they are at /metrics on the relay's own address as well")
-    parser.add_argument("--shadow", action="append", default=[], metavar="PATH",
-                        help="the server's local state (a folder, a SQLite file, a JSONL file, a git repository; "
-                             "repeatable): a dry run's calls go to a second instance of the server on the run's own "
-                             "copy of it, so the run reads its own writes (drygate.relay.shadow)")
-    parser.add_argument("--shadow-max-mb", type=float, default=None, metavar="MB",
-                        help="largest state copied for a shadow (default 1024); a larger one gives plain dry results")
-    parser.add_argument("--shadow-allow-network", action="store_true",
-                        help="let the shadow server use the network (by default it runs in a network namespace of "
-                             "its own): only for a server whose every effect is on the --shadow paths")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the MCP server's command")
-    args = parser.parse_args(sys.argv[2:] if argv is None else argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if (args.shadow or args.shadow_max_mb is not None or args.shadow_allow_network) and (args.config or args.url):
-        parser.error("--shadow needs a server started by the relay (a command after --), not --config or --url")
-    if args.shadow_max_mb is not None and not args.shadow_max_mb > 0:
-        parser.error("--shadow-max-mb must be a positive number")
-    if args.config:
-        if command or args.url or args.name:
-            parser.error("--config names its servers itself: no --name, --url or command")
-    elif bool(command) == bool(args.url):
-        parser.error("give either the MCP server's command after --, or --url")
-    elif not args.name:
-        parser.error("--name is required")
-    from drygate.config import resolve
-
-    settings = resolve(os.environ, project_dir=args.project)
-    if args.config:
-        from drygate.relay.aggregate import Aggregator, load_config
-
-        try:
-            servers = load_config(args.config)
-        except (OSError, ValueError) as e:
-            parser.error(str(e))
-        relay = Aggregator(settings, servers, run_id_from_env(os.environ))
-        relay.server = "+".join(servers)
-    else:
-        headers = {}
-        if os.environ.get("DRYGATE_MCP_HEADERS"):
-            try:
-                headers = dict(json.loads(os.environ["DRYGATE_MCP_HEADERS"]))
-            except (ValueError, TypeError):
-                parser.error("DRYGATE_MCP_HEADERS must be a JSON object of header names and values")
-        for header in args.header:
-            name, sep, value = header.partition(":")
-            if not sep or not name.strip():
-                parser.error(f"--header wants 'NAME: VALUE', not {header!r}")
-            headers[name.strip()] = value.strip()
-        shadow = None
-        if args.shadow:
-            from drygate.overlay.shadow import DEFAULT_MAX_BYTES, ShadowConfig
-
-            max_bytes = DEFAULT_MAX_BYTES if args.shadow_max_mb is None else int(args.shadow_max_mb * 1048576)
-            shadow = ShadowConfig(args.shadow, max_bytes, network=args.shadow_allow_network)
-        relay = Relay(settings, args.name, command, run_id_from_env(os.environ), url=args.url, headers=headers,
-                      shadow=shadow)
-    if args.metrics:
-        from drygate.metrics import make_registry, serve_in_thread
-        from drygate.relay.http import parse_address
-
-        try:
-            host, port = parse_address(args.metrics)
-        except ValueError:
-            parser.error(f"--metrics wants [HOST:]PORT, not {args.metrics!r}")
-        try:
-            server = serve_in_thread(make_registry(settings), host, port)
-        except OSError as e:
-            parser.error(f"--metrics: cannot listen on {host}:{port}: {e.strerror or e}")
-        sys.stderr.write(f"drygate mcp: metrics on http://{host}:{server.server_port}/metrics\n")
-        sys.stderr.flush()
-    if args.http:
-        from drygate.relay.http import parse_address, serve_http
-
-        try:
-            host, port = parse_address(args.http)
-        except ValueError:
-            parser.error(f"--http wants [HOST:]PORT, not {args.http!r}")
-        asyncio.run(serve_http(relay, host, port))
-        return 0
-    # stdout carries the protocol and nothing else: anything else printed goes to stderr.
-    protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
-    os.dup2(2, 1)
-    relay.out = protocol_out
-
-    async def run():
-        loop = asyncio.get_running_loop()
-        if getattr(relay, "shadows", None) is not None:
-            # A host that ends the relay with SIGTERM or SIGHUP still gets the run's shadows removed
-            # (serve's cleanup runs); SIGKILL leaves them to `drygate prune`.
-            import signal
-
-            task = asyncio.current_task()
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, task.cancel)
-        reader = asyncio.StreamReader(limit=LINE_LIMIT)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        await relay.serve(reader)
-
-    try:
-        asyncio.run(run())
-    except asyncio.CancelledError:
-        return 128 + 15  # ended by a signal, after cleaning up
-    return 0
+def _arguments_of(method, params):
+    """The input a decided request other than tools/call is journaled and matched with (its params, no _meta)."""
+    return {k: v for k, v in params.items() if k != "_meta"}

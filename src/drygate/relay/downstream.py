@@ -20,8 +20,8 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
 #: How long a message waits for a server that is being restarted (s).
 RESTART_WAIT_S = 5.0
-#: The id of the ``initialize`` a relay replays to a new process (its answer is not forwarded).
-REPLAY_ID = "drygate-replay-initialize"
+from drygate.relay.protocol import REPLAY_ID  # the id of the initialize replayed to a new process
+
 _REPLAY_MARK = f'"{REPLAY_ID}"'.encode()
 #: How long a replay waits for the answer to its ``initialize`` before it goes on (s).
 REPLAY_ANSWER_S = 5.0

@@ -48,7 +48,6 @@ understand gets a plain result for that call only (a read: the real server answe
 import asyncio
 import json
 import time
-import uuid
 
 from drygate.overlay.base import OVERLAY, REAL, OverlayUnavailable
 from drygate.overlay.stores import (
@@ -59,11 +58,10 @@ from drygate.overlay.stores import (
     open_overlay,
 )
 from drygate.relay import results
-from drygate.relay.core import HOST, _id_key, _qualified
+from drygate.relay.core import TO_REAL, Route
+from drygate.relay.protocol import HOST, qualified
 from drygate.types import SKIP_DRY
 
-#: :meth:`OverlayRoute.tools_call`'s answer for a call the relay must send to the real server (not to a shadow).
-TO_REAL = "real"
 #: Seconds an overlay waits for the real server's answer to one read.
 REAL_READ_TIMEOUT_S = 30.0
 #: Real reads one call may need at most (a put: the key's state, then whether the bucket exists).
@@ -75,7 +73,7 @@ OVERLAY_AGENT = "drygate-overlay"
 KIND_LABELS = {"objects": "object store", "key-value": "key-value store"}
 
 
-class OverlayRoute:
+class OverlayRoute(Route):
     """The store-overlay side of one relay (:class:`drygate.relay.core.Relay`).
 
     ``stores``: the run's open overlays by name; ``failed``: names whose overlay could
@@ -155,10 +153,9 @@ class OverlayRoute:
             return False
         config, role = found
         dry = decision.action == SKIP_DRY
-        if not dry and not self.relay._run_is_dry(run_id):
+        if not dry and not self.relay.run_is_dry(run_id):
             return False  # a live run: the real server, as without overlays
-        if self.relay._catalog_journaled is None:
-            self.relay._journal_catalog()
+        self.relay.ensure_catalog_journaled()
         if role is None:
             if not dry:
                 return TO_REAL
@@ -234,7 +231,7 @@ class OverlayRoute:
             self._internal += 1
             call_id = f"{message['id']}/overlay-read-{self._internal}"
             info = self.relay.tools.get(tool) or {}
-            call = ToolCall(_qualified(self.relay.server, tool), arguments, run_id, call_id, OVERLAY_AGENT,
+            call = ToolCall(qualified(self.relay.server, tool), arguments, run_id, call_id, OVERLAY_AGENT,
                             self.relay.settings.project_dir, HOST, info.get("annotations"))
             own = self.relay.gate.decide(call)
             if own.action != "allow" or own.effect != "read":
@@ -262,18 +259,16 @@ class OverlayRoute:
 
         Raises :class:`OverlayUnavailable` (``real_read_failed``) when the server is not running or does
         not answer within ``timeout`` seconds."""
-        request_id = f"drygate-overlay-{uuid.uuid4()}"
+        request_id, future = self.relay.own.new("drygate-overlay")
         params = {"name": tool, "arguments": arguments}
         if meta:
             params["_meta"] = meta
-        future = asyncio.get_running_loop().create_future()
-        self.relay.internal[_id_key(request_id)] = future
         try:
             await self.relay.downstream.send(results.encode({"jsonrpc": "2.0", "id": request_id,
                                                              "method": "tools/call", "params": params}))
             reply = await asyncio.wait_for(future, timeout)
         except (TimeoutError, ConnectionError) as e:
-            self.relay.internal.pop(_id_key(request_id), None)
+            self.relay.own.forget(request_id)  # a late answer is dropped, never forwarded
             raise OverlayUnavailable(f"the real server {self.relay.server!r} did not answer the overlay's {tool} "
                                      f"({type(e).__name__}: {e})", "real_read_failed") from e
         return results.without_server_info(reply)
@@ -318,7 +313,7 @@ class OverlayRoute:
             note = honesty.overlay_read_note(run_id, what, answer.reflects, store.writes, own is not None)
             self.reads[name] = self.reads.get(name, 0) + 1
         marked = honesty.mark_result(result, note, meta)
-        await self.relay._to_client(results.encode({"jsonrpc": "2.0", "id": message["id"], "result": marked}))
+        await self.relay.send_to_client(results.encode({"jsonrpc": "2.0", "id": message["id"], "result": marked}))
         text = json.dumps(result)
         if dry:
             entry = {"simulated": True, "served_by": "overlay", "error": bool(result.get("isError")),
@@ -359,7 +354,7 @@ class OverlayRoute:
         result["_meta"][results.META_KEY].update({"simulated": False, "read_your_writes": False,
                                                   "overlay": {"server": self.relay.server, "name": name,
                                                               "kind": config["kind"], "not_simulated": why}})
-        await self.relay._to_client(results.encode(answer))
+        await self.relay.send_to_client(results.encode(answer))
 
     async def _without_overlay(self, message, decision, run_id, tool, modern, config, dry, why):
         """The run's overlay is not available: a plain dry result, or the real server's answer to a read
@@ -377,7 +372,7 @@ class OverlayRoute:
             reply = await self.real_call(tool, arguments, {k: v for k, v in meta.items()
                                                            if k.startswith("io.modelcontextprotocol/")})
         except OverlayUnavailable as e:
-            await self.relay._to_client(results.encode(results.error(message["id"], results.INTERNAL_ERROR,
+            await self.relay.send_to_client(results.encode(results.error(message["id"], results.INTERNAL_ERROR,
                                                                      f"drygate: {e.reason}")))
             return
         name = config["name"]
@@ -390,7 +385,7 @@ class OverlayRoute:
             out["result"] = honesty.mark_result(result, note, {
                 "executed": True, "simulated": False, "read_your_writes": False, "run_id": run_id,
                 "overlay": {"server": self.relay.server, "name": name, "kind": config["kind"], "fallback": why}})
-        await self.relay._to_client(results.encode(out))
+        await self.relay.send_to_client(results.encode(out))
         text = json.dumps(result if result is not None else reply.get("error"))
         self._record(run_id, str(message["id"]), tool, {
             "read_fingerprint": result_fingerprint(result) if isinstance(result, dict) else None,
@@ -426,17 +421,17 @@ class OverlayRoute:
     def _record(self, run_id, call_id, tool, entry, write):
         try:
             gate = self.relay.gate.gate or self.relay.gate.current()  # the gate that decided the call
-            gate.store.record_result(run_id, call_id, _qualified(self.relay.server, tool), entry, time.time())
+            gate.store.record_result(run_id, call_id, qualified(self.relay.server, tool), entry, time.time())
         except Exception as e:  # the call was answered: report (a write's), never fail the client
             if write:
-                self.relay._report_failure(e, tool, run_id, call_id)
+                self.relay.report_failure(e, tool, run_id, call_id)
 
     def _event(self, run_id, event):
         try:
             self.relay.gate.current().store.record_result(run_id, None, OVERLAY_PREFIX + self.relay.server, event,
                                                           time.time())
         except Exception as e:  # the journal is the plan's source: report it, never fail the client
-            self.relay._report_failure(e, None, run_id, None)
+            self.relay.report_failure(e, None, run_id, None)
 
     async def close(self):
         """Let go of the run's overlays (removed when no other process of the run holds them)."""

@@ -49,7 +49,8 @@ import time
 
 from drygate.overlay.shadow import SHADOW_PREFIX
 from drygate.relay import results
-from drygate.relay.core import REPLAY_ID, _id_key, _qualified
+from drygate.relay.core import Route
+from drygate.relay.protocol import REPLAY_ID, id_key, qualified
 from drygate.types import SKIP_DRY
 
 #: Seconds between two size checks of a shadow that the run writes to.
@@ -73,7 +74,7 @@ class _Call:
         self.schema = schema
 
 
-class ShadowRoute:
+class ShadowRoute(Route):
     """The shadow side of one relay (:class:`drygate.relay.core.Relay`).
 
     ``config``: :class:`drygate.overlay.shadow.ShadowConfig`; ``root``: the folder of the
@@ -116,7 +117,7 @@ class ShadowRoute:
         """
         dry = decision.action == SKIP_DRY
         if self.shadow is None and self.unavailable is None:
-            if not dry and not self.relay._run_is_dry(run_id):
+            if not dry and not self.relay.run_is_dry(run_id):
                 return False
             await self._start(run_id)
         if self.downstream is not None and self.downstream.gone and self.unavailable is None:
@@ -141,14 +142,14 @@ class ShadowRoute:
             result["content"][0]["text"] += honesty.fallback_note(why, whole_run)
             result["_meta"][results.META_KEY].update({"simulated": False, "read_your_writes": False,
                                                       "shadow": {"server": self.relay.server, "fallback": why}})
-            await self.relay._to_client(results.encode(answer))
+            await self.relay.send_to_client(results.encode(answer))
             return True
         missed = self.skipped + (self.shadow.writes if self.shadow is not None else 0)
         if missed:
-            self.stale[_id_key(message["id"])] = (honesty.stale_read_note(self.relay.runs.run_id, missed, why), why)
+            self.stale[id_key(message["id"])] = (honesty.stale_read_note(self.relay.runs.run_id, missed, why), why)
         return False
 
-    def mark_real(self, key, message):
+    def from_real(self, key, message):
         """A real server's answer to a read of a run without its shadow, marked when it misses the run's writes.
 
         Returns the message to send (the same object when nothing was marked)."""
@@ -171,9 +172,9 @@ class ShadowRoute:
                 return await self._without_shadow(
                     message, decision, tool, modern, True,
                     why=f"this call names the real state ({leaks[0]}) in a way the shadow cannot redirect")
-        key = _id_key(message["id"])
+        key = id_key(message["id"])
         schema = (self.relay.tools.get(tool) or {}).get("outputSchema")
-        self.calls[key] = _Call(tool, _qualified(self.relay.server, tool), str(message["id"]), run_id, decision, dry,
+        self.calls[key] = _Call(tool, qualified(self.relay.server, tool), str(message["id"]), run_id, decision, dry,
                                 shadow.writes > 0, modern, schema)
         self.pending[key] = "tools/call"
         if dry:
@@ -186,12 +187,27 @@ class ShadowRoute:
         except ConnectionError as e:
             self.pending.pop(key, None)
             self.calls.pop(key, None)
-            await self.relay._to_client(results.encode(results.error(
+            await self.relay.send_to_client(results.encode(results.error(
                 message.get("id"), results.INTERNAL_ERROR,
                 f"drygate: the shadow of the MCP server {self.relay.server!r} is not running ({e}); the request "
                 f"was not delivered")))
 
     # -- everything else from the client ------------------------------------------------------
+    async def decided_request(self, message, decision, run_id):
+        """A decided request other than tools/call (``resources/read``, ``prompts/get``, ...).
+
+        In a run that is dry (or goes dry with this decision) it goes to the run's shadow
+        server, started if need be; True when sent there. False: the relay answers a dry one
+        "not executed" and forwards an allowed one to the real server."""
+        dry = decision.action == SKIP_DRY
+        if self.shadow is None and self.unavailable is None:
+            if not dry and not self.relay.run_is_dry(run_id):
+                return False
+            await self._start(run_id)
+        if not self.active:
+            return False
+        return await self.client_message(message)
+
     async def client_message(self, message):
         """A client message that is not a tools/call. Returns True when it was handled here.
 
@@ -200,7 +216,7 @@ class ShadowRoute:
         forwards to the real server as well).
         """
         if "method" not in message and "id" in message:
-            entry = self.server_requests.pop(_id_key(message["id"]), None)
+            entry = self.server_requests.pop(id_key(message["id"]), None)
             if entry is None:
                 return False
             if self.downstream is not None and not self.downstream.gone:
@@ -214,10 +230,10 @@ class ShadowRoute:
         if not self.active:
             return False
         if "id" in message:
-            key = _id_key(message["id"])
+            key = id_key(message["id"])
             translated = self._to_shadow(message)
             if translated is None:
-                await self.relay._to_client(results.encode(results.error(
+                await self.relay.send_to_client(results.encode(results.error(
                     message["id"], results.INVALID_REQUEST,
                     f"drygate: this request names the real state of {self.relay.server!r} in a way its shadow "
                     f"cannot redirect; it was not delivered")))
@@ -241,13 +257,13 @@ class ShadowRoute:
         if any(t is None for t in translated):
             for m in messages:
                 if isinstance(m, dict) and "id" in m and "method" in m:
-                    await self.relay._to_client(results.encode(results.error(
+                    await self.relay.send_to_client(results.encode(results.error(
                         m["id"], results.INVALID_REQUEST,
                         "drygate: this batch names the real state in a way the shadow cannot redirect")))
             return True
         for m in messages:
             if isinstance(m, dict) and "id" in m and "method" in m:
-                self.pending[_id_key(m["id"])] = m["method"]
+                self.pending[id_key(m["id"])] = m["method"]
         try:
             await self.downstream.send(results.encode(translated))
         except ConnectionError:
@@ -284,7 +300,7 @@ class ShadowRoute:
         try:
             message = results.decode(text)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            await self.relay._to_client(line if line.endswith(b"\n") else line + b"\n")
+            await self.relay.send_to_client(line if line.endswith(b"\n") else line + b"\n")
             return
         if self.shadow is not None and self.shadow.pathmap.mentions_copy(text):
             message = self.shadow.pathmap.to_real(message)
@@ -293,22 +309,22 @@ class ShadowRoute:
             if "method" in message:  # a request of the shadow to the client: an id of the relay's own
                 self._next_id += 1
                 relay_id = f"drygate-shadow-{self._next_id}"
-                self.server_requests[_id_key(relay_id)] = (message["id"], message["method"])
+                self.server_requests[id_key(relay_id)] = (message["id"], message["method"])
                 message = dict(message, id=relay_id)
             else:
                 if message["id"] == REPLAY_ID:
                     return
-                key = _id_key(message["id"])
+                key = id_key(message["id"])
                 method = self.pending.pop(key, None)
                 call = self.calls.pop(key, None)
                 message = results.without_server_info(message)
                 result = message.get("result")
                 if method == "tools/list" and isinstance(result, dict):
-                    self.relay._learn_tools(result)
+                    self.relay.learn_tools(result)
                 if call is not None:
                     original = message
                     message = self._mark(message, call)
-        await self.relay._to_client(results.encode(message))
+        await self.relay.send_to_client(results.encode(message))
         if call is not None:
             self._journal_call(original, call)
             if call.dry:
@@ -374,7 +390,7 @@ class ShadowRoute:
             gate.store.record_result(call.run_id, call.call_id, call.tool, entry, time.time())
         except Exception as e:  # the call was answered: report (a write's), never fail the client
             if call.dry:
-                self.relay._report_failure(e, call.name, call.run_id, call.call_id)
+                self.relay.report_failure(e, call.name, call.run_id, call.call_id)
 
     async def _shadow_exited(self, code):
         for key in list(self.pending):
@@ -382,7 +398,7 @@ class ShadowRoute:
             self.calls.pop(key, None)
             import json
 
-            await self.relay._to_client(results.encode(results.error(
+            await self.relay.send_to_client(results.encode(results.error(
                 json.loads(key), results.INTERNAL_ERROR,
                 f"drygate: the shadow of the MCP server {self.relay.server!r} exited (status {code}) before "
                 f"answering; it is being restarted on the same copy. The simulated call may or may not have run "
@@ -405,8 +421,7 @@ class ShadowRoute:
         try:
             argv, env, cwd = shadow.command(real.command, real.env if real.env is not None else dict(os.environ),
                                             os.getcwd())
-            if getattr(self.relay, "overlays", None) is not None:  # the remote stores' settings point at nothing
-                env = dict(env, **self.relay.overlays.shadow_env(self.config.network))
+            env = dict(env, **self.relay.shadow_env(self.config.network))  # e.g. the store overlays' shadow_env
             from drygate.overlay.shadow import sandbox_prefix
 
             argv = await asyncio.to_thread(sandbox_prefix, shadow, self.config.network, cwd) + argv
@@ -454,7 +469,7 @@ class ShadowRoute:
             self.relay.gate.current().store.record_result(run_id, None, SHADOW_PREFIX + self.relay.server, event,
                                                           time.time())
         except Exception as e:  # the journal is the plan's source: report it, never fail the client
-            self.relay._report_failure(e, None, run_id, None)
+            self.relay.report_failure(e, None, run_id, None)
 
     async def close(self):
         """Stop the shadow server and let go of the copy (removed when no other process of the run holds it)."""
