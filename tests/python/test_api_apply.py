@@ -59,12 +59,36 @@ def test_a_dry_run_changes_nothing_and_plan_then_apply_reproduce_the_live_end_st
                                                       {"kind": "python", "function": "query"}] * 2
     assert plan["steps"][1]["references"][0]["token"] == "drygate:ref:2:etag"
     assert not any(s["problem"] for s in plan["steps"])
+    import jsonschema
+
+    from .conftest import REPO
+
+    schema = json.loads((REPO / "docs" / "plan.schema.json").read_text())
+    assert not list(jsonschema.Draft202012Validator(schema).iter_errors(plan))
     r = incident.drygate("apply", "plan.json", "--yes")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "applied 4 of 4" in r.stdout
     assert incident.state() == expected
     r = incident.drygate("apply", "plan.json", "--yes")  # a plan applies once
     assert r.returncode != 0 and "already applied" in r.stderr
+
+
+def test_a_read_that_returns_something_else_now_makes_the_plan_stale(incident):
+    import sqlite3
+
+    dry_run(incident)
+    assert incident.drygate("plan", "agent-1", "--out", "plan.json").returncode == 0
+    plan = json.loads((incident.root / "plan.json").read_text())
+    [read] = plan["basis"]["reads"]
+    assert read["tool_name"] == "query" and read["repeatable"] and read["executor"]["kind"] == "python"
+    with sqlite3.connect(incident.db) as db:  # someone else writes what the run read
+        db.execute("INSERT INTO files VALUES ('new.txt', 'e1', 1)")
+    r = incident.drygate("apply", "plan.json", "--yes")
+    assert r.returncode != 0 and "returns something else now" in r.stderr
+    assert incident.state()[0] == {}  # nothing ran
+    r = incident.drygate("apply", "plan.json", "--yes", "--force")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(incident.state()[0]) == ["reports/q3.txt", "reports/q4.txt"]
 
 
 def test_apply_calls_only_what_the_project_declares(incident):

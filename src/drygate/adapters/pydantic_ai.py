@@ -76,7 +76,9 @@ class Drygate(AbstractCapability[Any]):
             decision = gate.decide(tool_def.name, tool_input, effect=effect, run=run, call_id=call.tool_call_id)
         if decision.executes:
             with admitted():
-                return await handler(args)
+                value = await handler(args)
+            gate.record_read(decision, tool_def.name, call.tool_call_id, value)  # the plan's basis
+            return value
         if decision.action == "ask":
             raise ApprovalRequired(metadata={"drygate": {"run_id": run.run_id, "call": decision.call,
                                                          "reason": decision.reason, "arguments": tool_input}})

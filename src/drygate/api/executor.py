@@ -18,6 +18,10 @@ value is journaled as JSON (``{"structuredContent": value, "content": [{"type": 
 "text": ...}]}``), where later steps' reference tokens (``drygate:ref:<call>:<field>``) find
 the real values. An exception raised by the function fails the step (apply stops there and
 can be resumed).
+
+Reads: an allowed read of a declared tool is journaled with the fingerprint of its result
+(drygate.api.gate.Gate.record_read); before the first step apply re-runs it through the same
+declared function (:func:`repeat_read`) and refuses the plan as stale when the result differs.
 """
 
 import inspect
@@ -166,3 +170,24 @@ async def execute_step(applier, step, tool_input):
 
     text = data if isinstance(data, str) else json.dumps(data, default=str)
     return {"structuredContent": data, "content": [{"type": "text", "text": text[:4000]}]}
+
+
+async def repeat_read(applier, read):
+    """Re-run a basis read of a Python tool for :class:`drygate.plan.apply.Applier`; returns the
+    fingerprint of its result now (compared with the one journaled in the run). Raises
+    PlanError when the tool is no longer declared or the input does not fit, StepFailed when
+    the function raises."""
+    from drygate.api.tools import to_json
+    from drygate.plan.executors import StepFailed
+    from drygate.plan.fingerprint import fingerprint
+
+    name = read["tool_name"]
+    fn = declared_function(applier.policy, applier.project_dir, name)
+    args, kwargs = call_arguments(fn, read["input"])
+    try:
+        value = fn(*args, **kwargs)
+        if inspect.isawaitable(value):
+            value = await value
+    except Exception as e:
+        raise StepFailed(f"the Python read {name} raised {type(e).__name__}: {e}") from e
+    return fingerprint(to_json(value))

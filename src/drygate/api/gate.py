@@ -404,6 +404,27 @@ class Gate:
         return Decision("allow", f"approved by a human for exactly these arguments (asked at call {asked[0]['call']})",
                         decision.effect, decision.rule_id, decision.seq, run_id=run.run_id, call=decision.call)
 
+    def record_read(self, decision, name, call_id, value):
+        """Journal the fingerprint of an allowed read's result, so ``drygate apply`` can re-run it
+        and refuse a plan whose basis changed. Only for tools ``[python] appliable`` declares
+        (apply can re-run nothing else); never raises (a failure here is alerted, and the read
+        has happened already)."""
+        if decision.action != ALLOW or decision.effect != "read" or name not in (
+                self.policy.get("python_appliable") or ()):
+            return
+        try:
+            from drygate.api.tools import to_json
+            from drygate.plan.fingerprint import fingerprint
+
+            self.store.record_result(decision.run_id, call_id, name,
+                                     {"read_fingerprint": fingerprint(to_json(value))}, self.clock())
+        except Exception as e:
+            self.guard_failure(e)
+
+    def new_call_id(self):
+        """A call id for a call that comes without one (unique across processes)."""
+        return f"{_CALL_PREFIX}{next(_CALL_IDS)}"
+
     def not_executed(self, decision, name, tool_input):
         """The :class:`NotExecuted` value standing for a call ``decision`` did not allow."""
         return NotExecuted(decision.action, name, tool_input, decision.run_id, decision.call, decision.effect,

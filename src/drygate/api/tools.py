@@ -175,31 +175,41 @@ def tool(fn=None, *, name=None, effect=None, exclude=(), gate=None):
         if spec.is_async:
             @functools.wraps(f)
             async def gated(*args, **kwargs):
+                decision = None
                 if _ADMITTED.get() is None:
                     the_gate, run = _gate_and_run(spec)
                     tool_input = spec.tool_input(args, kwargs)
-                    decision = the_gate.decide(spec.name, tool_input, effect=spec.effect, run=run)
+                    call_id = the_gate.new_call_id()
+                    decision = the_gate.decide(spec.name, tool_input, effect=spec.effect, run=run, call_id=call_id)
                     if not decision.executes:
                         return the_gate.not_executed(decision, spec.name, tool_input)
                 token = _ADMITTED.set(None)  # calls the tool makes are gated again
                 try:
-                    return await f(*args, **kwargs)
+                    value = await f(*args, **kwargs)
                 finally:
                     _ADMITTED.reset(token)
+                if decision is not None:
+                    the_gate.record_read(decision, spec.name, call_id, value)
+                return value
         else:
             @functools.wraps(f)
             def gated(*args, **kwargs):
+                decision = None
                 if _ADMITTED.get() is None:
                     the_gate, run = _gate_and_run(spec)
                     tool_input = spec.tool_input(args, kwargs)
-                    decision = the_gate.decide(spec.name, tool_input, effect=spec.effect, run=run)
+                    call_id = the_gate.new_call_id()
+                    decision = the_gate.decide(spec.name, tool_input, effect=spec.effect, run=run, call_id=call_id)
                     if not decision.executes:
                         return the_gate.not_executed(decision, spec.name, tool_input)
                 token = _ADMITTED.set(None)
                 try:
-                    return f(*args, **kwargs)
+                    value = f(*args, **kwargs)
                 finally:
                     _ADMITTED.reset(token)
+                if decision is not None:
+                    the_gate.record_read(decision, spec.name, call_id, value)
+                return value
         setattr(gated, _SPEC, spec)
         return gated
 

@@ -297,6 +297,11 @@ class Applier:
         return changed, unchecked
 
     async def _repeat_read(self, read):
+        from drygate.plan.executors import READ_REPEATERS
+
+        repeat = registered_executor(read["executor"]["kind"], READ_REPEATERS)
+        if repeat is not None:
+            return await repeat(self, read)
         if read["executor"]["kind"] == "mcp":
             result = await self.servers.call(read["executor"]["server"], read["executor"]["tool"], read["input"])
             if read.get("fingerprint_of") == "host-text":

@@ -35,7 +35,8 @@ The file is JSON::
 
     read = {"call", "seq", "tool_name", "input", "executor", "fingerprint" | None,
             "fingerprint_of": "mcp-result" (the server's result, journaled by the relay) |
-            "host-text" (the string Claude Code's hook was given) | "text" (a file's lines),
+            "host-text" (the string Claude Code's hook was given) | "text" (a file's lines) |
+            "python-result" (a Python tool's return value as JSON: drygate.api.gate.Gate.record_read),
             "host": str, "repeatable": bool, "why": str (how apply re-checks it, or why not)}
 
 ``content_hash`` is the fingerprint of the whole file without that key, so an edited
@@ -141,11 +142,16 @@ def _read_basis(call_entry, result_of):
     elif tool == "Read":
         repeatable, why = fp is not None, ("the same lines re-read from the file and compared" if fp else
                                            "no result was journaled for it")
+    elif executor["kind"] == "python":
+        repeatable, why = fp is not None, ("re-run through the function [python] appliable declares, result "
+                                           "compared" if fp else "no result was journaled for it (only reads of "
+                                           "tools [python] appliable declares are)")
     else:
         repeatable, why = False, "not repeated by apply (a shell command or a host tool): not re-checked"
     return {"call": call_entry.get("call"), "seq": call_entry["seq"], "tool_name": tool,
             "input": call_entry.get("tool_input"), "executor": executor, "fingerprint": fp,
-            "fingerprint_of": kind if executor["kind"] == "mcp" else "text", "host": call_entry.get("host"),
+            "fingerprint_of": kind if executor["kind"] == "mcp" else "python-result" if executor["kind"] == "python"
+            else "text", "host": call_entry.get("host"),
             "repeatable": repeatable, "why": why}
 
 

@@ -25,6 +25,9 @@ from drygate.plan.fingerprint import text_fingerprint
 #: ``"module:function"`` of an ``async def execute(applier, step, tool_input) -> result dict``
 #: (raises StepFailed when the step ran and failed, PlanError when it cannot start).
 STEP_EXECUTORS = {"python": "drygate.api.executor:execute_step"}
+#: Re-running a basis read of a further kind: kind -> ``"module:function"`` of an ``async def
+#: repeat(applier, read) -> fingerprint`` (raises PlanError or StepFailed when it cannot).
+READ_REPEATERS = {"python": "drygate.api.executor:repeat_read"}
 
 #: The ``_meta`` key of a ``tools/call`` request that carries the step's idempotency key.
 IDEMPOTENCY_META = "dev.drygate/idempotency-key"
@@ -216,9 +219,10 @@ def run_shell(command, cwd, timeout_s=600):
     return result
 
 
-def registered_executor(kind):
-    """The executor registered for a step ``kind`` in :data:`STEP_EXECUTORS`, or None."""
-    target = STEP_EXECUTORS.get(kind)
+def registered_executor(kind, table=None):
+    """The executor registered for a step ``kind`` in :data:`STEP_EXECUTORS` (or in ``table``,
+    e.g. :data:`READ_REPEATERS`), or None."""
+    target = (STEP_EXECUTORS if table is None else table).get(kind)
     if target is None:
         return None
     import importlib
