@@ -138,3 +138,13 @@ def test_npm_pack_dry_run_with_ignore_scripts_writes_nothing(package):
 def test_wrappers(command, expected):
     """Programs that run another command: each option understood, or unknown."""
     assert effect(command) == expected, classify_command_verdict(command).steps
+
+
+def test_no_entry_reads_a_subcommand_it_does_not_know():
+    """An unknown subcommand word never falls back to read ("other" is never read)."""
+    stack = list(COMMANDS.items())
+    while stack:
+        label, spec = stack.pop()
+        if isinstance(spec, dict):
+            assert spec.get("other") != "read", label
+            stack.extend((f"{label} {k}", v) for k, v in (spec.get("subcommands") or {}).items())

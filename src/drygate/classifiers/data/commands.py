@@ -395,7 +395,7 @@ COMMANDS = {
             **{s: R for s in ("get", "describe", "logs", "top", "explain", "version", "api-resources",
                               "api-versions", "diff", "events", "wait", "completion", "help", "plugin")},
             "kustomize": {"flags": {"-o": W, "--output": W}},
-            "cluster-info": {"subcommands": {"dump": W}, "bare": R, "other": R},
+            "cluster-info": {"subcommands": {"dump": W}, "bare": R, "other": U},
             "config": {"subcommands": {"view": R, "get-contexts": R, "current-context": R, "get-clusters": R,
                                        "get-users": R}, "other": W},
             "auth": {"subcommands": {"can-i": R, "whoami": R}, "other": W},
