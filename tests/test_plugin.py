@@ -52,5 +52,10 @@ def test_an_agent_cannot_change_installed_plugins(tmp_path):
 def test_init_without_hooks_writes_the_policy_only(tmp_path):
     project = Project(tmp_path / "app")
     os.remove(project.root / ".claude" / "settings.json")
-    project.cli("init", "--no-hooks")
-    assert (project.root / "drygate.toml").exists() and not (project.root / ".claude" / "settings.json").exists()
+    project.cli("init", "--no-hooks")  # the default policy is dry: the OS sandbox of Bash is still written
+    settings = json.loads((project.root / ".claude" / "settings.json").read_text())
+    assert (project.root / "drygate.toml").exists() and "hooks" not in settings
+    assert settings["sandbox"]["enabled"] is True
+    project.cli("init", "--no-hooks", "--mode", "sticky", "--force")
+    assert not (project.root / ".claude" / "settings.json").exists() or \
+        "hooks" not in json.loads((project.root / ".claude" / "settings.json").read_text())

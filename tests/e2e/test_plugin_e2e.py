@@ -31,8 +31,8 @@ def install_plugin(project, path_dirs=None):
         proc = subprocess.run([str(project.cli.path), *args], cwd=project.dir, env=env, capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode == 0 and "Successfully" in proc.stdout + proc.stderr, (args, proc.stdout, proc.stderr)
-    project.drygate("init", "--no-hooks")
-    assert "drygate" not in project.settings.read_text(), "init --no-hooks must not install the project hook"
+    project.drygate("init", "--no-hooks", "--mode", "sticky")
+    assert "drygate-hook" not in project.settings.read_text(), "init --no-hooks must not install the project hook"
 
 
 def with_path(project, extra=None):

@@ -56,13 +56,13 @@ def init(project, mode, force, no_hooks):
     if no_hooks:
         out.print("no hooks installed: install the drygate plugin in Claude Code "
                   "(`claude plugin marketplace add <drygate repository>`, `claude plugin install drygate@drygate`)")
-        return
-    try:
-        path = install_claude_code(project)
-    except ValueError as e:
-        _fail(str(e))
-    out.print(Text(f"installed Claude Code hooks in {path}"))
-    _sync_sandbox(project, policy_path)
+    else:
+        try:
+            path = install_claude_code(project)
+        except ValueError as e:
+            _fail(str(e))
+        out.print(Text(f"installed Claude Code hooks in {path}"))
+    _sync_sandbox(project, policy_path)  # the OS sandbox of dry runs: with the plugin too
     out.print("next: `drygate doctor` checks the installation end to end")
 
 
