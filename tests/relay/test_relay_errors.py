@@ -84,3 +84,14 @@ def test_relays_starting_together_record_each_server_once(tmp_path):
     assert sorted(doc["mcp"]["trusted_servers"]) == ["s0", "s1", "s2", "s3"]
     assert policy.read_text().count("first use of") == 4
     assert json.dumps(doc["run"]) == '{"mode": "dry"}'
+
+
+def test_install_claude_code_mcp_records_trust_and_says_so(project):
+    project.policy("dry")
+    (project.root / ".mcp.json").write_text(json.dumps({"mcpServers": {"fs": {"command": "node", "args": ["x.js"]}}}))
+    out = project.cli("install", "claude-code", "--mcp").stdout
+    assert "first use of fs" in " ".join(out.split()), out
+    policy = (project.root / "drygate.toml").read_text()
+    assert tomllib.loads(policy)["mcp"]["trusted_servers"] == ["fs"] and HEADER in policy
+    again = project.cli("install", "claude-code", "--mcp").stdout
+    assert "first use" not in again
