@@ -355,6 +355,52 @@ def test_ordinary_work_is_not_tamper(live, command, check):
         assert check(live.root), command
 
 
+@pytest.fixture
+def live_untracked(sqlite_project, tmp_path):
+    """A live project whose git repository ignores everything drygate protects, with a
+    branch that changes only the code: switching, merging, stashing, resetting is ordinary work."""
+    p = sqlite_project
+    root = p.root
+    p.home = tmp_path / "home"
+    (p.home / ".claude").mkdir(parents=True)
+    write_policy(root, "live")
+    (root / ".mcp.json").write_text('{"mcpServers": {}}\n')
+    (root / ".gitignore").write_text(".claude/\ndrygate.toml\n.mcp.json\n.drygate/\n")
+    (root / "src").mkdir()
+    (root / "src" / "app.py").write_text("x = 1\n")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "A")
+    _git(root, "checkout", "-q", "-b", "feature")
+    (root / "src" / "app.py").write_text("x = 2\n")
+    _git(root, "commit", "-q", "-am", "feature")
+    _git(root, "checkout", "-q", "main")
+    (root / "src" / "app.py").write_text("x = 3\n")  # a local change to stash or reset
+    p.guarded = [root / ".claude", root / "drygate.toml", root / ".mcp.json"]
+    return p
+
+
+GIT_ORDINARY = [
+    "git stash", "git stash ;; git stash pop", "git reset --hard", "git reset --hard feature", "git checkout -- .",
+    "git restore .", "git checkout -f feature", "git stash && git checkout feature", "git stash && git switch feature",
+    "git stash && git merge feature", "git stash && git rebase feature", "git stash && git pull . feature",
+    "git stash && git cherry-pick feature", "git checkout src/app.py", "git restore --source feature src",
+]
+
+
+@pytest.mark.parametrize("command", GIT_ORDINARY)
+def test_git_work_that_leaves_the_protected_files_alone_is_not_tamper(live_untracked, command):
+    """Tracked-file commands count only when git shows a protected path changing
+    (``git diff --quiet``): here the repository ignores them all."""
+    p = live_untracked
+    before = _snapshot(p)
+    for call in command.split(" ;; "):  # separate tool calls
+        r = attempt(p, call)
+        assert not r.blocks, r.stderr
+    assert not [a for a in p.alerts() if a["kind"] == "tamper"]
+    assert _snapshot(p) == before
+
+
 def _transcripts():
     return sorted(glob.glob(str(REPO / "examples" / "transcripts" / "*.jsonl")) +
                   glob.glob(str(TRANSCRIPTS / "*.jsonl")))

@@ -908,6 +908,8 @@ def find_tamper(command, protected, cwd):
     ``protected``: :class:`drygate.classifiers.protect.ProtectedPaths`; ``cwd``: the
     folder the command starts in (absolute str). Never raises for odd input.
     """
+    if not isinstance(command, str) or not command.strip():
+        return None
     env = _Env(protected, cwd, command)
     try:
         _script(command, _State({os.path.normpath(cwd)}), env)
@@ -1863,32 +1865,54 @@ def _git(args, state, env, stdin=None):
         if action in ("list", "show", "create", "drop", "clear", "store"):
             return
         untracked = any(f in ("-u", "--include-untracked", "-a", "--all") for f in flags)
-        if action in ("push", "save", "-u") and pathspecs:
-            _tree(pathspecs, cwds, env, label)
+        if action in ("pop", "apply", "branch"):
+            ref = positional[1].text if len(positional) > 1 else "stash@{0}"
+            _repo_tree(repo, env, label, [[f"{ref}^1", ref]] if ref else None)
+        elif pathspecs:
+            _tree(pathspecs, cwds, env, label, None if untracked else [["HEAD"]])
         else:
-            _repo_tree(repo, env, label, tracked_only=not untracked)
+            _repo_tree(repo, env, label, None if untracked else [["HEAD"]])
     elif sub == "reset":
+        # --hard sets the working tree to the commit (HEAD by default); a commit's version
+        # also replaces an untracked file in the way (git-reset(1)).
         if any(f in ("--hard", "--merge", "--keep") for f in flags):
-            _repo_tree(repo, env, label)
+            rev = positional[0].text if positional else "HEAD"
+            _repo_tree(repo, env, label, [[rev]] if rev else None)
     elif sub == "checkout":
+        force = any(f in ("-f", "--force", "--overwrite-ignore") for f in flags)
         if pathspecs is not None:
-            _tree(pathspecs or [_Word(_lit("."))], cwds, env, label)
+            # From the index (no commit named), else the commit's version of each path.
+            rev = positional[-1].text if positional else ""
+            _tree(pathspecs or [_Word(_lit("."))], cwds, env, label, [[rev] if rev else []] if rev is not None else None)
         elif any(f in ("-b", "-B", "--orphan") for f in flags) and len(positional) <= 1:
             return  # a new branch at HEAD: no file changes
         elif len(positional) == 1 and _is_path_not_ref(positional[0], cwds, repo):
-            _tree(positional, cwds, env, label)
-        elif positional or "-f" in flags or "--force" in flags:
-            _repo_tree(repo, env, label)
+            _tree(positional, cwds, env, label, [[]])
+        elif positional or force:
+            rev = positional[-1].text if positional else "HEAD"
+            _repo_tree(repo, env, label, _switch_diffs(rev, force))
     elif sub == "switch":
         if any(f in ("-c", "-C", "--create", "--force-create") for f in flags) and len(positional) <= 1:
             return
+        force = any(f in ("-f", "--force", "--discard-changes") for f in flags)
         if positional or flags:
-            _repo_tree(repo, env, label)
+            rev = positional[-1].text if positional else "HEAD"
+            _repo_tree(repo, env, label, _switch_diffs(rev, force))
     elif sub == "restore":
         if any(f in ("-S", "--staged") for f in flags) and not any(f in ("-W", "--worktree") for f in flags):
             return  # the index only
-        targets = pathspecs if pathspecs is not None else positional
-        _tree(targets or [_Word(_lit("."))], cwds, env, label)
+        texts_all = [w.text for w in before]
+        source = ""
+        targets = list(pathspecs if pathspecs is not None else positional)
+        for k, t in enumerate(texts_all):
+            if t in ("-s", "--source") and k + 1 < len(before):
+                source = before[k + 1].text
+                targets = [w for w in targets if w is not before[k + 1]]
+            elif t and t.startswith("--source="):
+                source = t.split("=", 1)[1]
+            elif t and t.startswith("-s") and len(t) > 2:
+                source = t[2:]
+        _tree(targets or [_Word(_lit("."))], cwds, env, label, [[source] if source else []] if source is not None else None)
     elif sub in ("apply", "am"):
         if sub == "apply" and "--apply" not in flags and any(
                 f in ("--check", "--stat", "--numstat", "--summary", "--cached") for f in flags):
@@ -1899,9 +1923,24 @@ def _git(args, state, env, stdin=None):
     elif sub in ("merge", "pull", "rebase", "cherry-pick", "revert", "read-tree", "checkout-index"):
         if sub == "read-tree" and "-u" not in flags:
             return
-        if sub in ("merge", "rebase", "cherry-pick", "revert") and any(f in ("--abort", "--quit") for f in flags):
+        if sub in ("merge", "rebase", "cherry-pick", "revert") and any(
+                f in ("--abort", "--quit", "--skip") for f in flags):
             return
-        _repo_tree(repo, env, label, tracked_only=True)
+        revs = [w.text for w in positional]
+        if sub in ("read-tree", "checkout-index") or None in revs:
+            diffs = None
+        elif sub in ("cherry-pick", "revert"):
+            diffs = [[f"{r}^", r] for r in revs] or None
+        elif sub == "pull":
+            # What a pull brings is only known after its fetch: the upstream (or the named
+            # branch) as it is now stands in for it.
+            if len(revs) >= 2:
+                diffs = [["HEAD", revs[1] if revs[0] == "." else f"{revs[0]}/{revs[1]}"]]
+            else:
+                diffs = [["HEAD", "@{upstream}"]]
+        else:
+            diffs = [["HEAD", r] for r in revs] or [["HEAD", "@{upstream}"]]
+        _repo_tree(repo, env, label, diffs)
     elif sub in ("rm", "mv"):
         for w in positional + (pathspecs or []):
             _check(w, cwds, env, True, f"git {sub}")
@@ -1936,37 +1975,52 @@ def _is_path_not_ref(word, cwds, repo):
     return all(c is not None and os.path.exists(os.path.join(c, t)) for c in cwds)
 
 
-def _tree(words, cwds, env, why):
-    """Each word names a tree that the command changes (``.`` is the whole folder)."""
+def _switch_diffs(rev, force):
+    """What switching to ``rev`` compares: tracked files that differ between HEAD and
+    ``rev``; forced, also the working tree against ``rev`` (git-checkout(1), git-switch(1))."""
+    if rev is None:
+        return None
+    return [["HEAD", rev], [rev]] if force else [["HEAD", rev]]
+
+
+def _tree(words, cwds, env, why, diffs=None):
+    """Each word names a tree that the command changes (``.`` is the whole folder).
+
+    ``diffs``: None when the command may change any file in the tree; else the git
+    comparisons (lists of revisions for ``git diff``) whose differences are all it
+    changes: it counts only when one of them shows a protected path changing."""
     if not words:
         words = [_Word(_lit("."))]
     for w in words:
         if None in cwds and not (w.items and w.items[0][1] == "/" and w.items[0][0] in "uq"):
             raise Tamper(f"{why}, in a folder only known at run time, which may hold the gate's files")
         hit = _hit(w, cwds, env, tree=True)
+        if hit and diffs is not None:
+            hit = _git_differs({_repo_top(c) for c in cwds}, env, diffs)
         if hit:
             raise Tamper(f"{why}: it would change {hit}, which protects the gate")
 
 
-def _repo_tree(repo_dirs, env, why, tracked_only=False):
+def _repo_tree(repo_dirs, env, why, diffs=None):
     """The repositories' working trees change: tamper when one holds a protected path
-    (``tracked_only``: a protected path git tracks, as only tracked files change)."""
+    (with ``diffs``, as :func:`_tree`: only when git shows that path changing)."""
     hit = _tree_holds(repo_dirs, env)
     if not hit:
         return
-    if tracked_only:
-        hit = _tracked(repo_dirs, env)
+    if diffs is not None:
+        hit = _git_differs(repo_dirs, env, diffs)
         if not hit:
             return
     raise Tamper(f"{why}: the working tree holds {hit}, which protects the gate")
 
 
-def _tracked(repo_dirs, env):
-    """A protected path that git tracks in one of ``repo_dirs`` (asks ``git ls-files``;
-    when git cannot answer, the first protected path in the tree: fail closed)."""
+def _git_differs(repo_dirs, env, diffs):
+    """A protected path that one of the ``git diff --quiet REVS -- PATHS`` comparisons
+    shows changing in one of ``repo_dirs``; when git cannot answer (no repository, an
+    unknown revision, a timeout), the first protected path in the tree: fail closed.
+    git runs with core.fsmonitor off and no external diff or textconv, so nothing the
+    repository configures runs inside the gate."""
     import subprocess
-
-    from drygate.classifiers.protect import path_above, path_under
 
     every = env.protected.resolved()
     for top in repo_dirs:
@@ -1974,21 +2028,22 @@ def _tracked(repo_dirs, env):
             return _tree_holds({top}, env)
         inside = [p for p in every if p.startswith(top.rstrip("/") + "/")]
         if not inside:
-            hit = path_under(top, every)
+            hit = _tree_holds({top}, env)
             if hit:
                 return hit
             continue
-        try:
-            proc = subprocess.run(["git", "-C", top, "ls-files", "-z", "--", *inside], capture_output=True,
-                                  timeout=1.0, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.SubprocessError):
-            return inside[0]
-        if proc.returncode != 0:
-            return inside[0]
-        for rel in proc.stdout.decode("utf-8", "replace").split("\0"):
-            if rel:
-                return path_above(os.path.join(top, rel), every) or path_under(os.path.join(top, rel), every) or \
-                    os.path.join(top, rel)
+        rel = [os.path.relpath(p, top) for p in inside]
+        for revs in diffs:
+            if any(not r or r.startswith("-") for r in revs):
+                return inside[0]
+            try:
+                proc = subprocess.run(["git", "-c", "core.fsmonitor=false", "-C", top, "diff", "--quiet",
+                                       "--no-ext-diff", "--no-textconv", *revs, "--", *rel],
+                                      capture_output=True, timeout=2.0, stdin=subprocess.DEVNULL)
+            except (OSError, subprocess.SubprocessError):
+                return inside[0]
+            if proc.returncode != 0:
+                return inside[0]
     return None
 
 
