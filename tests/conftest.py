@@ -17,6 +17,13 @@ SRC = REPO / "src"
 
 sys.path.insert(0, str(SRC))
 
+# This machine's records of initialized state stores (drygate.integrity) go to a folder of
+# the test session, not the user's ~/.local/state; the hooks the tests start inherit it.
+if not os.environ.get("DRYGATE_TEST_KEEP_XDG"):
+    import tempfile
+
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="drygate-test-state-")
+
 from drygate.enforcement.install import hook_command, install_claude_code  # noqa: E402,F401 (hook_command: for tests)
 
 SESSION = "0b7c6a52-5d4e-4f0e-9a57-3c1d2e9f8a10"
@@ -88,6 +95,10 @@ class Project:
         self.store_url = store_url
         self.root.mkdir(parents=True, exist_ok=True)
         install_claude_code(self.root)
+        if store_url is None:  # as `drygate init` does: the hook never creates a store
+            from drygate.integrity import initialize_store
+
+            initialize_store(str(self.state))
         settings = json.loads((self.root / ".claude" / "settings.json").read_text())
         self.command = settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
         self.post_command = settings["hooks"]["PostToolUse"][0]["hooks"][0]["command"]
@@ -151,6 +162,14 @@ class Project:
             return store.journal(run_id)
         finally:
             store.close()
+
+
+def initialized_sqlite_store(path):
+    """Make and initialize the SQLite store at ``path`` as `drygate state init` does (str path)."""
+    from drygate.integrity import initialize_store
+
+    initialize_store(str(path))
+    return str(path)
 
 
 def initialized_redis_store(url, **options):

@@ -153,7 +153,8 @@ def test_sinks_tell_guard_from_agent_and_an_outage_does_not_flood(project, webho
     # The window ends (a shorter one in the policy ends it now); the next failure is
     # delivered and says how many were held back.
     write_policy(project.root, "live", extra=_alerts_section(webhook, sink, env_file, limit, 1))
-    project.hook(project.event("Read", {"file_path": "x"}))
+    # A new run (session): a policy edited during a run blocks the rest of that run (drygate.integrity).
+    project.hook(project.event("Read", {"file_path": "x"}, session="a-new-run-after-the-policy-edit"))
     time.sleep(1.1)
     assert project.hook(None, raw=b"[]").code == 2
     assert _wait_for(lambda: len(webhook.received) == limit + 2 and len(_lines(env_file)) == limit + 2)

@@ -90,7 +90,7 @@ def test_guard_failures_decide_the_verdict_by_age(sqlite_project):
     code, s = status(project)
     assert code == 0 and s["verdict"] == "DEGRADED"
     assert s["reasons"] == ["2 guard failure(s) in the last hour (store_timeout x1, deadline x1), none in the last "
-                            "5 minutes", "the state store does not exist yet; the first decision creates it"]
+                            "5 minutes"]
     assert s["deadline_misses_last_day"] == 1
     assert status(project, "--strict")[0] == 1  # a health check may treat DEGRADED as unhealthy
     # Wrapper lines (no category) count as guard failures; tamper never changes the verdict.
@@ -105,13 +105,19 @@ def test_guard_failures_decide_the_verdict_by_age(sqlite_project):
                                                                    ("tamper", "self-protection")]
 
 
-def test_status_of_a_fresh_project_creates_nothing(sqlite_project):
-    project = sqlite_project
+def test_status_of_a_fresh_project_creates_nothing(tmp_path):
+    """A project whose store `drygate init` never made: every hook call is blocked (the hook
+    never creates a store), so status says FAILING and how to fix it, and creates nothing."""
+    from conftest import Project
+
+    project = Project.__new__(Project)  # the hooks installed, no `drygate init`
+    project.root, project.store_url = tmp_path / "fresh", None
+    project.root.mkdir()
     write_policy(project.root, "dry")
     code, s = status(project)
-    assert code == 0 and s["verdict"] == "OK"
-    assert s["store"]["exists"] is False and s["store"]["reachable"] is True
-    assert s["runs"] == {"total": 0, "dry": 0, "active_last_hour": 0, "active_dry": 0}
+    assert code == 1 and s["verdict"] == "FAILING"
+    assert s["store"]["exists"] is False and s["store"]["reachable"] is False
+    assert "drygate init" in s["store"]["error"]
     assert not project.state.exists() and not project.state.parent.exists()
 
 

@@ -75,7 +75,7 @@ def test_env_mode_cannot_loosen_policy(project):
 def test_corrupt_state_file_blocks(sqlite_project):
     project = sqlite_project
     write_policy(project.root, "live")
-    project.state.parent.mkdir(parents=True)
+    project.state.parent.mkdir(parents=True, exist_ok=True)
     project.state.write_bytes(b"this is not a database" * 100)
     r = project.hook(project.event("Read", {"file_path": "x"}))
     assert_fail_closed(project, r, "store_unavailable")

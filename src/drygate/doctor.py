@@ -35,21 +35,11 @@ from drygate.enforcement.install import MARKER
 
 HOST_DEFAULT_TIMEOUT_S = 600
 ALL_TOOLS_MATCHERS = ("*", "", ".*", None)
-MANAGED_SETTINGS = ("/etc/claude-code/managed-settings.json",
-                    "/Library/Application Support/ClaudeCode/managed-settings.json")
+from drygate.integrity import MANAGED_SETTINGS, settings_layers  # noqa: F401 (re-exported)
 
 
 def _check(name, status, detail, fix=None):
     return {"check": name, "status": status, "detail": detail, "fix": fix}
-
-
-def settings_layers(project_dir, home=None):
-    """The settings files Claude Code reads for a project, lowest precedence first (list of paths)."""
-    home = home or os.path.expanduser("~")
-    return [os.path.join(home, ".claude", "settings.json"),
-            os.path.join(project_dir, ".claude", "settings.json"),
-            os.path.join(project_dir, ".claude", "settings.local.json"),
-            *MANAGED_SETTINGS]
 
 
 def _load_json(path):
@@ -127,19 +117,68 @@ def _sandbox_checks(project, policy, home=None):
     return doctor_checks(project, policy)
 
 
+def _sqlite_checks(store, state_path):
+    """The SQLite store's marker against this machine's record (drygate.integrity)."""
+    from drygate import integrity
+
+    problem = integrity.identity_problem(state_path, store, integrity.read_record(state_path))
+    if problem:
+        return [_check("state store", "fail", problem, "see the message; every hook call is blocked until then")]
+    return [_check("state store", "ok", f"{state_path} is writable; store {store.marker().get('store_id')} "
+                                        f"matches this machine's record")]
+
+
+def _changes_since_last_run(store, settings):
+    """What changed in the watched files since the latest run first saw them (drygate.integrity)."""
+    from drygate import integrity
+
+    try:
+        changes = integrity.changed_since_last_run(store, settings.project_dir, settings.policy_path)
+    except Exception as e:  # a report, never a crash of the doctor
+        return [_check("changed since the last run", "warn", f"cannot compare: {e}")]
+    if not store.fingerprints(integrity.LAST):
+        return [_check("changed since the last run", "ok", "no run has been checked yet")]
+    if not changes:
+        return [_check("changed since the last run", "ok", "settings, policy and drygate's code are as the last "
+                                                          "run saw them")]
+    listed = "; ".join(f"{path}: {what}" for path, what in changes[:20])
+    more = f" (and {len(changes) - 20} more)" if len(changes) > 20 else ""
+    return [_check("changed since the last run", "warn", f"{len(changes)} change(s): {listed}{more}",
+                   "if you made them, nothing to do: a new run takes the files as they are; a run in progress "
+                   "when they changed was blocked. If you did not, find out who did")]
+
+
 def run_checks(settings, home=None):
     """Run every check for ``settings`` (drygate.config.Settings); returns a list of check dicts."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="drygate-doctor-") as scratch:
-        # DRYGATE_STATE_URL="" so that the probes never reach a fleet's Redis store.
-        return _run_checks(settings, home, {"DRYGATE_STATE": os.path.join(scratch, "state.db"), "DRYGATE_STATE_URL": "",
-                                            "DRYGATE_ALERT_LOG": os.path.join(scratch, "alerts.jsonl"),
-                                            "DRYGATE_RUN_ID": "drygate-doctor"})
+        # DRYGATE_STATE_URL="" so that the probes never reach a fleet's Redis store. The probes'
+        # store is initialized as `drygate init` would (the hook never creates one), with its
+        # record in the scratch folder too (XDG_STATE_HOME), so nothing of it outlives the doctor.
+        probe_env = {"DRYGATE_STATE": os.path.join(scratch, "state.db"), "DRYGATE_STATE_URL": "",
+                     "DRYGATE_ALERT_LOG": os.path.join(scratch, "alerts.jsonl"),
+                     "DRYGATE_RUN_ID": "drygate-doctor", "XDG_STATE_HOME": os.path.join(scratch, "xdg")}
+        _init_probe_store(probe_env)
+        return _run_checks(settings, home, probe_env)
+
+
+def _init_probe_store(probe_env):
+    from drygate.integrity import initialize_store
+
+    saved = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = probe_env["XDG_STATE_HOME"]
+    try:
+        initialize_store(probe_env["DRYGATE_STATE"])
+    finally:
+        if saved is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = saved
 
 
 def _run_checks(settings, home, probe_env):
-    from drygate.errors import DrygateError
+    from drygate.errors import DrygateError, StoreUnavailable
     from drygate.policy.cache import load_policy
 
     project = settings.project_dir
@@ -158,16 +197,23 @@ def _run_checks(settings, home, probe_env):
         try:
             from drygate.state import open_store
 
+            sqlite = "://" not in state_path and state_path not in ("memory:", ":memory:")
+            if sqlite and not os.path.exists(state_path):
+                from drygate import integrity
+
+                raise StoreUnavailable(integrity.identity_problem(state_path, None,
+                                                                  integrity.read_record(state_path), exists=False))
             store = open_store(state_path, busy_timeout_s=1.0, policy=policy)
             try:
                 store.ping()
-                checks.extend(_redis_checks(store) if "://" in state_path else
-                              [_check("state store", "ok", f"{state_path} is writable")])
+                checks.extend(_redis_checks(store) if "://" in state_path else _sqlite_checks(store, state_path))
+                checks.extend(_changes_since_last_run(store, settings))
             finally:
                 store.close()
         except DrygateError as e:
             fix = ("start Redis or fix the URL; a new or emptied store needs `drygate state init`"
-                   if "://" in state_path else f"make {os.path.dirname(state_path)} writable, or set [state] path")
+                   if "://" in state_path else "what the message says (`drygate init`, `drygate state init "
+                                               "[--recover HOURS]`), or make the folder writable")
             checks.append(_check("state store", "fail", str(e), fix))
 
     checks.extend(_sandbox_checks(project, policy, home))

@@ -222,9 +222,16 @@ class Engine:
         self.protected = protected
         self.clock = clock or time.time
 
-    def decide(self, call):
-        """Decide one :class:`ToolCall`; returns a :class:`Decision` (journaled)."""
-        cls = classify(call, self.policy, self.protected)
+    def decide(self, call, blocked=None):
+        """Decide one :class:`ToolCall`; returns a :class:`Decision` (journaled).
+
+        ``blocked``: the reason (str) the call's run is blocked (drygate.integrity found a
+        change of what the gate protects): the call is then denied as tamper, unclassified.
+        """
+        if blocked:
+            cls = Classification(UNKNOWN, blocked, "integrity", action=DENY, tamper=True)
+        else:
+            cls = classify(call, self.policy, self.protected)
         request = request_for(cls, self.mode)
         entry = journal_entry(call, cls, self.policy.get("hash", ""))
         outcome = self.store.transact(call.run_id, request, entry, self.clock)

@@ -21,7 +21,7 @@ class Gate:
     ``emit_alerts``: False for simulations (replay) that report tamper in their output.
     """
 
-    __slots__ = ("settings", "policy", "store", "engine", "host", "emit_alerts")
+    __slots__ = ("settings", "policy", "store", "engine", "host", "emit_alerts", "integrity", "location", "markers")
 
     def __init__(self, settings, policy, store, host, emit_alerts=True):
         from drygate.engine import Engine
@@ -31,6 +31,12 @@ class Gate:
         self.store = store
         self.host = host
         self.emit_alerts = emit_alerts
+        #: Check the fingerprints of what the gate protects at each decision (drygate.integrity).
+        self.integrity = False
+        #: The SQLite store's path when its identity is checked (its record is kept up to date), else None.
+        self.location = None
+        #: {key: fingerprint} of the store's marker, checked with the files.
+        self.markers = {}
         policy["_verdict_store"] = store  # SQL verdicts are remembered in the run's state store
         state_path = settings.state_path_for(policy)
         protected = (settings.project_dir, settings.policy_path, protected_state_file(settings, state_path),
@@ -38,13 +44,17 @@ class Gate:
         self.engine = Engine(policy, store, mode=settings.mode, protected=protected)
 
     @classmethod
-    def open(cls, settings, host, deadline=None, lean=False):
+    def open(cls, settings, host, deadline=None, lean=False, integrity=False):
         """Load the policy (cached) and open the state store.
 
         ``deadline``: None, or an object with ``adopt_policy(seconds)`` (told the
         policy's ``[gate] deadline_ms`` as soon as it is known) and ``remaining()``
         (seconds left); the store's busy timeout is kept below what remains.
-        ``lean``: a short-lived hook process (a Redis store then uses the lean client). Raises
+        ``lean``: a short-lived hook process (a Redis store then uses the lean client, and a
+        SQLite store that does not exist or has no marker is never created: only `drygate
+        init` makes one). ``integrity``: check the fingerprints of what the gate protects at
+        each decision (drygate.integrity). A SQLite store that is gone, replaced or older
+        than this machine's record of it is refused (every opener). Raises
         :class:`GuardFailure` (ConfigError, StoreUnavailable, StoreTimeout) when the
         policy or the store cannot be had.
         """
@@ -65,17 +75,57 @@ class Gate:
             deadline.adopt_policy(policy["deadline_ms"] / 1000.0)
             deadline_s = deadline.remaining()
         busy = max(0.05, deadline_s - STORE_MARGIN_S) if deadline_s > 2 * STORE_MARGIN_S else deadline_s / 2
-        store = open_store(settings.state_path_for(policy), busy_timeout_s=busy,
-                           synchronous=policy.get("state_synchronous", "FULL"), policy=policy, lean=lean)
-        return cls(settings, policy, store, host)
+        location = settings.state_path_for(policy)
+        sqlite = location not in ("memory:", ":memory:") and "://" not in location
+        record = None
+        if sqlite:
+            from drygate import integrity as fp
+
+            record = fp.read_record(location)
+            if (lean or record) and not os.path.exists(location):
+                from drygate.errors import StoreUnavailable
+
+                raise StoreUnavailable(fp.identity_problem(location, None, record, exists=False))
+        store = open_store(location, busy_timeout_s=busy, synchronous=policy.get("state_synchronous", "FULL"),
+                           policy=policy, lean=lean, create=not lean)
+        try:
+            marker = _checked_marker(store, location, record, lean) if sqlite else {}
+            gate = cls(settings, policy, store, host)
+        except BaseException:
+            store.close()
+            raise
+        if sqlite:
+            gate.location = location
+            gate.markers = {fp.marker_key(location): f"m|{marker.get('store_id', '')}|"}
+            until = marker.get("dry_until")
+            if until and _now() < float(until):  # a recovered store: every run is dry for a while
+                gate.engine.mode = "dry"
+        gate.integrity = integrity
+        return gate
 
     def decide(self, call):
-        """Decide ``call`` (ToolCall); raises GuardFailure; emits tamper alerts."""
-        decision = self.engine.decide(call)
+        """Decide ``call`` (ToolCall); raises GuardFailure; emits tamper alerts.
+
+        With ``integrity``, the run's fingerprints are checked first: a run whose protected
+        files changed behind the gate's back gets a deny (tamper) for this and every later call.
+        """
+        blocked = None
+        if self.integrity:
+            from drygate import integrity as fp
+
+            watched = fp.watched(self.settings.project_dir, self.settings.policy_path)
+            blocked = fp.check(self.store, call.run_id, watched, self.markers)
+        decision = self.engine.decide(call, blocked)
         if decision.tamper:
             from drygate.alerts import TAMPER
 
-            self.alert(TAMPER, "self-protection", decision.reason, call)
+            self.alert(TAMPER, "integrity" if blocked else "self-protection", decision.reason, call)
+        if self.integrity and not blocked:
+            fp.register_loaded(self.store, call.run_id, watched)  # modules this decision loaded, as loaded
+        if decision.made_run_dry and self.location:
+            from drygate import integrity as fp
+
+            fp.note_went_dry(self.location, self.store)
         return decision
 
     def alert(self, kind, cause, reason, call=None):
@@ -86,6 +136,32 @@ class Gate:
     def close(self):
         """Close the state store."""
         self.store.close()
+
+
+def _checked_marker(store, location, record, lean):
+    """The SQLite store's marker (dict) once its identity matches this machine's record.
+
+    A store without marker or record on first use by a long-lived enforcement point (the
+    relay, ``lean`` False) is initialized here, as `drygate state init` would; the hook
+    never does. Raises StoreUnavailable naming the problem and the fix.
+    """
+    from drygate import integrity as fp
+    from drygate.errors import StoreUnavailable
+
+    problem = fp.identity_problem(location, store, record)
+    if problem is None:
+        return store.marker()
+    if not lean and record is None and not store.marker():
+        store.initialize()
+        fp.write_record(location, store)
+        return store.marker()
+    raise StoreUnavailable(problem)
+
+
+def _now():
+    import time
+
+    return time.time()
 
 
 def protected_state_file(settings, state_path):

@@ -298,7 +298,8 @@ class StoreProbe:
         """Probe the store for ``policy`` (dict or None: the default location).
 
         Returns a dict: ``kind``, ``location`` (password hidden), ``exists`` (False: a
-        SQLite file the first decision will create), ``reachable`` (bool), ``latency_ms``
+        SQLite file `drygate init` has not made, or that is gone), ``reachable`` (bool; False also
+        for a SQLite store the hook refuses: drygate.integrity), ``latency_ms``
         (the ping, float or None), ``error`` (str or None), ``counters`` (dict) and,
         with ``runs=True``, ``runs`` (list of RunState or None). Never raises.
         """
@@ -312,9 +313,13 @@ class StoreProbe:
         if kind == "sqlite" and not os.path.exists(location):
             self.close()
             result["exists"] = False
-            result["reachable"] = _creatable(location)
-            if not result["reachable"]:
-                result["error"] = f"{shown} does not exist and its folder cannot be created or written"
+            try:  # the hook never creates a store (drygate.integrity): every call is blocked until `drygate init`
+                from drygate import integrity
+
+                result["error"] = integrity.identity_problem(location, None, integrity.read_record(location),
+                                                             exists=False)
+            except Exception as e:
+                result["error"] = str(e) or type(e).__name__
             return result
         import time
 
@@ -331,6 +336,13 @@ class StoreProbe:
             result["latency_ms"] = (time.perf_counter() - start) * 1000.0
             result["reachable"] = True
             result["counters"] = self.store.counters()
+            if kind == "sqlite":  # gone, replaced or older than this machine's record: the hook refuses it
+                from drygate import integrity
+
+                problem = integrity.identity_problem(location, self.store, integrity.read_record(location))
+                if problem:
+                    result["reachable"] = False
+                    result["error"] = problem
             if runs:
                 result["runs"] = self.store.list_runs()
         except Exception as e:  # a health probe reports what it finds, it never raises
@@ -516,8 +528,6 @@ def gate_status(settings, now=None, last_n=10):
                           "active_last_hour": len(active), "active_dry": sum(1 for r in active if r.is_dry)}
     else:
         status["runs"] = None
-    if not store["exists"] and store["reachable"]:
-        notes.append("the state store does not exist yet; the first decision creates it")
 
     if failing:
         status["verdict"], status["reasons"] = FAILING, failing + degraded

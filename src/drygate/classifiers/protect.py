@@ -87,6 +87,13 @@ def _installation_paths():
     return paths
 
 
+def _environment_paths():
+    """The hook's interpreter, import roots and store records (drygate.integrity owns this list)."""
+    from drygate.integrity import environment_paths
+
+    return environment_paths()
+
+
 def for_project(project_dir, policy_path=None, state_path=None, alert_log=None, home=None):
     """The protected set of a project: its settings, policy, state, alert log, drygate itself.
 
@@ -106,6 +113,7 @@ def for_project(project_dir, policy_path=None, state_path=None, alert_log=None, 
         os.path.join(home, ".claude", "plugins"),  # installed plugins and marketplaces: drygate's plugin hooks
         "/etc/claude-code",
         *_installation_paths(),
+        *_environment_paths(),
     ]
     markers = list(MARKERS)
     policy_path = policy_path or os.path.join(project_dir, "drygate.toml")

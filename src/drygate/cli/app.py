@@ -63,6 +63,7 @@ def init(project, mode, force, no_hooks):
             _fail(str(e))
         out.print(Text(f"installed Claude Code hooks in {path}"))
     _sync_sandbox(project, policy_path)  # the OS sandbox of dry runs: with the plugin too
+    _init_store(project, [(os.path.join(project, ".claude", "settings.json"), "s"), (policy_path, "f")])
     out.print("next: `drygate doctor` checks the installation end to end")
 
 
@@ -87,6 +88,33 @@ def _sync_sandbox(project, policy_path):
                        "`drygate doctor` checks it can run here)"))
     elif change == "removed":
         out.print(Text("the policy is not dry: removed drygate's Bash sandbox from .claude/settings.json"))
+
+
+def _init_store(project, written, strict=True):
+    """`drygate init`'s store step: make and initialize the SQLite store (the hook never creates
+    one), and record the files just written as drygate's own (drygate.integrity.bless).
+    ``strict=False`` (`drygate install`): a store that needs `--recover` is a warning."""
+    from drygate import integrity
+    from drygate.cli.state_cmd import _location
+
+    settings = _settings(project)
+    try:
+        location = _location(settings)
+        if "://" in location or location in ("memory:", ":memory:"):
+            out.print(Text(f"state store {location}: run `drygate state init` once for it"))
+            return
+        status, store_id = integrity.initialize_store(location)
+        store, _ = _open_store(settings)
+        try:
+            integrity.bless(store, written)
+        finally:
+            store.close()
+    except DrygateError as e:
+        if strict:
+            _fail(str(e))
+        err.print(Text(f"warning: {e}", style="yellow"))
+        return
+    out.print(Text(f"state store {location}: {status} (store {store_id})"))
 
 
 @cli.group()
@@ -132,6 +160,7 @@ def install_claude_code_cmd(project, local, mcp, shadows, shadow_max_mb):
     out.print(Text(f"installed Claude Code hooks in {path}"))
     if not local:
         _sync_sandbox(project, os.environ.get("DRYGATE_POLICY") or os.path.join(project, "drygate.toml"))
+    _init_store(project, [(path, "s")], strict=False)
     if mcp:
         from drygate.relay.install import install_mcp
 

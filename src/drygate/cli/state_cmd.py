@@ -1,10 +1,11 @@
 """``drygate state``: set up and inspect the state store (``init``, ``info``).
 
-A Redis store is used only once it carries drygate's marker (drygate.state.redis):
-``drygate state init`` creates it, and ``--recover`` re-creates it after Redis lost
-its data, making every run dry for a while because the store can no longer tell
-which runs were dry. A SQLite store needs no initialization (``init`` just creates
-the file).
+A store is used only once it carries drygate's marker: ``drygate state init`` creates
+it (Redis: drygate.state.redis; SQLite: the file, its marker and this machine's record
+of it, drygate.integrity), and ``--recover`` re-creates it after the store lost its
+data (Redis restarted empty; a SQLite file deleted, replaced or put back from an older
+copy), making every run dry for a while because the store can no longer tell which
+runs were dry.
 """
 
 import time
@@ -26,30 +27,34 @@ def _describe(store, location):
     from drygate.state.resp import redact
 
     info = {"location": redact(location) if "://" in location else location, "kind": type(store).__name__}
-    marker = getattr(store, "marker", None)
-    if marker is not None:
-        info["marker"] = marker()
-        info["initialized"] = bool(info["marker"])
+    info["marker"] = store.marker()
+    info["initialized"] = bool(info["marker"])
+    if "://" in location:
         info["eviction_policy"] = store.eviction_policy()
         info["persistence"] = store.persistence()
+    elif location not in ("memory:", ":memory:"):
+        from drygate import integrity
+
+        info["record"] = integrity.read_record(location)
+        info["identity"] = integrity.identity_problem(location, store, info["record"]) or "matches this machine's record"
     return info
 
 
 @state.command("init")
 @project_option
 @click.option("--recover", "recover_hours", type=float, default=None, metavar="HOURS",
-              help="Redis lost its data: re-create the marker and make every run dry for HOURS.")
+              help="The store lost its data (Redis restarted empty; a SQLite file deleted, replaced or put back "
+                   "from an older copy): re-create the marker and make every run dry for HOURS.")
 def init(project, recover_hours):
-    """Initialize the state store (Redis: create drygate's marker; SQLite: the file)."""
+    """Initialize the state store: drygate's marker (and for SQLite the file and this machine's record)."""
     settings = _settings(project)
+    dry_until = None if recover_hours is None else time.time() + recover_hours * 3600
     try:
-        store, policy = _open_store(settings)
-        location = settings.state_path_for(policy)
-        if not hasattr(store, "initialize"):
-            store.ping()
-            out.print(Text(f"state store {location} is ready (SQLite needs no initialization)"))
+        location = _location(settings)
+        if location not in ("memory:", ":memory:") and "://" not in location:
+            _init_sqlite(location, dry_until, recover_hours is not None)
             return
-        dry_until = None if recover_hours is None else time.time() + recover_hours * 3600
+        store, policy = _open_store(settings)
         created, store_id = store.initialize(dry_until=dry_until)
         info = _describe(store, location)
     except DrygateError as e:
@@ -63,6 +68,29 @@ def init(project, recover_hours):
         out.print(Text(f"every run is dry until {time.strftime('%Y-%m-%d %H:%M', time.localtime(dry_until))}"))
     for warning in persistence_warnings(info):
         out.print(Text("warning: " + warning, style="yellow"))
+
+
+def _location(settings):
+    from drygate.policy.cache import load_policy
+
+    import os
+
+    policy = load_policy(settings.policy_path, None) if os.path.exists(settings.policy_path) else {}
+    return settings.state_path_for(policy)
+
+
+def _init_sqlite(location, dry_until, recover):
+    """`drygate state init` for a SQLite store (drygate.integrity.initialize_store)."""
+    from drygate.integrity import initialize_store
+
+    status, store_id = initialize_store(location, dry_until=dry_until, recover=recover)
+    words = {"created": "initialized new", "adopted": "initialized (kept its data)",
+             "recovered": "recovered (new marker, data kept where readable)",
+             "exists": "already initialized:"}
+    out.print(Text(f"state store {location} {words[status]} (store {store_id})"
+                   + ("; nothing changed" if status == "exists" else "")))
+    if dry_until is not None:
+        out.print(Text(f"every run is dry until {time.strftime('%Y-%m-%d %H:%M', time.localtime(dry_until))}"))
 
 
 def persistence_warnings(info):

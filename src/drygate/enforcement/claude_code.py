@@ -181,7 +181,7 @@ def handle(event, settings, deadline):
                           "(each tool call is a new process); use a file")
     # The gate is not closed here: the process ends right after the answer
     # (exit_main), and closing would run a WAL checkpoint on the hot path.
-    gate = Gate.open(settings, HOOK_NAME, deadline, lean=True)
+    gate = Gate.open(settings, HOOK_NAME, deadline, lean=True, integrity=name == "PreToolUse")
     if name == "PostToolUse":
         result = event.get("tool_response")
         text = result if isinstance(result, str) else _json.dumps(result)

@@ -57,7 +57,9 @@ def hook_command(python=None, root=None, project_expr='"$CLAUDE_PROJECT_DIR"'):
     """
     python = python or sys.executable
     roots = [root] if root else import_roots()
-    code = (f"import sys;sys.path[:0]={roots!r};"
+    # The roots go AFTER the standard library: a module planted in them (keyword.py) must
+    # never shadow one of the standard library's (drygate.integrity watches them too).
+    code = (f"import sys;sys.path+={roots!r};"
             "from drygate.enforcement.claude_code import exit_main;exit_main()")
     return fail_closed_command(f"{shlex.quote(python)} -I -S -c {shlex.quote(code)} claude-code --project {project_expr}")
 

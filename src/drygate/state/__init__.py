@@ -10,7 +10,7 @@
 """
 
 
-def open_store(url_or_path, busy_timeout_s=2.0, synchronous="FULL", policy=None, lean=False):
+def open_store(url_or_path, busy_timeout_s=2.0, synchronous="FULL", policy=None, lean=False, create=True):
     """Open a store from a path (SQLite), a Redis URL, or ``memory:``.
 
     ``busy_timeout_s``: how long one exchange may wait (SQLite lock, Redis answer), in
@@ -37,4 +37,4 @@ def open_store(url_or_path, busy_timeout_s=2.0, synchronous="FULL", policy=None,
                           replica_acks=policy.get("state_replica_acks", 0))
     from drygate.state.sqlite import SQLiteStore
 
-    return SQLiteStore(url_or_path, busy_timeout_s=busy_timeout_s, synchronous=synchronous)
+    return SQLiteStore(url_or_path, busy_timeout_s=busy_timeout_s, synchronous=synchronous, create=create)

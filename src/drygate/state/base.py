@@ -115,6 +115,26 @@ class StateStore:
         """``{run_id: record}`` of every run that has a ledger record."""
         raise NotImplementedError
 
+    # The store marker and the fingerprints of what the gate protects (drygate.integrity).
+    def marker(self):
+        """The store marker as a dict (``store_id`` and more); ``{}`` when the store was never
+        initialized (``drygate state init``), which the hook refuses to decide on."""
+        raise NotImplementedError
+
+    def initialize(self, dry_until=None):
+        """Create the marker unless it exists; returns ``(created (bool), store_id)``.
+        ``dry_until``: epoch seconds until which every run is dry (a recovery), or None."""
+        raise NotImplementedError
+
+    def fingerprints(self, run_id):
+        """``{path: fingerprint (str)}`` kept for run ``run_id``; ``{}`` when none."""
+        raise NotImplementedError
+
+    def put_fingerprints(self, run_id, entries, replace=False):
+        """Keep ``entries`` (``{path: fingerprint}``) for run ``run_id``: a path the run already
+        has keeps its first value unless ``replace``. Durable like a decision."""
+        raise NotImplementedError
+
     # Optional: a cache of classifier verdicts (drygate.classifiers.sql). A store that
     # keeps none simply returns None; that only makes classification slower.
     def verdict_get(self, key):

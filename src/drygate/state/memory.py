@@ -24,6 +24,8 @@ class MemoryStore(StateStore):
         self._verdicts = {}
         self._ledger = {}  # run id -> (version, record)
         self._counters = {}
+        self._fingerprints = {}  # run id -> {path: fingerprint} (drygate.integrity)
+        self._marker = {"store_id": "memory-" + format(id(self), "x"), "format": "1"}
 
     def transact(self, run_id, request, entry, clock):
         with self._lock:
@@ -86,6 +88,25 @@ class MemoryStore(StateStore):
                 if self._runs[r].dry_since is None and self._runs[r].mode != "dry":
                     del self._runs[r]
             return before - len(self._journal)
+
+    def marker(self):
+        """An in-process store is always initialized; its marker names this object."""
+        return dict(self._marker)
+
+    def initialize(self, dry_until=None, renew=False):
+        """Nothing to create: returns ``(False, store_id)``."""
+        return False, self._marker["store_id"]
+
+    def fingerprints(self, run_id):
+        with self._lock:
+            return dict(self._fingerprints.get(run_id, {}))
+
+    def put_fingerprints(self, run_id, entries, replace=False):
+        with self._lock:
+            kept = self._fingerprints.setdefault(run_id, {})
+            for path, value in entries.items():
+                if replace or path not in kept:
+                    kept[str(path)] = str(value)
 
     def counters(self):
         with self._lock:

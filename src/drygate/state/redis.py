@@ -383,6 +383,24 @@ class RedisStore(StateStore):
                                       "" if dry_until is None else repr(float(dry_until))))
         return reply[0] == "created", reply[1]
 
+    def fingerprints(self, run_id):
+        """``{path: fingerprint}`` of run ``run_id`` (drygate.integrity), from ``{p}:fp:<run>``."""
+        return _as_dict(self._call("HGETALL", self._p + ":fp:" + run_id) or [])
+
+    def put_fingerprints(self, run_id, entries, replace=False):
+        """Keep ``entries`` for run ``run_id`` (HSET, or HSETNX per path), with the run's retention."""
+        if not entries:
+            return
+        key = self._p + ":fp:" + run_id
+        if replace:
+            flat = [x for kv in entries.items() for x in kv]
+            commands = [("HSET", key, *flat)]
+        else:
+            commands = [("HSETNX", key, k, v) for k, v in entries.items()]
+        if not run_id.startswith("\x00"):
+            commands.append(("EXPIRE", key, self.retention_s))
+        self._pipeline(commands)
+
     def eviction_policy(self):
         """Redis's ``maxmemory_policy`` (str) from INFO, or None when INFO does not say."""
         return _info_field(self._call("INFO", "memory"), "maxmemory_policy")

@@ -106,19 +106,31 @@ class SQLiteStore(StateStore):
     :class:`StoreUnavailable` when the file cannot be opened or is not a database.
     """
 
-    def __init__(self, path, busy_timeout_s=2.0, synchronous="FULL"):
+    def __init__(self, path, busy_timeout_s=2.0, synchronous="FULL", create=True):
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous must be FULL or NORMAL")
         self.path = str(path)
         self.synchronous = synchronous
         try:
-            folder = os.path.dirname(os.path.abspath(self.path))
-            if not os.path.isdir(folder):
-                os.makedirs(folder, exist_ok=True)
-            self._db = _sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
-                                        check_same_thread=False)
+            if create:
+                folder = os.path.dirname(os.path.abspath(self.path))
+                if not os.path.isdir(folder):
+                    os.makedirs(folder, exist_ok=True)
+                self._db = _sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
+                                            check_same_thread=False)
+            else:  # never create the file: a store that is gone must stay gone (drygate.integrity)
+                uri = os.path.abspath(self.path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+                self._db = _sqlite3.connect(f"file:{uri}?mode=rw",
+                                            timeout=busy_timeout_s, isolation_level=None, check_same_thread=False,
+                                            uri=True)
             self._db.execute(f"PRAGMA synchronous={synchronous}")
-            if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                if not create and version == 0:
+                    from drygate.errors import StoreUnavailable
+
+                    raise StoreUnavailable(f"{self.path} is not an initialized drygate state store; run "
+                                           f"`drygate state init`")
                 self._create_schema()
         except _sqlite3.Error as e:
             raise _translate(e, self.path) from e
@@ -285,6 +297,11 @@ class SQLiteStore(StateStore):
             removed = db.execute(f"DELETE FROM journal WHERE run_id IN ({idle})", (cutoff,)).rowcount
             # Runs that went dry (or were started dry) stay as tombstones: expiry never turns them live.
             db.execute("DELETE FROM runs WHERE last_seen_at < ? AND dry_since IS NULL AND mode != 'dry'", (cutoff,))
+            try:  # the fingerprints of runs that are gone (no table yet: nothing to drop)
+                db.execute("DELETE FROM fingerprints WHERE substr(run_id, 1, 1) != char(0) AND run_id NOT IN "
+                           "(SELECT run_id FROM runs)")
+            except _sqlite3.OperationalError:
+                pass
             return removed
 
         return self._write(step)
@@ -332,6 +349,73 @@ class SQLiteStore(StateStore):
                 return {}
             raise _translate(e, self.path) from e
         return {r: _json.loads(text) for r, text in rows}
+
+    # -- marker and fingerprints (drygate.integrity) --------------------------------------
+
+    _META_TABLE = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+    _FP_TABLE = ("CREATE TABLE IF NOT EXISTS fingerprints (run_id TEXT NOT NULL, path TEXT NOT NULL, "
+                 "value TEXT NOT NULL, PRIMARY KEY (run_id, path))")
+
+    def marker(self):
+        """The store marker as a dict (``store_id``, ``created_at``, ``format``, ``dry_until``
+        after a recovery); ``{}`` when ``drygate state init`` never initialized the store."""
+        try:
+            return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        except _sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return {}
+            raise _translate(e, self.path) from e
+        except _sqlite3.Error as e:
+            raise _translate(e, self.path) from e
+
+    def initialize(self, dry_until=None, renew=False):
+        """Create the store marker unless it exists; returns ``(created (bool), store_id)``.
+
+        ``renew``: give the store a new marker even if it has one (``--recover``);
+        ``dry_until``: epoch seconds until which every run is dry (a recovery), or None.
+        """
+        import time
+
+        def step(db):
+            db.execute(self._META_TABLE)
+            db.execute(self._FP_TABLE)
+            row = db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+            if row and not renew:
+                return False, row[0]
+            store_id = os.urandom(8).hex()
+            db.execute("DELETE FROM meta")
+            values = {"store_id": store_id, "created_at": repr(time.time()), "format": "1"}
+            if dry_until is not None:
+                values["dry_until"] = repr(float(dry_until))
+            db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(values.items()))
+            return True, store_id
+
+        return self._write(step)
+
+    def fingerprints(self, run_id):
+        """``{path: fingerprint}`` kept for run ``run_id`` (drygate.integrity); ``{}`` when none."""
+        try:
+            return dict(self._db.execute("SELECT path, value FROM fingerprints WHERE run_id = ?",
+                                         (run_id,)).fetchall())
+        except _sqlite3.OperationalError as e:
+            if "no such table" in str(e):
+                return {}
+            raise _translate(e, self.path) from e
+        except _sqlite3.Error as e:
+            raise _translate(e, self.path) from e
+
+    def put_fingerprints(self, run_id, entries, replace=False):
+        """Keep ``entries`` ({path: fingerprint}) for run ``run_id``; an existing path keeps its
+        first value unless ``replace``. Durable like a decision (a block must not be lost)."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        items = [(run_id, str(k), str(v)) for k, v in entries.items()]
+
+        def step(db):
+            db.execute(self._FP_TABLE)
+            db.executemany(f"{verb} INTO fingerprints (run_id, path, value) VALUES (?, ?, ?)", items)
+
+        if items:
+            self._write(step)
 
     def verdict_get(self, key):
         try:
