@@ -12,6 +12,10 @@ through the hook's lean client); ``--store redis-py`` forces redis-py in the hoo
 URL option the lean client does not take), to show what ``import redis`` would cost
 every tool call.
 
+What drygate.integrity's per-decision check adds is timed in-process by
+bench/integrity_check.py (a switch to turn the check off in the hook would be a way
+around it).
+
 Usage: python bench/hook_startup.py [--runs N] [--store sqlite|redis|redis-py]
 """
 
@@ -64,10 +68,16 @@ def main():
     with open(os.path.join(project, "notes.txt"), "w") as f:
         f.write("first line\n" + "".join(f"other text {n}\n" for n in range(200)))
     command = hook_command()
+    # This machine's store records (drygate.integrity) in the bench's folder, not ~/.local/state.
+    os.environ["XDG_STATE_HOME"] = os.path.join(project, ".xdg")
     env = dict(os.environ, CLAUDE_PROJECT_DIR=project)
     for k in ("DRYGATE_MODE", "DRYGATE_RUN_ID", "DRYGATE_STATE", "DRYGATE_POLICY", "DRYGATE_STATE_URL"):
         env.pop(k, None)
     server = None
+    if args.store == "sqlite":  # as `drygate init` does: the hook never creates a store
+        from drygate.integrity import initialize_store
+
+        initialize_store(os.path.join(project, ".drygate", "state.db"))
     if args.store != "sqlite":
         server, url = start_redis(project)
         if args.store == "redis-py":
@@ -97,7 +107,7 @@ def main():
             b, _ = timed(baseline_argv)
             sb, _ = timed(sh_baseline_argv)
             h, proc = timed(["/bin/sh", "-c", command], payload, env)
-            if proc.returncode not in (0, 2):
+            if proc.returncode not in (0, 2) or b"guard failure" in proc.stderr:
                 print(proc.stdout, proc.stderr)
                 raise SystemExit(f"hook failed with {proc.returncode}")
             base.append(b)

@@ -226,3 +226,41 @@ def test_ledger_is_compare_and_set(store):
     assert version == 1 and record == {"status": "applying", "plan": "a"}
     assert store.ledger_put("r", 1, {"status": "applied", "plan": "a", "steps": {"1": {"status": "done"}}})
     assert store.ledgers() == {"r": {"status": "applied", "plan": "a", "steps": {"1": {"status": "done"}}}}
+
+
+def test_fingerprints_keep_the_first_value_unless_replaced(store):
+    """drygate.integrity's per-run fingerprints, on every store: first seen wins, runs apart."""
+    assert store.fingerprints("run-a") == {}
+    store.put_fingerprints("run-a", {"/p/settings.json": "s|1|x", "/p/drygate.toml": "f|2|y"})
+    store.put_fingerprints("run-a", {"/p/settings.json": "s|9|z", "/p/new": "f|-|"}, durable=False)
+    assert store.fingerprints("run-a") == {"/p/settings.json": "s|1|x", "/p/drygate.toml": "f|2|y", "/p/new": "f|-|"}
+    store.put_fingerprints("run-a", {"/p/settings.json": "s|9|z"}, replace=True)
+    assert store.fingerprints("run-a")["/p/settings.json"] == "s|9|z"
+    assert store.fingerprints("run-b") == {}
+    store.put_fingerprints("\x00last", {"/p/x": "f|1|a"}, replace=True)  # the pseudo runs of drygate.integrity
+    assert store.fingerprints("\x00last") == {"/p/x": "f|1|a"}
+
+
+def test_every_store_has_a_marker(store):
+    created, store_id = store.initialize()
+    assert store.marker()["store_id"] == store_id
+    assert store.initialize() == (False, store_id)  # idempotent
+
+
+def test_a_sqlite_store_is_not_created_by_the_hook(tmp_path):
+    from drygate.errors import StoreUnavailable
+
+    with pytest.raises(StoreUnavailable):
+        SQLiteStore(tmp_path / "state.db", create=False)
+    assert not (tmp_path / "state.db").exists()
+    SQLiteStore(tmp_path / "empty.db").close()  # a file that has the schema but no marker
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "plain.db").execute("CREATE TABLE t (x)").connection.close()  # not a store
+    with pytest.raises(StoreUnavailable, match="no drygate marker"):
+        SQLiteStore(tmp_path / "plain.db", create=False)
+    s = SQLiteStore(tmp_path / "empty.db", create=False)
+    assert s.marker() == {}
+    s.initialize()
+    assert s.marker()["store_id"]
+    s.close()

@@ -113,6 +113,9 @@ class Gate:
         if self.integrity:
             from drygate import integrity as fp
 
+            import sys
+
+            loaded = len(sys.modules)
             watched = fp.watched(self.settings.project_dir, self.settings.policy_path)
             blocked = fp.check(self.store, call.run_id, watched, self.markers)
         decision = self.engine.decide(call, blocked)
@@ -121,7 +124,7 @@ class Gate:
 
             self.alert(TAMPER, "integrity" if blocked else "self-protection", decision.reason, call)
         if self.integrity and not blocked:
-            fp.register_loaded(self.store, call.run_id, watched)  # modules this decision loaded, as loaded
+            fp.register_loaded(self.store, call.run_id, watched, loaded)  # modules this decision loaded, as loaded
         if decision.made_run_dry and self.location:
             from drygate import integrity as fp
 

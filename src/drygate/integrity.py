@@ -118,6 +118,8 @@ def _canonical(value):
 
 def _digest(path, kind, stat):
     """The content digest of ``path`` (str; "" when only its stat is compared)."""
+    if stat == "-" and kind == "s":
+        return _settings_digest({})  # the host reads a missing layer as an empty one
     if stat == "-" or stat.startswith("error"):
         return ""
     try:
@@ -136,14 +138,20 @@ def _digest(path, kind, stat):
         try:
             from drygate import _json
 
-            settings = _json.loads(data.decode("utf-8"))
-            if isinstance(settings, dict) and isinstance(settings.get("permissions"), dict):
-                settings = dict(settings, permissions={k: v for k, v in settings["permissions"].items()
-                                                       if k not in PERMISSION_KEYS})
-            return "json:" + _sha(_canonical(settings).encode("utf-8", "surrogateescape"))
+            return _settings_digest(_json.loads(data.decode("utf-8")))
         except (ValueError, UnicodeDecodeError):
             pass  # not JSON: compared byte for byte
     return _sha(data)
+
+
+def _settings_digest(settings):
+    """A settings layer's digest without the permission rules the host writes itself."""
+    if isinstance(settings, dict) and isinstance(settings.get("permissions"), dict):
+        rest = {k: v for k, v in settings["permissions"].items() if k not in PERMISSION_KEYS}
+        settings = dict(settings, permissions=rest)
+        if not rest:
+            del settings["permissions"]
+    return "json:" + _sha(_canonical(settings).encode("utf-8", "surrogateescape"))
 
 
 def fingerprint(path, kind):
@@ -209,10 +217,11 @@ def _code_paths():
     return paths
 
 
-def loaded_modules():
-    """{path: "f"} of the source (or extension) file of every module this process loaded."""
+def loaded_modules(since=0):
+    """{path: "f"} of the source (or extension) file of every module this process loaded
+    (``since``: skip the first that many entries of ``sys.modules``, which keeps load order)."""
     found = {}
-    for module in list(sys.modules.values()):
+    for module in list(sys.modules.values())[since:]:
         path = getattr(module, "__file__", None)
         if isinstance(path, str) and path:
             found[path if os.path.isabs(path) else os.path.abspath(path)] = "f"
@@ -301,8 +310,8 @@ def check(store, run_id, paths, markers=None):
                 continue
             digest = _digest(path, kind, stat)
             new = f"{kind}|{stat}|{digest}"
-            if digest and digest == old_digest and stat != "-":
-                updates[path] = new  # touched, same content: not a change
+            if digest and digest == old_digest:
+                updates[path] = new  # touched, same content (or an empty settings layer): not a change
                 continue
         if blessed is None:
             blessed = store.fingerprints(BLESSED)
@@ -315,7 +324,7 @@ def check(store, run_id, paths, markers=None):
                   f"files as they are then")
         store.put_fingerprints(run_id, {BLOCKED: reason})
         return reason
-    new_entries = {}
+    new_entries, changed_last = {}, {}
     last = None
     for path, kind in paths.items():
         if path in stored:
@@ -327,15 +336,17 @@ def check(store, run_id, paths, markers=None):
         if previous is not None and _parts(previous)[:2] == (kind, stat):
             new_entries[path] = previous  # the same file the last run saw: no need to hash it again
         else:
-            new_entries[path] = f"{kind}|{stat}|{_digest(path, kind, stat)}"
+            new_entries[path] = changed_last[path] = f"{kind}|{stat}|{_digest(path, kind, stat)}"
     for key, value in markers.items():
         if key not in stored:
             new_entries[key] = value
+    # Not fsynced (a power loss only makes the run take them again); a block always is.
     if new_entries:
-        store.put_fingerprints(run_id, new_entries)
-        store.put_fingerprints(LAST, new_entries, replace=True)
+        store.put_fingerprints(run_id, new_entries, durable=False)
+    if changed_last:
+        store.put_fingerprints(LAST, changed_last, replace=True, durable=False)
     if updates:
-        store.put_fingerprints(run_id, updates, replace=True)
+        store.put_fingerprints(run_id, updates, replace=True, durable=False)
     return None
 
 
@@ -347,11 +358,16 @@ def _same(a, b):
     return ka == kb and (sa == sb or (da != "" and da == db))
 
 
-def register_loaded(store, run_id, seen):
-    """Add the modules loaded since ``seen`` ({path: kind}) to run ``run_id``'s fingerprints, as loaded."""
-    fresh = {p: k for p, k in loaded_modules().items() if p not in seen}
+def register_loaded(store, run_id, seen, since=0):
+    """Add the modules loaded since ``seen`` ({path: kind}) was made to run ``run_id``'s
+    fingerprints, as loaded. ``since``: ``len(sys.modules)`` when ``seen`` was made."""
+    if len(sys.modules) <= since:
+        return
+    fresh = {p: k for p, k in loaded_modules(since).items() if p not in seen}
     if fresh:
-        store.put_fingerprints(run_id, {p: fingerprint(p, k) for p, k in fresh.items()})
+        entries = {p: fingerprint(p, k) for p, k in fresh.items()}
+        store.put_fingerprints(run_id, entries, durable=False)
+        store.put_fingerprints(LAST, entries, replace=True, durable=False)
 
 
 def bless(store, paths):
@@ -377,7 +393,7 @@ def changed_since_last_run(store, project_dir, policy_path, home=None):
         if stat == old_stat:
             continue
         new = f"{kind}|{stat}|{_digest(path, kind, stat)}"
-        if _parts(new)[2] == old_digest and stat != "-" and old_stat != "-":
+        if old_digest and _parts(new)[2] == old_digest:
             continue
         changes.append((path, describe_change(path, old, new)))
     return changes
@@ -535,6 +551,8 @@ def initialize_store(location, dry_until=None, recover=False):
         try:
             _, store_id = store.initialize(dry_until=dry_until, renew=True)
             write_record(location, store)
+            # drygate made this change: runs in progress go on (dry, for the window)
+            store.put_fingerprints(BLESSED, {marker_key(location): f"m|{store_id}|"}, replace=True)
         finally:
             store.close()
         return "recovered", store_id

@@ -48,15 +48,17 @@ def import_roots():
     return roots
 
 
-def hook_command(python=None, root=None, project_expr='"$CLAUDE_PROJECT_DIR"'):
+def hook_command(python=None, root=None, project_expr='"$CLAUDE_PROJECT_DIR"', roots=None):
     """The shell command the host runs for each tool call (str).
 
     ``python``: interpreter path (default: the running one); ``root``: folder holding
     the drygate package (default: :func:`import_roots`, which also brings the
-    parsers' site-packages); ``project_expr``: shell expression for the project folder.
+    parsers' site-packages); ``roots``: the whole list of import folders instead;
+    ``project_expr``: shell expression for the project folder. The folders are put
+    after the standard library on ``sys.path``.
     """
     python = python or sys.executable
-    roots = [root] if root else import_roots()
+    roots = list(roots) if roots else [root] if root else import_roots()
     # The roots go AFTER the standard library: a module planted in them (keyword.py) must
     # never shadow one of the standard library's (drygate.integrity watches them too).
     code = (f"import sys;sys.path+={roots!r};"

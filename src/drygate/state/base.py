@@ -130,9 +130,10 @@ class StateStore:
         """``{path: fingerprint (str)}`` kept for run ``run_id``; ``{}`` when none."""
         raise NotImplementedError
 
-    def put_fingerprints(self, run_id, entries, replace=False):
+    def put_fingerprints(self, run_id, entries, replace=False, durable=True):
         """Keep ``entries`` (``{path: fingerprint}``) for run ``run_id``: a path the run already
-        has keeps its first value unless ``replace``. Durable like a decision."""
+        has keeps its first value unless ``replace``. Durable like a decision unless ``durable``
+        is False (first-seen fingerprints: a lost one is only taken again)."""
         raise NotImplementedError
 
     # Optional: a cache of classifier verdicts (drygate.classifiers.sql). A store that

@@ -101,7 +101,7 @@ class MemoryStore(StateStore):
         with self._lock:
             return dict(self._fingerprints.get(run_id, {}))
 
-    def put_fingerprints(self, run_id, entries, replace=False):
+    def put_fingerprints(self, run_id, entries, replace=False, durable=True):
         with self._lock:
             kept = self._fingerprints.setdefault(run_id, {})
             for path, value in entries.items():

@@ -387,7 +387,7 @@ class RedisStore(StateStore):
         """``{path: fingerprint}`` of run ``run_id`` (drygate.integrity), from ``{p}:fp:<run>``."""
         return _as_dict(self._call("HGETALL", self._p + ":fp:" + run_id) or [])
 
-    def put_fingerprints(self, run_id, entries, replace=False):
+    def put_fingerprints(self, run_id, entries, replace=False, durable=True):
         """Keep ``entries`` for run ``run_id`` (HSET, or HSETNX per path), with the run's retention."""
         if not entries:
             return

@@ -129,8 +129,10 @@ class SQLiteStore(StateStore):
                 if not create and version == 0:
                     from drygate.errors import StoreUnavailable
 
-                    raise StoreUnavailable(f"{self.path} is not an initialized drygate state store; run "
-                                           f"`drygate state init`")
+                    raise StoreUnavailable(
+                        f"the state store {self.path} has no drygate marker: `drygate init` did not make it, or it "
+                        f"was replaced or emptied. Run `drygate state init` for a new project, else `drygate "
+                        f"state init --recover HOURS` (every run is dry for HOURS)")
                 self._create_schema()
         except _sqlite3.Error as e:
             raise _translate(e, self.path) from e
@@ -404,9 +406,9 @@ class SQLiteStore(StateStore):
         except _sqlite3.Error as e:
             raise _translate(e, self.path) from e
 
-    def put_fingerprints(self, run_id, entries, replace=False):
+    def put_fingerprints(self, run_id, entries, replace=False, durable=True):
         """Keep ``entries`` ({path: fingerprint}) for run ``run_id``; an existing path keeps its
-        first value unless ``replace``. Durable like a decision (a block must not be lost)."""
+        first value unless ``replace``. ``durable=False`` skips the FULL fsync (module docstring)."""
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         items = [(run_id, str(k), str(v)) for k, v in entries.items()]
 
@@ -415,7 +417,7 @@ class SQLiteStore(StateStore):
             db.executemany(f"{verb} INTO fingerprints (run_id, path, value) VALUES (?, ?, ?)", items)
 
         if items:
-            self._write(step)
+            self._write(step, durable=durable)
 
     def verdict_get(self, key):
         try:
