@@ -71,7 +71,7 @@ def _answer(event, settings, event_name):
 
     event.setdefault("hook_event_name", event_name)
     try:
-        answer = claude_code.handle(event, settings, None)
+        answer = claude_code.handle(event, settings, None, lean=False)  # in-process: like the relay
     except Exception as e:  # fail closed: a deny the CLI honours, and a guard-failure alert
         cause = getattr(e, "error", e)  # handle() carries the original error with its policy and call
         answer = claude_code.fail_closed(cause, settings, getattr(e, "policy", None), getattr(e, "call", None),

@@ -159,11 +159,16 @@ def _event_name(event):
     return name
 
 
-def handle(event, settings, deadline):
+def handle(event, settings, deadline, lean=True):
     """Decide one parsed hook event; returns an _Answer. Raises GuardFailure.
 
     ``deadline``: the :class:`_Deadline` of this process; once the policy is loaded
     its ``[gate] deadline_ms`` replaces the default unless the environment set one.
+    ``lean``: a hook process (the default): it never creates a state store, and each
+    PreToolUse decision checks the fingerprints of what the gate protects
+    (drygate.integrity). False for a long-lived process that decides in-process (the
+    Agent SDK callbacks): like the relay, it initializes a store on first use and does
+    not check fingerprints (its loaded modules are not the hook's).
     """
     from drygate import _json
     from drygate.gate import Gate
@@ -181,7 +186,7 @@ def handle(event, settings, deadline):
                           "(each tool call is a new process); use a file")
     # The gate is not closed here: the process ends right after the answer
     # (exit_main), and closing would run a WAL checkpoint on the hot path.
-    gate = Gate.open(settings, HOOK_NAME, deadline, lean=True, integrity=name == "PreToolUse")
+    gate = Gate.open(settings, HOOK_NAME, deadline, lean=lean, integrity=lean and name == "PreToolUse")
     if name == "PostToolUse":
         result = event.get("tool_response")
         text = result if isinstance(result, str) else _json.dumps(result)
