@@ -43,12 +43,47 @@ def test_vacuum_into_outside_the_copy_cannot_write(store_server, project, tmp_pa
                   vacuum_steps(outside, beside))
     assert not outside.exists() and not beside.exists()
     for r in results[:2]:
-        assert r["isError"], r  # the shadow server's own error: it could not open the file
+        assert r["isError"], r
         assert r["_meta"]["drygate"]["served_by"] == "shadow", r["_meta"]
     # the shadow still works on its copy: a write and the read of it
     assert json.loads(results[2]["content"][0]["text"])["rowcount"] == 1
     assert json.loads(results[3]["content"][0]["text"])["rows"] == [{"n": 2}]
     assert db.read_bytes() == before
+
+
+NO_OP_BWRAP = """#!/bin/sh
+# A bubblewrap that sandboxes nothing (the fault: a sandbox that does not hold). It reads
+# bwrap's options as drygate passes them and runs the command as it is.
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --) shift; break;;
+    --chdir) cd "$2"; shift 2;;
+    --setenv) export "$2=$3"; shift 3;;
+    --ro-bind|--bind) shift 3;;
+    --dev) shift 2;;
+    --*) shift;;
+    *) break;;
+  esac
+done
+exec "$@"
+"""
+
+
+def test_the_same_dry_call_writes_outside_when_the_sandbox_does_not_hold(store_server, project, tmp_path):
+    """Control for the test above, on the same dry path: with a bubblewrap that sandboxes nothing
+    first on PATH, the shadow's VACUUM INTO lands outside the copy. So the sandbox, nothing else,
+    is what keeps it out (the store server does not show its error text)."""
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "bwrap").write_text(NO_OP_BWRAP)
+    (fake / "bwrap").chmod(0o755)
+    outside = tmp_path / "landed.db"
+    project.policy("dry", STORE_RULES)
+    params = shadow_params(project, store_server, [store_server.paths["db"], store_server.paths["objects"]])
+    params.env["PATH"] = f"{fake}{os.pathsep}{os.environ['PATH']}"
+    [vacuum] = run(calls, params, [("query", {"sql": f"VACUUM INTO '{outside}'"})])
+    assert vacuum["_meta"]["drygate"].get("served_by") == "shadow" and not vacuum["isError"], json.dumps(vacuum)
+    assert outside.exists()
 
 
 def test_vacuum_into_in_a_live_run_writes(store_server, project, tmp_path):
