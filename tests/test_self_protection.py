@@ -381,7 +381,7 @@ def live_untracked(sqlite_project, tmp_path):
 
 
 GIT_ORDINARY = [
-    "git stash", "git stash ;; git stash pop", "git reset --hard", "git reset --hard feature", "git checkout -- .",
+    "git clean -fd", "git clean -f src", "git stash", "git stash ;; git stash pop", "git reset --hard", "git reset --hard feature", "git checkout -- .",
     "git restore .", "git checkout -f feature", "git stash && git checkout feature", "git stash && git switch feature",
     "git stash && git merge feature", "git stash && git rebase feature", "git stash && git pull . feature",
     "git stash && git cherry-pick feature", "git checkout src/app.py", "git restore --source feature src",

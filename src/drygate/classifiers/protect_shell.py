@@ -1859,7 +1859,12 @@ def _git(args, state, env, stdin=None):
     if sub == "clean":
         if any(f == "--dry-run" or (not f.startswith("--") and "n" in f[1:]) for f in flags):
             return
-        _tree(pathspecs if pathspecs is not None else positional, cwds, env, label)
+        targets = pathspecs if pathspecs is not None else positional
+        try:
+            _tree(targets, cwds, env, label)
+        except Tamper:
+            if not _clean_spares(before, targets, cwds, env):
+                raise
     elif sub == "stash":
         action = positional[0].text if positional else "push"
         if action in ("list", "show", "create", "drop", "clear", "store"):
@@ -1973,6 +1978,54 @@ def _is_path_not_ref(word, cwds, repo):
         except OSError:
             pass
     return all(c is not None and os.path.exists(os.path.join(c, t)) for c in cwds)
+
+
+def _clean_spares(words, targets, cwds, env):
+    """True when ``git clean --dry-run`` with the same options lists no protected path
+    (git-clean(1): -n shows what would be removed). Only -d, -x, -X, -e/--exclude and
+    -f are understood; anything else, or git failing, is False (fail closed)."""
+    import subprocess
+
+    opts = []
+    k = 0
+    while k < len(words):
+        t = words[k].text
+        if t is None:
+            return False
+        if t in ("-e", "--exclude") and k + 1 < len(words) and words[k + 1].text is not None:
+            opts += ["-e", words[k + 1].text]
+            k += 2
+            continue
+        if t.startswith("--exclude="):
+            opts.append(t)
+        elif t.startswith("-") and not t.startswith("--") and set(t[1:]) <= set("fdxX"):
+            opts += ["-" + c for c in t[1:] if c != "f"]
+        elif t == "--force" or t == "-q" or t == "--quiet":
+            pass
+        elif t.startswith("-"):
+            return False
+        k += 1
+    if any(w.text is None or w.glob for w in targets) or None in cwds:
+        return False
+    every = env.protected.resolved()
+    for cwd in cwds:
+        try:
+            proc = subprocess.run(["git", "-c", "core.fsmonitor=false", "-C", cwd, "clean", "--dry-run", *opts, "--",
+                                   *[w.text for w in targets]], capture_output=True, timeout=2.0,
+                                  stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        if proc.returncode != 0:
+            return False
+        from drygate.classifiers.protect import path_above, path_under
+
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            if not line.startswith("Would remove "):
+                return False
+            path = os.path.normpath(os.path.join(cwd, line[len("Would remove "):]))
+            if path_under(path, every) or path_above(path, every) or path_under(os.path.realpath(path), every):
+                return False
+    return True
 
 
 def _switch_diffs(rev, force):
