@@ -269,3 +269,24 @@ def test_unjournalable_arguments_are_marked_not_invented():
     entry = gate.store.journal(run.run_id)[-1]
     assert entry["tool_input"]["row"] == {"a": 1}
     assert "drygate:unserialisable" in entry["tool_input"]["conn"]
+
+
+def test_threads_calling_a_bound_tool_first_share_one_run():
+    import threading
+
+    gate = memory_gate(STICKY)
+    put = gate.tool(lambda key: None, name="put", effect="write")
+    barrier = threading.Barrier(8)
+    out = []
+
+    def worker(i):
+        barrier.wait()
+        out.append(put(f"k{i}"))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r.run_id for r in out}) == 1 and not any(out)
+    assert gate.store.get_run(out[0].run_id).dry_writes == 8

@@ -13,13 +13,15 @@ from drygate.adapters.openai_agents import Drygate  # noqa: E402
 from drygate.testing import capture  # noqa: E402
 
 from .agent_script import NOT_EXECUTED, next_call  # noqa: E402
+from .conftest import REPO  # noqa: E402
 
 set_tracing_disabled(True)
 
 
 def scripted(seen, steps=8):
     def respond(call):
-        outputs = [i.get("output") for i in call.input if isinstance(i, dict) and i.get("type") == "function_call_output"]
+        outputs = [_text(i.get("output")) for i in call.input
+                   if isinstance(i, dict) and i.get("type") == "function_call_output"]
         seen[:] = outputs
         move = next_call(outputs)
         if move is None:
@@ -27,6 +29,13 @@ def scripted(seen, steps=8):
         return [function_call(move[0], move[1], call_id=f"call-{len(outputs)}")]
 
     return ScriptedModel([ModelStep.respond(respond) for _ in range(steps)])
+
+
+def _text(output):
+    """A function tool's output (str), or an MCP tool's (a list of input_text items) as one text."""
+    if isinstance(output, list):
+        return "".join(item.get("text", "") for item in output if isinstance(item, dict))
+    return output
 
 
 def incident_agent(dg=None, seen=None):
@@ -87,3 +96,69 @@ def test_ask_uses_the_sdk_approvals_and_runs_only_what_was_asked(incident):
     state.reject(again)
     Runner.run_sync(agent, state)
     assert "reports/q4.txt" not in incident.state()[0]
+
+
+STORE_SERVER = REPO / "examples" / "incident" / "store_server.py"
+MCP_POLICY = """
+[run]
+mode = "sticky"
+
+[[rules]]
+tool = "mcp__store__put_object"
+effect = "write"
+dry = true
+
+[[rules]]
+tool = "mcp__store__query"
+classify = "sql"
+sql_argument = "sql"
+sql_dialect = "sqlite"
+"""
+
+
+def test_mcp_server_tools_are_gated_as_mcp_tools_and_applied_on_the_server(incident, monkeypatch):
+    """The incident's real MCP server (examples/incident) under MCPServerStdio: the guardrail
+    names its calls mcp__store__*, so the plan's steps are MCP steps applied on the server."""
+    import asyncio
+    import json
+    import sys
+
+    from agents.mcp import MCPServerStdio
+
+    def server(world):
+        env = {"STORE_DIR": str(world.objects), "STORE_DB": str(world.db), "PATH": "/usr/bin:/bin"}
+        return {"command": sys.executable, "args": [str(STORE_SERVER)], "env": env}
+
+    async def play(world, dg=None):
+        seen = []
+        kwargs = {"tool_input_guardrails": [dg.mcp_guardrail("store")], "tool_meta_resolver": dg.mcp_meta} if dg else {}
+        async with MCPServerStdio(params=server(world), name="store", cache_tools_list=True, **kwargs) as mcp:
+            agent = Agent(name="ops", model=scripted(seen), mcp_servers=[mcp])
+            result = await Runner.run(agent, "go")
+        return result, seen
+
+    live = incident.make("live")
+    asyncio.run(play(live))
+    expected = live.state()
+    assert expected[0]  # the script really writes through the server
+
+    (incident.root / "drygate.toml").write_text(MCP_POLICY)
+    (incident.root / ".mcp.json").write_text(json.dumps({"mcpServers": {"store": server(incident)}}))
+    before = incident.state()
+    gate = drygate.open_gate(incident.root)
+    dg = Drygate(gate, run_id="oa-mcp")
+    with capture(gate) as cap:
+        result, seen = asyncio.run(play(incident, dg))
+    assert result.final_output == "done" and incident.state() == before
+    assert cap.tools() == ["mcp__store__query"] + ["mcp__store__put_object", "mcp__store__query"] * 2
+    assert cap.actions() == ["allow", "dry", "dry", "dry", "dry"]
+    assert all(NOT_EXECUTED in str(seen[i]) for i in (1, 2, 3, 4))
+    assert dg.mcp_meta() == {"drygate/run_id": "oa-mcp"}
+    gate.close()
+    r = incident.drygate("plan", "oa-mcp", "--out", "plan.json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((incident.root / "plan.json").read_text())
+    assert {s["executor"]["kind"] for s in plan["steps"]} == {"mcp"}
+    r = incident.drygate("apply", "plan.json", "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert incident.state() == expected

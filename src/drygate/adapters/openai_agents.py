@@ -17,9 +17,12 @@ call runs only if its arguments are those drygate asked about (the ask is journa
 call id and its arguments; :meth:`drygate.api.gate.Gate.decide_approved`).
 
 The run: the current ``with gate.run(...)`` (the guardrail runs in the run's context), else
-``run_id`` given here, else the gate's own run. MCP servers of the SDK take the same guardrail
-(``MCPServerStdio(..., tool_input_guardrails=[dg.guardrail])``); for them the relay
-(``drygate mcp``) is the other line of defence. A tool function gated with drygate.tool as
+``run_id`` given here, else the gate's own run. MCP servers of the SDK take
+:meth:`Drygate.mcp_guardrail` (``MCPServerStdio(..., tool_input_guardrails=[dg.mcp_guardrail(
+"store")])``), which names their calls ``mcp__store__<tool>`` as the hook and the relay do, so
+their plan steps are applied on that server; :meth:`Drygate.mcp_meta` as the server's
+``tool_meta_resolver`` names the run in each call's ``_meta`` for a server behind the relay
+(``drygate mcp``), the other line of defence. A tool function gated with drygate.tool as
 well would be decided twice: give the SDK the plain function.
 """
 
@@ -28,6 +31,9 @@ import json
 from agents import ToolGuardrailFunctionOutput, ToolInputGuardrail
 
 from drygate.api import to_json
+
+#: The host MCP tool calls decided here are journaled with (their steps run on the MCP server).
+MCP_HOST = "openai-agents"
 
 
 class Drygate:
@@ -76,9 +82,23 @@ class Drygate:
 
         return needs_approval
 
-    async def _check(self, data):
+    def mcp_guardrail(self, server_name):
+        """The guardrail for the tools of one SDK MCP server (``MCPServerStdio(...,
+        tool_input_guardrails=[dg.mcp_guardrail("store")])``): its calls are decided and
+        journaled as ``mcp__<server_name>__<tool>``, the name the hook and the relay give MCP
+        tools, so policy rules match them alike and their plan steps are applied on the
+        server ``server_name`` of the project's ``.mcp.json``."""
+        prefix = f"mcp__{server_name}__"
+        return ToolInputGuardrail(guardrail_function=lambda data: self._check(data, prefix), name=f"drygate-{server_name}")
+
+    def mcp_meta(self, context=None):
+        """A ``tool_meta_resolver`` for SDK MCP servers: ``{"drygate/run_id": <the run>}`` in each
+        call's ``_meta``, so a server behind drygate's relay puts the call in the same run."""
+        return {"drygate/run_id": self._run().run_id}
+
+    async def _check(self, data, prefix=""):
         context = data.context
-        name = context.tool_name
+        name = prefix + context.tool_name
         try:
             tool_input = to_json(json.loads(context.tool_arguments or "{}"))
         except ValueError:
@@ -91,9 +111,11 @@ class Drygate:
                 f"drygate BLOCKED this call: the gate failed ({type(e).__name__}: {e}). It was NOT executed.")
         approved = _approved(context, name)
         if approved:
-            decision = self.gate.decide_approved(name, tool_input, effect=effect, run=run, call_id=context.tool_call_id)
+            decision = self.gate.decide_approved(name, tool_input, effect=effect, run=run, call_id=context.tool_call_id,
+                                                 host=MCP_HOST if prefix else None)
         else:
-            decision = self.gate.decide(name, tool_input, effect=effect, run=run, call_id=context.tool_call_id)
+            decision = self.gate.decide(name, tool_input, effect=effect, run=run, call_id=context.tool_call_id,
+                                        host=MCP_HOST if prefix else None)
         if decision.executes:
             return ToolGuardrailFunctionOutput.allow({"drygate": "allow"})
         return ToolGuardrailFunctionOutput.reject_content(

@@ -224,9 +224,12 @@ class Gate:
     ``settings``, ``policy`` (compiled), ``store``: as the core gate has them.
     """
 
-    __slots__ = ("core", "_default_run", "_observers", "_log_alerts", "clock", "_runs")
+    __slots__ = ("core", "_default_run", "_observers", "_log_alerts", "clock", "_runs", "_lock")
 
     def __init__(self, core, log_alerts=True, clock=time.time):
+        import threading
+
+        self._lock = threading.Lock()  # first use of the default run and of framework runs, across threads
         self.core = core
         self._default_run = None
         self._runs = {}
@@ -253,11 +256,12 @@ class Gate:
         run = _RUN.get()
         if run is not None and run.gate is self:
             return run
-        if self._default_run is None:
-            run = Run(self, run.run_id if run is not None else None)
-            run._start()
-            run._end()  # not made current: it is this gate's fallback, used explicitly
-            self._default_run = run
+        with self._lock:
+            if self._default_run is None:
+                run = Run(self, run.run_id if run is not None else None)
+                run._start()
+                run._end()  # not made current: it is this gate's fallback, used explicitly
+                self._default_run = run
         return self._default_run
 
     def joined(self, run_id=None, mode=None):
@@ -273,12 +277,15 @@ class Gate:
         key = (str(run_id), mode)
         cached = self._runs.get(key)
         if cached is None:
-            cached = Run(self, str(run_id), mode)
-            cached._start()
-            cached._end()
-            if len(self._runs) >= 4096:
-                self._runs.pop(next(iter(self._runs)))
-            self._runs[key] = cached
+            with self._lock:
+                cached = self._runs.get(key)
+                if cached is None:
+                    cached = Run(self, str(run_id), mode)
+                    cached._start()
+                    cached._end()
+                    if len(self._runs) >= 4096:
+                        self._runs.pop(next(iter(self._runs)))
+                    self._runs[key] = cached
         return cached
 
     # -- tools ------------------------------------------------------------------------
@@ -297,17 +304,21 @@ class Gate:
 
     # -- deciding ---------------------------------------------------------------------
 
-    def decide(self, name, tool_input, *, effect=None, run=None, call_id=None, agent_id=None):
+    def decide(self, name, tool_input, *, effect=None, run=None, call_id=None, agent_id=None, host=None):
         """Decide one Python tool call; returns a :class:`drygate.types.Decision` (journaled).
 
         ``name``: the tool's name as the policy matches it; ``tool_input``: its arguments
         (a JSON-ready dict); ``effect``: the effect declared for the tool (used when no
         policy rule matches; None: unknown); ``run``: a :class:`Run` (default: the current
-        one, see :meth:`run_for_call`); ``call_id``: the host's id of the call.
+        one, see :meth:`run_for_call`); ``call_id``: the host's id of the call; ``host``: the
+        enforcement point to journal (default ``python``: plan steps run through ``[python]
+        appliable``; an adapter gating MCP tools under their ``mcp__server__tool`` name passes
+        its own, so their steps run on the MCP server as the relay's do).
 
         Never raises for a failing gate: the call is blocked and a guard-failure alert is
         emitted; the decision's action is then ``error``."""
-        call = ToolCall(name, tool_input, None, call_id or f"{_CALL_PREFIX}{next(_CALL_IDS)}", agent_id, None, HOST)
+        call = ToolCall(name, tool_input, None, call_id or f"{_CALL_PREFIX}{next(_CALL_IDS)}", agent_id, None,
+                        host or HOST)
         try:
             run = run or self.run_for_call()
             call.run_id = run.run_id
@@ -362,7 +373,7 @@ class Gate:
                 return Classification(cls.effect, tamper, "self-protection", action="deny", tamper=True)
         return cls
 
-    def decide_approved(self, name, tool_input, *, effect=None, run=None, call_id=None):
+    def decide_approved(self, name, tool_input, *, effect=None, run=None, call_id=None, host=None):
         """Decide a call a human approved through a framework's native approvals.
 
         The approval holds only for the exact arguments drygate asked about: the journal must
@@ -374,7 +385,7 @@ class Gate:
         from drygate.plan.fingerprint import fingerprint
 
         run = run or self.run_for_call()
-        decision = self.decide(name, tool_input, effect=effect, run=run, call_id=call_id)
+        decision = self.decide(name, tool_input, effect=effect, run=run, call_id=call_id, host=host)
         if decision.action != "ask":
             return decision
         try:

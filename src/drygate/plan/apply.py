@@ -547,6 +547,14 @@ def _lookup(result, path, token):
         if value is None:
             raise ApplyStopped(f"{token}: the step's result has no single value to substitute")
         return value
+    if isinstance(value, dict) and list(value) == ["result"] and isinstance(value["result"], str) \
+            and path.split(".")[0] != "result":
+        # The MCP SDK's MCPServer wraps a tool's str return as {"result": "<str>"}: a field of a
+        # JSON text the tool returned is looked up in that text.
+        try:
+            value = json.loads(value["result"])
+        except ValueError:
+            pass
     for part in path.split("."):
         if isinstance(value, dict) and part in value:
             value = value[part]
