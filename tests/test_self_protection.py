@@ -268,6 +268,8 @@ CWD_FORMS = [
     ("eval cd .claude; echo {} > settings.json", None),
     ("builtin cd .claude && echo {} > settings.json", None),
     ("(cd .claude && echo {} > settings.json)", None),
+    ("cd \"$PWD\"/.claude && echo {} > settings.json", None),
+    ("f=.claude; g=$f/settings.json; echo {} > $g", None),
 ]
 
 
@@ -332,6 +334,8 @@ ORDINARY = [
     ("cp drygate.toml backup/", lambda r: (r / "backup" / "drygate.toml").exists()),
     ("rm -rf \"$TMPDIR\"/drygate-test-nothing", None),
     ("cd sub && rm -rf *", None),
+    ("git -C \"$PWD\" status && cd \"$HOME\" && ls", None),
+    ("cp dist/a.js \"$PWD\"/backup", lambda r: (r / "backup" / "a.js").exists()),
     ("cp dist/* backup/", lambda r: (r / "backup" / "a.js").exists()),
     ("ls -la | xargs echo", None),
     ("git stash list && git stash show -p 2>/dev/null; true", None),

@@ -411,10 +411,6 @@ def _brace_expand(items, limit=MAX_WORDS):
 def _brace_into(items, out, limit, start):
     for idx in range(start, len(items)):
         it = items[idx]
-        if it[0] == "alt":
-            for alt in it[1]:
-                _brace_into(items[:idx] + list(alt) + items[idx + 1:], out, limit, idx)
-            return
         if it != ("u", "{"):
             continue
         depth, commas, end = 0, [], None
@@ -478,15 +474,35 @@ def _sequence(inner):
 
 
 class _Word:
-    """One word after brace expansion: its items, its static text (None if a pattern), flags."""
+    """One word after brace expansion: its items, its static text (None if a pattern or if
+    it has several values), flags. ``alts``: every value the word may have (a parameter
+    assigned here may hold each value it was given, or run-time text); ``items`` is the first."""
 
-    __slots__ = ("items", "text", "glob", "rt")
+    __slots__ = ("items", "text", "glob", "rt", "alts")
 
-    def __init__(self, items):
+    def __init__(self, items, alts=None):
         self.items = items
+        self.alts = alts or [items]
         self.rt = any(k == "r" for k, _ in items)
         self.glob = any(k == "u" and c in "*?[" for k, c in items) or _has_extglob(items)
-        self.text = None if (self.rt or self.glob) else "".join(c for _, c in items)
+        single = len(self.alts) == 1
+        self.text = None if (self.rt or self.glob or not single) else "".join(c for _, c in items)
+
+    def each(self):
+        """The word once per value it may have (list of _Word)."""
+        return [self] if len(self.alts) == 1 else [_Word(a) for a in self.alts]
+
+
+def _alternatives(items, limit=64):
+    """Expand parameter alternatives (('alt', [items...]) items) into item lists."""
+    out = [[]]
+    for it in items:
+        if it[0] == "alt":
+            out = [o + list(a) for o in out for a in it[1]][:limit]
+        else:
+            for o in out:
+                o.append(it)
+    return out
 
 
 def _has_extglob(items):
@@ -496,7 +512,11 @@ def _has_extglob(items):
 
 def _words(raw, env, cwds, assignment=False):
     try:
-        return [_Word(alt) for alt in _brace_expand(_tokens(raw, env, cwds, assignment))]
+        words = []
+        for b in _brace_expand(_tokens(raw, env, cwds, assignment)):
+            alts = _alternatives(b)
+            words.append(_Word(alts[0], alts))
+        return words
     except _TooMany:
         return [_Word([_RT])]  # more words than are checked: run-time text, and the command is noted below
 
@@ -681,6 +701,12 @@ def _ancestors(path):
 
 def _hit(word, cwds, env, tree=False):
     """The protected path ``word`` may name or lie under (``tree``: or lie above), else None."""
+    if len(word.alts) > 1:
+        for w in word.each():
+            hit = _hit(w, cwds, env, tree)
+            if hit:
+                return hit
+        return None
     if not word.items:
         return None
     protected = env.protected
@@ -1216,7 +1242,7 @@ def _assignment(node, state, env, declared=False):
         else:
             raw = value.text.decode("utf-8", "replace")
             words = _words(raw, env, state.cwds, assignment=True)
-            env.vars[name] = env.vars.get(name, []) + [w.items for w in words]
+            env.vars[name] = env.vars.get(name, []) + [a for w in words for a in w.alts]
 
 
 def _declaration(node, state, env):
@@ -1242,7 +1268,7 @@ def _for(node, state, env):
         else:
             _nested(child, state, env)
             for w in _words(child.text.decode("utf-8", "replace"), env, state.cwds):
-                values.append(w.items)
+                values.extend(w.alts)
     if var is not None:
         name = var.text.decode("utf-8", "replace")
         if name.startswith("DRYGATE_"):
@@ -1587,7 +1613,7 @@ def _variants(word):
 
 
 def _check(word, cwds, env, tree, name):
-    for v in _variants(word):
+    for v in (v for w in word.each() for v in _variants(w)):
         hit = _hit(v, cwds, env, tree)
         if hit:
             shown = word.text if word.text is not None else "".join(c if k != "r" else "$…" for k, c in word.items)
@@ -1597,6 +1623,11 @@ def _check(word, cwds, env, tree, name):
 def _check_joined(dest, src, cwds, env, name):
     """``dest/basename(src)``: what a copy or move into a folder creates. A source pattern
     is expanded on the file system (bash passes what it matches)."""
+    if len(dest.alts) > 1 or len(src.alts) > 1:
+        for d in dest.each():
+            for x in src.each():
+                _check_joined(d, x, cwds, env, name)
+        return
     if src.glob and not src.rt and not _has_extglob(src.items):
         for cwd in cwds:
             if cwd is None:
@@ -1750,10 +1781,20 @@ def _cd(name, args, state, env):
         new = _State({None}, state.stack)
         return new, new.union(state)
     target = ops[0] if ops else _Word(_lit(env.home))
+    new_cwds = set()
+    for t in target.each():
+        new_cwds |= _cd_targets(t, state, env)
+    stack = state.stack + (state.cwds,) if name == "pushd" else state.stack
+    new = _State(new_cwds or {None}, stack)
+    return new, new.union(state)
+
+
+def _cd_targets(target, state, env):
+    """The folders ``cd TARGET`` may lead to from each folder in ``state`` (None: unknown)."""
+    new_cwds = set()
     if target.text == "-":
-        new_cwds = {None}
+        new_cwds.add(None)
     elif target.text is None:
-        new_cwds = set()
         for c in state.cwds:
             if target.rt or c is None or _has_extglob(target.items):
                 new_cwds.add(None)
@@ -1762,7 +1803,6 @@ def _cd(name, args, state, env):
             matches = _fs_expand([_glob_tokens(comp, env) for comp in comps], 4)
             new_cwds.update(os.path.normpath(m) for m in matches) if matches else new_cwds.add(None)
     else:
-        new_cwds = set()
         for c in state.cwds:
             if target.text.startswith("/"):
                 new_cwds.add(os.path.normpath(target.text))
@@ -1770,9 +1810,7 @@ def _cd(name, args, state, env):
                 new_cwds.add(None)
             else:
                 new_cwds.add(os.path.normpath(os.path.join(c, target.text)))
-    stack = state.stack + (state.cwds,) if name == "pushd" else state.stack
-    new = _State(new_cwds or {None}, stack)
-    return new, new.union(state)
+    return new_cwds
 
 
 # ---------------------------------------------------------------- whole-tree commands
@@ -1825,9 +1863,7 @@ def _git(args, state, env, stdin=None):
         if t is None:
             raise Tamper("a git subcommand only known at run time may change the whole working tree")
         if t == "-C" and i + 1 < len(args):
-            d = args[i + 1].text
-            cwds = {None if d is None or (c is None and not d.startswith("/")) else
-                    os.path.normpath(os.path.join(c or "/", d)) for c in cwds}
+            cwds = set().union(*(_cd_targets(d, _State(cwds), env) for d in args[i + 1].each()))
             i += 2
             continue
         if t in ("-c", "--git-dir", "--work-tree", "--namespace", "--exec-path", "--config-env") and i + 1 < len(args):
