@@ -290,3 +290,18 @@ def test_threads_calling_a_bound_tool_first_share_one_run():
         t.join()
     assert len({r.run_id for r in out}) == 1 and not any(out)
     assert gate.store.get_run(out[0].run_id).dry_writes == 8
+
+
+def test_a_call_that_lost_its_run_context_in_a_thread_is_not_executed():
+    import concurrent.futures
+    import contextvars
+
+    calls = []
+    gate = memory_gate({"run": {"mode": "live"}})
+    write = gate.tool(lambda key: calls.append(key), name="write", effect="write")
+    with gate.run("dry-run", mode="dry"), concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with pytest.raises(drygate.NoRunError, match="NOT executed"):
+            pool.submit(write, "lost").result()  # a plain thread: no contextvars, the run is unknown
+        assert not pool.submit(contextvars.copy_context().run, write, "kept").result()  # in the run: dry
+    assert calls == []
+    assert write("after") is None and calls == ["after"]  # no run open: the gate's own (live) run

@@ -162,7 +162,8 @@ class Run:
         self.mode = None
         self._tokens = []
 
-    def _start(self):
+    def _begin(self):
+        """Resolve the run's id and mode and record it in the store (not made current)."""
         enclosing = _RUN.get()
         gate = self.gate
         effective = gate.policy["mode"]
@@ -191,11 +192,19 @@ class Run:
                 raise
             raise GuardFailure(f"cannot start run {self.run_id}: {type(e).__name__}: {e}") from e
         self.mode = state.mode
+        return self
+
+    def _start(self):
+        self._begin()
         self._tokens.append(_RUN.set(self))
+        with self.gate._lock:
+            self.gate._open += 1
         return self
 
     def _end(self):
         _RUN.reset(self._tokens.pop())
+        with self.gate._lock:
+            self.gate._open -= 1
 
     def __enter__(self):
         return self._start()
@@ -224,12 +233,13 @@ class Gate:
     ``settings``, ``policy`` (compiled), ``store``: as the core gate has them.
     """
 
-    __slots__ = ("core", "_default_run", "_observers", "_log_alerts", "clock", "_runs", "_lock")
+    __slots__ = ("core", "_default_run", "_observers", "_log_alerts", "clock", "_runs", "_lock", "_open")
 
     def __init__(self, core, log_alerts=True, clock=time.time):
         import threading
 
-        self._lock = threading.Lock()  # first use of the default run and of framework runs, across threads
+        self._lock = threading.RLock()  # first use of the default run and of framework runs, across threads
+        self._open = 0  # runs of this gate entered with `with gate.run()` and not left yet (any thread)
         self.core = core
         self._default_run = None
         self._runs = {}
@@ -252,16 +262,24 @@ class Gate:
 
     def run_for_call(self):
         """The run a call of this gate belongs to: the current run if it is this gate's,
-        else the gate's own default run (started on first use, as :meth:`run` would)."""
+        else the gate's own default run (started on first use, as :meth:`run` would).
+
+        Raises :class:`NoRunError` for a call made outside any run while a run of this gate is
+        open elsewhere: the call lost its run's context (a thread started without
+        ``contextvars.copy_context()``), and putting it in another run could run a write of a
+        dry run for real."""
         run = _RUN.get()
         if run is not None and run.gate is self:
             return run
+        if run is None and self._open:
+            raise NoRunError("a gated tool was called outside its run while a run of this gate is open: the call "
+                             "lost the run's context (a thread started without contextvars.copy_context()?), so "
+                             "which run it belongs to is unknown. It was NOT executed; call it inside the run (e.g. "
+                             "executor.submit(contextvars.copy_context().run, fn, ...))")
         with self._lock:
             if self._default_run is None:
                 run = Run(self, run.run_id if run is not None else None)
-                run._start()
-                run._end()  # not made current: it is this gate's fallback, used explicitly
-                self._default_run = run
+                self._default_run = run._begin()  # not made current: the gate's fallback, used explicitly
         return self._default_run
 
     def joined(self, run_id=None, mode=None):
@@ -280,9 +298,7 @@ class Gate:
             with self._lock:
                 cached = self._runs.get(key)
                 if cached is None:
-                    cached = Run(self, str(run_id), mode)
-                    cached._start()
-                    cached._end()
+                    cached = Run(self, str(run_id), mode)._begin()
                     if len(self._runs) >= 4096:
                         self._runs.pop(next(iter(self._runs)))
                     self._runs[key] = cached
