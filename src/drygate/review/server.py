@@ -153,12 +153,16 @@ def create_app(state):
         data = state.data
         basis = data.basis()
         stale = [b for b in basis if b["status"] == "changed"]
+        checked = data.checked
+        if checked is not None:
+            checked = dict(checked, changed=[data.masker.text(x) for x in checked["changed"]],
+                           unchecked=[data.masker.text(x) for x in checked["unchecked"]])
         counts = {}
         for b in basis:
             counts[b["status"]] = counts.get(b["status"], 0) + 1
         shown = stale + [b for b in basis if b["status"] != "changed"][:BASIS_ROWS]  # never thousands of rows
         return render("overview.html", active="overview", basis=shown, basis_total=len(basis), basis_counts=counts,
-                      stale=stale, simulation=data.simulation(),
+                      stale=stale, checked=checked, simulation=data.simulation(),
                       timeline_counts=data.timeline_counts(), decisions=state.decisions)
 
     async def steps(request):
@@ -173,14 +177,33 @@ def create_app(state):
         items, page, pages = state.data.files_page(page_number(request))
         return render("files.html", active="files", files=items, page=page, pages=pages)
 
-    async def decide(request):
-        form = await request.form()
+    def refused_post(request, form):
+        """The answer to a POST that is not from this page (CSRF token, Origin), or None."""
         if not hmac.compare_digest(str(form.get("csrf", "")), state.csrf()):
             return render("decided.html", 403, active="overview", ok=False, outcome=None,
                           message="refused: the form's CSRF token is missing or wrong; reload the page")
         if request.headers.get("origin") not in state.origins():
             return render("decided.html", 403, active="overview", ok=False, outcome=None,
                           message="refused: a decision must come from this page (no Origin header)")
+        return None
+
+    async def check_basis(request):
+        form = await request.form()
+        refused = refused_post(request, form)
+        if refused is not None:
+            return refused
+        try:
+            await state.data.check_basis_now()
+        except DrygateError as e:
+            return render("decided.html", 409, active="overview", ok=False, outcome=None,
+                          message=f"the basis could not be checked: {state.data.masker.text(str(e))}")
+        return await overview(request)
+
+    async def decide(request):
+        form = await request.form()
+        refused = refused_post(request, form)
+        if refused is not None:
+            return refused
         try:
             outcome = decide_plan(state, str(form.get("decision", "")), str(form.get("plan_hash", "")),
                                   str(form.get("drop", "") or ""), str(form.get("note", "") or "")[:2000])
@@ -190,7 +213,7 @@ def create_app(state):
         return render("decided.html", active="overview", ok=True, outcome=outcome, message=None)
 
     routes = [Route("/", overview), Route("/steps", steps), Route("/timeline", timeline), Route("/files", files),
-              Route("/decide", decide, methods=["POST"]),
+              Route("/decide", decide, methods=["POST"]), Route("/check-basis", check_basis, methods=["POST"]),
               Mount("/static", StaticFiles(directory=os.path.join(HERE, "static")), name="static")]
     app = Starlette(routes=routes)
     return Guard(app, state)

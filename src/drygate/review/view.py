@@ -145,6 +145,9 @@ class ReviewData:
                 self.used_by.setdefault(d, []).append(s["step"])
         self.timeline = self._timeline(alert_log)
         self._file_cache = {}
+        #: The last check of the whole basis (:meth:`check_basis_now`): ``{"at", "changed",
+        #: "unchecked"}`` (lists of str, as apply words them), or None.
+        self.checked = None
 
     # -- summary ---------------------------------------------------------------------
 
@@ -312,17 +315,51 @@ class ReviewData:
                           "the file was removed since the plan" if now is None else
                           f"the content changed since the plan (apply will refuse it as stale)")
             items.append({"what": "file", "name": self.masker.text(path), "status": status, "detail": detail})
-        for read in basis.get("reads") or []:
+        checked = self.checked
+        for i, read in enumerate(basis.get("reads") or []):
             from drygate.engine import summarize_input
 
             status = "re-checked at apply" if read.get("repeatable") else "not re-checked"
+            detail = read.get("why") or ""
+            if checked is not None:
+                # Apply's own words (Applier.check_basis) name each read "read N (call C, TOOL)".
+                label = f"read {i + 1} (call {read.get('call')}, {read.get('tool_name')})"
+                found = [line for line in checked["changed"] if line.startswith(label)]
+                if found:
+                    status, detail = "changed", "; ".join(found)
+                elif read.get("repeatable"):
+                    status, detail = "fresh", f"re-run at {checked['at']}: the same result"
             items.append({"what": "read", "name": f"call {read.get('call')}: " + self.masker.text(
                 summarize_input(read.get("tool_name") or "", self.masker.value(read.get("input")), 140)),
-                          "status": status, "detail": self.masker.text(read.get("why") or "")})
+                          "status": status, "detail": self.masker.text(detail)})
         for server, info in sorted((basis.get("servers") or {}).items()):
-            items.append({"what": "server", "name": server, "status": "re-checked at apply",
-                          "detail": f"{len(info.get('tools') or {})} tool schema(s) as the run saw them"})
+            status, detail = "re-checked at apply", f"{len(info.get('tools') or {})} tool schema(s) as the run saw them"
+            if checked is not None:
+                found = [line for line in checked["changed"] if line.startswith((f"server {server} ", f"{server}/"))]
+                status, detail = ("changed", "; ".join(found)) if found else (
+                    "fresh", f"{detail}: the same at {checked['at']}")
+            items.append({"what": "server", "name": server, "status": status, "detail": self.masker.text(detail)})
         return items
+
+    async def check_basis_now(self):
+        """Re-run the plan's whole basis check as apply would before its first step
+        (drygate.plan.apply.Applier.check_basis: the repeatable reads through the project's
+        MCP servers (.mcp.json), the tools' schemas, the files, the policy), and remember
+        the outcome for :meth:`basis`. Reads only; executes no step. Returns ``self.checked``.
+        Raises DrygateError (PlanError) when a server cannot be configured."""
+        from drygate.plan.apply import Applier
+        from drygate.plan.executors import McpServers, mcp_config
+
+        class Quiet:
+            def note(self, text):
+                pass
+
+        config = mcp_config(self.project_dir, None)
+        async with McpServers(self.project_dir, config) as servers:
+            changed, unchecked = await Applier(self.plan, self.store, self.project_dir, self.policy, servers,
+                                               Quiet()).check_basis()
+        self.checked = {"at": _when(time.time()), "changed": changed, "unchecked": unchecked}
+        return self.checked
 
     def stale(self):
         """What makes the plan stale now (list of str; empty when nothing checked changed)."""
