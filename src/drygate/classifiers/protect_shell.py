@@ -889,7 +889,7 @@ def _fs_expand(patterns, limit=256):
     for pat in patterns:
         literal = all(t[0] == "c" for t in pat[0])
         nxt = []
-        for base in paths:
+        for base in paths[:64]:  # at most 64 folders listed per path part
             if literal:
                 nxt.append(os.path.join(base, "".join(t[1] for t in pat[0])))
                 continue
