@@ -59,3 +59,39 @@ def test_init_without_hooks_writes_the_policy_only(tmp_path):
     project.cli("init", "--no-hooks", "--mode", "sticky", "--force")
     assert not (project.root / ".claude" / "settings.json").exists() or \
         "hooks" not in json.loads((project.root / ".claude" / "settings.json").read_text())
+
+
+def _plugin_home(tmp_path):
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    (home / ".claude" / "settings.json").write_text(json.dumps({"enabledPlugins": {"drygate@drygate": True}}))
+    return home
+
+
+def test_doctor_checks_the_plugin(tmp_path):
+    import sys
+    from pathlib import Path
+
+    home = _plugin_home(tmp_path)
+    project = Project(tmp_path / "app")
+    os.remove(project.root / ".claude" / "settings.json")
+    project.cli("init", "--no-hooks", "--mode", "sticky")
+    with_hook = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    r = project.cli("doctor", "--json", HOME=str(home), PATH=with_hook, check=False)
+    checks = {c["check"]: c for c in json.loads(r.stdout)}
+    assert r.returncode == 0, [c for c in checks.values() if c["status"] == "fail"]
+    assert checks["plugin"]["status"] == "ok" and checks["hook blocks a dry write"]["status"] == "ok"
+    assert checks["blocks when drygate is gone"]["status"] == "ok"
+    r = project.cli("doctor", "--json", HOME=str(home), PATH="/usr/bin:/bin", check=False)
+    checks = {c["check"]: c for c in json.loads(r.stdout)}
+    assert r.returncode == 1 and checks["plugin"]["status"] == "fail" and "not on PATH" in checks["plugin"]["detail"]
+
+
+def test_doctor_refuses_the_plugin_and_the_project_hook_together(tmp_path):
+    home = _plugin_home(tmp_path)
+    project = Project(tmp_path / "app")  # installs the project hook, as drygate init does
+    write_policy(project.root, "sticky")
+    r = project.cli("doctor", "--json", HOME=str(home), check=False)
+    checks = {c["check"]: c for c in json.loads(r.stdout)}
+    assert r.returncode == 1 and checks["plugin and hook"]["status"] == "fail"
+    assert "decided twice" in checks["plugin and hook"]["detail"]

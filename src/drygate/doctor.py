@@ -219,6 +219,7 @@ def _run_checks(settings, home, probe_env):
     checks.extend(_sandbox_checks(project, policy, home))
 
     merged_hooks = {"PreToolUse": [], "PostToolUse": []}
+    plugin_layer = None  # the settings layer that enables the drygate plugin last (plugins/drygate)
     for path in settings_layers(project, home):
         if not os.path.exists(path):
             continue
@@ -235,6 +236,10 @@ def _run_checks(settings, home, probe_env):
                                  f"remove disableAllHooks from {path}"))
         for event in merged_hooks:
             merged_hooks[event] += [(path, m, h) for m, h in _drygate_handlers(layer, event)]
+        enabled = layer.get("enabledPlugins")
+        for key, on in (enabled.items() if isinstance(enabled, dict) else ()):
+            if isinstance(key, str) and key.split("@")[0] == "drygate":
+                plugin_layer = path if on is True else None
     if policy is not None and policy["mode"] == "sticky" and not any(r["dry"] for r in policy["rules"]):
         checks.append(_check("dry scope", "warn", "the policy is sticky but no rule has dry = true: no call can "
                                                   "make a run dry, so sticky runs behave as live",
@@ -244,6 +249,26 @@ def _run_checks(settings, home, probe_env):
 
     checks.extend(_mcp_checks(project))
     pre = merged_hooks["PreToolUse"]
+    if plugin_layer and pre:
+        checks.append(_check("plugin and hook", "fail",
+                             f"the drygate plugin is enabled ({plugin_layer}) and {pre[0][0]} also has drygate's hook: "
+                             f"every call would be decided twice (two plan steps for each dry write)",
+                             f"remove drygate's hooks from {pre[0][0]} (`drygate init --no-hooks` adds none), or "
+                             f"disable the plugin"))
+    elif plugin_layer:
+        import shutil
+
+        from drygate.enforcement.plugin import plugin_hooks
+
+        hooks = plugin_hooks()["hooks"]
+        found = shutil.which("drygate-hook")
+        checks.append(_check("plugin", "ok" if found else "fail",
+                             f"the drygate plugin is enabled ({plugin_layer}); its hook runs {found}" if found else
+                             f"the drygate plugin is enabled ({plugin_layer}) but drygate-hook is not on PATH: "
+                             f"the plugin blocks every call", "install drygate as a tool (pipx install drygate)"))
+        for event in merged_hooks:
+            merged_hooks[event] = [(f"{plugin_layer} (plugin drygate)", "*", hooks[event][0]["hooks"][0])]
+        pre = merged_hooks["PreToolUse"]
     if not pre:
         checks.append(_check("hook installed", "fail", "no drygate PreToolUse hook in any settings layer",
                              "run `drygate install claude-code`"))
@@ -277,11 +302,17 @@ def _run_checks(settings, home, probe_env):
     except ValueError:
         words = []
     interpreter = words[0] if words else ""
-    if not interpreter or not os.access(interpreter, os.X_OK):
+    if interpreter and not os.path.isabs(interpreter):  # the plugin's drygate-hook, found on PATH
+        import shutil
+
+        resolved = shutil.which(interpreter) or ""
+    else:
+        resolved = interpreter
+    if not resolved or not os.access(resolved, os.X_OK):
         checks.append(_check("hook executable", "fail", f"interpreter {interpreter!r} is missing or not executable",
                              "reinstall drygate, then run `drygate install claude-code`"))
     else:
-        checks.append(_check("hook executable", "ok", interpreter))
+        checks.append(_check("hook executable", "ok", resolved))
 
     probe = {"session_id": "drygate-doctor", "hook_event_name": "PreToolUse", "tool_name": "Read",
              "tool_input": {"file_path": os.path.join(project, "drygate.toml")}, "cwd": project,
