@@ -135,3 +135,28 @@ def test_ask_uses_pydantic_ai_approvals_bound_to_the_exact_arguments(incident):
     third = run_once(first.all_messages(), DeferredToolResults(approvals={asked.tool_call_id: True}))
     assert "reports/q3.txt" in incident.state()[0]
     assert third.output is not None
+
+
+def test_a_conversation_is_one_run_so_a_dry_run_stays_dry_on_the_next_turn():
+    calls = []
+
+    def put(key: str) -> str:
+        calls.append(key)
+        return "stored"
+
+    def respond(messages, info):
+        last = messages[-1].parts[-1]
+        if isinstance(last, ToolReturnPart):
+            return ModelResponse(parts=[TextPart("done")])
+        return ModelResponse(parts=[ToolCallPart("put", {"key": last.content}, tool_call_id=f"p-{len(messages)}")])
+
+    policy = {"run": {"mode": "sticky"}, "rules": [{"tool": "put", "input_regex": {"key": "^rehearse"},
+                                                   "effect": "write", "dry": True}]}
+    gate = drygate.open_gate(policy=policy, store=drygate.MemoryStore())
+    agent = Agent(FunctionModel(respond), tools=[put], capabilities=[Drygate(gate)])
+    first = agent.run_sync("rehearse-1")  # dry scope: the conversation's run goes dry
+    second = agent.run_sync("real-write", message_history=first.all_messages())  # next turn, same conversation
+    assert calls == []
+    third = agent.run_sync("real-write")  # a new conversation: a new run
+    assert calls == ["real-write"]
+    assert first.output == second.output == third.output == "done"

@@ -16,7 +16,9 @@ on the resumed run an approved call runs only with the exact arguments drygate a
 (:meth:`drygate.api.gate.Gate.decide_approved`).
 
 The run: the current drygate run when the agent runs inside ``with gate.run(...)``, else
-``run_id`` given here, else Pydantic AI's own ``ctx.run_id`` (one per ``agent.run``). The
+``run_id`` given here, else Pydantic AI's ``ctx.conversation_id`` (one conversation: the runs
+that share a message history, so a sticky run that went dry stays dry on the next turn), else
+``ctx.run_id``. The
 tool's effect: a policy rule first, then ``effects`` given here, then the effect declared
 with drygate.tool on the tool's function, then the tool definition's metadata
 ``{"drygate_effect": ...}``, else unknown.
@@ -67,7 +69,8 @@ class Drygate(AbstractCapability[Any]):
         tool_input = to_json(args)
         effect = self._effect(tool_def) or _declared_effect(ctx, tool_def.name)
         try:
-            run = gate.joined(self.run_id or getattr(ctx, "run_id", None), self.mode)
+            run = gate.joined(self.run_id or getattr(ctx, "conversation_id", None) or getattr(ctx, "run_id", None),
+                              self.mode)
         except Exception as e:  # the run cannot be recorded: fail closed
             return f"drygate BLOCKED this call: the gate failed ({type(e).__name__}: {e}). It was NOT executed."
         if ctx.tool_call_approved:
