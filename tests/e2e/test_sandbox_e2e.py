@@ -229,3 +229,52 @@ def test_drygate_run_wins_over_a_project_layer_that_switches_the_sandbox_off(pro
     info = describe(proc, api)
     assert not outside.exists(), info
     assert "Read-only file system" in api.tool_results[0]["content"], info
+
+
+NETWORK_POLICY = """\
+[run]
+mode = "{mode}"
+
+# WRONG on purpose: curl here POSTs. The classifier believes the rule; the sandbox has no network.
+[[commands]]
+name = "curl"
+effect = "read"
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize("mode", ["dry", "live"])
+def test_misread_network_write_never_arrives_in_a_dry_run(project, mode):
+    """The network default (none): a POST the policy misreads as a read, to a server on 127.0.0.1,
+    never arrives from a dry run's Bash, and arrives from a live run's (the control)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        setup(project, "sticky")
+        project.write_policy(NETWORK_POLICY.format(mode=mode))
+        post = {"name": "Bash", "input": {"command": f"curl -sS -m 5 -d payload http://127.0.0.1:{server.server_port}/",
+                                          "description": "post"}}
+        proc, api = run_claude(project, [post], prefix=[str(project.tools.drygate), "run", "--mode", mode, "--"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    info = describe(proc, api)
+    assert len(api.tool_results) == 1, info
+    assert received == ([] if mode == "dry" else [b"payload"]), info
+    if mode == "dry":  # the gate allowed it (a "read"): curl ran and could not connect
+        assert "curl:" in api.tool_results[0]["content"], info
+        assert "not executed" not in api.tool_results[0]["content"].lower(), info
