@@ -3,6 +3,7 @@ it bundles, offline against tests/e2e's fake Messages API, with setting_sources=
 settings hook is not read): read, write, write again in a dry run; plan; apply."""
 
 import asyncio
+import json
 import shutil
 import uuid
 
@@ -19,6 +20,7 @@ STEPS = [
     {"name": "Read", "input": lambda seen: {"file_path": "notes.txt"}},
     {"name": "Write", "input": lambda seen: {"file_path": "notes.txt", "content": "notes v2\n"}},
     {"name": "Write", "input": lambda seen: {"file_path": "report.txt", "content": "report\n"}},
+    {"name": "Read", "input": lambda seen: {"file_path": "notes.txt"}},  # read your (dry) writes
 ]
 
 
@@ -58,7 +60,24 @@ def _absolute(root, make):
     return build
 
 
-def test_with_setting_sources_empty_the_callbacks_gate_a_dry_run_and_apply_reproduces_live(tmp_path):
+@pytest.fixture
+def conversations(monkeypatch):
+    """The ``messages`` of every scripted request the CLI sends (what the model is given)."""
+    import e2e.fake_messages_api as fake
+
+    seen = []
+    answer = fake.FakeMessagesAPI._answer
+
+    def recording(self, body, path):
+        if self._is_main(body):
+            seen.append(body.get("messages") or [])
+        return answer(self, body, path)
+
+    monkeypatch.setattr(fake.FakeMessagesAPI, "_answer", recording)
+    return seen
+
+
+def test_with_setting_sources_empty_the_callbacks_gate_a_dry_run_and_apply_reproduces_live(tmp_path, conversations):
     (tmp_path / "home").mkdir()
     live = world(tmp_path / "live")
     run_agent(live)
@@ -70,9 +89,13 @@ def test_with_setting_sources_empty_the_callbacks_gate_a_dry_run_and_apply_repro
     session = str(uuid.uuid4())
     messages, seen = run_agent(project, drygate_hooks(project), session_id=session)
     assert state(project) == {"notes.txt": "notes v1\n"}  # nothing changed
-    assert [r["name"] for r in seen] == ["Read", "Write", "Write"]
+    assert [r["name"] for r in seen] == ["Read", "Write", "Write", "Read"]
     assert "notes v1" in str(seen[0]["content"])
-    assert all("NOT EXECUTED" in str(r["content"]) for r in seen[1:])
+    assert all("NOT EXECUTED" in str(r["content"]) for r in seen[1:3])
+    # The host's Read shows the real file; the PostToolUse callback's context shows the run's version.
+    assert "notes v1" in str(seen[3]["content"])
+    last = json.dumps(conversations[-1])
+    assert "As this run's dry writes left" in last and "notes v2" in last
     assert messages[-1].is_error is False  # the run finished: no crash
 
     import subprocess
