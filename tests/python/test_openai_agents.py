@@ -153,6 +153,7 @@ def test_mcp_server_tools_are_gated_as_mcp_tools_and_applied_on_the_server(incid
     assert cap.tools() == ["mcp__store__query"] + ["mcp__store__put_object", "mcp__store__query"] * 2
     assert cap.actions() == ["allow", "dry", "dry", "dry", "dry"]
     assert all(NOT_EXECUTED in str(seen[i]) for i in (1, 2, 3, 4))
+    assert str(seen[1]).count("drygate:ref:2 (its whole result)") == 1
     assert dg.mcp_meta() == {"drygate/run_id": "oa-mcp"}
     gate.close()
     r = incident.drygate("plan", "oa-mcp", "--out", "plan.json")

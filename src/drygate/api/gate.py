@@ -348,7 +348,7 @@ class Gate:
                 reason = explain(name, tool_input, cls.effect, cls.reason, outcome.action, run.run_id,
                                  outcome.made_run_dry, state.dry_call, outcome.call, cls.tamper, state.dry_cause,
                                  state.mode)
-            if outcome.action == "dry" and outcome.call is not None:
+            if outcome.action == "dry" and outcome.call is not None and "drygate:ref:" not in reason:
                 reason += (f" If a later call needs a value this call would have returned, pass the reference token "
                            f"drygate:ref:{outcome.call} (its whole result) or drygate:ref:{outcome.call}:FIELD (one "
                            f"field, e.g. drygate:ref:{outcome.call}:id) instead of a made-up value; `drygate apply` "
