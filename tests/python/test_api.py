@@ -305,3 +305,18 @@ def test_a_call_that_lost_its_run_context_in_a_thread_is_not_executed():
         assert not pool.submit(contextvars.copy_context().run, write, "kept").result()  # in the run: dry
     assert calls == []
     assert write("after") is None and calls == ["after"]  # no run open: the gate's own (live) run
+
+
+def test_ask_and_deny_without_a_framework_are_not_executed_and_say_why():
+    calls = []
+    gate = memory_gate({"run": {"mode": "live"}, "rules": [{"tool": "pay", "effect": "external", "action": "ask"},
+                                                         {"tool": "drop", "effect": "write", "action": "deny"}]})
+    pay = gate.tool(lambda amount: calls.append(amount), name="pay")
+    drop = gate.tool(lambda table: calls.append(table), name="drop")
+    with gate.run():
+        asked, denied = pay(5), drop("users")
+    assert calls == []
+    assert (asked.action, denied.action) == ("ask", "deny") and not asked and not denied
+    assert "human" in asked.text and "NOT executed" in asked.text and "DENIED" in denied.text
+    with pytest.raises(drygate.NotExecutedError, match="waiting for a human decision"):
+        asked.receipt_id

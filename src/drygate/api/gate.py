@@ -348,6 +348,9 @@ class Gate:
                 reason = explain(name, tool_input, cls.effect, cls.reason, outcome.action, run.run_id,
                                  outcome.made_run_dry, state.dry_call, outcome.call, cls.tamper, state.dry_cause,
                                  state.mode)
+            if outcome.action == "ask":
+                reason += (" Until a human approves it (a framework's approvals, where the adapter has them), the "
+                           "call is NOT executed.")
             if outcome.action == "dry" and outcome.call is not None and "drygate:ref:" not in reason:
                 reason += (f" If a later call needs a value this call would have returned, pass the reference token "
                            f"drygate:ref:{outcome.call} (its whole result) or drygate:ref:{outcome.call}:FIELD (one "
