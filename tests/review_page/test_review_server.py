@@ -35,8 +35,11 @@ def test_the_link_works_once_and_everything_else_needs_its_session(server):
     for path in ("/", "/steps", "/timeline", "/files", "/static/review.css"):
         r = anonymous.get(path)
         assert r.status_code == 403 and "one-time token" in r.text, path
-    wrong = anonymous.get("/?token=not-the-token")
-    assert wrong.status_code == 403
+    for token in ("not-the-token", "%C3%A9t%C3%A9", "%00", ""):
+        wrong = anonymous.get(f"/?token={token}")
+        assert wrong.status_code == 403, token
+    raw_cookie = f"drygate_review_{server.port}=\u00e9t\u00e9".encode()  # not ASCII
+    assert anonymous.get("/", headers={"Cookie": raw_cookie}).status_code == 403
     client = login(server)
     page = client.get("/")
     assert page.status_code == 200 and server.plan_path in page.text

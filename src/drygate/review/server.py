@@ -84,7 +84,7 @@ class Guard:
             return await _headers(PlainTextResponse("refused: another origin", 403))(scope, receive, send)
         token = request.query_params.get("token")
         if token is not None:
-            if st.token_used or not hmac.compare_digest(token, st.token):
+            if st.token_used or not _same(token, st.token):
                 return await _headers(PlainTextResponse(
                     "refused: this link was already used or is wrong; run `drygate review` again for a new one",
                     403))(scope, receive, send)
@@ -92,7 +92,7 @@ class Guard:
             response = RedirectResponse(request.url.path, 303)
             response.set_cookie(st.cookie, st.session, httponly=True, samesite="strict", path="/")
             return await _headers(response)(scope, receive, send)
-        if not hmac.compare_digest(request.cookies.get(st.cookie, ""), st.session):
+        if not _same(request.cookies.get(st.cookie, ""), st.session):
             return await _headers(PlainTextResponse(
                 "refused: open the link `drygate review` printed (it carries a one-time token)", 403))(
                 scope, receive, send)
@@ -105,6 +105,11 @@ class Guard:
             await send(message)
 
         return await self.app(scope, receive, send_with_headers)
+
+
+def _same(given, expected):
+    """Constant-time comparison of a secret the client sent (any text) with ours."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
 
 
 _SECURITY_HEADERS = {"content-security-policy": CSP, "referrer-policy": "same-origin", "cache-control": "no-store",
@@ -179,7 +184,7 @@ def create_app(state):
 
     def refused_post(request, form):
         """The answer to a POST that is not from this page (CSRF token, Origin), or None."""
-        if not hmac.compare_digest(str(form.get("csrf", "")), state.csrf()):
+        if not _same(str(form.get("csrf", "")), state.csrf()):
             return render("decided.html", 403, active="overview", ok=False, outcome=None,
                           message="refused: the form's CSRF token is missing or wrong; reload the page")
         if request.headers.get("origin") not in state.origins():
