@@ -86,16 +86,18 @@ class Masker:
         whole = m.group(0)
         return whole[:start - base] + MASK + whole[end - base:]
 
-    def value(self, v, key=None):
-        """A copy of JSON value ``v`` with secrets masked (by key, then by shape)."""
-        if key is not None and self.is_secret_key(key) and v not in (None, "", [], {}):
-            if not isinstance(v, (dict, list)):
-                self.masked += 1
-                return MASK
+    def value(self, v, key=None, hidden=False):
+        """A copy of JSON value ``v`` with secrets masked (by key, then by shape). Under a
+        credential key every scalar inside is masked, however deep (``{"credentials":
+        {"user": ..., "pass": ...}}``); booleans and nulls stay."""
+        hidden = hidden or (key is not None and self.is_secret_key(key))
+        if hidden and not isinstance(v, (dict, list, bool)) and v not in (None, ""):
+            self.masked += 1
+            return MASK
         if isinstance(v, dict):
-            return {k: self.value(item, k) for k, item in v.items()}
+            return {k: self.value(item, k, hidden) for k, item in v.items()}
         if isinstance(v, list):
-            return [self.value(item) for item in v]
+            return [self.value(item, None, hidden) for item in v]
         if isinstance(v, str):
             return self.text(v)
         return v
