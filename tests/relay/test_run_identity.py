@@ -113,3 +113,24 @@ def test_langchain_get_tools_calls_share_the_run(langchain_python, fs_server, pr
     assert run["run_id"].startswith("mcp-client-") and run["dry_since"]
     assert sorted(s["tool_name"] for s in project.plan(run["run_id"])["steps"]) == [
         "mcp__filesystem__create_directory", "mcp__filesystem__create_directory", "mcp__filesystem__write_file"]
+
+
+def test_the_journaled_catalog_is_readable_for_the_hook(fs_server, project):
+    """drygate.state.catalog reads the catalog the relay journals (what the hook needs for a relayed tool)."""
+    from drygate.state.catalog import annotations_for, read_catalog
+    from drygate.state.sqlite import SQLiteStore
+
+    project.policy("dry", extra='[mcp]\ntrusted_servers = ["filesystem"]\n')
+    [result] = per_call_client(project, fs_server, [["list_allowed_directories", {}]])
+    assert not result["isError"]
+    [run] = project.runs()
+    store = SQLiteStore(str(project.state))
+    try:
+        catalogs = read_catalog(store, run["run_id"])
+    finally:
+        store.close()
+    assert set(catalogs) == {"filesystem"} and "write_file" in catalogs["filesystem"]["tools"]
+    assert annotations_for(catalogs, "mcp__filesystem__read_text_file")["readOnlyHint"] is True
+    assert annotations_for(catalogs, "mcp__plugin_x_filesystem__write_file").get("readOnlyHint") is False
+    assert annotations_for(catalogs, "mcp__other__read_text_file") is None
+    assert annotations_for(catalogs, "Bash") is None

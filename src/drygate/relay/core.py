@@ -300,9 +300,9 @@ class Relay(ClientSide):
             except ValueError:
                 message = None
         if isinstance(message, dict) and "method" not in message and "id" in message:
-            if self.own.take(message):
-                return  # the answer to the relay's own request (late ones too): never the client's
             key = id_key(message["id"])
+            if self.own.take(message, key):
+                return  # the answer to the relay's own request (late ones too): never the client's
             method = self.pending.pop(key, None)
             if method == "tools/list" and isinstance(message.get("result"), dict):
                 self.learn_tools(message["result"])

@@ -156,9 +156,11 @@ class OwnRequests:
             while len(self.expired) > OWN_ID_MEMORY:
                 self.expired.popitem(last=False)
 
-    def take(self, message):
-        """True when ``message`` (a response dict) answers one of the relay's own requests."""
-        key = id_key(message.get("id"))
+    def take(self, message, key=None):
+        """True when ``message`` (a response dict) answers one of the relay's own requests.
+
+        ``key``: ``id_key(message["id"])`` when the caller has it already."""
+        key = id_key(message.get("id")) if key is None else key
         future = self.futures.pop(key, None)
         if future is not None:
             if not future.done():
