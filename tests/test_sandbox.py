@@ -13,7 +13,7 @@ import pytest
 
 from drygate.errors import PolicyError
 from drygate.policy.load import compile_policy_text
-from drygate.sandbox import (claude_settings, doctor_checks, server_prefix, settings_sandboxed,
+from drygate.sandbox import (added_dirs, claude_settings, doctor_checks, server_prefix, settings_sandboxed,
                              sync_project_settings, with_settings, without_sandbox)
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is installed by .ci/run")
@@ -25,6 +25,13 @@ def test_settings_deny_writes_and_network_and_unsandboxed_commands(tmp_path):
     assert s["filesystem"]["denyWrite"] == [str(tmp_path)]  # absolute, once
     assert s["network"]["allowedDomains"] == ["api.github.com"]
     assert claude_settings([str(tmp_path)])["sandbox"]["network"]["allowedDomains"] == []
+
+
+def test_added_dirs_as_claude_reads_them():
+    """`--add-dir <directories...>` (variadic up to the next option) and `--add-dir=DIR`."""
+    argv = ["claude", "--add-dir", "a", "/b", "-p", "x", "--add-dir=c", "--model", "m", "--add-dir", "d"]
+    assert added_dirs(argv) == [os.path.abspath(p) for p in ("a", "/b", "c", "d")]
+    assert added_dirs(["claude", "-p", "--add-dir"]) == [] and added_dirs(["claude", "--", "--add-dir", "z"]) == []
 
 
 def test_with_settings_adds_one_flag_and_merges_a_given_one(tmp_path):

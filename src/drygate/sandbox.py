@@ -10,7 +10,9 @@ land a file. Two places (see docs/defence-in-depth.md):
    (:func:`claude_settings`, used by ``drygate run`` and ``drygate init``). Measured with
    the real CLI, offline (tests/e2e/test_sandbox_e2e.py):
 
-   - 2.1.x (2.1.332): honours ``sandbox.enabled``, ``sandbox.failIfUnavailable`` (the CLI
+   - 2.1.x (2.1.332): a folder given with ``--add-dir`` is writable in the sandbox too (so
+     ``drygate run`` adds those to ``denyWrite``: :func:`added_dirs`);
+     honours ``sandbox.enabled``, ``sandbox.failIfUnavailable`` (the CLI
      refuses to start, exit 1, when bubblewrap is missing), ``sandbox.allowUnsandboxedCommands``
      (false: ``dangerouslyDisableSandbox`` and ``sandbox.excludedCommands`` still run
      sandboxed), ``sandbox.filesystem.denyWrite`` (absolute paths; ``"."`` is NOT the
@@ -161,6 +163,31 @@ def claude_settings(read_only, allowed_domains=()):
     return {"sandbox": {"enabled": True, "failIfUnavailable": True, "allowUnsandboxedCommands": False,
                         "filesystem": {"denyWrite": folders},
                         "network": {"allowedDomains": list(allowed_domains)}}}
+
+
+def added_dirs(argv):
+    """The folders a ``claude`` command line gives with ``--add-dir`` (list of absolute paths).
+
+    ``--add-dir <directories...>`` takes every following word up to the next option, and
+    ``--add-dir=DIR`` one. Measured with 2.1.332: such a folder is writable in the sandbox
+    unless it is also in ``sandbox.filesystem.denyWrite`` (``permissions.additionalDirectories``
+    in the project settings is not).
+    """
+    found = []
+    words = list(argv[1:])
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word == "--":
+            break
+        if word.startswith("--add-dir="):
+            found.append(word.partition("=")[2])
+        elif word == "--add-dir":
+            while i < len(words) and not words[i].startswith("-"):
+                found.append(words[i])
+                i += 1
+    return [os.path.abspath(p) for p in found if p]
 
 
 def merge_settings(base, extra):

@@ -278,3 +278,18 @@ def test_misread_network_write_never_arrives_in_a_dry_run(project, mode):
     if mode == "dry":  # the gate allowed it (a "read"): curl ran and could not connect
         assert "curl:" in api.tool_results[0]["content"], info
         assert "not executed" not in api.tool_results[0]["content"].lower(), info
+
+
+@needs_bwrap
+def test_a_folder_given_with_add_dir_stays_read_only(project, tmp_path):
+    """Measured: 2.1.332 makes an --add-dir folder writable in its sandbox; drygate run adds it to
+    denyWrite, so a misread write there does not happen either (2.0.77 never made it writable)."""
+    setup(project, "sticky")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    step = {"name": "Bash", "input": {"command": f"touch {extra}/misread-touch.txt", "description": "touch"}}
+    proc, api = run_claude(project, [step], prefix=[str(project.tools.drygate), "run", "--mode", "dry", "--"],
+                           extra_args=["--add-dir", str(extra)])
+    info = describe(proc, api)
+    assert len(api.tool_results) == 1 and not (extra / "misread-touch.txt").exists(), info
+    assert "Read-only file system" in api.tool_results[0]["content"], info

@@ -234,8 +234,8 @@ def _sandboxed(argv, dry, policy, project_dir):
     """``argv`` with Claude Code's Bash sandbox turned on when the run is dry from its start
     (drygate.sandbox; a sticky or live run starts live and gets none). Exits with a message,
     starting nothing, when the sandbox is asked for and cannot run here."""
-    from drygate.sandbox import (FULL_SANDBOX_CLI, SandboxUnavailable, check_claude_sandbox, claude_settings,
-                                 claude_version, is_claude, sandbox_options, with_settings)
+    from drygate.sandbox import (FULL_SANDBOX_CLI, SandboxUnavailable, added_dirs, check_claude_sandbox,
+                                 claude_settings, claude_version, is_claude, sandbox_options, with_settings)
 
     options = sandbox_options(policy)
     if not dry or not options["enabled"]:
@@ -247,7 +247,8 @@ def _sandboxed(argv, dry, policy, project_dir):
     version = claude_version(argv[0])
     try:
         check_claude_sandbox(version)
-        argv = with_settings(argv, claude_settings([project_dir, os.getcwd()], options["allowed_domains"]))
+        argv = with_settings(argv, claude_settings([project_dir, os.getcwd(), *added_dirs(argv)],
+                                                   options["allowed_domains"]))
     except SandboxUnavailable as e:
         _fail(f"the run is dry, but Claude Code's Bash sandbox cannot run here: {e.reason}. Install it, or set "
               "`enabled = false` under [sandbox] in the policy to rely on the classifier alone")
