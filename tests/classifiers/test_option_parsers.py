@@ -54,6 +54,7 @@ def effect(command):
     "mysqldump --tab=/tmp db", "nm --plugin ./x.so a.out", "git -c core.pager=x log", "git --exec-path=./x status",
     # a configuration file named on the command line that runs programs (kubeconfig exec plugins)
     "kubectl get pods --kubeconfig ./k.yaml", "KUBECONFIG=./k.yaml kubectl get pods", "helm list --kubeconfig k",
+    "journalctl --cursor-file=cursor -n 5", "apt-cache gencaches",
 ])
 def test_not_a_read(command):
     v = classify_command_verdict(command)
