@@ -268,6 +268,9 @@ CWD_FORMS = [
     ("eval cd .claude; echo {} > settings.json", None),
     ("builtin cd .claude && echo {} > settings.json", None),
     ("(cd .claude && echo {} > settings.json)", None),
+    ("cd sub && echo {} > /proc/self/cwd/../.claude/settings.json", None),
+    ("echo {} > /proc/self/root/$PWD/.claude/settings.json", None),
+    ("echo {} > /proc/$$/cwd/.claude/settings.json", None),
     ("cd \"$PWD\"/.claude && echo {} > settings.json", None),
     ("f=.claude; g=$f/settings.json; echo {} > $g", None),
 ]
@@ -296,6 +299,7 @@ WHOLE_TREE_FORMS = [
     "rm -rf *", "rm -rf ./*", "rm -rf .[!.]*", "rm -rf .??*", "rm -rf {.,}*", "rm -rf .",
     "shopt -s dotglob && rm -rf dist/../*", "chmod -R 000 .",
     "git --work-tree=. clean -fdx", "cd \"$(pwd)\" && git clean -fdx", "busybox tar -xf evil.tar",
+    "compgen -C 'rm drygate.toml' x",
     "find . -maxdepth 1 -name '*.toml' -delete", "tar -C . -xf evil.tar", "find -delete",
 ]
 
@@ -386,9 +390,10 @@ def live_untracked(sqlite_project, tmp_path):
 
 GIT_ORDINARY = [
     "git clean -fd", "git clean -f src", "git stash", "git stash ;; git stash pop", "git reset --hard", "git reset --hard feature", "git checkout -- .",
-    "git restore .", "git checkout -f feature", "git stash && git checkout feature", "git stash && git switch feature",
-    "git stash && git merge feature", "git stash && git rebase feature", "git stash && git pull . feature",
-    "git stash && git cherry-pick feature", "git checkout src/app.py", "git restore --source feature src",
+    "git restore .", "git checkout -f feature", "git stash ;; git checkout feature", "git stash ;; git switch feature",
+    "git stash ;; git merge feature", "git stash ;; git rebase feature", "git stash ;; git pull . feature",
+    "git stash ;; git cherry-pick feature", "git checkout src/app.py", "git restore --source feature src",
+    "git status && git log --oneline && git reset --hard",
 ]
 
 
@@ -403,6 +408,26 @@ def test_git_work_that_leaves_the_protected_files_alone_is_not_tamper(live_untra
         assert not r.blocks, r.stderr
     assert not [a for a in p.alerts() if a["kind"] == "tamper"]
     assert _snapshot(p) == before
+
+
+MOVED_FIRST = [
+    "git reset --soft evil && git reset --hard", "git branch -f main evil && git reset --hard",
+    "git update-ref refs/heads/main evil && git reset --hard", "git symbolic-ref HEAD refs/heads/evil && git reset --hard",
+    "git tag t && git tag -f t evil && git checkout -q t -- .", "cp .git/refs/heads/evil .git/refs/heads/main && git reset --hard",
+    "GIT_DIR=.git git reset --hard evil", "git stash && git reset --hard evil",
+]
+
+
+@pytest.mark.parametrize("command", MOVED_FIRST)
+def test_git_refs_moved_earlier_in_the_command(live, command):
+    """git is asked what a command changes before the command runs; when an earlier part of
+    the same command moves refs, writes .git or sets GIT_* variables, that answer would be
+    stale, so the later whole-tree command counts. Here the working tree equals HEAD, so a
+    plain `git reset --hard` is allowed (the case is not denied for another reason)."""
+    _git(live.root, "commit", "-qam", "the agent file change")
+    r = attempt(live, "git reset --hard")
+    assert not r.blocks, r.stderr
+    assert_tamper_blocked(live, command)
 
 
 def _transcripts():

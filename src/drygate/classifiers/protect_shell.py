@@ -102,7 +102,8 @@ WRAPPERS = {
 SHELLS = frozenset(("sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "yash", "posh", "fish", "rbash"))
 #: Commands that run a word (or all their words) through a shell: eval, su/runuser -c,
 #: flock ... -c, script -c, watch (bash manual "eval"; util-linux manuals).
-_CODE_OPTION = {"su": "-c", "runuser": "-c", "flock": "-c", "script": "-c", "mapfile": "-C", "readarray": "-C"}
+_CODE_OPTION = {"su": "-c", "runuser": "-c", "flock": "-c", "script": "-c", "mapfile": "-C", "readarray": "-C",
+                "compgen": "-C"}
 #: Interpreters and the options that take inline code (their manuals); their code is opaque.
 INTERPRETERS = {
     "python": ("-c",), "python2": ("-c",), "python3": ("-c",), "pypy": ("-c",), "pypy3": ("-c",),
@@ -262,10 +263,13 @@ def _ansi_c(body):
 class _Env:
     """What the walk knows: parameters assigned so far (name -> list of item lists), home, options."""
 
-    __slots__ = ("vars", "home", "dotglob", "nocase", "depth", "protected", "cwd0")
+    __slots__ = ("vars", "home", "dotglob", "nocase", "depth", "protected", "cwd0", "git_moved")
 
     def __init__(self, protected, cwd0, text):
         self.vars = {}
+        # git's view may change before a later git command in the same text (refs moved,
+        # .git written, GIT_* variables): then git cannot be asked beforehand what it changes.
+        self.git_moved = ".git/" in text or "GIT_" in text
         self.home = os.path.expanduser("~")
         self.dotglob = "dotglob" in text or "GLOBIGNORE" in text
         self.nocase = "nocaseglob" in text
@@ -552,6 +556,18 @@ def _components(items, cwd):
         base, anywhere = [[_RT]], True
     else:
         base, anywhere = [_lit(p) for p in cwd.split("/") if p], False
+    if not base and not anywhere:
+        parts = [c for c in comps if c != [] and not _is(c, ".")]
+        if len(parts) >= 3 and _is(parts[0], "proc") and (_is(parts[2], "cwd") or _is(parts[2], "root")):
+            # /proc/self/cwd is the shell's own folder, /proc/PID/root its root (proc(5)).
+            own = _is(parts[1], "self") or _is(parts[1], "thread-self")
+            if _is(parts[2], "root"):
+                comps = parts[3:] if own else [[_RT]] + parts[3:]
+            elif own and cwd is not None:
+                comps = parts[3:]
+                base = [_lit(p) for p in cwd.split("/") if p]
+            else:
+                comps = [[_RT]] + parts[3:]
     out = list(base)
     for comp in comps:
         if comp == [] or _is(comp, "."):
@@ -1989,11 +2005,19 @@ def _git(args, state, env, stdin=None):
         for w in rest:
             if (w.text or "").startswith("--output"):
                 _check(w, cwds, env, False, f"git {sub}")
-            if sub == "config" and (w.text or "").startswith("core.hooksPath"):
-                continue
     else:
         for w in rest:
             _check(w, cwds, env, False, f"git {sub}")
+    if sub not in _GIT_PURE_READS:
+        env.git_moved = True  # refs, the index or a stash may differ for later git commands
+
+
+#: git subcommands that change no ref, index or stash: git can still be asked about later ones.
+_GIT_PURE_READS = frozenset((
+    "status", "log", "diff", "show", "blame", "ls-files", "grep", "rev-parse", "describe", "shortlog", "cat-file",
+    "ls-tree", "ls-remote", "check-ignore", "help", "version", "rev-list", "for-each-ref", "show-ref",
+    "whatchanged", "count-objects", "var", "name-rev", "merge-base", "range-diff", "format-patch", "archive",
+))
 
 
 def _is_path_not_ref(word, cwds, repo):
@@ -2084,7 +2108,7 @@ def _tree(words, cwds, env, why, diffs=None):
         if None in cwds and not (w.items and w.items[0][1] == "/" and w.items[0][0] in "uq"):
             raise Tamper(f"{why}, in a folder only known at run time, which may hold the gate's files")
         hit = _hit(w, cwds, env, tree=True)
-        if hit and diffs is not None:
+        if hit and diffs is not None and not env.git_moved:
             hit = _git_differs({_repo_top(c) for c in cwds}, env, diffs)
         if hit:
             raise Tamper(f"{why}: it would change {hit}, which protects the gate")
@@ -2096,7 +2120,7 @@ def _repo_tree(repo_dirs, env, why, diffs=None):
     hit = _tree_holds(repo_dirs, env)
     if not hit:
         return
-    if diffs is not None:
+    if diffs is not None and not env.git_moved:
         hit = _git_differs(repo_dirs, env, diffs)
         if not hit:
             return
