@@ -75,7 +75,7 @@ def test_the_page_shows_the_run(review_project, serve, page):
     assert "old.internal" in changed.locator("td.left").inner_text()
     assert "new.internal" in changed.locator("td.right").inner_text()
     assert "# Changes" in page.locator("section.file").nth(1).locator("tr.add td.right").first.inner_text()
-    screenshot(page, "files")
+    keep_for_docs(screenshot(page, "files"), "review-files.png")
     everything = "".join(page.content() for _ in [0])
     for secret in SECRET_VALUES:
         assert secret not in everything
