@@ -55,6 +55,8 @@ def effect(command):
     # a configuration file named on the command line that runs programs (kubeconfig exec plugins)
     "kubectl get pods --kubeconfig ./k.yaml", "KUBECONFIG=./k.yaml kubectl get pods", "helm list --kubeconfig k",
     "journalctl --cursor-file=cursor -n 5", "apt-cache gencaches",
+    "npm pack --dry-run --ignore-scripts --logs-dir=.claude", "helm install web ./chart --dry-run --dependency-update",
+    "helm template web ./chart --dependency-update",
 ])
 def test_not_a_read(command):
     v = classify_command_verdict(command)
@@ -66,6 +68,7 @@ def test_not_a_read(command):
     "npm outdated --json", "npm audit", "npm audit --audit-level high --json", "npm explain lodash",
     "npm config get registry", "npm --prefix web ls", "npm help install",
     "npm publish --dry-run --ignore-scripts", "npm pack --dry-run --ignore-scripts --json",
+    "npm publish --dry-run --ignore-scripts --tag beta --access public", "helm install web ./chart --dry-run",
     "yarn list --depth=0", "yarn why lodash", "yarn workspaces info", "yarn config get registry", "yarn info react",
     "pnpm ls --depth 0", "pnpm why lodash", "pnpm store path", "pnpm outdated", "pnpm licenses list",
     "pip list", "pip -q list", "pip --disable-pip-version-check list --outdated", "pip show requests",

@@ -200,6 +200,10 @@ COMMANDS = {
         "version": {"bare": R, "positional_max": 0, "other": W},
         "cache": {"subcommands": {"ls": R}, "other": W},
         **{s: {"flags": {"--dry-run": R, "--ignore-scripts": R}, "effect": W, "read_needs": ("--ignore-scripts",),
+               "nopt": True, "options": _NPM_READ["options"] + ("--ignore-scripts", "--provenance",
+                                                                 "--foreground-scripts"),
+               "option_values": _NPM_READ["option_values"] + ("--access", "--otp", "--pack-destination",
+                                                               "--provenance-file"),
                "read_needs_why": "--dry-run still runs the package's lifecycle scripts (prepack, prepare, "
                                  "prepublishOnly) unless --ignore-scripts is also given"}
            for s in ("pack", "publish")},
@@ -416,12 +420,13 @@ COMMANDS = {
     "helm": {"subcommands": {
         **{s: R for s in ("list", "ls", "status", "history", "show", "inspect", "search", "version", "lint", "env",
                           "verify", "help")},
-        "template": {"flags": {"--output-dir": W, "--post-renderer": U}},
+        "template": {"flags": {"--output-dir": W, "--post-renderer": U, "--dependency-update": W}},
         "get": R,
         "repo": {"subcommands": {"list": R, "ls": R}, "other": W},
         "dependency": {"subcommands": {"list": R, "ls": R}, "other": W},
         "plugin": {"subcommands": {"list": R, "ls": R}, "other": W},
-        **{s: {"effect": W, "flags": {"--dry-run": R, "--post-renderer": U}}
+        # --dependency-update downloads charts into the chart's folder, also in a dry run
+        **{s: {"effect": W, "flags": {"--dry-run": R, "--post-renderer": U, "--dependency-update": W}}
            for s in ("install", "upgrade", "uninstall", "delete", "del", "rollback")},
         **{s: W for s in ("package", "push", "pull", "create", "test")},
     }, "values": ("-n", "--namespace", "--kube-context", "--kubeconfig"), "flags": {"--kubeconfig": U}},
