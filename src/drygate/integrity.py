@@ -63,7 +63,12 @@ MAX_HASH_BYTES = 4 * 1024 * 1024
 #: "always allow"; a PreToolUse deny wins over them, so they cannot weaken the gate.
 PERMISSION_KEYS = ("allow", "ask", "deny")
 
+#: drygate's subpackages the hook process never imports (the relay, plan/apply, the CLI...):
+#: each decision stats their folders, not every file in them (a stat per path is the check's cost).
+NOT_HOOK_PACKAGES = ("relay", "overlay", "plan", "cli", "review", "adapters", "api")
+
 _CODE = None  # this process's code watch list, built once
+_KNOWN = {}  # run id -> the paths its fingerprints hold, as the last check in this process saw them
 
 
 def settings_layers(project_dir, home=None):
@@ -203,6 +208,8 @@ def _code_paths():
     for folder, dirs, files in os.walk(here):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         paths[folder] = "d"
+        if os.path.relpath(folder, here).split(os.sep)[0] in NOT_HOOK_PACKAGES:
+            continue  # their folders are watched; a module of theirs the hook loads is added as loaded
         for name in files:
             paths[os.path.join(folder, name)] = "f"
     for entry in sys.path:
@@ -217,14 +224,30 @@ def _code_paths():
     return paths
 
 
+_WRITABLE = {}  # folder -> whether this user can write to it (cached per process)
+
+
+def _writable(folder):
+    known = _WRITABLE.get(folder)
+    if known is None:
+        known = _WRITABLE[folder] = os.access(folder, os.W_OK)
+    return known
+
+
 def loaded_modules(since=0):
     """{path: "f"} of the source (or extension) file of every module this process loaded
-    (``since``: skip the first that many entries of ``sys.modules``, which keeps load order)."""
+    (``since``: skip the first that many entries of ``sys.modules``, which keeps load order).
+
+    A module in a folder this user cannot write to (a standard library installed by root)
+    is left out: the agent runs as the same user, so it cannot change it either.
+    """
     found = {}
     for module in list(sys.modules.values())[since:]:
         path = getattr(module, "__file__", None)
         if isinstance(path, str) and path:
-            found[path if os.path.isabs(path) else os.path.abspath(path)] = "f"
+            path = path if os.path.isabs(path) else os.path.abspath(path)
+            if _writable(os.path.dirname(path)):
+                found[path] = "f"
     return found
 
 
@@ -331,7 +354,7 @@ def check(store, run_id, paths, markers=None):
             continue
         stat = _stat_text(path, kind)
         if last is None:
-            last = store.fingerprints(LAST) if stored == {} else {}
+            last = store.fingerprints(LAST)
         previous = last.get(path)
         if previous is not None and _parts(previous)[:2] == (kind, stat):
             new_entries[path] = previous  # the same file the last run saw: no need to hash it again
@@ -341,6 +364,7 @@ def check(store, run_id, paths, markers=None):
         if key not in stored:
             new_entries[key] = value
     # Not fsynced (a power loss only makes the run take them again); a block always is.
+    _KNOWN[run_id] = (set(stored) | set(new_entries), last)
     if new_entries:
         store.put_fingerprints(run_id, new_entries, durable=False)
     if changed_last:
@@ -363,11 +387,23 @@ def register_loaded(store, run_id, seen, since=0):
     fingerprints, as loaded. ``since``: ``len(sys.modules)`` when ``seen`` was made."""
     if len(sys.modules) <= since:
         return
-    fresh = {p: k for p, k in loaded_modules(since).items() if p not in seen}
-    if fresh:
-        entries = {p: fingerprint(p, k) for p, k in fresh.items()}
-        store.put_fingerprints(run_id, entries, durable=False)
-        store.put_fingerprints(LAST, entries, replace=True, durable=False)
+    known, last = _KNOWN.get(run_id, ((), None))
+    fresh = {p: k for p, k in loaded_modules(since).items() if p not in seen and p not in known}
+    if not fresh:
+        return
+    if last is None:
+        last = store.fingerprints(LAST)
+    entries, changed_last = {}, {}
+    for path, kind in fresh.items():
+        stat = _stat_text(path, kind)
+        previous = last.get(path)
+        if previous is not None and _parts(previous)[:2] == (kind, stat):
+            entries[path] = previous  # as the last run saw it: not hashed again
+        else:
+            entries[path] = changed_last[path] = f"{kind}|{stat}|{_digest(path, kind, stat)}"
+    store.put_fingerprints(run_id, entries, durable=False)
+    if changed_last:
+        store.put_fingerprints(LAST, changed_last, replace=True, durable=False)
 
 
 def bless(store, paths):
