@@ -80,7 +80,7 @@ def main():
         first.append(timed(lambda: integrity.check(store, f"new-{i}", integrity.watched(
             project, settings.policy_path), gate.markers)))
         if i % 20 == 0:
-            store._db.execute("DELETE FROM fingerprints WHERE run_id = ?", (integrity.LAST,))
+            store._db.execute("DELETE FROM run_fingerprints WHERE run_id = ?", (integrity.LAST,))
             ever.append(timed(lambda: integrity.check(store, f"ever-{i}", integrity.watched(
                 project, settings.policy_path), gate.markers)))
     md, ms, mf, me, mo = (statistics.median(x) for x in (decide, steady, first, ever, floor))

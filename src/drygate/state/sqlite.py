@@ -300,7 +300,7 @@ class SQLiteStore(StateStore):
             # Runs that went dry (or were started dry) stay as tombstones: expiry never turns them live.
             db.execute("DELETE FROM runs WHERE last_seen_at < ? AND dry_since IS NULL AND mode != 'dry'", (cutoff,))
             try:  # the fingerprints of runs that are gone (no table yet: nothing to drop)
-                db.execute("DELETE FROM fingerprints WHERE substr(run_id, 1, 1) != char(0) AND run_id NOT IN "
+                db.execute("DELETE FROM run_fingerprints WHERE substr(run_id, 1, 1) != char(0) AND run_id NOT IN "
                            "(SELECT run_id FROM runs)")
             except _sqlite3.OperationalError:
                 pass
@@ -357,7 +357,7 @@ class SQLiteStore(StateStore):
     _META_TABLE = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
     # One row per run: its fingerprints as one JSON object (one read and one C parse per
     # decision; a row per path cost about 1 ms more per call with sqlglot's files watched).
-    _FP_TABLE = "CREATE TABLE IF NOT EXISTS fingerprints (run_id TEXT PRIMARY KEY, entries TEXT NOT NULL)"
+    _FP_TABLE = "CREATE TABLE IF NOT EXISTS run_fingerprints (run_id TEXT PRIMARY KEY, entries TEXT NOT NULL)"
 
     def marker(self):
         """The store marker as a dict (``store_id``, ``created_at``, ``format``, ``dry_until``
@@ -398,7 +398,7 @@ class SQLiteStore(StateStore):
     def fingerprints(self, run_id):
         """``{path: fingerprint}`` kept for run ``run_id`` (drygate.integrity); ``{}`` when none."""
         try:
-            row = self._db.execute("SELECT entries FROM fingerprints WHERE run_id = ?", (run_id,)).fetchone()
+            row = self._db.execute("SELECT entries FROM run_fingerprints WHERE run_id = ?", (run_id,)).fetchone()
         except _sqlite3.OperationalError as e:
             if "no such table" in str(e):
                 return {}
@@ -416,12 +416,12 @@ class SQLiteStore(StateStore):
 
         def step(db):
             db.execute(self._FP_TABLE)
-            row = db.execute("SELECT entries FROM fingerprints WHERE run_id = ?", (run_id,)).fetchone()
+            row = db.execute("SELECT entries FROM run_fingerprints WHERE run_id = ?", (run_id,)).fetchone()
             kept = _json.loads(row[0]) if row else {}
             for path, value in entries.items():
                 if replace or path not in kept:
                     kept[str(path)] = str(value)
-            db.execute("INSERT OR REPLACE INTO fingerprints (run_id, entries) VALUES (?, ?)",
+            db.execute("INSERT OR REPLACE INTO run_fingerprints (run_id, entries) VALUES (?, ?)",
                        (run_id, _json.dumps(kept)))
 
         self._write(step, durable=durable)
