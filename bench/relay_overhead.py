@@ -119,6 +119,15 @@ asyncio.run(main())
 """
 
 
+def cpu_seconds(pid):
+    """User + system CPU time (s) a process used so far (/proc/<pid>/stat fields 14 and 15).
+
+    Less sensitive to a loaded machine than latency: what the relay itself burns per call."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values, p):
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))]
@@ -183,11 +192,13 @@ def main():
                     peer.request("tools/call", params)
             times = {side: [] for side in peers}
             sides = list(peers)
+            cpu_before = {side: cpu_seconds(peers[side].proc.pid) for side in ("relay", "forwarder")}
             for i in range(args.calls):
                 for side in sides[i % 3:] + sides[:i % 3]:  # rotate the order call by call
                     t0 = time.perf_counter()
                     peers[side].request("tools/call", params)
                     times[side].append(time.perf_counter() - t0)
+            cpu = {side: cpu_seconds(peers[side].proc.pid) - cpu_before[side] for side in cpu_before}
         finally:
             for peer in peers.values():
                 peer.close()
@@ -210,6 +221,11 @@ def main():
     print(f"{'forwarder added (ms)':>22} {(statistics.median(f) - statistics.median(d)) * ms:9.3f} "
           f"{(pct(f, 90) - pct(d, 90)) * ms:9.3f} {(pct(f, 99) - pct(d, 99)) * ms:9.3f} "
           f"{(statistics.fmean(f) - statistics.fmean(d)) * ms:9.3f}")
+    relay_added, forwarder_added = med_add, (statistics.median(f) - statistics.median(d)) * ms
+    print(f"relay added / forwarder added (median): "
+          f"{relay_added / forwarder_added if forwarder_added > 0 else float('nan'):.2f}x (goal <= 1.5x)")
+    print(f"CPU per call in the relay process: relay {cpu['relay'] / args.calls * ms:.3f} ms, bare forwarder "
+          f"{cpu['forwarder'] / args.calls * ms:.3f} ms ({cpu['relay'] / max(cpu['forwarder'], 1e-9):.2f}x)")
     print(f"ratio relay/direct: median {statistics.median(r) / statistics.median(d):.2f}x, "
           f"p99 {pct(r, 99) / pct(d, 99):.2f}x")
     cd, cr = statistics.median(connect["direct"]) * ms, statistics.median(connect["relay"]) * ms

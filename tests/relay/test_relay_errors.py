@@ -95,3 +95,35 @@ def test_install_claude_code_mcp_records_trust_and_says_so(project):
     assert tomllib.loads(policy)["mcp"]["trusted_servers"] == ["fs"] and HEADER in policy
     again = project.cli("install", "claude-code", "--mcp").stdout
     assert "first use" not in again
+
+
+def test_recorded_trust_is_blessed_so_a_run_in_progress_is_not_blocked(tmp_path):
+    """drygate.integrity blocks a run whose policy changes behind the gate's back; the trust the relay
+    records is drygate's own write (bless), so a run that fingerprinted the policy before goes on."""
+    from drygate import integrity
+    from drygate.config import resolve
+    from drygate.relay.trust import bless_policy
+    from drygate.state.sqlite import SQLiteStore
+
+    project = tmp_path / "p"
+    project.mkdir()
+    policy = project / "drygate.toml"
+    policy.write_text('[run]\nmode = "dry"\n', encoding="utf-8")
+    state = project / ".drygate" / "state.db"
+    state.parent.mkdir()
+    settings = resolve({"DRYGATE_STATE": str(state)}, project_dir=str(project))
+    integrity.initialize_store(str(state))
+    watched = {str(policy): "f"}
+
+    def check(run_id):
+        store = SQLiteStore(str(state))
+        try:
+            return integrity.check(store, run_id, watched)
+        finally:
+            store.close()
+
+    assert check("run") is None  # the run saw the policy
+    assert record_first_use(str(policy), ["fs"], on_written=lambda: bless_policy(settings))
+    assert check("run") is None  # drygate's own change: the run goes on
+    assert record_first_use(str(policy), ["git"])  # the same edit, not blessed
+    assert "drygate did not make that change" in check("run")

@@ -169,9 +169,10 @@ def install_claude_code_cmd(project, local, mcp, shadows, shadow_max_mb):
         except ValueError as e:
             _fail(str(e))
         out.print(Text(f"{mcp_path}: {len(wrapped)} server(s) behind the relay: {', '.join(wrapped) or '-'}"))
-        from drygate.relay.trust import record_first_use
+        from drygate.relay.trust import bless_policy, record_first_use
 
-        said = record_first_use(os.environ.get("DRYGATE_POLICY") or os.path.join(project, "drygate.toml"), wrapped)
+        settings = _settings(project)
+        said = record_first_use(settings.policy_path, wrapped, on_written=lambda: bless_policy(settings))
         if said:  # trust in the servers' annotations: recorded in drygate.toml, with a comment
             out.print(Text(said.replace("drygate mcp: ", "", 1)))
         for name, why in skipped.items():

@@ -182,10 +182,10 @@ def _command_exists(program):
 
 def _record_trust(settings, servers, trusted):
     """First use of a server: record in drygate.toml whether its annotations are trusted, and say so."""
-    from drygate.relay.trust import record_first_use
+    from drygate.relay.trust import bless_policy, record_first_use
 
     try:
-        message = record_first_use(settings.policy_path, servers, trusted)
+        message = record_first_use(settings.policy_path, servers, trusted, on_written=lambda: bless_policy(settings))
     except OSError as e:
         message = f"drygate mcp: could not record the trust of {', '.join(servers)} in {settings.policy_path}: {e}"
     if message:

@@ -34,13 +34,14 @@ def _seen(text, server):
     return f"first use of {json.dumps(server)} on " in text
 
 
-def record_first_use(policy_path, servers, trusted=True, today=None):
+def record_first_use(policy_path, servers, trusted=True, today=None, on_written=None):
     """Record the trust of each server in ``servers`` (names) the policy has never seen.
 
     Returns a message for the user (str) or None when there is nothing to say. Does
     nothing when the policy file does not exist (the gate then fails closed anyway and
-    ``drygate init`` makes one). Raises OSError when the file cannot be written, and
-    ValueError (from tomllib) never: an unparseable policy is left as it is.
+    ``drygate init`` makes one). ``on_written()`` is called (under the lock) right after
+    the file was replaced, e.g. :func:`bless_policy`. Raises OSError when the file cannot
+    be written, and ValueError (from tomllib) never: an unparseable policy is left as it is.
     """
     import tomllib
 
@@ -89,12 +90,35 @@ def record_first_use(policy_path, servers, trusted=True, today=None):
         except OSError:
             pass
         os.replace(tmp, policy_path)
+        if on_written is not None:
+            on_written()
     if trusted:
         return (f"drygate mcp: first use of {', '.join(new)}: its tool annotations are now trusted "
                 f"(readOnlyHint makes a tool a read), recorded in {policy_path} [mcp] trusted_servers; "
                 f"remove the name there to treat its tools as writes")
     return (f"drygate mcp: first use of {', '.join(new)}: its tool annotations are NOT trusted (recorded in "
             f"{policy_path}); a dry run skips its reads too. Add it to [mcp] trusted_servers to trust them")
+
+
+def bless_policy(settings, host="drygate-mcp"):
+    """Record the policy as drygate's own write (drygate.integrity.bless), so a run in progress
+    that fingerprinted it before takes the recorded trust instead of blocking as tampered.
+
+    Best effort: a store that cannot be opened (none yet) has no run that saw the old policy.
+    """
+    from drygate import integrity
+    from drygate.gate import Gate
+
+    try:
+        gate = Gate.open(settings, host)
+    except Exception:
+        return
+    try:
+        integrity.bless(gate.store, [(settings.policy_path, "f")])
+    except Exception:
+        pass
+    finally:
+        gate.close()
 
 
 class _lock:
