@@ -309,6 +309,22 @@ def test_whole_tree_commands_are_tamper(live, command):
     assert_tamper_blocked(live, command)
 
 
+# --- the host's own CLI switching the gate off (shared/reference/claude-code.md) -------------
+HOST_FORMS = [
+    "claude --bare -p hi", "claude --safe-mode -p hi", "claude -p hi --settings '{\"disableAllHooks\": true}'",
+    "claude --setting-sources user -p hi", "claude --setting-sources=user -p hi", "claude --plugin-dir /tmp/p -p hi",
+    "claude --mcp-config x.json -p hi", "claude --strict-mcp-config -p hi", "claude mcp add evil -- node x",
+    "claude mcp add-json evil '{}'", "claude mcp remove relay", "claude plugin install x@y",
+    "claude plugin marketplace add ./m", "claude config set -g theme dark", "CLAUDE_CONFIG_DIR=/tmp/c claude -p hi",
+    "env CLAUDE_CODE_PLUGIN_DIRS=/tmp/p claude -p hi", "npx @anthropic-ai/claude-code --bare -p hi",
+]
+
+
+@pytest.mark.parametrize("command", HOST_FORMS)
+def test_the_hosts_cli_cannot_switch_the_gate_off(live, command):
+    assert_tamper_blocked(live, command)
+
+
 # --- the opposite failure: ordinary live work is not tamper ---------------------------------
 ORDINARY = [
     ("rm -rf dist/*", lambda r: not list((r / "dist").iterdir())),
@@ -338,6 +354,7 @@ ORDINARY = [
     ("cp drygate.toml backup/", lambda r: (r / "backup" / "drygate.toml").exists()),
     ("rm -rf \"$TMPDIR\"/drygate-test-nothing", None),
     ("cd sub && rm -rf *", None),
+    ("claude --version; claude mcp list; claude config get theme; true", None),
     ("git -C \"$PWD\" status && cd \"$HOME\" && ls", None),
     ("cp dist/a.js \"$PWD\"/backup", lambda r: (r / "backup" / "a.js").exists()),
     ("cp dist/* backup/", lambda r: (r / "backup" / "a.js").exists()),

@@ -123,6 +123,27 @@ RECURSIVE = frozenset(("chmod", "chown", "chgrp", "chattr", "setfacl", "chcon", 
 DRYGATE_READS = frozenset(("runs", "plan", "alerts", "replay", "explain", "doctor", "status", "metrics",
                            "--help", "-h", "--version", "help"))
 
+#: The host's own CLI (Claude Code): options that start an agent the gate does not see,
+#: and why (shared/reference/claude-code.md, measured on 2.1.332).
+HOST_CLI_NAMES = frozenset(("claude", "claude-code", "@anthropic-ai/claude-code"))
+HOST_CLI_OFF = {
+    "--bare": "starts an agent without hooks (silently ungated)",
+    "--safe-mode": "starts an agent without hooks (silently ungated)",
+    "--settings": "adds a settings layer, which can set disableAllHooks or replace the hooks",
+    "--setting-sources": "can leave the project's settings, and so its hooks, out",
+    "--plugin-dir": "loads a plugin whose hooks can answer tool calls before drygate's",
+    "--mcp-config": "adds MCP servers the relay does not front",
+    "--strict-mcp-config": "replaces the MCP servers the relay fronts",
+}
+#: Its subcommands that write its settings, MCP servers or plugins; the second word of
+#: each that only reads.
+HOST_CLI_WRITES = {"config": ("get", "list", "ls"), "mcp": ("list", "get", "serve"),
+                   "plugin": ("list", "validate"), "plugins": ("list", "validate"), "install": (), "update": (),
+                   "migrate-installer": (), "setup-token": ()}
+#: Variables that relocate or extend the host's settings (reference: CLAUDE_CODE_PLUGIN_DIRS
+#: loads plugins; CLAUDE_CONFIG_DIR moves the user's settings).
+HOST_ENV = ("CLAUDE_CONFIG_DIR", "CLAUDE_CODE_PLUGIN_DIRS")
+
 #: Commands that change a whole tree without naming the protected files, and why
 #: (each from the tool's manual). The tree is the command's folder or the folder it is
 #: given; the command is tamper when that tree holds a protected path.
@@ -1248,8 +1269,8 @@ _EVALUATED_NODES = frozenset(("expansion", "subscript", "arithmetic_expansion", 
 def _assignment(node, state, env, declared=False):
     name_node = node.child_by_field_name("name") or (node.named_children[0] if node.named_children else None)
     name = name_node.text.decode("utf-8", "replace") if name_node is not None else ""
-    if name.startswith("DRYGATE_"):
-        raise Tamper(f"assigning {name} changes drygate's environment, which protects the gate")
+    if name.startswith("DRYGATE_") or name in HOST_ENV:
+        raise Tamper(f"assigning {name} changes drygate's or the host's environment, which protects the gate")
     _nested(node, state, env)
     value = node.child_by_field_name("value")
     if name_node is not None and name_node.type == "variable_name":
@@ -1424,7 +1445,7 @@ def _skip_wrapper(argv, i):
         if t is None:
             return i
         if name == "env" and "=" in t and not t.startswith("-"):
-            if t.startswith("DRYGATE_"):
+            if t.startswith("DRYGATE_") or t.split("=", 1)[0] in HOST_ENV:
                 raise Tamper(f"env {t} changes drygate's environment, which protects the gate")
             i += 1
             continue
@@ -1510,6 +1531,8 @@ def _run(argv, state, env, stdin=None):
     if name in EVALUATING and any((w.text or "").startswith("DRYGATE_") for w in args):
         raise Tamper(f"{name} would set a DRYGATE_ variable, which changes drygate's environment and protects "
                      f"the gate")
+    if name in HOST_CLI_NAMES:
+        _host_cli(args)
     read_only = _read_only(name, args)
     if not read_only and "disableAllHooks" in " ".join(w.text or "" for w in args):
         raise Tamper("the command mentions 'disableAllHooks', which protects the gate")
@@ -1588,6 +1611,25 @@ def _run(argv, state, env, stdin=None):
         return state, state
     _default(args, cwds, env, name)
     return state, state
+
+
+def _host_cli(args):
+    """``claude ...``: an option or subcommand that switches the gate off (HOST_CLI_OFF,
+    HOST_CLI_WRITES) is tamper; a plain nested run is gated by the same settings."""
+    for w in args:
+        t = w.text
+        if t is None:
+            continue
+        key = t.split("=", 1)[0]
+        if key in HOST_CLI_OFF:
+            raise Tamper(f"claude {key} {HOST_CLI_OFF[key]}, which switches the gate off")
+    positional = [w.text for w in args if not (w.text or "-").startswith("-")]
+    if positional and positional[0] in HOST_CLI_WRITES:
+        reads = HOST_CLI_WRITES[positional[0]]
+        second = positional[1] if len(positional) > 1 else None
+        if not reads or second not in reads:
+            raise Tamper(f"claude {positional[0]} {second or ''} changes the host's settings, MCP servers or plugins, "
+                         f"which protect the gate".replace("  ", " "))
 
 
 _SSH_TAKES = frozenset("-b -c -D -E -e -F -I -i -J -L -l -m -O -o -p -Q -R -S -W -w -B -P".split())
