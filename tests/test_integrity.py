@@ -305,3 +305,22 @@ def test_state_info_shows_marker_and_record(sqlite_project):
     info = json.loads(sqlite_project.cli("state", "info", "--json").stdout)
     assert info["initialized"] and info["record"]["store_id"] == info["marker"]["store_id"]
     assert info["identity"] == "matches this machine's record"
+
+
+def test_a_forged_policy_cache_does_not_replace_the_policy(sqlite_project):
+    """The policy cache's key is the policy file's stat fields, which anyone can copy: a cache
+    compiled from another policy, with the right key, must not be used."""
+    import marshal
+
+    from drygate.policy.load import compile_policy_text
+
+    project = sqlite_project
+    write_policy(project.root, "dry")
+    assert project.hook(project.event("Write", {"file_path": "x", "content": "x"})).code == 2
+    cache = project.root / ".drygate" / "policy.cache"
+    key, real = marshal.loads(cache.read_bytes())
+    forged = compile_policy_text('[run]\nmode = "live"\n[[rules]]\ntool_regex = ".*"\neffect = "read"\n')
+    cache.write_bytes(marshal.dumps((key, {k: v for k, v in forged.items() if not k.startswith("_")})))
+    r = project.hook(project.event("Write", {"file_path": "x", "content": "x"}, session=NEW_RUN))
+    assert r.code == 2 and "DRY RUN" in r.stderr, r.stderr
+    assert not (project.root / "x").exists()

@@ -2,8 +2,9 @@
 
 The cache file (``<state dir>/policy.cache``) holds ``marshal`` data:
 ``(format, policy path, st_mtime_ns, st_size, st_ino, compiled policy)``. It is
-valid only while the policy file's stat fields are unchanged; otherwise the policy
-is parsed again (``tomllib``) and the cache rewritten atomically. ``marshal`` and
+valid only while the policy file's stat fields are unchanged and the compiled
+policy's ``hash`` is the sha-256 of the file's bytes (a forged cache with a matching
+stat key is not used); otherwise the policy is parsed again (``tomllib``) and the cache rewritten atomically. ``marshal`` and
 ``os.stat`` cost microseconds; ``tomllib`` costs about 15 ms per process
 (bench/hook_startup.py). A cache that cannot be read or written is ignored: the
 policy file is always the source of truth.
@@ -38,7 +39,8 @@ def load_policy(path, cache_dir=None):
         try:
             with open(cache_path, "rb") as f:
                 cached = marshal.load(f)
-            if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == key and isinstance(cached[1], dict):
+            if (isinstance(cached, tuple) and len(cached) == 2 and cached[0] == key and isinstance(cached[1], dict)
+                    and cached[1].get("hash") == _file_hash(path)):
                 return cached[1]
         except (OSError, EOFError, ValueError, TypeError):
             pass
@@ -48,6 +50,18 @@ def load_policy(path, cache_dir=None):
     if cache_path:
         _write_cache(cache_path, key, policy)
     return policy
+
+
+def _file_hash(path):
+    """sha-256 (hex) of the policy file's bytes: a cache whose compiled policy was made from
+    other bytes is not used, whatever its stat key says (the key is easy to forge: a cache
+    written by anyone but drygate must not replace the policy). About 10 us for a policy."""
+    try:
+        from _sha256 import sha256
+    except ImportError:  # pragma: no cover - Python 3.12 names it _sha2
+        from _sha2 import sha256
+    with open(path, "rb") as f:
+        return sha256(f.read()).hexdigest()
 
 
 def _write_cache(cache_path, key, policy):
