@@ -145,3 +145,21 @@ def test_ask_uses_langgraph_interrupts_bound_to_the_exact_arguments(incident):
     shown = first["__interrupt__"][0].value["drygate"]
     go(agent, thread="hitl-2", payload=Command(resume={"approve": True, "fingerprint": shown["fingerprint"]}))
     assert "reports/q3.txt" in incident.state()[0]
+
+
+def test_drygate_wrap_gates_a_langchain_tool_list_without_the_middleware(incident):
+    """The registry form: drygate.wrap over the agent's StructuredTools; the model reads the
+    NotExecuted's text as the tool's output."""
+    import incident_tools
+
+    policy = (incident.root / "drygate.toml").read_text()
+    gate = drygate.open_gate(policy=policy, store=drygate.MemoryStore())
+    tools = drygate.wrap([StructuredTool.from_function(incident_tools.put_object),
+                          StructuredTool.from_function(incident_tools.query)], gate=gate)
+    model = ScriptedChatModel(seen=[])
+    agent = create_agent(model, tools)
+    with capture(gate) as cap:
+        assert go(agent)["messages"][-1].content == "done"
+    assert cap.actions() == ["allow", "dry", "dry", "dry", "dry"]
+    assert all(NOT_EXECUTED in model.seen[i] for i in (1, 2, 3, 4))
+    assert not incident.state()[0]

@@ -217,13 +217,15 @@ def tool(fn=None, *, name=None, effect=None, exclude=(), gate=None):
 
 
 def wrap(tools, *, effects=None, gate=None):
-    """Gate every callable of a registry without editing the functions.
+    """Gate every tool of a registry without editing the functions.
 
-    ``tools``: a dict ``{name: callable}`` (the key is the tool's name) or a list/tuple of
-    callables (each named by its ``__name__``); ``effects``: ``{name: effect}`` declared
-    for some of them (a function gated already keeps its declaration unless named here);
-    ``gate``: as for :func:`tool`. Returns the same shape with gated functions. Raises
-    TypeError for a registry of another shape or an entry that is not callable.
+    ``tools``: a dict ``{name: callable}`` (the key is the tool's name), or a list/tuple of
+    callables (each named by its ``__name__``) and framework tool objects that hold their
+    function (a LangChain ``StructuredTool``: a copy whose ``func``/``coroutine`` are gated,
+    named by the tool's ``name``); ``effects``: ``{name: effect}`` declared for some of them
+    (a function gated already keeps its declaration unless named here); ``gate``: as for
+    :func:`tool`. Returns the same shape. Raises TypeError for a registry of another shape or
+    an entry drygate cannot gate (for other frameworks' tool objects use drygate.adapters).
     """
     effects = effects or {}
     if isinstance(tools, dict):
@@ -231,12 +233,32 @@ def wrap(tools, *, effects=None, gate=None):
     if isinstance(tools, (list, tuple)):
         gated = []
         for f in tools:
+            if _is_langchain_tool(f):
+                gated.append(_wrap_langchain_tool(f, effects.get(f.name), gate))
+                continue
+            if not callable(f):
+                raise TypeError(f"drygate.wrap cannot gate {type(f).__name__} (not callable); for framework tool "
+                                f"objects use drygate.adapters")
             spec = spec_of(f)
             key = spec.name if spec is not None else getattr(f, "__name__", None)
             gated.append(tool(f, name=key, effect=effects.get(key), gate=gate))
         return type(tools)(gated) if isinstance(tools, tuple) else gated
-    raise TypeError(f"drygate.wrap takes a dict or a list of callables, not {type(tools).__name__} (framework "
+    raise TypeError(f"drygate.wrap takes a dict or a list of tools, not {type(tools).__name__} (framework "
                     f"tool lists: see drygate.adapters)")
+
+
+def _is_langchain_tool(obj):
+    return hasattr(obj, "model_copy") and isinstance(getattr(obj, "name", None), str) and (
+        callable(getattr(obj, "func", None)) or callable(getattr(obj, "coroutine", None)))
+
+
+def _wrap_langchain_tool(obj, effect, gate):
+    update = {}
+    for attr in ("func", "coroutine"):
+        fn = getattr(obj, attr, None)
+        if callable(fn):
+            update[attr] = tool(fn, name=obj.name, effect=effect, gate=gate)
+    return obj.model_copy(update=update)
 
 
 def admitted():
