@@ -447,6 +447,17 @@ def test_git_refs_moved_earlier_in_the_command(live, command):
     assert_tamper_blocked(live, command)
 
 
+def test_other_tools_that_run_shell_commands_are_read_too(live):
+    """Monitor runs its command (a read by its effect table): self-protection reads it the
+    same way; SlashCommand's "command" is prompt text, not shell."""
+    before = _snapshot(live)
+    r = live.hook(live.event("Monitor", {"command": "echo {} > .claude/settings.json"}), HOME=str(live.home))
+    assert r.blocks and live.alerts()[-1]["kind"] == "tamper"
+    assert _snapshot(live) == before
+    r = live.hook(live.event("SlashCommand", {"command": "/review .claude/settings.json"}), HOME=str(live.home))
+    assert not r.blocks, r.stderr
+
+
 def _transcripts():
     return sorted(glob.glob(str(REPO / "examples" / "transcripts" / "*.jsonl")) +
                   glob.glob(str(TRANSCRIPTS / "*.jsonl")))

@@ -64,8 +64,16 @@ def classify(call, policy, protected=None):
 
 
 def _runs_shell(call):
-    return not call.tool_name.startswith("mcp__") and isinstance(call.tool_input, dict) and isinstance(
-        call.tool_input.get("command"), str)
+    """As drygate.classifiers.protect.shell_command, without importing it for every call."""
+    name = call.tool_name
+    if name in ("Bash", "Monitor"):
+        return True
+    if name.startswith("mcp__") or not isinstance(call.tool_input, dict) or not isinstance(
+            call.tool_input.get("command"), str):
+        return False
+    from drygate.classifiers.claude_code import TOOL_EFFECTS
+
+    return name not in TOOL_EFFECTS
 
 
 def _is_file_tool(name):

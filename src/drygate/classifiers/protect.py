@@ -212,10 +212,16 @@ def plainly_reads(command):
 
 
 def shell_command(call):
-    """The shell command a call runs (str), or None: ``Bash``'s ``command``, and the
-    ``command`` of any other built-in (not ``mcp__``) tool that runs one (``Monitor``)."""
+    """The shell command a call runs (str), or None: the ``command`` of ``Bash``,
+    ``Monitor``, and of a built-in (not ``mcp__``) tool drygate does not know (a newer
+    host's shell tool); a known tool whose ``command`` is not shell (``SlashCommand``) has none."""
     if call.tool_name.startswith("mcp__") or not isinstance(call.tool_input, dict):
         return None
+    if call.tool_name not in ("Bash", "Monitor"):
+        from drygate.classifiers.claude_code import TOOL_EFFECTS
+
+        if call.tool_name in TOOL_EFFECTS:  # a known tool whose "command" is not shell (SlashCommand)
+            return None
     command = call.tool_input.get("command")
     return command if isinstance(command, str) else None
 
