@@ -29,7 +29,7 @@ def etag_of(result):
 def next_call(results):
     """The next ``(tool name, arguments)`` after ``results`` (list), or None when done."""
     n = len(results)
-    if results and ("DENIED" in str(results[-1]) or "not approved" in str(results[-1])):
+    if results and any(word in str(results[-1]) for word in ("DENIED", "BLOCKED", "not approved")):
         return None  # the agent stops where drygate (or a human) refused a call
     if n == 0:
         return "query", {"sql": "SELECT key FROM files"}

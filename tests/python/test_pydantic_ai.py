@@ -160,3 +160,24 @@ def test_a_conversation_is_one_run_so_a_dry_run_stays_dry_on_the_next_turn():
     third = agent.run_sync("real-write")  # a new conversation: a new run
     assert calls == ["real-write"]
     assert first.output == second.output == third.output == "done"
+
+
+def test_a_locked_store_blocks_the_tool_and_the_model_is_told(incident):
+    """A real fault: another connection holds the SQLite store's write lock past the deadline."""
+    import sqlite3
+
+    text = (incident.root / "drygate.toml").read_text().replace("[run]", "[gate]\ndeadline_ms = 100\n\n[run]")
+    (incident.root / "drygate.toml").write_text(text)
+    gate = drygate.open_gate(incident.root)
+    with gate.run("locked", mode="live"):
+        a, seen = agent([Drygate(gate)])
+        locker = sqlite3.connect(incident.root / ".drygate" / "state.db", isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            with capture(gate) as cap:
+                result = a.run_sync("go")
+        finally:
+            locker.execute("ROLLBACK")
+    assert result.output == "done"
+    assert set(cap.actions()) == {"error"} and cap.alerts and cap.alerts[0]["cause"] == "store_timeout"
+    assert "BLOCKED" in str(seen[0]) and incident.state()[0] == {}
