@@ -237,6 +237,9 @@ PATH_FORMS = [
     "uniq dist/a.js drygate.toml",
     "sort -o drygate.toml dist/a.js",
     "cp -r evil/* .",
+    "awk -i inplace '{print}' drygate.toml", "awk '{print > FILENAME}' drygate.toml",
+    "git archive -o drygate.toml HEAD", "git config --file drygate.toml a.b c", "git bundle create drygate.toml HEAD",
+    "echo {} >& .claude/settings.json", "{ echo {}; } > .claude/settings.json", "echo {} &>> .claude/settings.json",
     "drygate init --force",
 ]
 
@@ -355,6 +358,7 @@ ORDINARY = [
     ("rm -rf \"$TMPDIR\"/drygate-test-nothing", None),
     ("cd sub && rm -rf *", None),
     ("claude --version; claude mcp list; claude config get theme; true", None),
+    ("awk '{print $1}' drygate.toml && git config user.name >/dev/null; true", None),
     ("git -C \"$PWD\" status && cd \"$HOME\" && ls", None),
     ("cp dist/a.js \"$PWD\"/backup", lambda r: (r / "backup" / "a.js").exists()),
     ("cp dist/* backup/", lambda r: (r / "backup" / "a.js").exists()),

@@ -1467,9 +1467,18 @@ _ALIASES = {"7za": "7z", "7zr": "7z", "7zz": "7z", "gtar": "tar", "gpatch": "pat
 
 
 def _read_only(name, args):
-    """True when ``name`` only reads its operands (READ_ONLY, no option of READ_ONLY_UNLESS)."""
+    """True when ``name`` only reads its operands (READ_ONLY, no option of READ_ONLY_UNLESS).
+
+    An awk program that redirects output, pipes, runs ``system`` or is edited in place
+    (gawk ``-i inplace``) may write the files it reads (gawk manual, "Redirecting Output")."""
     if name not in READ_ONLY:
         return False
+    if name in _PROGRAM_FIRST and name != "sed":
+        if any((w.text or "").startswith(("-i", "--include", "-f", "--file")) for w in args):
+            return False
+        program = next((w for w in args if not (w.text or "-").startswith("-")), None)
+        if program is None or program.text is None or any(x in program.text for x in (">", "|", "system")):
+            return False
     unsafe = READ_ONLY_UNLESS.get(name, ())
     for w in args:
         t = w.text
@@ -1908,8 +1917,10 @@ _GIT_READS = frozenset((
     "status", "log", "diff", "show", "blame", "ls-files", "grep", "rev-parse", "describe", "shortlog", "branch", "tag",
     "fetch", "remote", "config", "reflog", "cat-file", "ls-tree", "ls-remote", "check-ignore", "help", "version",
     "add", "commit", "push", "notes", "rev-list", "for-each-ref", "show-ref", "whatchanged", "count-objects",
-    "fsck", "gc", "var", "symbolic-ref", "name-rev", "merge-base", "range-diff", "format-patch", "bundle", "archive",
+    "fsck", "gc", "var", "symbolic-ref", "name-rev", "merge-base", "range-diff",
 ))
+#: Options of git's reading subcommands that name a file they write.
+_GIT_OUTPUT = frozenset(("-o", "--output", "--output-directory", "-f", "--file"))
 
 
 def _git(args, state, env, stdin=None):
@@ -2044,9 +2055,12 @@ def _git(args, state, env, stdin=None):
         for w in positional + (pathspecs or []):
             _check(w, cwds, env, True, f"git {sub}")
     elif sub in _GIT_READS:
-        for w in rest:
-            if (w.text or "").startswith("--output"):
+        for k, w in enumerate(rest):
+            t = w.text or ""
+            if t.startswith(("--output=", "--output-directory=", "--file=")):
                 _check(w, cwds, env, False, f"git {sub}")
+            elif t in _GIT_OUTPUT and k + 1 < len(rest) and (sub != "grep" or t != "-f"):
+                _check(rest[k + 1], cwds, env, False, f"git {sub} {t}")
     else:
         for w in rest:
             _check(w, cwds, env, False, f"git {sub}")
