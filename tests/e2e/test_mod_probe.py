@@ -45,6 +45,7 @@ def test_a_mod_answers_a_dry_bash_call_with_a_non_error_result(project):
                               text=True, timeout=120)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     project.write_policy(BASH_POLICY.format(mode="dry"))
+    project.drygate("state", "init")  # the hook never creates a state store
     run = project.run_agent([WRITE_OUT], env=with_path(project), label="mod probe: dry Bash")
     assert not (project.dir / "out.txt").exists(), run.describe()
     [result] = run.tool_results
