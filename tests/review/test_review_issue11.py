@@ -1,0 +1,220 @@
+"""Adversarial review of issue 11's classes (a fresh reviewer, not the fixers).
+
+Every probe goes through the INSTALLED hook command (``sh -c``, event JSON on stdin), as
+Claude Code runs it. A leak probe uses a dry run: when the hook lets the command through
+(answers ``{}``), the command is run with bash in the project, as the host would, and the
+side effect is checked on disk. A tamper probe uses a live run and checks the protected
+file (or the policy's effect on the next call). Open findings are strict xfails named by
+class, so they turn green (and must be un-marked) when fixed; the passing probes are
+regression tests of members of the classes that hold.
+"""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import Project, write_policy
+
+PAYMENTS_DENY = '[[rules]]\ntool = "mcp__payments__charge"\neffect = "external"\naction = "deny"\nreason = "never charge"\n'
+
+
+def _project(tmp_path, mode, rules=""):
+    p = Project(tmp_path / "app")
+    write_policy(p.root, mode=mode, rules=rules)
+    return p
+
+
+def _through_hook(p, command):
+    """Ask the installed hook about ``command``; run it with bash when the hook answers {}.
+
+    Returns the HookResult; the command has run only when ``not result.blocks``."""
+    r = p.hook(p.event("Bash", {"command": command}))
+    if not r.blocks:
+        assert r.json == {}, r.stdout
+        subprocess.run(["bash", "-c", command], cwd=p.root, capture_output=True, timeout=30,
+                       stdin=subprocess.DEVNULL, env=p.env(PATH="%s:/usr/bin:/bin" % (sys.prefix + "/bin")))
+    return r
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def _leaks(tmp_path, command, marker="x"):
+    """True when ``command`` in a dry run got through the hook AND created ``marker``."""
+    p = _project(tmp_path, "dry")
+    r = _through_hook(p, command)
+    return (not r.blocks) and (p.root / marker).exists()
+
+
+def _tampers(tmp_path, command, target=(".claude", "settings.json")):
+    """True when ``command`` in a live run got through the hook AND changed ``target``."""
+    p = _project(tmp_path, "live")
+    p.hook(p.event("Bash", {"command": "ls"}))  # the run's first call takes its fingerprints
+    path = p.root.joinpath(*target)
+    before = _digest(path)
+    r = _through_hook(p, command)
+    return (not r.blocks) and _digest(path) != before
+
+
+# ---------------------------------------------------------------- class 1: text bash runs as code
+
+
+@pytest.mark.xfail(strict=True, reason="class 1 (bash contexts): a backquoted command substitution in the "
+                   "word of a parameter-expansion operator (${v#`cmd`}, ${v/`cmd`/}, ${v:+`cmd`}, "
+                   "${v:=`cmd`}, nested ${a:-${b:-`cmd`}}) is not seen; $(...) there is. The classifier "
+                   "calls `echo ...` a read and bash runs the backquotes")
+@pytest.mark.parametrize("command", [
+    "echo ${HOME#`touch x`}",
+    "echo ${PWD/`touch x`/}",
+    "echo ${HOME:+`touch x`}",
+    "echo ${x:=`touch x`}",
+    'echo "${x:-${y:-`touch x`}}"',
+])
+def test_leak_backquotes_in_parameter_expansion_word(tmp_path, command):
+    assert not _leaks(tmp_path, command)
+
+
+@pytest.mark.xfail(strict=True, reason="class 1 (bash contexts): process substitution <(cmd) inside a "
+                   "parameter-expansion word (${x:-<(cmd)}) runs cmd; the classifier calls echo a read")
+def test_leak_process_substitution_in_parameter_expansion_word(tmp_path):
+    assert not _leaks(tmp_path, "echo ${x:-<(touch x)}")
+
+
+@pytest.mark.parametrize("command", [
+    "let 'a[$(touch x)]=1'",
+    "unset 'a[$(touch x)]'",
+    "printf -v 'a[$(touch x)]' %s 1",
+    "getopts a 'a[$(touch x)]'",
+    "[[ 1 -eq 'a[$(touch x)]' ]]",
+    "x='$(touch x)'; echo ${x@P}",
+    "read -r v <<< 'a[$(touch x)]'; echo $((v))",
+    "typeset -i v=1; v+='a[$(touch x)]'",
+    "echo ${x:-$(touch x)}",
+])
+def test_arithmetic_and_name_contexts_hold(tmp_path, command):
+    assert not _leaks(tmp_path, command)
+
+
+# ---------------------------------------------------------------- class 2 and 3: builtins, tool languages
+
+
+@pytest.mark.parametrize("command", [
+    "mapfile -C 'touch x' -c 1 < /etc/hostname",
+    "hash -p /usr/bin/touch cat; cat x",
+    "compgen -W '$(touch x)' a",
+    "sqlite3 db 'select 1' '.output x'",
+    "sqlite3 db \"VACUUM INTO 'x'\"",
+    "sqlite3 -cmd '.shell touch x' db 'select 1'",
+    "sort --compress-program=touch /etc/hostname",
+    "git grep -O'touch x' foo",
+    "git ls-remote --upload-pack='touch x' .",
+    "uniq /etc/hostname x",
+    "awk 'BEGIN{\"touch x\" | getline}'",
+])
+def test_builtins_and_tool_languages_hold(tmp_path, command):
+    assert not _leaks(tmp_path, command)
+
+
+# ---------------------------------------------------------------- class 4: option parsers
+
+
+@pytest.mark.parametrize("command", [
+    "npm publish --dry-run --ignore-scripts false",
+    "npm publish --dry-run --ignore-scripts --no-ignore-scripts",
+    "pip list --lo x",
+    "pip --lo x list",
+])
+def test_option_parsers_hold(tmp_path, command):
+    p = _project(tmp_path, "dry")
+    assert p.hook(p.event("Bash", {"command": command})).blocks
+
+
+# ---------------------------------------------------------------- classes 6-10: tamper
+
+
+@pytest.mark.xfail(strict=True, reason="class 6 (self-protection sees every call): a backquoted command in "
+                   "a parameter-expansion word (echo ${HOME#`echo {} > .claude/settings.json`}) is not "
+                   "read by self-protection either; the live run's hooks were replaced (only the "
+                   "fingerprint notices, after the fact)")
+def test_tamper_backquotes_in_parameter_expansion_word(tmp_path):
+    assert not _tampers(tmp_path, "echo ${HOME#`echo {} > .claude/settings.json`}")
+
+
+@pytest.mark.xfail(strict=True, reason="tamper via drygate's own CLI: self-protection recognises the word "
+                   "`drygate` only; `python -m drygate.cli.entry init --force --mode live` (or a name built "
+                   "at run time) overwrites the policy, and because drygate's CLI records its own writes the "
+                   "fingerprint accepts it: the live run's deny rule is gone at its very next call")
+@pytest.mark.parametrize("command", [
+    "python -m drygate.cli.entry init --force --mode live",
+    "d=drygate; $d init --force --mode live",
+])
+def test_tamper_policy_rewritten_through_drygate_cli(tmp_path, command):
+    p = _project(tmp_path, "live", rules=PAYMENTS_DENY)
+    charge = p.event("mcp__payments__charge", {"amount": 1})
+    assert p.hook(charge).blocks
+    _through_hook(p, command)
+    assert p.hook(p.event("mcp__payments__charge", {"amount": 1})).blocks
+
+
+@pytest.mark.parametrize("command", [
+    "cd .claude; cp /dev/null settings.json",
+    "(cd .claude && : > settings.json)",
+    "truncate -s0 .claude/settings.*",
+    "cp /dev/null .cl{a,}ude/settings.json",
+    "cp /dev/null .clau*/settings.json",
+    "d=.cl; cp /dev/null ${d}aude/settings.json",
+    "printf '{}' | dd of=.claude/settings.json",
+    "echo x >& .claude/settings.json",
+    "mkdir -p sub && cd sub && : > ../.claude/settings.json",
+    "drygate install claude-code --local",
+])
+def test_self_protection_holds(tmp_path, command):
+    assert not _tampers(tmp_path, command)
+
+
+def test_fingerprint_notices_what_self_protection_cannot_read(tmp_path):
+    """A path read from a pipe is a documented limit of self-protection; the change must
+    then block the rest of the run."""
+    p = _project(tmp_path, "live")
+    p.hook(p.event("Bash", {"command": "ls"}))
+    before = _digest(p.root / ".claude" / "settings.json")
+    _through_hook(p, "find .claude -name settings.json | xargs -I{} cp /dev/null {}")
+    assert _digest(p.root / ".claude" / "settings.json") != before  # the limit: it happened
+    assert p.hook(p.event("Read", {"file_path": str(p.root / "README.md")})).blocks
+
+
+# ---------------------------------------------------------------- false tamper: ordinary live work
+
+
+def _git_project(tmp_path):
+    p = _project(tmp_path, "live")
+    script = """git init -q -b main . && git config user.email a@b && git config user.name a &&
+printf '.drygate/\\n' > .gitignore && mkdir -p src && echo 'print(1)' > src/app.py &&
+git add -A && git commit -qm init && git checkout -qb feature && echo 'print(2)' > src/app.py &&
+git commit -qam f && git checkout -q main && tar -czf ../rel.tgz -C src app.py"""
+    subprocess.run(["bash", "-c", script], cwd=p.root, check=True, capture_output=True)
+    return p
+
+
+def test_git_branch_work_with_committed_settings_is_not_tamper(tmp_path):
+    p = _git_project(tmp_path)
+    for command in ["git checkout feature", "git switch main", "git merge -q feature",
+                    "git reset -q --hard HEAD~1", "rm -rf dist/*", "find . -name '*.pyc' -delete",
+                    "tar -xzf ../rel.tgz -C src"]:
+        r = _through_hook(p, command)
+        assert not r.blocks, (command, r.stdout)
+    assert not [a for a in p.alerts() if a.get("kind") == "tamper"]
+
+
+@pytest.mark.xfail(strict=True, reason="false tamper: extracting a regular archive file in the project "
+                   "folder is denied as tamper whatever it holds (here only app.py); its members can be "
+                   "listed before it runs, as a patch's headers are read (tar -t / zipinfo)")
+def test_extracting_an_archive_without_protected_members_is_not_tamper(tmp_path):
+    p = _git_project(tmp_path)
+    r = _through_hook(p, "tar -xzf ../rel.tgz")
+    assert not r.blocks, r.stdout
+    assert (p.root / "app.py").exists()
