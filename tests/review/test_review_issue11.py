@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from tests.conftest import Project, write_policy
+from conftest import Project, write_policy
 
 PAYMENTS_DENY = '[[rules]]\ntool = "mcp__payments__charge"\neffect = "external"\naction = "deny"\nreason = "never charge"\n'
 
