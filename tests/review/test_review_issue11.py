@@ -218,3 +218,36 @@ def test_extracting_an_archive_without_protected_members_is_not_tamper(tmp_path)
     r = _through_hook(p, "tar -xzf ../rel.tgz")
     assert not r.blocks, r.stdout
     assert (p.root / "app.py").exists()
+
+
+# ---------------------------------------------------------------- class 9: the hook's own interpreter
+
+
+@pytest.mark.xfail(strict=True, reason="class 9 (the hook's own code and environment): the interpreter file "
+                   "the hook command starts (realpath of its python, user-writable under pyenv/uv/conda) is "
+                   "not in self-protection's set; overwriting it with `exit 0` makes every later hook exit 0 "
+                   "with no output, which the host takes as 'no objection', the fail-closed wrapper passes "
+                   "exit 0 through, and no fingerprint check can run. Protect the interpreter and its "
+                   "libpython; make the wrapper demand the hook's JSON answer")
+def test_tamper_hook_interpreter_replaced(tmp_path):
+    import os
+    import shutil
+
+    from conftest import hook_command
+
+    real = os.path.realpath(sys.executable)
+    py = tmp_path / "py"
+    (py / "bin").mkdir(parents=True)
+    shutil.copy2(real, py / "bin" / os.path.basename(real))  # a user-owned interpreter, as pyenv/uv install it
+    (py / "lib").symlink_to(os.path.join(os.path.dirname(os.path.dirname(real)), "lib"))
+    interpreter = py / "bin" / os.path.basename(real)
+    p = _project(tmp_path, "live")
+    p.command = hook_command(python=str(interpreter))
+    settings = json.loads((p.root / ".claude" / "settings.json").read_text())
+    settings["hooks"]["PreToolUse"][0]["hooks"][0]["command"] = p.command
+    (p.root / ".claude" / "settings.json").write_text(json.dumps(settings))
+    write_settings = p.event("Write", {"file_path": str(p.root / ".claude" / "settings.json"), "content": "{}"})
+    assert p.hook(p.event("Bash", {"command": "ls"})).json == {}
+    assert p.hook(write_settings).blocks
+    _through_hook(p, f"printf '#!/bin/sh\\nexit 0\\n' > {interpreter}")
+    assert p.hook(write_settings).blocks
