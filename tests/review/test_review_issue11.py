@@ -73,6 +73,9 @@ def _tampers(tmp_path, command, target=(".claude", "settings.json")):
     "echo ${HOME:+`touch x`}",
     "echo ${x:=`touch x`}",
     'echo "${x:-${y:-`touch x`}}"',
+    "echo ${HOME//o/`touch x`}",
+    "echo ${x:?`touch x`}",
+    "echo ${HOME^^`touch x`}",
 ])
 def test_leak_backquotes_in_parameter_expansion_word(tmp_path, command):
     assert not _leaks(tmp_path, command)
@@ -251,3 +254,33 @@ def test_tamper_hook_interpreter_replaced(tmp_path):
     assert p.hook(write_settings).blocks
     _through_hook(p, f"printf '#!/bin/sh\\nexit 0\\n' > {interpreter}")
     assert p.hook(write_settings).blocks
+
+
+# ---------------------------------------------------------------- class 11: apply runs what the journal says
+
+
+@pytest.mark.xfail(strict=True, reason="class 11 (apply executes the journal): apply_file_step writes to "
+                   "step['file']['path'] taken from the plan file; steps_match_journal compares seq, call, "
+                   "tool and input only, and the self-protection re-check reads input.file_path. A plan edited "
+                   "with its hash recomputed replaced .claude/settings.json while apply printed 'write 3 bytes "
+                   "to notes.json'. Take path (and executor server/tool) from the journal, not the plan")
+def test_apply_writes_only_the_journaled_path(tmp_path):
+    from conftest import SESSION
+
+    from drygate.plan.fingerprint import fingerprint, text_fingerprint
+
+    p = _project(tmp_path, "dry")
+    assert p.hook(p.event("Write", {"file_path": str(p.root / "notes.json"), "content": "{}\n"})).code == 2
+    plan_path = tmp_path / "plan.json"
+    p.cli("plan", SESSION, "--out", str(plan_path))
+    plan = json.loads(plan_path.read_text())
+    settings = p.root / ".claude" / "settings.json"
+    original = settings.read_text()
+    step = plan["steps"][0]
+    step["file"].update(path=str(settings), before=text_fingerprint(original), after=text_fingerprint("{}\n"))
+    plan["basis"]["files"][str(settings)] = step["file"]["before"]
+    del plan["content_hash"]
+    plan["content_hash"] = fingerprint(plan)
+    plan_path.write_text(json.dumps(plan))
+    p.cli("apply", str(plan_path), "--yes", check=False)
+    assert settings.read_text() == original, "apply replaced the hooks' settings"
