@@ -227,3 +227,56 @@ def test_apply_runs_the_call_the_run_made_not_a_look_alike(tmp_path, monkeypatch
     r = plan_and_apply(root, "fwd")
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads((out / "call.json").read_text()) == {"args": [], "kwargs": {"args": 5}}
+
+
+# -- A. The relay's run identity ---------------------------------------------------------------
+
+STICKY_FS = '[[rules]]\ntool = "mcp__filesystem__write_file"\neffect = "write"\ndry = true\n'
+
+#: A client that starts the relay (through ``argv``) for each call: a fresh session and process per call.
+PER_CALL_CLIENT = r'''
+import asyncio, json, sys
+from mcp import Client, StdioServerParameters
+
+async def main():
+    spec = json.loads(sys.argv[1])
+    out = []
+    for name, args in spec["calls"]:
+        params = StdioServerParameters(command=spec["argv"][0], args=spec["argv"][1:], env=spec["env"])
+        async with Client(params, cache=None) as client:
+            r = await client.call_tool(name, args)
+            out.append({"isError": bool(r.is_error), "meta": (r.meta or {}).get("drygate")})
+    print(json.dumps(out))
+
+asyncio.run(main())
+'''
+
+#: How users start servers: through a shell wrapper that does not exec, or a launcher that
+#: spawns its command as a child (npx, uvx, pipx run, a venv wrapper script do).
+LAUNCHERS = {
+    "shell-wrapper": ["sh", "-c", '"$@"; exit $?', "sh"],
+    "npx-style-launcher": [sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"],
+}
+
+
+@pytest.mark.xfail(strict=True, reason="the run is the relay's parent process; started through a launcher (a "
+                                       "shell wrapper, npx/uvx-style launchers) every relay has a new parent, so "
+                                       "each call is a run of its own and a write after the sticky run went dry "
+                                       "runs for real (walk up past launchers to the client, e.g. skip ancestors "
+                                       "whose only job is to wait for the relay)")
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_relays_a_client_starts_through_a_launcher_share_one_run(launcher, fs_server, tmp_path):  # noqa: F811
+    root = fs_server.paths["root"]
+    project = Project(tmp_path / "project")
+    project.policy("sticky", STICKY_FS)
+    spec = {"argv": LAUNCHERS[launcher] + project.relay_argv(fs_server), "env": clean_env(project.relay_env(fs_server)),
+            "calls": [["write_file", {"path": str(root / "a.txt"), "content": "x"}],
+                      ["create_directory", {"path": str(root / "made-by-a-dry-run")}]]}
+    proc = subprocess.run([sys.executable, "-c", PER_CALL_CLIENT, json.dumps(spec)], capture_output=True, text=True,
+                          timeout=120, env=clean_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first, second = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert first["isError"] and first["meta"]["decision"] == "dry"
+    assert not (root / "a.txt").exists()
+    assert not (root / "made-by-a-dry-run").exists(), "a write after the run went dry ran for real"
+    assert second["isError"]
