@@ -72,6 +72,14 @@ def live(sqlite_project, tmp_path):
     os.link(root / ".claude" / "settings.json", root / "hard")
     with tarfile.open(root / "evil.tar", "w") as t:
         t.add(root / "evil" / ".claude" / "settings.json", ".claude/settings.json")
+    with tarfile.open(root / "ok.tgz", "w:gz") as t:
+        t.add(root / "dist" / "a.js", "app.js")
+    link = tarfile.TarInfo("sneaky")
+    link.type, link.linkname = tarfile.SYMTYPE, ".claude"
+    with tarfile.open(root / "linked.tar", "w") as t:
+        t.addfile(link)
+    with zipfile.ZipFile(root / "ok.zip", "w") as z:
+        z.write(root / "dist" / "a.js", "app.js")
     with zipfile.ZipFile(root / "evil.zip", "w") as z:
         z.write(root / "evil" / ".claude" / "settings.json", ".claude/settings.json")
     settings = (root / ".claude" / "settings.json").read_text()
@@ -294,7 +302,7 @@ WHOLE_TREE_FORMS = [
     "git rebase evil", "git pull . evil", "git -C . clean -fdx", "cd sub && git stash -u",
     "git apply evil.patch", "git apply < evil.patch", "git am evil.patch", "patch -p1 < evil.patch",
     "patch -p1 -i evil.patch", "cat evil.patch | patch -p1", "git diff old | git apply -R",
-    "tar xf evil.tar", "tar -xf evil.tar", "tar --extract --file evil.tar", "tar -x -f evil.tar -C .",
+    "tar xf evil.tar", "tar -xf evil.tar", "tar xf linked.tar", "cat ok.tgz | tar xz", "tar -xzf ok.tgz -C .claude", "tar --extract --file evil.tar", "tar -x -f evil.tar -C .",
     "unzip -o evil.zip", "bsdtar -xf evil.tar", "7z x evil.zip", "cpio -idv < evil.tar",
     "rsync -a --delete empty/ ./", "rsync -a evil/ .", "cp -r evil/. .", "cp -rT evil .",
     "find . -delete", "find . -name settings.json -delete", "find . -name '*.json' -exec rm {} +",
@@ -357,6 +365,9 @@ ORDINARY = [
     ("cp drygate.toml backup/", lambda r: (r / "backup" / "drygate.toml").exists()),
     ("rm -rf \"$TMPDIR\"/drygate-test-nothing", None),
     ("cd sub && rm -rf *", None),
+    ("tar -xzf ok.tgz", lambda r: (r / "app.js").exists()),
+    ("tar --extract --file=ok.tgz", lambda r: (r / "app.js").exists()),
+    ("unzip -o ok.zip", lambda r: (r / "app.js").exists()),
     ("claude --version; claude mcp list; claude config get theme; true", None),
     ("awk '{print $1}' drygate.toml && git config user.name >/dev/null; true", None),
     ("git -C \"$PWD\" status && cd \"$HOME\" && ls", None),

@@ -139,18 +139,10 @@ def test_option_parsers_hold(tmp_path, command):
 # ---------------------------------------------------------------- classes 6-10: tamper
 
 
-@pytest.mark.xfail(strict=True, reason="class 6 (self-protection sees every call): a backquoted command in "
-                   "a parameter-expansion word (echo ${HOME#`echo {} > .claude/settings.json`}) is not "
-                   "read by self-protection either; the live run's hooks were replaced (only the "
-                   "fingerprint notices, after the fact)")
 def test_tamper_backquotes_in_parameter_expansion_word(tmp_path):
     assert not _tampers(tmp_path, "echo ${HOME#`echo {} > .claude/settings.json`}")
 
 
-@pytest.mark.xfail(strict=True, reason="tamper via drygate's own CLI: self-protection recognises the word "
-                   "`drygate` only; `python -m drygate.cli.entry init --force --mode live` (or a name built "
-                   "at run time) overwrites the policy, and because drygate's CLI records its own writes the "
-                   "fingerprint accepts it: the live run's deny rule is gone at its very next call")
 @pytest.mark.parametrize("command", [
     "python -m drygate.cli.entry init --force --mode live",
     "d=drygate; $d init --force --mode live",
@@ -213,9 +205,6 @@ def test_git_branch_work_with_committed_settings_is_not_tamper(tmp_path):
     assert not [a for a in p.alerts() if a.get("kind") == "tamper"]
 
 
-@pytest.mark.xfail(strict=True, reason="false tamper: extracting a regular archive file in the project "
-                   "folder is denied as tamper whatever it holds (here only app.py); its members can be "
-                   "listed before it runs, as a patch's headers are read (tar -t / zipinfo)")
 def test_extracting_an_archive_without_protected_members_is_not_tamper(tmp_path):
     p = _git_project(tmp_path)
     r = _through_hook(p, "tar -xzf ../rel.tgz")

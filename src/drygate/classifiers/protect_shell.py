@@ -1078,8 +1078,16 @@ def _fallback(text, state, env):
         _run(argv, state, env)
 
 
+#: Text in other languages' code that reaches drygate's own code (its CLI changes the policy,
+#: the installation and the state, and records its writes as its own).
+_DRYGATE_CODE = ("import drygate", "from drygate", "drygate.cli", "-m drygate", "drygate/cli")
+
+
 def _opaque(text, env, what):
     """Code drygate cannot read statically: tamper if it names a protected marker."""
+    for marker in _DRYGATE_CODE:
+        if marker in text:
+            raise Tamper(f"{what} reaches drygate's own code ({marker!r}), which protects the gate")
     for marker in env.protected.markers:
         if marker in text:
             raise Tamper(f"{what} mentions {marker!r}, which protects the gate")
@@ -1246,6 +1254,12 @@ def _nested(node, state, env, evaluate=True):
             continue
         if kind in _EVALUATED_NODES:
             ev = True
+        if kind == "expansion" and not any(c.type in ("command_substitution", "process_substitution")
+                                           for c in n.children):
+            # The word of ${x#word}, ${x/p/r}, ${x:-word}... is expanded too; the grammar
+            # leaves a backquote or $( there as plain text (a "regex" node).
+            for code in _substitutions_in_text(n.text.decode("utf-8", "replace")[2:-1]):
+                _script(code, state, env)
         if ev and kind in ("raw_string", "string", "ansi_c_string", "word"):
             text = n.text.decode("utf-8", "replace")
             if kind == "raw_string":
@@ -1257,6 +1271,30 @@ def _nested(node, state, env, evaluate=True):
                         c.type in ("command_substitution", "process_substitution") for c in n.children):
                     _script(text, state, env)
         stack.extend((c, ev) for c in n.children)
+
+
+def _substitutions_in_text(text):
+    """The code of each ``$(...)``, backquoted and ``<(...)``/``>(...)`` part of ``text``."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "`":
+            j = i + 1
+            while j < n and text[j] != "`":
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i + 1:j])
+            i = j + 1
+            continue
+        if (c == "$" or c in "<>") and text.startswith("(", i + 1) and not text.startswith("((", i + 1):
+            end = _scan_balanced(text, i + 2, "(", ")")
+            out.append(text[i + 2:end - 1])
+            i = end
+            continue
+        i += 1
+    return out
 
 
 #: Nodes whose text bash evaluates as arithmetic or a name (bash manual, "Shell Arithmetic",
@@ -1524,13 +1562,19 @@ def _run(argv, state, env, stdin=None):
     args = argv[1:]
     cwds = state.cwds
     if argv[0].text is None:
+        if len(argv[0].alts) > 1 and env.depth < MAX_DEPTH:
+            # A command name from a parameter assigned here: each value it may hold.
+            for alt in argv[0].each():
+                if alt.text is not None:
+                    _run([alt] + args, state, env, stdin)
         _default(args, cwds, env, "a command only known at run time")
         return state, state
     if name in ("cd", "pushd", "popd", "chdir"):
         return _cd(name, args, state, env)
-    if name == "drygate" or (name == "python3" and len(args) >= 2 and args[0].text == "-m"
+    python = name in ("python", "python2", "python3", "pypy", "pypy3")
+    if name == "drygate" or (python and len(args) >= 2 and args[0].text == "-m"
                              and (args[1].text or "").split(".")[0] == "drygate"):
-        rest = args[2:] if name == "python3" else args
+        rest = args[2:] if python else args
         sub = next((w.text for w in rest if w.text is None or not w.text.startswith("-") or w.text in DRYGATE_READS),
                    "--help" if not rest else None)
         if sub not in DRYGATE_READS:
@@ -2352,7 +2396,80 @@ def _archive_or_patch(name, args, state, env, stdin=None):
         extract = bool(texts) and texts[0] is not None and "x" in texts[0].lstrip("-")
     if not extract:
         return
-    _tree([directory] if directory is not None else [_Word(_lit("."))], cwds, env, f"{name} ({why})")
+    target = directory if directory is not None else _Word(_lit("."))
+    members = _archive_members(name, args, cwds)
+    if members is not None and target.text is not None and None not in cwds:
+        # The archive was read: each member is a file written under the folder.
+        for m in members:
+            rel = m.lstrip("/")
+            _check(_Word(_lit(os.path.join(target.text, rel) if rel not in ("", ".") else target.text)), cwds, env,
+                   False, f"{name} (member {m!r})")
+        return
+    _tree([target], cwds, env, f"{name} ({why})")
+
+
+#: Largest archive listed before its extraction is decided (bytes); a larger one counts whole.
+MAX_ARCHIVE = 64 * 1024 * 1024
+
+
+def _archive_file(name, args):
+    """The archive a tar/bsdtar/unzip command line reads (a _Word), or None."""
+    texts = [w.text for w in args]
+    if name == "unzip":
+        ops = _operands(args, ("-d", "-x", "-P"))
+        return ops[0] if ops else None
+    for k, t in enumerate(texts):
+        if t is None:
+            continue
+        if t in ("-f", "--file") and k + 1 < len(args):
+            return args[k + 1]
+        if t.startswith("--file="):
+            return _Word(_lit(t[7:]))
+        if t.startswith("-") and not t.startswith("--") and "f" in t[1:]:
+            rest = t[t.index("f", 1) + 1:]
+            return _Word(_lit(rest)) if rest else (args[k + 1] if k + 1 < len(args) else None)
+        if k == 0 and not t.startswith("-") and "f" in t:  # bundled: tar xzf FILE
+            return args[1] if len(args) > 1 else None
+    return None
+
+
+def _archive_members(name, args, cwds):
+    """The member names of the archive being extracted, or None when they cannot be listed
+    (not a regular file, too large, unreadable, a link member that could redirect later
+    members: then the whole folder counts). tarfile and zipfile read them (stdlib)."""
+    if name not in ("tar", "bsdtar", "unzip"):
+        return None
+    archive = _archive_file(name, args)
+    if archive is None or archive.text is None or len(cwds) != 1:
+        return None
+    cwd = next(iter(cwds))
+    path = archive.text if archive.text.startswith("/") else os.path.join(cwd, archive.text)
+    import stat
+
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ARCHIVE:
+        return None
+    try:
+        if name == "unzip":
+            import zipfile
+
+            with zipfile.ZipFile(path) as z:
+                infos = z.infolist()
+                if any((i.external_attr >> 16) & 0o170000 == 0o120000 for i in infos):
+                    return None
+                return [i.filename for i in infos]
+        import tarfile
+
+        with tarfile.open(path, "r:*") as t:
+            members = t.getmembers()
+            if any(m.issym() or m.islnk() for m in members):
+                return None
+            return [m.name for m in members]
+    except Exception:  # a broken or unknown archive: it counts whole
+        return None
 
 
 def _find(args, state, env):
