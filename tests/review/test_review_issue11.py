@@ -155,6 +155,24 @@ def test_tamper_policy_rewritten_through_drygate_cli(tmp_path, command):
     assert p.hook(p.event("mcp__payments__charge", {"amount": 1})).blocks
 
 
+@pytest.mark.xfail(strict=True, reason="class 7 (self-protection expands words as bash does): parameter "
+                   "expansions with an operator are not expanded: a default/alternative word (${x:-PATH}, "
+                   "${HOME:+PATH}), prefix/suffix removal (${f#x}, ${f%.bak}), case change (${f,,}), indirection "
+                   "(${!g}) and array elements (${a[0]}) all reach the protected file in a live run; only the "
+                   "fingerprint notices, after the write")
+@pytest.mark.parametrize("command,target", [
+    ("echo {} > ${x:-.claude/settings.json}", (".claude", "settings.json")),
+    ("echo {} > ${HOME:+.claude/settings.json}", (".claude", "settings.json")),
+    ("f=xdrygate.toml; : > ${f#x}", ("drygate.toml",)),
+    ("f=drygate.toml.bak; : > ${f%.bak}", ("drygate.toml",)),
+    ("f=DRYGATE.TOML; : > ${f,,}", ("drygate.toml",)),
+    ("f=drygate.toml; g=f; : > ${!g}", ("drygate.toml",)),
+    ("a=(drygate.toml); : > ${a[0]}", ("drygate.toml",)),
+])
+def test_tamper_through_parameter_expansion_operators(tmp_path, command, target):
+    assert not _tampers(tmp_path, command, target)
+
+
 @pytest.mark.parametrize("command", [
     "cd .claude; cp /dev/null settings.json",
     "(cd .claude && : > settings.json)",
