@@ -160,6 +160,7 @@ def test_policy_corrupted_mid_session_fails_closed_until_mended(project):
         relay.handshake()
         assert not relay.request("tools/call", {"name": "query", "arguments": {"sql": "SELECT 1"}})["result"].get(
             "isError")
+        good = policy.read_text()  # as the run saw it (the relay recorded the server's trust in it)
         policy.write_text('[run\nmode = "live"\n')  # not TOML
         for key in ("a", "b"):  # every call, not only the first after the change
             r = relay.request("tools/call", {"name": "query", "arguments": {

@@ -53,7 +53,8 @@ class Gate:
         ``lean``: a short-lived hook process (a Redis store then uses the lean client, and a
         SQLite store that does not exist or has no marker is never created: only `drygate
         init` makes one). ``integrity``: check the fingerprints of what the gate protects at
-        each decision (drygate.integrity). A SQLite store that is gone, replaced or older
+        each decision (drygate.integrity): True for everything, ``"files"`` for the settings
+        layers, the policy and the store's marker only (a long-lived process). A SQLite store that is gone, replaced or older
         than this machine's record of it is refused (every opener). Raises
         :class:`GuardFailure` (ConfigError, StoreUnavailable, StoreTimeout) when the
         policy or the store cannot be had.
@@ -116,14 +117,15 @@ class Gate:
             import sys
 
             loaded = len(sys.modules)
-            watched = fp.watched(self.settings.project_dir, self.settings.policy_path)
+            watched = fp.watched(self.settings.project_dir, self.settings.policy_path,
+                                 code=self.integrity != "files")
             blocked = fp.check(self.store, call.run_id, watched, self.markers)
         decision = self.engine.decide(call, blocked)
         if decision.tamper:
             from drygate.alerts import TAMPER
 
             self.alert(TAMPER, "integrity" if blocked else "self-protection", decision.reason, call)
-        if self.integrity and not blocked:
+        if self.integrity is True and not blocked:
             fp.register_loaded(self.store, call.run_id, watched, loaded)  # modules this decision loaded, as loaded
         if decision.made_run_dry and self.location:
             from drygate import integrity as fp

@@ -278,9 +278,11 @@ def environment_paths():
     return seen
 
 
-def watched(project_dir, policy_path, home=None):
-    """{path: kind} of everything a decision in ``project_dir`` checks (settings, policy, code)."""
-    paths = dict(_code_paths())
+def watched(project_dir, policy_path, home=None, code=True):
+    """{path: kind} of everything a decision in ``project_dir`` checks (settings, policy, and with
+    ``code`` drygate's code and this process's environment; a long-lived process such as the
+    relay, whose loaded modules are not the hook's, watches the files only)."""
+    paths = dict(_code_paths()) if code else {}
     for layer in settings_layers(project_dir, home):
         paths[layer] = "s"
     if policy_path:

@@ -155,6 +155,8 @@ class Project:
         env = dict(server.env)
         env["CLAUDE_PROJECT_DIR"] = str(self.root)
         env["DRYGATE_STATE"] = str(state or self.state)
+        if os.environ.get("XDG_STATE_HOME"):  # the MCP client passes only a few variables on by default:
+            env.setdefault("XDG_STATE_HOME", os.environ["XDG_STATE_HOME"])  # the store records (drygate.integrity)
         if mode:
             env["DRYGATE_MODE"] = mode
         if run_id:

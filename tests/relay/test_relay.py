@@ -586,6 +586,9 @@ def test_relay_and_hook_of_one_session_share_one_run(fs_server, project):
     root = fs_server.paths["root"]
     session = "9d0c1e2f-3a4b-4c5d-8e6f-708192a3b4c5"
     project.policy("sticky", STICKY_FS + '\n[[rules]]\ntool = "Write"\neffect = "write"\ndry = true\n')
+    from drygate.integrity import initialize_store
+
+    initialize_store(str(project.state))  # as `drygate init` does: the hook never creates a store
     event = {"session_id": session, "transcript_path": f"/tmp/{session}.jsonl", "cwd": str(project.root),
              "permission_mode": "default", "hook_event_name": "PreToolUse", "tool_name": "Write",
              "tool_input": {"file_path": str(root / "by-hook.txt"), "content": "x"}, "tool_use_id": "toolu_1"}

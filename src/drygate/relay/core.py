@@ -154,7 +154,9 @@ class RelayGate:
 
         # Raises on a missing or corrupt policy; the stat is only remembered once the
         # gate opened, so every call fails closed until the file is mended.
-        gate = Gate.open(self.settings, HOST)
+        # integrity="files": a run's settings layers and policy are fingerprinted as the run first
+        # sees them; an edit during a run blocks that run (drygate.integrity), a new run takes it.
+        gate = Gate.open(self.settings, HOST, integrity="files")
         if self.gate is not None and gate.policy["hash"] == self.policy_hash:
             gate.close()  # touched but not changed: keep the open gate
         else:
