@@ -1,0 +1,254 @@
+"""Adversarial review of issue 14 (review page, approvals, markdown plan, install).
+
+Each test proves an effect with real parts: the installed hook process, the real CLI, the
+real `drygate review` server (over HTTP, as a browser or an attacker on the machine talks
+to it), a real Markdown renderer (markdown-it-py, CommonMark + tables as a PR comment is
+rendered). A test marked xfail(strict) names a bug that is still open; the others hold.
+"""
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import SESSION, SRC, Project, write_policy
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def dry(project, tool, tool_input):
+    r = project.hook(project.event(tool, tool_input))
+    assert r.code == 2 and "NOT EXECUTED" in r.stderr, (tool, r.stdout, r.stderr)
+    return r
+
+
+#: Credentials in shapes the masker should see (each value is unique, to find it in output).
+SECRETS = {
+    "nested_json": ("mcp__api__post", {"body": json.dumps({"password": "nestedpw1111"})}, "nestedpw1111"),
+    "header_pairs": ("mcp__api__post", {"headers": [{"name": "X-Api-Key", "value": "hvkey2222xyz"}]},
+                     "hvkey2222xyz"),
+    "env_pairs": ("mcp__k8s__apply", {"env": [{"name": "DB_PASSWORD", "value": "envpw3333xyz"}]}, "envpw3333xyz"),
+    "mysql_p": ("Bash", {"command": "mysql -uroot -pmysqlpw4444 prod < fix.sql"}, "mysqlpw4444"),
+    "curl_u": ("Bash", {"command": "curl -u admin:curlpw5555 -X POST https://api.example/x"}, "curlpw5555"),
+    "db_pass": ("Bash", {"command": "export DB_PASS=dbpass6666; ./migrate"}, "dbpass6666"),
+}
+#: Shapes the masker does cover (regression).
+COVERED = {
+    "pgpassword": ("Bash", {"command": "PGPASSWORD=pgpw7777abc psql -c 'delete from t'"}, "pgpw7777abc"),
+    "key_password": ("mcp__api__post", {"user": "u", "password": "keypw8888abc"}, "keypw8888abc"),
+    "bearer": ("mcp__api__post", {"h": "Authorization: Bearer bearer9999abcdef"}, "bearer9999abcdef"),
+}
+INJECTION = "![pixel](https://evil.example/p.png?leak=1) [approve here](https://evil.example/a)"
+XSS = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">"
+
+
+class Server:
+    """`drygate review TARGET` as a child process, as a user starts it."""
+
+    def __init__(self, project, target):
+        self.proc = subprocess.Popen([sys.executable, "-m", "drygate.cli.entry", "review", str(target)],
+                                     cwd=project.root, env=dict(project.env(), PYTHONPATH=str(SRC)),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.url, self.cookies = None, None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"drygate review exited: {self.proc.wait()} {self.proc.stderr.read()}")
+            m = re.search(r"open (http://127\.0\.0\.1:(\d+)/\?token=(\S+))", line)
+            if m:
+                self.url, self.port, self.token = m.group(1), int(m.group(2)), m.group(3)
+                break
+        assert self.url
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def session(self):
+        """An httpx client holding the session cookie (the one-time link used once)."""
+        if self.cookies is None:
+            with httpx.Client(base_url=self.base, timeout=30) as first:
+                r = first.get(f"/?token={self.token}", follow_redirects=False)
+                assert r.status_code == 303, r.text
+                self.cookies = dict(first.cookies)
+        return httpx.Client(base_url=self.base, timeout=30, cookies=self.cookies)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def run_project(tmp_path_factory):
+    """One dry run holding secrets in many shapes, a Markdown injection and an HTML
+    injection, with its saved plan (plan.json)."""
+    root = tmp_path_factory.mktemp("issue14")
+    project = Project(root / "app")
+    write_policy(project.root, "dry")
+    for tool, tool_input, _ in list(SECRETS.values()) + list(COVERED.values()):
+        dry(project, tool, tool_input)
+    dry(project, "mcp__api__post", {"note": INJECTION})
+    dry(project, "Write", {"file_path": "x.html", "content": XSS + "\n</details>\n```\n"})
+    project.plan_file = root / "plan.json"
+    project.cli("plan", SESSION, "--out", str(project.plan_file))
+    return project
+
+
+@pytest.fixture(scope="module")
+def server(run_project):
+    s = Server(run_project, run_project.plan_file)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def pages(server):
+    """Every page the server serves for the plan, as one text."""
+    client = server.session()
+    try:
+        return "\n".join(client.get(path).text for path in ("/", "/steps", "/timeline", "/files"))
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def markdown(run_project):
+    return run_project.cli("plan", str(run_project.plan_file), "--format", "markdown").stdout
+
+
+def rendered(md):
+    """The HTML a CommonMark renderer with tables makes of a PR comment."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table").render(md)
+
+
+# -- secrets --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", sorted(COVERED))
+def test_credentials_of_covered_shapes_never_reach_page_or_markdown(pages, markdown, shape):
+    value = COVERED[shape][2]
+    assert value not in pages
+    assert value not in markdown
+
+
+@pytest.mark.xfail(strict=True, reason="Masker matches `password=`/`password:` shapes and object keys only: a "
+                   "credential inside a JSON string, a name/value pair list (HTTP headers, Kubernetes env), "
+                   "`mysql -pPW`, `curl -u user:PW` and `DB_PASS=` reach the review page. Fix: parse JSON "
+                   "strings and mask them as values; treat {name|key: <secret word>, value: X} as a secret "
+                   "key; add the CLI password flags (mysql -p, curl -u/--user, sshpass -p) and *_PASS= to "
+                   "SECRET_PATTERNS")
+@pytest.mark.parametrize("shape", sorted(SECRETS))
+def test_credentials_never_reach_the_review_page(pages, shape):
+    assert SECRETS[shape][2] not in pages
+
+
+@pytest.mark.xfail(strict=True, reason="the markdown plan uses the same Masker: the same shapes leak into a PR "
+                   "comment (see test_credentials_never_reach_the_review_page)")
+@pytest.mark.parametrize("shape", sorted(SECRETS))
+def test_credentials_never_reach_the_markdown_plan(markdown, shape):
+    assert SECRETS[shape][2] not in markdown
+
+
+# -- markdown ---------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="markdown.cell escapes <>&|`\\ but not [ ] ! ( ): a tool input "
+                   "`![x](https://evil/p.png)` renders as an image (a tracking pixel) and `[text](url)` as a "
+                   "link in the PR comment. Fix: escape every CommonMark punctuation character in cell() "
+                   "(or put inputs in code spans with a safe fence)")
+def test_a_tool_input_cannot_add_images_or_links_to_the_pr_comment(markdown):
+    html = rendered(markdown)
+    assert "<img" not in html
+    assert 'href="https://evil.example' not in html
+
+
+def test_a_diff_cannot_close_its_details_or_fence_in_the_pr_comment(markdown):
+    html = rendered(markdown)
+    # the file's `</details>` and ``` stay text inside the diff's code block
+    assert html.count("</details>") == html.count("<details>") == 1
+    assert "&lt;/details&gt;" in html and "<script" not in html and "onerror=\"" not in html
+
+
+# -- the page's escaping and headers ---------------------------------------------------
+
+def test_html_in_inputs_and_diffs_is_escaped_on_the_page(pages):
+    assert "<script>window.__pwned" not in pages and "<img src=x" not in pages
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in pages
+
+
+def test_every_response_carries_a_strict_csp(server):
+    client = server.session()
+    try:
+        for path in ("/", "/steps", "/nope", "/static/review.css"):
+            r = client.get(path)
+            csp = r.headers.get("content-security-policy", "")
+            assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, (path, r.headers)
+            assert r.headers.get("referrer-policy") in ("same-origin", "no-referrer")
+    finally:
+        client.close()
+
+
+# -- who may talk to the server -------------------------------------------------------
+
+def test_the_one_time_token_works_once_and_is_not_in_the_final_url(server):
+    server.session().close()  # the link used once (as the browser does)
+    again = httpx.get(f"{server.base}/?token={server.token}", timeout=30, follow_redirects=False)
+    assert again.status_code == 403
+    assert "drygate_review" not in again.headers.get("set-cookie", "")
+    # a guessed token of the same shape, and a token with a session cookie of another port
+    assert httpx.get(f"{server.base}/?token={'A' * 43}", timeout=30).status_code == 403
+    stolen = {f"drygate_review_{server.port + 1}": server.cookies[f"drygate_review_{server.port}"]}
+    assert httpx.get(f"{server.base}/", cookies=stolen, timeout=30).status_code == 403
+
+
+def test_rebound_host_other_origins_and_forged_posts_are_refused(server, run_project):
+    client = server.session()
+    try:
+        ok = client.get("/")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', ok.text).group(1)
+        plan_hash = re.search(r'name="plan_hash" value="([^"]+)"', ok.text).group(1)
+        # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host
+        assert client.get("/", headers={"host": "evil.example:%d" % server.port}).status_code == 403
+        assert client.get("/", headers={"host": "127.0.0.1"}).status_code == 403
+        form = {"csrf": csrf, "plan_hash": plan_hash, "decision": "approve", "drop": "", "note": ""}
+        for origin in ("http://evil.example", "null", f"http://127.0.0.1:{server.port + 1}",
+                       f"https://127.0.0.1:{server.port}"):
+            r = client.post("/decide", data=form, headers={"origin": origin})
+            assert r.status_code == 403, origin
+        # same-origin but no Origin header (curl), or a wrong CSRF token
+        assert client.post("/decide", data=form).status_code == 403
+        bad = dict(form, csrf="0" * 64)
+        assert client.post("/decide", data=bad, headers={"origin": server.base}).status_code == 403
+        # a GET cannot decide
+        assert client.get("/decide", params=form).status_code in (403, 405)
+        # no cookie at all
+        assert httpx.post(f"{server.base}/decide", data=form, headers={"origin": server.base}).status_code == 403
+    finally:
+        client.close()
+    store = run_project.open_store()
+    try:
+        from drygate.plan.approval import approval_of
+
+        assert approval_of(store, plan_hash) is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("path", ["/static/../server.py", "/static/%2e%2e/server.py", "/static/..%2fserver.py",
+                                  "/static/%2e%2e%2f%2e%2e%2fview.py", "//etc/passwd", "/static//etc/passwd"])
+def test_no_path_leaves_the_static_folder(server, path):
+    client = server.session()
+    try:
+        r = client.get(path)
+        assert r.status_code in (403, 404), (path, r.status_code)
+        assert "import" not in r.text and "root:" not in r.text
+    finally:
+        client.close()
