@@ -280,3 +280,114 @@ def test_relays_a_client_starts_through_a_launcher_share_one_run(launcher, fs_se
     assert not (root / "a.txt").exists()
     assert not (root / "made-by-a-dry-run").exists(), "a write after the run went dry ran for real"
     assert second["isError"]
+
+
+# -- A. The HTTP relay's sessions ---------------------------------------------------------------
+
+from relay.conftest import git_python, git_server, git_snapshot  # noqa: E402,F401 (fixtures)
+from relay.test_http_sessions import HttpRelay  # noqa: E402
+
+STATELESS_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientInfo": {"name": "review", "version": "1"},
+                  "io.modelcontextprotocol/clientCapabilities": {}}
+STICKY_GIT = ('[[rules]]\ntool = "mcp__git__git_add"\neffect = "write"\ndry = true\n\n'
+              '[mcp]\ntrusted_servers = ["git"]\n')
+
+
+@pytest.fixture
+def http_relay():
+    started = []
+
+    def start(*args, **kwargs):
+        started.append(HttpRelay(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for relay in started:
+        relay.close()
+
+
+@pytest.mark.xfail(strict=True, reason="stateless era (2026-07-28): after the relay's stateless run went dry, a "
+                                       "request that names a fresh run in _meta['drygate/run_id'] runs live "
+                                       "(StatelessRuns.run_for lets a request leave a dry run, which RunIdentity "
+                                       "forbids for stdio and sessions): git_commit commits for real")
+def test_a_stateless_request_cannot_name_its_way_out_of_a_dry_run(http_relay, git_server, tmp_path):  # noqa: F811
+    repo = git_server.paths["repo"]
+    project = Project(tmp_path / "project")
+    project.policy("sticky", STICKY_GIT)
+    relay = http_relay(project, git_server)
+    status, dry, _ = relay.call(None, 1, "git_add", {"repo_path": str(repo), "files": ["new.txt"]},
+                                meta=STATELESS_META)
+    assert status == 200 and dry["result"]["isError"], dry  # dry scope: the stateless run went dry
+    before = git_snapshot(repo)
+    status, escaped, _ = relay.call(None, 1, "git_create_branch",
+                                    {"repo_path": str(repo), "branch_name": "escaped"},
+                                    meta=dict(STATELESS_META, **{"drygate/run_id": "a-fresh-run"}))
+    assert status == 200
+    assert git_snapshot(repo) == before, "a write after the run went dry ran for real"
+    assert escaped["result"]["isError"]
+
+
+# -- B. Apply of a fresh plan made against an official server ----------------------------------
+
+def fs_dry_run_and_plan(project, server, tmp_path):
+    """A dry run through the relay (two reads, one write) against the official filesystem
+    server, its plan saved; returns (plan path, apply(*args))."""
+    import anyio
+    from mcp import Client
+
+    root = server.paths["root"]
+    project.policy("dry", extra='[mcp]\ntrusted_servers = ["filesystem"]\n')
+    (project.root / ".mcp.json").write_text(json.dumps({"mcpServers": {server.name: {
+        "command": server.argv[0], "args": server.argv[1:], "env": server.env}}}))
+    calls = [("read_text_file", {"path": str(root / "hello.txt")}), ("list_directory", {"path": str(root)}),
+             ("write_file", {"path": str(root / "new.txt"), "content": "N"})]
+
+    async def run():
+        async with Client(project.relay(server, mode="dry", run_id="r1"), cache=None) as client:
+            await client.list_tools()
+            return [(await client.call_tool(t, a)).is_error for t, a in calls]
+
+    assert anyio.run(run) == [False, False, True]
+    plan_path = tmp_path / "plan.json"
+    project.cli("plan", "r1", "--out", str(plan_path))
+
+    def apply(*args):
+        return subprocess.run([*DRYGATE, "apply", str(plan_path), "--project", str(project.root), "--yes", *args],
+                              capture_output=True, text=True, timeout=120,
+                              env=clean_env({"DRYGATE_STATE": str(project.state), "COLUMNS": "200"}))
+    return apply
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12 item 1 is still open: apply refuses every fresh plan made against "
+                                       "@modelcontextprotocol/server-filesystem as stale ('returns something else "
+                                       "now') although nothing changed; plan/fingerprint.result_fingerprint likely hashes "
+                                       "isError: false and an absent isError differently (compare reads by what "
+                                       "they say: drop isError when false, normalise content)")
+def test_a_fresh_plan_against_the_official_filesystem_server_applies_without_force(fs_server, tmp_path):  # noqa: F811
+    project = Project(tmp_path / "project")
+    apply = fs_dry_run_and_plan(project, fs_server, tmp_path)
+    assert not (fs_server.paths["root"] / "new.txt").exists()
+    r = apply()
+    assert r.returncode == 0, r.stdout[-500:] + r.stderr[-1500:]
+    assert (fs_server.paths["root"] / "new.txt").read_text() == "N"
+
+
+@pytest.mark.xfail(strict=True, reason="a stale refusal names only the read, not the fields that changed (issue 12 "
+                                       "item 1 asks for a shortened JSON diff): the user cannot tell a real change "
+                                       "from a serialisation difference")
+def test_a_stale_refusal_names_what_changed(fs_server, tmp_path):  # noqa: F811
+    project = Project(tmp_path / "project")
+    apply = fs_dry_run_and_plan(project, fs_server, tmp_path)
+    (fs_server.paths["root"] / "hello.txt").write_text("changed by someone else\n")  # a real concurrent change
+    r = apply()
+    assert r.returncode != 0 and not (fs_server.paths["root"] / "new.txt").exists()  # refused, nothing ran
+    assert "changed by someone else" in r.stderr or "content" in r.stderr.split("returns something else now", 1)[-1]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12 item 5 is still open: `drygate --help` does not list `drygate mcp` "
+                                       "(relay/main.py keeps its own argparse parser outside the click CLI)")
+def test_mcp_is_listed_in_drygate_help():
+    """Issue 12 item 5 asks for one CLI that lists `drygate mcp`."""
+    out = subprocess.run([*DRYGATE, "--help"], capture_output=True, text=True, timeout=60, env=clean_env()).stdout
+    assert "\n  mcp " in out, out
