@@ -252,3 +252,134 @@ def test_no_path_leaves_the_static_folder(server, path):
         assert "import" not in r.text and "root:" not in r.text
     finally:
         client.close()
+
+
+# -- approvals ---------------------------------------------------------------------------
+
+@pytest.fixture
+def gated(tmp_path):
+    """A project whose policy requires an approval, with a dry run of three edits of one
+    file (through three spellings of its path) and its saved plan."""
+    project = Project(tmp_path / "app")
+    write_policy(project.root, "dry", extra="[apply]\nrequire_approval = true\n")
+    (project.root / "notes.txt").write_text("one\ntwo\n")
+    assert project.hook(project.event("Read", {"file_path": str(project.root / "notes.txt")})).code == 0
+    dry(project, "Edit", {"file_path": "notes.txt", "old_string": "one", "new_string": "ONE"})
+    dry(project, "Edit", {"file_path": str(project.root / "sub" / ".." / "notes.txt"), "old_string": "two",
+                          "new_string": "TWO"})
+    dry(project, "Edit", {"file_path": "./notes.txt", "old_string": "ONE", "new_string": "uno"})
+    project.plan_file = tmp_path / "plan.json"
+    project.cli("plan", SESSION, "--out", str(project.plan_file))
+    return project
+
+
+def applied(project, path):
+    return project.cli("apply", str(path), "--yes", check=False)
+
+
+def test_an_approval_never_carries_over_to_a_plan_made_again_or_its_parent(gated, tmp_path):
+    p = gated
+    p.cli("approve", str(p.plan_file), "--yes")
+    again = tmp_path / "again.json"
+    p.cli("plan", SESSION, "--out", str(again))
+    assert json.loads(again.read_text())["content_hash"] != json.loads(p.plan_file.read_text())["content_hash"]
+    r = applied(p, again)
+    assert r.returncode != 0 and "require" in (r.stdout + r.stderr)
+    assert (p.root / "notes.txt").read_text() == "one\ntwo\n"
+    # a reordered or edited copy of the approved plan with its hash recomputed
+    from drygate.plan.fingerprint import fingerprint
+
+    forged = json.loads(p.plan_file.read_text())
+    forged["steps"] = forged["steps"][::-1]
+    forged.pop("content_hash")
+    forged["content_hash"] = fingerprint(forged)
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    r = applied(p, tmp_path / "forged.json")
+    assert r.returncode != 0
+    assert (p.root / "notes.txt").read_text() == "one\ntwo\n"
+
+
+def test_a_subset_keeping_an_edit_simulated_on_a_dropped_edit_is_refused_whatever_the_path_spelling(gated,
+                                                                                                     tmp_path):
+    for drop in ("1", "2"):
+        r = gated.cli("approve", str(gated.plan_file), "--drop", drop, "--out", str(tmp_path / f"s{drop}.json"),
+                      "--yes", check=False)
+        assert r.returncode == 1 and "cannot leave those steps out" in r.stderr, r.stderr
+        assert not (tmp_path / f"s{drop}.json").exists()
+
+
+def test_a_rejected_plan_is_refused_even_without_require_approval(tmp_path):
+    project = Project(tmp_path / "app")
+    write_policy(project.root, "dry")
+    dry(project, "Write", {"file_path": "a.txt", "content": "x\n"})
+    plan = tmp_path / "plan.json"
+    project.cli("plan", SESSION, "--out", str(plan))
+    project.cli("approve", str(plan), "--reject", "--yes")
+    r = applied(project, plan)
+    assert r.returncode != 0 and "rejected" in (r.stdout + r.stderr)
+    assert not (project.root / "a.txt").exists()
+
+
+def test_the_agent_cannot_approve_a_plan_itself(tmp_path):
+    """Approval without a human: the agent runs drygate's CLI (through a venv's `python`,
+    as pipx and venvs name it) in a later live run. Held since f2405b5 (self-protection)."""
+    project = Project(tmp_path / "app")
+    write_policy(project.root, "dry", extra="[apply]\nrequire_approval = true\n")
+    dry(project, "Write", {"file_path": "a.txt", "content": "x\n"})
+    plan = tmp_path / "plan.json"
+    project.cli("plan", SESSION, "--out", str(plan))
+    # later the same project runs live (the policy changed); the agent runs drygate's CLI with
+    # the interpreter of a virtual environment, named `python` as venv and pipx name it
+    write_policy(project.root, "live", extra="[apply]\nrequire_approval = true\n")
+    command = f"{sys.executable} -m drygate.cli.entry approve {plan} --yes"
+    assert Path(sys.executable).name == "python"
+    r = project.hook(project.event("Bash", {"command": command}, session="agent-live-session"))
+    if not r.blocks:  # the host runs it: the effect
+        subprocess.run(command, shell=True, cwd=project.root, env=dict(project.env(), PYTHONPATH=str(SRC)),
+                       capture_output=True, timeout=60)
+    applied_r = applied(project, plan)
+    assert r.blocks
+    assert applied_r.returncode != 0 and not (project.root / "a.txt").exists()
+
+
+# -- huge plans --------------------------------------------------------------------------
+
+def _app_for(plan):
+    from starlette.testclient import TestClient
+
+    from drygate.review.server import ReviewState, create_app
+    from drygate.review.view import ReviewData
+
+    state = ReviewState(ReviewData(plan, None, None, {}, "/nonexistent"), token="t")
+    state.port = 8
+    client = TestClient(create_app(state), base_url="http://127.0.0.1:8")
+    assert client.get("/?token=t", follow_redirects=False).status_code == 303
+    return client
+
+
+def _huge_plan(steps, changed_files):
+    counts = {"calls": steps, "writes": steps, "dry": steps, "allowed_writes": 0, "denied": 0, "reads": 0}
+    return {"run_id": "huge", "content_hash": "sha256:" + "0" * 64, "run": {"mode": "dry", "counts": counts},
+            "steps": [{"step": i, "call": i, "seq": i, "tool_name": "mcp__db__put", "executor": {"kind": "mcp"},
+                       "effect": "write", "why": "dry", "input": {"key": f"k{i}"}, "references": [],
+                       "depends_on": []} for i in range(1, steps + 1)],
+            "basis": {"files": {f"/nonexistent/f{i}.txt": "sha256:x" for i in range(changed_files)}, "reads": []}}
+
+
+def test_100000_steps_are_paged_not_rendered_at_once():
+    client = _app_for(_huge_plan(100_000, 0))
+    r = client.get("/steps?page=1000")
+    assert r.status_code == 200 and "page 1000 of 1000" in r.text
+    assert len(r.text) < 200_000 and "k100000" in r.text and "k99900<" not in r.text
+    for page in ("0", "-5", "99999999999999999999999", "x"):
+        assert client.get(f"/steps?page={page}").status_code == 200
+
+
+@pytest.mark.xfail(strict=True, reason="the overview lists EVERY changed basis item (server.overview: `stale + "
+                   "...[:BASIS_ROWS]`): a plan whose 20,000 files changed renders 20,000 rows (3 MB) at once. "
+                   "Fix: cap the changed rows too (count them, page the rest on a basis page)")
+def test_the_overview_is_bounded_when_every_basis_file_changed():
+    client = _app_for(_huge_plan(10, 20_000))
+    r = client.get("/")
+    assert r.status_code == 200
+    assert r.text.count("<tr") < 1000, r.text.count("<tr")
