@@ -262,8 +262,10 @@ LAUNCHERS = {
 @pytest.mark.xfail(strict=True, reason="the run is the relay's parent process; started through a launcher (a "
                                        "shell wrapper, npx/uvx-style launchers) every relay has a new parent, so "
                                        "each call is a run of its own and a write after the sticky run went dry "
-                                       "runs for real (walk up past launchers to the client, e.g. skip ancestors "
-                                       "whose only job is to wait for the relay)")
+                                       "runs for real. The README documents it ('a wrapper that does not exec "
+                                       "becomes the client: name the run'), but npx/uvx/sh -c are how users start "
+                                       "servers and the failure is silent: walk up past launcher ancestors, or "
+                                       "warn on stderr when the parent is one")
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_relays_a_client_starts_through_a_launcher_share_one_run(launcher, fs_server, tmp_path):  # noqa: F811
     root = fs_server.paths["root"]
@@ -391,3 +393,42 @@ def test_mcp_is_listed_in_drygate_help():
     """Issue 12 item 5 asks for one CLI that lists `drygate mcp`."""
     out = subprocess.run([*DRYGATE, "--help"], capture_output=True, text=True, timeout=60, env=clean_env()).stdout
     assert "\n  mcp " in out, out
+
+
+# -- A. Every client message is decided ----------------------------------------------------------
+
+from relay.conftest import flaky_log, flaky_server, raw_peers  # noqa: E402,F401 (fixtures)
+
+
+def test_no_client_message_reaches_the_server_undecided(raw_peers, flaky_server, tmp_path):  # noqa: F811
+    """Holds: in a dry run, a tools/call with an odd id (null, a string, 2.0), sent as a
+    notification or in a batch, and every decided method (resources/read, prompts/get,
+    completion/complete, resources/subscribe, an unknown one) of a server that is not
+    trusted never reaches the server;
+    the server's own log proves it, and the file its ``touch`` tool would create is absent."""
+    project = Project(tmp_path / "project")
+    project.policy("dry", extra="[mcp]\ntrusted_servers = []\n")  # not trusted: the spec's reads are unknown too
+    peer = raw_peers(project.relay_argv(flaky_server), project.relay_env(flaky_server))
+    peer.initialize(protocol="2025-03-26")  # the era that still has JSON-RPC batches
+    target = tmp_path / "touched"
+    call = {"name": "touch", "arguments": {"path": str(target)}}
+    answers = {}
+    for rid in (None, "a-string", 2.0, -7):
+        peer.send({"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": call})
+        answers[json.dumps(rid)] = peer.recv()
+    peer.send({"jsonrpc": "2.0", "method": "tools/call", "params": call})  # a notification: no answer possible
+    peer.send([{"jsonrpc": "2.0", "id": 50, "method": "tools/call", "params": call},
+               {"jsonrpc": "2.0", "id": 51, "method": "ping"}])
+    batch = [peer.recv()]
+    decided = ["resources/read", "prompts/get", "completion/complete", "resources/subscribe", "x-vendor/do"]
+    for i, method in enumerate(decided):
+        answers[method] = peer.request(method, {"uri": "file:///etc/passwd", "name": "p"})
+    assert peer.request("ping")["result"] == {}  # the relay still answers: everything above was handled
+    for key, answer in answers.items():
+        assert "error" in answer or answer["result"].get("isError"), (key, answer)
+    assert answers['"a-string"']["id"] == "a-string" and answers["2.0"]["id"] == 2
+    assert batch[0]["id"] == 50 and "error" in batch[0]
+    reached = [e["event"] for e in flaky_log(flaky_server) if e["event"] not in ("start", "initialize",
+                                                                                  "notifications/initialized")]
+    assert "tools/call" not in reached and not set(decided) & set(reached), reached
+    assert not target.exists()
