@@ -159,6 +159,11 @@ def tag(key, *labels):
     with open(os.path.join(OUT, "tag.json"), "w") as f:
         json.dump([key, list(labels)], f)
 
+def prices(table, factor):
+    """A dict keyed by product number, and a float."""
+    with open(os.path.join(OUT, "prices.json"), "w") as f:
+        json.dump({"keys": [repr(k) for k in table], "factor": repr(factor)}, f)
+
 def call(*args, **kwargs):
     """A generic forwarder (what wrappers of HTTP clients look like)."""
     with open(os.path.join(OUT, "call.json"), "w") as f:
@@ -172,7 +177,8 @@ def python_project(tmp_path, monkeypatch):
     out.mkdir()
     (root / "review_tools.py").write_text(TOOLS_PY)
     (root / "drygate.toml").write_text('[run]\nmode = "dry"\n\n[python]\npath = ["."]\n'
-                                       'appliable = { tag = "review_tools:tag", call = "review_tools:call" }\n')
+                                       'appliable = { tag = "review_tools:tag", call = "review_tools:call", '
+                                       'prices = "review_tools:prices" }\n')
     monkeypatch.setenv("REVIEW_OUT", str(out))
     for name in ("DRYGATE_RUN_ID", "DRYGATE_MODE", "DRYGATE_STATE", "DRYGATE_STATE_URL", "DRYGATE_POLICY"):
         monkeypatch.delenv(name, raising=False)
@@ -432,3 +438,24 @@ def test_no_client_message_reaches_the_server_undecided(raw_peers, flaky_server,
                                                                                   "notifications/initialized")]
     assert "tools/call" not in reached and not set(decided) & set(reached), reached
     assert not target.exists()
+
+
+@pytest.mark.xfail(strict=True, reason="to_json journals a dict's int keys as str and a NaN float as the string "
+                                       "'nan' without marking them, so apply calls prices({'1': ...}, 'nan') where "
+                                       "the run called prices({1: ...}, nan): another call than the one planned "
+                                       "(mark such values unserialisable, as bytes and sets are, so apply refuses)")
+def test_apply_passes_the_values_the_run_passed(tmp_path, monkeypatch):
+    root, out = python_project(tmp_path, monkeypatch)
+    import review_tools
+
+    gate = drygate.open_gate(root)
+    prices = gate.tool(review_tools.prices, name="prices", effect="write")
+    with gate.run("prices"):
+        assert not prices({1: 9.99, 2: 5.0}, float("nan"))
+    gate.close()
+    review_tools.prices({1: 9.99, 2: 5.0}, float("nan"))  # what the call does live
+    live = json.loads((out / "prices.json").read_text())
+    (out / "prices.json").unlink()
+    r = plan_and_apply(root, "prices")
+    applied = json.loads((out / "prices.json").read_text()) if (out / "prices.json").exists() else None
+    assert applied == live or (r.returncode != 0 and applied is None), (live, applied, r.stderr[-500:])
