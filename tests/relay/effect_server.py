@@ -7,6 +7,9 @@ So a test can tell which messages reached it: the files in ``EFFECT_DIR`` after 
 Only ``initialize``, ``notifications/initialized`` and ``ping`` leave no trace (a relay
 sends those itself when it restarts a server).
 
+``ASK_ROOTS=1``: after ``notifications/initialized`` it asks the client ``roots/list`` (id
+``srv-1``); every response it gets leaves ``response_<id>.touched``.
+
 ``SLOW_TOOLS_LIST=S``: answer ``tools/list`` only after S seconds (other requests meanwhile),
 for the relay's own listing that times out and is answered late.
 """
@@ -78,10 +81,15 @@ def main():
         if not line:
             continue
         message = json.loads(line)
-        if not isinstance(message, dict) or "method" not in message:
+        if not isinstance(message, dict):
+            continue
+        if "method" not in message:
+            effect(f"response/{message.get('id')}")
             continue
         method = message["method"]
         effect(method)
+        if method == "notifications/initialized" and os.environ.get("ASK_ROOTS"):
+            send({"jsonrpc": "2.0", "id": "srv-1", "method": "roots/list"})
         if "id" in message:
             answer = {"jsonrpc": "2.0", "id": message["id"], "result": result_for(method, message.get("params") or {})}
             if method == "tools/list" and SLOW_TOOLS_LIST:

@@ -42,7 +42,8 @@ def effects(tmp_path):
     d.mkdir()
     for method in [m for m, _ in DECIDED + FORWARDED] + ["tools/call", "notifications/vendor/custom"]:
         (d / (method.replace("/", "_") + ".victim")).write_text("keep me", encoding="utf-8")
-    return Server("effects", [sys.executable, str(EFFECT_SERVER)], {"EFFECT_DIR": str(d)}, {"dir": d})
+    return Server("effects", [sys.executable, str(EFFECT_SERVER)], {"EFFECT_DIR": str(d), "ASK_ROOTS": "1"},
+                  {"dir": d})
 
 
 def touched(server):
@@ -87,6 +88,11 @@ def test_dry_run_nothing_decided_reaches_the_server(raw_peers, project, effects)
     peer = start(raw_peers, project, effects)
     for method, params in FORWARDED:
         assert "result" in peer.request(method, params), method
+    # responses: the one the server asked for (roots/list, id srv-1) once; none it did not ask for
+    peer.send({"jsonrpc": "2.0", "id": "srv-1", "result": {"roots": []}})
+    peer.send({"jsonrpc": "2.0", "id": "srv-1", "result": {"roots": []}})
+    peer.send({"jsonrpc": "2.0", "id": "made-up", "result": {}})
+    peer.send([{"jsonrpc": "2.0", "id": "made-up-2", "result": {}}])
     for method, params in DECIDED:
         answer = peer.request(method, params)
         assert answer["error"]["code"] == -32001 and "NOT EXECUTED" in answer["error"]["message"], answer
@@ -107,7 +113,8 @@ def test_dry_run_nothing_decided_reaches_the_server(raw_peers, project, effects)
     assert refused["id"] == 900 and refused["error"]["code"] == -32600, refused
     assert "result" in peer.request("ping")  # the relay is still serving, and ordered after all of the above
     peer.close()
-    assert touched(effects) == sorted(m for m, _ in FORWARDED)
+    assert touched(effects) == sorted([m for m, _ in FORWARDED] + ["response/srv-1"])
+    assert (effects.paths["dir"] / "response_srv-1.touched").read_text() == "x\n"  # the answer reached it once
     assert victims(effects) == sorted([m for m, _ in DECIDED] + ["notifications/vendor/custom", "tools/call"])
     bypass = [a for a in project.alert_lines() if a.get("cause") == protocol.BYPASS_CAUSE]
     assert sorted(a["tool_name"] for a in bypass) == [

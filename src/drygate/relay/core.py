@@ -52,6 +52,8 @@ CATALOG_WAIT_S = 2.0
 TO_REAL = "real"
 #: JSON-RPC error code of a decided request other than tools/call that was not executed.
 NOT_EXECUTED = -32001
+#: How many of the server's own requests (sampling, elicitation, roots) await the client's answer at most.
+SERVER_REQUEST_MEMORY = 1024
 
 
 class Route:
@@ -272,6 +274,9 @@ class Relay(ClientSide):
         self._out_lock = asyncio.Lock()
         self.own = OwnRequests()  # requests the relay sent the server itself
         self.routes = []
+        import collections
+
+        self.server_requests = collections.OrderedDict()  # id keys of the server's requests to the client
         self.start_error = None  # why the server could not start (answered to every request)
         self._listed_at = None  # when the relay last listed the server's tools itself
         self._listing = None  # the listing in flight (parallel first calls wait for it)
@@ -331,7 +336,14 @@ class Relay(ClientSide):
             if tool is not None:
                 self._journal_result(message, tool)  # after the client has its answer
             return
+        if isinstance(message, dict) and "method" in message and "id" in message:
+            self._server_asked(id_key(message["id"]))  # sampling, elicitation, roots: the client may answer
         await self.send_to_client(line if line.endswith(b"\n") else line + b"\n")
+
+    def _server_asked(self, key):
+        self.server_requests[key] = None
+        while len(self.server_requests) > SERVER_REQUEST_MEMORY:
+            self.server_requests.popitem(last=False)
 
     def learn_tools(self, result):
         """Learn the tools of a ``tools/list`` result (dict): annotations, output schemas, fingerprints."""
@@ -505,7 +517,10 @@ class Relay(ClientSide):
         for route in self.routes:
             if await route.client_message(message):
                 return  # e.g. to the run's shadow server (or an answer to a request it sent)
-        if method is not None and "id" in message:
+        if method is None:  # a response: only to a request the server made, once
+            if self.server_requests.pop(id_key(message.get("id")), False) is False:
+                return  # answers nothing the server asked: never forwarded
+        elif "id" in message:
             self.pending[id_key(message["id"])] = method
         await self._forward(line, message)
 
@@ -523,6 +538,9 @@ class Relay(ClientSide):
     async def _batch(self, messages, line):
         rules = [rule_of(m) if isinstance(m, dict) and isinstance(m.get("method", ""), str) else DECIDE
                  for m in messages]
+        if any(isinstance(m, dict) and "method" not in m and id_key(m.get("id")) not in self.server_requests
+               for m in messages):
+            return  # a response that answers nothing the server asked: the batch is not forwarded
         if any(r != "forward" for r in rules):
             # JSON-RPC batches left MCP in 2025-06-18; a decision per member is not worth having.
             for m, r in zip(messages, rules):
