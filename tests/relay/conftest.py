@@ -153,8 +153,6 @@ class Project:
 
     def relay_env(self, server, mode=None, run_id=None, state=None):
         env = dict(server.env)
-        if os.environ.get("XDG_STATE_HOME"):  # where this machine's store records are (tests/conftest.py)
-            env["XDG_STATE_HOME"] = os.environ["XDG_STATE_HOME"]
         env["CLAUDE_PROJECT_DIR"] = str(self.root)
         env["DRYGATE_STATE"] = str(state or self.state)
         if os.environ.get("XDG_STATE_HOME"):  # the MCP client passes only a few variables on by default:

@@ -134,3 +134,14 @@ def test_the_journaled_catalog_is_readable_for_the_hook(fs_server, project):
     assert annotations_for(catalogs, "mcp__plugin_x_filesystem__write_file").get("readOnlyHint") is False
     assert annotations_for(catalogs, "mcp__other__read_text_file") is None
     assert annotations_for(catalogs, "Bash") is None
+
+
+def test_the_client_is_found_past_launchers():
+    """A launcher hands the relay its own stdin/stdout pipes; the client made them."""
+    code = "from drygate.relay.identity import client_pid; print(client_pid())"
+    launchers = {"direct": [], "shell wrapper": ["sh", "-c", '"$@"; exit $?', "sh"],
+                 "npx-style": [sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"]}
+    for name, prefix in launchers.items():
+        proc = subprocess.run([*prefix, sys.executable, "-c", code], stdin=subprocess.PIPE, capture_output=True,
+                              text=True, timeout=60, env=clean_env())
+        assert proc.stdout.strip() == str(os.getpid()), (name, proc.stdout, proc.stderr)

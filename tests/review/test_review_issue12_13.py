@@ -265,13 +265,6 @@ LAUNCHERS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="the run is the relay's parent process; started through a launcher (a "
-                                       "shell wrapper, npx/uvx-style launchers) every relay has a new parent, so "
-                                       "each call is a run of its own and a write after the sticky run went dry "
-                                       "runs for real. The README documents it ('a wrapper that does not exec "
-                                       "becomes the client: name the run'), but npx/uvx/sh -c are how users start "
-                                       "servers and the failure is silent: walk up past launcher ancestors, or "
-                                       "warn on stderr when the parent is one")
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_relays_a_client_starts_through_a_launcher_share_one_run(launcher, fs_server, tmp_path):  # noqa: F811
     root = fs_server.paths["root"]
@@ -315,10 +308,6 @@ def http_relay():
         relay.close()
 
 
-@pytest.mark.xfail(strict=True, reason="stateless era (2026-07-28): after the relay's stateless run went dry, a "
-                                       "request that names a fresh run in _meta['drygate/run_id'] runs live "
-                                       "(StatelessRuns.run_for lets a request leave a dry run, which RunIdentity "
-                                       "forbids for stdio and sessions): git_commit commits for real")
 def test_a_stateless_request_cannot_name_its_way_out_of_a_dry_run(http_relay, git_server, tmp_path):  # noqa: F811
     repo = git_server.paths["repo"]
     project = Project(tmp_path / "project")

@@ -88,16 +88,23 @@ def _is_stateless(message):
 class StatelessRuns:
     """The run of each stateless request: the one it names in ``_meta``, else ``run_id``.
 
-    A stateless request is a connection of its own, so it may name its run every time;
-    with ``fixed`` (DRYGATE_RUN_ID) every request is in ``run_id``."""
+    A stateless request may name its run every time, but never away from a dry run:
+    once the relay's stateless run is dry, a request that names another run stays in
+    it (as a connection cannot leave a dry run by naming another, drygate.relay.identity);
+    with ``fixed`` (DRYGATE_RUN_ID) every request is in ``run_id``. ``is_dry(run_id)``
+    may raise GuardFailure (the call then fails closed)."""
 
-    def __init__(self, run_id, fixed):
+    def __init__(self, run_id, fixed, is_dry):
         self.run_id = run_id
         self.fixed = fixed
+        self.is_dry = is_dry
 
     def run_for(self, meta):
         named = meta.get(RUN_META_KEY) if isinstance(meta, dict) else None
-        return named if isinstance(named, str) and named and not self.fixed else self.run_id
+        if isinstance(named, str) and named and named != self.run_id and not self.fixed \
+                and not self.is_dry(self.run_id):
+            return named
+        return self.run_id
 
 
 class Session:
@@ -210,7 +217,7 @@ class HttpFront:
             if self.stateless is None:
                 run_id, fixed = self._run_for_new_session()
                 relay = self.make_relay(run_id, fixed)
-                relay.runs = StatelessRuns(run_id, fixed)
+                relay.runs = StatelessRuns(run_id, fixed, relay.run_is_dry)
                 session = Session(None, relay, stateless=True)
                 await relay.start()
                 self.stateless = session

@@ -5,12 +5,17 @@
 1. ``DRYGATE_RUN_ID`` (the operator names the run; a client cannot leave it);
 2. ``CLAUDE_CODE_SESSION_ID`` (Claude Code 2.1 passes it to its MCP servers, so the
    hook and the relay share one run);
-3. the client process: the relay's parent, identified by its pid, its start time
-   (``/proc/<pid>/stat`` field 22, clock ticks since boot) and the boot id
+3. the client process, identified by its pid, its start time (``/proc/<pid>/stat``
+   field 22, clock ticks since boot) and the boot id
    (``/proc/sys/kernel/random/boot_id``), so a reused pid or a reboot is a new
    run. Every relay one client process starts, at once or one after another, is in
    one run: LangChain's default ``get_tools()`` starts a relay per tool call, and a
-   sticky run that went dry in one of them stays dry in the next.
+   sticky run that went dry in one of them stays dry in the next. The client is the
+   nearest ancestor that is not a launcher (:func:`client_pid`): a shell wrapper
+   that does not ``exec``, ``npx``, ``uvx`` or a venv script that waits for its
+   child hands the relay its own stdin and stdout, so an ancestor whose fd 0 and fd
+   1 are the relay's own pipes is passed over, and the first one whose are not (the
+   process that made the pipes to talk to the relay) is the client.
 4. where ``/proc`` cannot tell (not Linux), a run per connection (``mcp-<uuid>``).
 
 A client may still name a run in ``_meta["drygate/run_id"]`` (:class:`RunIdentity`).
@@ -46,12 +51,58 @@ def process_identity(pid):
     return f"{pid}-{start}-{boot}"
 
 
+#: Launchers passed over at most between the relay and its client.
+MAX_LAUNCHERS = 8
+
+
+def _fd_link(pid, fd):
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return None
+
+
+def _parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return int(stat[stat.rindex(b")") + 2:].split()[1])  # field 4
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def client_pid(pid=None):
+    """The pid of the relay's client: the parent, or past it every launcher (see the module docstring).
+
+    ``pid``: the relay's own pid (default this process). Only pipes and sockets are
+    followed (a terminal is shared by a whole login session, not passed on by a
+    launcher); an ancestor whose fds cannot be read (another user's) ends the walk.
+    """
+    pid = os.getpid() if pid is None else pid
+    parent = _parent_of(pid)
+    mine = (_fd_link(pid, 0), _fd_link(pid, 1))
+    if parent is None or not all(link and link.startswith(("pipe:", "socket:")) for link in mine):
+        return parent
+    current = parent
+    for _ in range(MAX_LAUNCHERS):
+        if (_fd_link(current, 0), _fd_link(current, 1)) != mine:
+            return current  # it made the pipes: the client
+        up = _parent_of(current)
+        if up is None or up <= 1:
+            return current
+        current = up
+    return current
+
+
 def run_id_from_env(env, parent_pid=None):
-    """The run a stdio relay joins (see the module docstring). ``env``: a mapping."""
+    """The run a stdio relay joins (see the module docstring). ``env``: a mapping;
+    ``parent_pid``: the client's pid (default :func:`client_pid`)."""
     named = env.get("DRYGATE_RUN_ID") or env.get("CLAUDE_CODE_SESSION_ID")
     if named:
         return named
-    ident = process_identity(os.getppid() if parent_pid is None else parent_pid)
+    if parent_pid is None:
+        parent_pid = client_pid()
+    ident = process_identity(parent_pid) if parent_pid else None
     return f"mcp-client-{ident}" if ident else f"mcp-{uuid.uuid4()}"
 
 
