@@ -336,3 +336,23 @@ def test_leak_kubectl_kustomize_helm_command(tmp_path):
     (p.root / "fn.sh").chmod(0o755)
     r = _through_hook(p, "kubectl kustomize --enable-helm --helm-command=./fn.sh .")
     assert r.blocks or not (p.root / "x").exists()
+
+
+@pytest.mark.parametrize("command", [
+    "cat <<EOF\n$(touch x)\nEOF",
+    "cat <<EOF\n`touch x`\nEOF",
+    "grep a <<EOF\n${x:-`touch x`}\nEOF",
+    "cat <<-EOF\n\t$(touch x)\n\tEOF",
+    "cat <<E\\OF\n$(touch x)\nEOF",
+    "cat <<EOF\n$((a[$(touch x)]))\nEOF",
+    "echo hi # `touch x`\ntouch x",
+])
+def test_here_documents_that_expand_hold(tmp_path, command):
+    """An unquoted here-document's body is expanded by bash (command substitution, arithmetic)."""
+    assert not _leaks(tmp_path, command)
+
+
+def test_quoted_here_document_is_a_read(tmp_path):
+    p = _project(tmp_path, "dry")
+    r = _through_hook(p, "cat <<'EOF'\n$(touch x)\nEOF")
+    assert not r.blocks and not (p.root / "x").exists()
