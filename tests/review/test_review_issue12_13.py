@@ -35,9 +35,6 @@ def writer(folder):
 # -- C. The Python API: can a dry run's write run anyway? --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a run entered with another gate inside a sticky run that went dry starts "
-                                       "live: Run._begin checks the enclosing run's stored dryness only when it "
-                                       "belongs to the same Gate object, so the write runs for real")
 def test_a_run_of_another_gate_inside_a_dry_sticky_run_stays_dry(tmp_path):
     store = MemoryStore()
     agent_gate = drygate.open_gate(policy=STICKY, store=store)
@@ -55,9 +52,6 @@ def test_a_run_of_another_gate_inside_a_dry_sticky_run_stays_dry(tmp_path):
     assert not result
 
 
-@pytest.mark.xfail(strict=True, reason="a tool bound to gate A (gate_a.tool) caches A's default run on first use; "
-                                       "called later inside a dry run of gate B (same store) it runs live in that "
-                                       "cached run (Gate.run_for_call ignores the current run of another gate)")
 def test_a_tool_bound_to_one_gate_called_inside_a_dry_run_of_another_does_not_run(tmp_path):
     store = MemoryStore()
     gate_a = drygate.open_gate(policy='[run]\nmode = "live"\n', store=store)
@@ -110,11 +104,6 @@ def test_a_not_executed_result_never_passes_for_success(tmp_path):
     assert not (tmp_path / "x.txt").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="wrap() of an async callable object (a tool class with async __call__) "
-                                       "takes it for sync: in a dry run `await tool(...)` raises TypeError "
-                                       "(NotExecuted is not awaitable) and the agent crashes instead of reading "
-                                       "'not executed' (use inspect.iscoroutinefunction(type(f).__call__) too, "
-                                       "or return an awaitable NotExecuted)")
 def test_an_async_callable_tool_gives_an_awaitable_dry_result(tmp_path):
     gate = drygate.open_gate(policy='[run]\nmode = "dry"\n', store=MemoryStore())
     target = tmp_path / "put.txt"
@@ -198,10 +187,6 @@ def plan_and_apply(root, run_id):
     return cli("apply", "plan.json", "--yes")
 
 
-@pytest.mark.xfail(strict=True, reason="apply cannot replay a call of f(key, *labels) with labels: executor."
-                                       "call_arguments passes key by keyword and labels positionally, so "
-                                       "f(*labels, key=...) fails ('multiple values for key') and the step "
-                                       "never runs (pass every parameter before *args positionally)")
 def test_apply_replays_a_call_with_star_args(tmp_path, monkeypatch):
     root, out = python_project(tmp_path, monkeypatch)
     import review_tools
@@ -217,10 +202,6 @@ def test_apply_replays_a_call_with_star_args(tmp_path, monkeypatch):
     assert json.loads((out / "tag.json").read_text()) == ["report", ["q3", "final"]]
 
 
-@pytest.mark.xfail(strict=True, reason="a keyword argument named like the *args parameter (call(args=5) of "
-                                       "call(*args, **kwargs)) is journaled as {'args': 5}, the same input as "
-                                       "call(5): apply runs call(5), another call than the run made "
-                                       "(journal *args/**kwargs under keys that cannot collide)")
 def test_apply_runs_the_call_the_run_made_not_a_look_alike(tmp_path, monkeypatch):
     root, out = python_project(tmp_path, monkeypatch)
     import review_tools

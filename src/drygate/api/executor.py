@@ -80,23 +80,36 @@ def call_arguments(fn, tool_input):
     if bad:
         raise PlanError(f"the step's input holds a value that had no JSON form in the run ({bad}); apply cannot "
                         f"rebuild it")
+    from drygate.api.tools import KWARGS_KEY
+
     sig = inspect.signature(fn)
     hints = _hints(fn)
     args, kwargs, rest = [], {}, dict(tool_input)
+    clashing = rest.pop(KWARGS_KEY, None)
+    positional = True  # parameters before *args go by position while none is missing
     for name, param in sig.parameters.items():
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             kwargs.update(rest)
+            if isinstance(clashing, dict):
+                kwargs.update(clashing)
+                clashing = None
             rest = {}
             break
         if name not in rest:
+            if param.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+                positional = False
             continue
         value = _build(hints.get(name), rest.pop(name))
-        if param.kind is inspect.Parameter.POSITIONAL_ONLY:
-            args.append(value)
-        elif param.kind is inspect.Parameter.VAR_POSITIONAL:
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
             args.extend(value if isinstance(value, list) else [value])
+        elif param.kind is inspect.Parameter.POSITIONAL_ONLY or (
+                positional and param.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            args.append(value)
         else:
+            positional = False
             kwargs[name] = value
+    if clashing is not None:
+        rest[KWARGS_KEY] = clashing
     if rest:
         raise PlanError(f"the step's input has argument(s) {', '.join(sorted(rest))} that {fn.__name__} does not take "
                         f"(the function changed since the run?)")

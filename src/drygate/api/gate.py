@@ -177,8 +177,10 @@ class Run:
         if self.run_id is None:
             self.run_id = gate.settings.run_id or f"py-{uuid.uuid4()}"
         try:
-            if enclosing is not None and enclosing.gate is gate and enclosing.run_id != self.run_id:
-                parent = gate.store.get_run(enclosing.run_id)
+            if enclosing is not None and not (enclosing.gate.store is gate.store and enclosing.run_id == self.run_id):
+                # Inside a run that went dry (of this gate or of another one, on this store or another):
+                # a run started here is dry too, whatever its id.
+                parent = enclosing.gate.store.get_run(enclosing.run_id)
                 if parent is not None and parent.is_dry:
                     effective = DRY
             elif gate.settings.run_id and gate.settings.run_id != self.run_id:
@@ -271,16 +273,23 @@ class Gate:
         run = _RUN.get()
         if run is not None and run.gate is self:
             return run
-        if run is None and self._open:
+        if run is not None:
+            return self._inside(run)
+        if self._open:
             raise NoRunError("a gated tool was called outside its run while a run of this gate is open: the call "
                              "lost the run's context (a thread started without contextvars.copy_context()?), so "
                              "which run it belongs to is unknown. It was NOT executed; call it inside the run (e.g. "
                              "executor.submit(contextvars.copy_context().run, fn, ...))")
         with self._lock:
             if self._default_run is None:
-                run = Run(self, run.run_id if run is not None else None)
-                self._default_run = run._begin()  # not made current: the gate's fallback, used explicitly
+                self._default_run = Run(self)._begin()  # not made current: the gate's fallback, used explicitly
         return self._default_run
+
+    def _inside(self, outer):
+        """The run of a call of this gate made inside ``outer``, a run of another gate: the same
+        run id, never looser than ``outer`` as it stands now (dry once it went dry), made again
+        on every call since ``outer`` may go dry between calls."""
+        return Run(self, outer.run_id, outer.mode)._begin()
 
     def joined(self, run_id=None, mode=None):
         """The run a framework's tool call belongs to (for adapters): the current run when the
@@ -290,6 +299,8 @@ class Gate:
         run = _RUN.get()
         if run is not None and run.gate is self:
             return run
+        if run is not None:  # inside another gate's run: that run, never looser (see _inside)
+            return self._inside(run)
         if run_id is None:
             return self.run_for_call()
         key = (str(run_id), mode)

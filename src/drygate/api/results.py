@@ -116,6 +116,13 @@ class NotExecuted:
         return (f"{self.tool} was NOT EXECUTED ({kind}), so its result has no {what}: the real value is "
                 f"unknown.{ref}")
 
+    def __await__(self):
+        """``await result`` gives the result itself: a tool that returns an awaitable when it
+        runs (an async callable object, a sync function returning a coroutine) still hands
+        the agent "not executed" instead of a TypeError that crashes its loop."""
+        return self
+        yield  # noqa: unreachable (makes __await__ a generator, as the protocol wants)
+
     __hash__ = object.__hash__
 
     def __eq__(self, other):

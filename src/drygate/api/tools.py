@@ -41,7 +41,9 @@ class ToolSpec:
         self.signature = inspect.signature(fn)
         self.exclude = frozenset(exclude)
         self.gate = gate
-        self.is_async = inspect.iscoroutinefunction(fn)
+        # An async function, or a callable object whose __call__ is one (a tool class).
+        self.is_async = inspect.iscoroutinefunction(fn) or (
+            not inspect.isroutine(fn) and inspect.iscoroutinefunction(getattr(type(fn), "__call__", None)))
         params = self.signature.parameters.values()
         # Plain named parameters only: bound by a loop instead of Signature.bind (bench/python_api.py).
         self._simple = None
@@ -76,15 +78,27 @@ class ToolSpec:
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         out = {}
+        extra = {}
         for name, value in bound.arguments.items():
             if name in self.exclude:
                 continue
             kind = self.signature.parameters[name].kind
             if kind is inspect.Parameter.VAR_KEYWORD:
-                out.update({k: to_json(v) for k, v in value.items()})
+                extra = value
             else:
                 out[name] = to_json(list(value) if kind is inspect.Parameter.VAR_POSITIONAL else value)
+        # **kwargs are merged in by name, except a key that would read as another argument (the
+        # *args or **kwargs parameter's own name) or as drygate's: those keep their own object, so
+        # call(args=5) is never journaled as call(5) (drygate.api.executor.call_arguments reverses it).
+        clashing = {k: to_json(v) for k, v in extra.items() if k in out or k.startswith("drygate:")}
+        out.update({k: to_json(v) for k, v in extra.items() if k not in clashing})
+        if clashing:
+            out[KWARGS_KEY] = clashing
         return out
+
+
+#: Where a tool's ``**kwargs`` keys that clash with its other arguments are journaled.
+KWARGS_KEY = "drygate:kwargs"
 
 
 def spec_of(fn):

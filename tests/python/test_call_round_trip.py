@@ -1,0 +1,93 @@
+"""Apply calls a Python step with the arguments the run's call had: the journaled input
+(drygate.api.tools.ToolSpec.tool_input) turned back into a call (drygate.api.executor.
+call_arguments) binds every parameter to the same value, for every kind of parameter
+Python has (positional-only, positional-or-keyword, *args, keyword-only, **kwargs), and
+a keyword that looks like another argument never becomes that argument."""
+
+import asyncio
+import inspect
+
+import pytest
+
+import drygate
+from drygate.api.executor import call_arguments
+from drygate.api.tools import ToolSpec
+from drygate.state.memory import MemoryStore
+
+
+def f_plain(a, b=2, *, c=3):
+    pass
+
+
+def f_posonly(a, b, /, c=0):
+    pass
+
+
+def f_star(key, *labels):
+    pass
+
+
+def f_star_kw(head, *rest, flag=False, **options):
+    pass
+
+
+def f_forward(*args, **kwargs):
+    pass
+
+
+def f_mixed(a, /, b, *args, c, d=4, **kw):
+    pass
+
+
+CALLS = [
+    (f_plain, (1,), {}), (f_plain, (1, 5), {"c": 6}), (f_plain, (), {"a": 1, "b": 9}),
+    (f_posonly, (1, 2), {}), (f_posonly, (1, 2, 3), {}),
+    (f_star, ("k",), {}), (f_star, ("k", "x", "y"), {}),
+    (f_star_kw, ("h", 1, 2), {"flag": True, "z": 1}), (f_star_kw, ("h",), {"rest": 5, "options": 6}),
+    (f_forward, (), {"args": 5}), (f_forward, (1, 2), {"kwargs": {"a": 1}, "x": 2}), (f_forward, (), {}),
+    (f_forward, (), {"drygate:kwargs": 1}),
+    (f_mixed, (1, 2, 3, 4), {"c": 5, "e": 6}), (f_mixed, (1,), {"b": 2, "c": 3, "args": 7}),
+]
+
+
+@pytest.mark.parametrize("fn,args,kwargs", CALLS, ids=[f"{f.__name__}-{i}" for i, (f, _, _) in enumerate(CALLS)])
+def test_apply_binds_what_the_run_called(fn, args, kwargs):
+    sig = inspect.signature(fn)
+    original = sig.bind(*args, **kwargs)
+    original.apply_defaults()
+    journaled = ToolSpec(fn.__name__, "write", fn).tool_input(args, kwargs)
+    again_args, again_kwargs = call_arguments(fn, journaled)
+    replayed = sig.bind(*again_args, **again_kwargs)
+    replayed.apply_defaults()
+    assert replayed.arguments == original.arguments
+
+
+def test_an_awaitable_dry_result_for_every_async_tool_shape(tmp_path):
+    """A dry run answers `await tool(...)` with NotExecuted for an async function, an async
+    callable object and a sync function that returns a coroutine; none of them runs."""
+    gate = drygate.open_gate(policy='[run]\nmode = "dry"\n', store=MemoryStore())
+    touched = []
+
+    async def async_fn(key):
+        touched.append(key)
+
+    class AsyncCallable:
+        __name__ = "async_callable"
+
+        async def __call__(self, key):
+            touched.append(key)
+
+    def returns_coroutine(key):
+        return async_fn(key)
+
+    tools = gate.wrap({"a": async_fn, "b": AsyncCallable(), "c": returns_coroutine},
+                      effects={"a": "write", "b": "write", "c": "write"})
+
+    async def agent():
+        with gate.run():
+            return [await tools[name]("k") for name in ("a", "b", "c")]
+
+    results = asyncio.run(agent())
+    assert [type(r).__name__ for r in results] == ["NotExecuted"] * 3
+    assert all(not r and "NOT EXECUTED" in str(r).upper() for r in results)
+    assert touched == []
