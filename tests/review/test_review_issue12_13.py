@@ -429,3 +429,58 @@ def test_apply_passes_the_values_the_run_passed(tmp_path, monkeypatch):
     r = plan_and_apply(root, "prices")
     applied = json.loads((out / "prices.json").read_text()) if (out / "prices.json").exists() else None
     assert applied == live or (r.returncode != 0 and applied is None), (live, applied, r.stderr[-500:])
+
+
+# -- C. Adapters ----------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="adapters run a decided tool inside drygate.api.admitted(), which lets the "
+                                       "FIRST gated function entered run undecided; when the decided tool is a plain "
+                                       "function that calls a gated write (a helper @drygate.tool), that write runs "
+                                       "for real in a dry run (bind admitted() to the decided tool's name, or to "
+                                       "the tool's own function, instead of 'the first gated function')")
+def test_a_gated_write_inside_a_plain_langchain_tool_is_decided(tmp_path):
+    pytest.importorskip("langchain.agents")
+    from langchain.agents import create_agent
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage, ToolMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+    from langchain_core.tools import StructuredTool
+
+    from drygate.adapters.langchain import DrygateMiddleware
+
+    class OneCallModel(BaseChatModel):
+        """LangChain's fake-model pattern: one tool call, then done."""
+
+        @property
+        def _llm_type(self):
+            return "review-scripted"
+
+        def bind_tools(self, tools, **kwargs):
+            return self
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            if any(isinstance(m, ToolMessage) for m in messages):
+                message = AIMessage(content="done")
+            else:
+                message = AIMessage(content="", tool_calls=[{"name": "research", "args": {"topic": "q3"}, "id": "c1"}])
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    note = tmp_path / "note.txt"
+
+    @drygate.tool(effect="write")
+    def save_note(text: str) -> str:
+        note.write_text(text)
+        return "saved"
+
+    def research(topic: str) -> str:
+        """Research a topic (and keep a note of it)."""
+        save_note(f"notes on {topic}")
+        return "found"
+
+    gate = drygate.open_gate(policy='[run]\nmode = "dry"\n', store=MemoryStore())
+    agent = create_agent(OneCallModel(), [StructuredTool.from_function(research)],
+                         middleware=[DrygateMiddleware(gate, effects={"research": "read"})])
+    out = agent.invoke({"messages": [{"role": "user", "content": "go"}]}, {"configurable": {"thread_id": "t1"}})
+    assert out["messages"][-1].content == "done"
+    assert not note.exists(), "a gated write ran for real in a dry run"
