@@ -481,3 +481,18 @@ def test_an_approved_plan_of_a_run_that_went_on_is_refused_by_apply(tmp_path):
     r = applied(project, plan)
     assert r.returncode != 0 and "journaled" in r.stderr
     assert not (project.root / "a.txt").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="plan.md.jinja puts cell(run_id) inside a code span, but cell() escapes "
+                   "a backtick as \\` and backslashes are literal in a CommonMark code span: a run id with a "
+                   "backtick (DRYGATE_RUN_ID, or an MCP client's _meta drygate/run_id) closes the span and the "
+                   "rest renders as Markdown (a link here). Fix: a code span whose backtick run is longer than "
+                   "any inside the text (as fence() does for blocks), without backslash escapes")
+def test_a_run_id_cannot_leave_its_code_span_in_the_pr_comment(tmp_path):
+    project = Project(tmp_path / "app")
+    write_policy(project.root, "dry")
+    run_id = "x` [click](https://evil.example/r) `y"
+    r = project.hook(project.event("Write", {"file_path": "a.txt", "content": "a\n"}), DRYGATE_RUN_ID=run_id)
+    assert r.code == 2
+    md = project.cli("plan", run_id, "--format", "markdown").stdout
+    assert 'href="https://evil.example' not in rendered(md)
