@@ -484,3 +484,37 @@ def test_a_gated_write_inside_a_plain_langchain_tool_is_decided(tmp_path):
     out = agent.invoke({"messages": [{"role": "user", "content": "go"}]}, {"configurable": {"thread_id": "t1"}})
     assert out["messages"][-1].content == "done"
     assert not note.exists(), "a gated write ran for real in a dry run"
+
+
+@pytest.mark.xfail(strict=True, reason="same class in the Pydantic AI adapter (admitted() around the tool): a gated "
+                                       "write inside a plain tool runs for real in a dry run")
+def test_a_gated_write_inside_a_plain_pydantic_ai_tool_is_decided(tmp_path):
+    pytest.importorskip("pydantic_ai")
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+    from pydantic_ai.models.function import FunctionModel
+
+    from drygate.adapters.pydantic_ai import Drygate
+
+    note = tmp_path / "note.txt"
+
+    @drygate.tool(effect="write")
+    def save_note(text: str) -> str:
+        note.write_text(text)
+        return "saved"
+
+    def research(topic: str) -> str:
+        """Research a topic (and keep a note of it)."""
+        save_note(f"notes on {topic}")
+        return "found"
+
+    def model(messages, info):  # Pydantic AI's FunctionModel: one tool call, then done
+        if any(isinstance(p, ToolReturnPart) for m in messages for p in m.parts):
+            return ModelResponse(parts=[TextPart("done")])
+        return ModelResponse(parts=[ToolCallPart("research", {"topic": "q3"}, tool_call_id="c1")])
+
+    gate = drygate.open_gate(policy='[run]\nmode = "dry"\n', store=MemoryStore())
+    agent = Agent(FunctionModel(model), tools=[research],
+                  capabilities=[Drygate(gate, run_id="r", effects={"research": "read"})])
+    assert agent.run_sync("go").output == "done"
+    assert not note.exists(), "a gated write ran for real in a dry run"
