@@ -496,3 +496,20 @@ def test_a_run_id_cannot_leave_its_code_span_in_the_pr_comment(tmp_path):
     assert r.code == 2
     md = project.cli("plan", run_id, "--format", "markdown").stdout
     assert 'href="https://evil.example' not in rendered(md)
+
+
+def test_html_from_tool_inputs_and_diffs_never_runs_in_the_browser(server):
+    from .browser_util import chromium_page
+
+    server.session().close()  # the session cookie, as the one-time link gave it
+    with chromium_page() as page:
+        page.context.add_cookies([{"name": k, "value": v, "url": server.base} for k, v in server.cookies.items()])
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        for path in ("/steps", "/files", "/timeline", "/"):
+            page.goto(server.base + path)
+            assert page.evaluate("typeof window.__pwned") == "undefined", path
+        page.goto(server.base + "/files")
+        assert "<script>window.__pwned=1</script>" in page.locator("main").inner_text()
+        assert page.locator("main script").count() == 0 and page.locator("main img").count() == 0
+    assert dialogs == []
