@@ -770,7 +770,7 @@ def _hit(word, cwds, env, tree=False):
         last = t.prefixes[-1]
         for p in every:
             for r in regexes:
-                if r.fullmatch(p):
+                if r.fullmatch(p) and (r is last or not _is_file(p)):
                     return p
             if tree and last is not None:
                 for a in _ancestors(p):
@@ -905,9 +905,20 @@ def _simple_hit(patterns, every, tree):
         if len(patterns) <= len(parts) and _parts_match(patterns, parts[:len(patterns)]):
             if len(patterns) == len(parts) or tree:
                 return p
-        if len(patterns) > len(parts) and _parts_match(patterns[:len(parts)], parts):
-            return p
+        if len(patterns) > len(parts) and not _is_file(p) and _parts_match(patterns[:len(parts)], parts):
+            return p  # a path below p: only when p is (or may become) a folder
     return None
+
+
+_FILES = {}
+
+
+def _is_file(path):
+    """True when ``path`` exists and is not a folder: nothing can lie below it."""
+    known = _FILES.get(path)
+    if known is None:
+        known = _FILES[path] = os.path.exists(path) and not os.path.isdir(path)
+    return known
 
 
 def _fs_expand_hit(patterns, protected, every, tree, limit=256):
