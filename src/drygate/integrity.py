@@ -264,12 +264,20 @@ def environment_paths():
             continue
         name = os.path.basename(entry.rstrip(os.sep))
         under_prefix = any(entry == p or entry.startswith(p.rstrip(os.sep) + os.sep) for p in prefixes)
-        if name in ("site-packages", "dist-packages") or (
-                under_prefix and os.access(os.path.dirname(entry) or "/", os.W_OK)):
+        if name in ("site-packages", "dist-packages"):
             paths.append(entry)
+        elif under_prefix and os.access(os.path.dirname(entry) or "/", os.W_OK):
+            paths.append(entry)
+            if name.startswith("python3"):  # <prefix>/lib/python3.X: its lib folder holds libpython too
+                paths.append(os.path.dirname(entry))
     venv = os.path.dirname(os.path.dirname(os.path.abspath(sys.executable)))
     if os.path.exists(os.path.join(venv, "pyvenv.cfg")):
         paths.append(venv)
+    # The interpreter the hook command starts, and the file it really is (pyenv, uv and conda
+    # install it where its user can write): replaced by `exit 0`, every hook would answer nothing.
+    for exe in (os.path.abspath(sys.executable), os.path.realpath(sys.executable)):
+        if os.access(os.path.dirname(exe), os.W_OK):
+            paths.append(exe)
     seen = []
     for p in paths:
         p = os.path.normpath(p)
