@@ -42,6 +42,9 @@ EVENTS = {
                                                        "new_string": "line {i}"}},
     "Read (allow)": {"tool_name": "Read", "tool_input": {"file_path": "README.md"}},
     "mcp tool (dry)": {"tool_name": "mcp__r2__put_object", "tool_input": {"bucket": "b", "key": "k"}},
+    # The host's PostToolUse after a Read: its result is journaled (no decision).
+    "Read result (post)": {"tool_name": "Read", "tool_input": {"file_path": "README.md"},
+                           "hook_event_name": "PostToolUse", "tool_response": {"content": "x" * 2000}},
     "Bash read (allow)": {"tool_name": "Bash", "tool_input": {"command": "ls -la | head -5"}},
     "Bash SQL read, repeated": {"tool_name": "Bash", "tool_input": {"command": "psql -c 'SELECT count(*) FROM t'"}},
     # {i} makes every call's statement new: the SQL verdict cache cannot help, sqlglot is imported.
@@ -49,11 +52,27 @@ EVENTS = {
 }
 
 
+class _Done:
+    __slots__ = ("returncode", "stdout", "stderr", "cpu")
+
+
 def timed(argv, stdin=b"", env=None):
+    """Run ``argv`` to its end; (wall seconds, result with returncode/stdout/stderr and
+    ``cpu``: user+system seconds of the process and its children, from wait4)."""
     start = time.perf_counter()
-    proc = subprocess.run(argv, input=stdin, capture_output=True, env=env)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out, err = proc.stdout, proc.stderr
+    proc.stdin.write(stdin)
+    proc.stdin.close()
+    done = _Done()
+    done.stdout, done.stderr = out.read(), err.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - start
-    return took, proc
+    proc.returncode = done.returncode = os.waitstatus_to_exitcode(status)
+    out.close()
+    err.close()
+    done.cpu = usage.ru_utime + usage.ru_stime
+    return took, done
 
 
 def main():
@@ -92,20 +111,24 @@ def main():
     # what the gate itself adds on top of that unavoidable shell.
     sh_baseline_argv = ["/bin/sh", "-c", f"{sys.executable} -c pass"]
     print(f"python: {sys.executable}; runs: {args.runs}; project: {project}")
-    print(f"{'call':22s} {'baseline ms':>12s} {'sh+baseline':>12s} {'hook ms':>9s} {'ratio':>6s} {'vs sh':>6s}")
+    # CPU columns: user+system time of the process tree (wait4), less sensitive than wall
+    # time to a machine that other work keeps busy.
+    print(f"{'call':24s} {'baseline ms':>12s} {'sh+baseline':>12s} {'hook ms':>9s} {'ratio':>6s} {'vs sh':>6s}"
+          f" {'sh+base CPU':>12s} {'hook CPU':>9s} {'CPU vs sh':>9s}")
     worst = 0.0
     for label, body in EVENTS.items():
         if args.only and args.only not in label:
             continue
-        base, sh_base, hook = [], [], []
+        base, sh_base, hook, sh_cpu, hook_cpu = [], [], [], [], []
         for i in range(args.runs):
             tool_input = {k: (v.replace("{i}", str(i)) if isinstance(v, str) else v)
                           for k, v in body["tool_input"].items()}
-            event = dict(body, tool_input=tool_input, session_id=f"bench-{zlib.crc32(label.encode()):08x}-{i % 5}",
-                         hook_event_name="PreToolUse", cwd=project, tool_use_id=f"t{i}", permission_mode="default")
+            event = dict({"hook_event_name": "PreToolUse"}, **body)
+            event.update(tool_input=tool_input, session_id=f"bench-{zlib.crc32(label.encode()):08x}-{i % 5}",
+                         cwd=project, tool_use_id=f"t{i}", permission_mode="default")
             payload = json.dumps(event).encode()
             b, _ = timed(baseline_argv)
-            sb, _ = timed(sh_baseline_argv)
+            sb, sproc = timed(sh_baseline_argv)
             h, proc = timed(["/bin/sh", "-c", command], payload, env)
             if proc.returncode not in (0, 2) or b"guard failure" in proc.stderr:
                 print(proc.stdout, proc.stderr)
@@ -113,9 +136,12 @@ def main():
             base.append(b)
             sh_base.append(sb)
             hook.append(h)
-        mb, ms, mh = (statistics.median(x) * 1000 for x in (base, sh_base, hook))
+            sh_cpu.append(sproc.cpu)
+            hook_cpu.append(proc.cpu)
+        mb, ms, mh, cs, ch = (statistics.median(x) * 1000 for x in (base, sh_base, hook, sh_cpu, hook_cpu))
         worst = max(worst, mh / mb)
-        print(f"{label:22s} {mb:12.2f} {ms:12.2f} {mh:9.2f} {mh / mb:6.2f} {mh / ms:6.2f}")
+        print(f"{label:24s} {mb:12.2f} {ms:12.2f} {mh:9.2f} {mh / mb:6.2f} {mh / ms:6.2f}"
+              f" {cs:12.2f} {ch:9.2f} {ch / cs:9.2f}")
     print(f"worst ratio: {worst:.2f} (goal <= 1.5)")
     if server is not None:
         server.terminate()

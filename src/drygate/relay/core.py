@@ -447,7 +447,10 @@ class Relay(ClientSide):
         elif len(text) > 64 * 1024:
             result = {"truncated": True, "chars": len(text), "head": text[:64 * 1024]}
         try:
-            self.gate.last().store.record_result(run_id, call_id, qualified(self.server, tool), result, time.time())
+            # A tool's own result cannot make the run dry: no fsync before the answer
+            # (StateStore.record_result); the next gated commit makes it durable.
+            self.gate.last().store.record_result(run_id, call_id, qualified(self.server, tool), result, time.time(),
+                                                 durable=False)
         except Exception as e:  # the call already ran: report, never fail the client
             if effect not in ("read", "bookkeeping"):
                 self.report_failure(e, tool, run_id, call_id)

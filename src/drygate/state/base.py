@@ -45,8 +45,14 @@ class StateStore:
         """Create run ``run_id`` with ``mode`` or make its mode stricter; returns RunState."""
         raise NotImplementedError
 
-    def record_result(self, run_id, call_id, tool_name, result, now):
-        """Journal the real result of an executed call (PostToolUse); returns its seq."""
+    def record_result(self, run_id, call_id, tool_name, result, now, durable=True):
+        """Journal the real result of an executed call (PostToolUse); returns its seq.
+
+        ``durable=False``: the entry need not be on disk (or on replicas) before this
+        returns, for a tool's own result, which cannot make a run dry or live; the
+        next durable commit (any gated decision) makes it durable with it. Records
+        that apply, approvals or trust depend on stay ``durable=True``.
+        """
         raise NotImplementedError
 
     def get_run(self, run_id):

@@ -55,7 +55,7 @@ class MemoryStore(StateStore):
                 state.mode = stricter_mode(state.mode, mode)
             return copy.copy(state)
 
-    def record_result(self, run_id, call_id, tool_name, result, now):
+    def record_result(self, run_id, call_id, tool_name, result, now, durable=True):
         with self._lock:
             self._seq += 1
             self._journal.append({"seq": self._seq, "run_id": run_id, "ts": now, "kind": "result", "call": None,

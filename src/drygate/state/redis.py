@@ -444,10 +444,11 @@ class RedisStore(StateStore):
         self._check_identity(reply[2], run_id, state)
         return state
 
-    def record_result(self, run_id, call_id, tool_name, result, now):
+    def record_result(self, run_id, call_id, tool_name, result, now, durable=True):
         entry = _json.dumps({"call_id": call_id, "tool_name": tool_name, "result": result})
+        # durable=False: no WAIT for replicas (StateStore.record_result); the next journaled call's WAIT covers it.
         reply = self._run_script(run_id, ("result", run_id, entry, repr(float(now)), self.retention_s,
-                                          self._deadline_ms(), self.clock_skew_ms), journaled=True)
+                                          self._deadline_ms(), self.clock_skew_ms), journaled=durable)
         self._check_identity(reply[2])
         return int(reply[1])
 
