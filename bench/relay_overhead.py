@@ -17,7 +17,12 @@ Measured, in one run so machine noise hits both alike:
 
 Goals (DESIGN.md, issue 4): median added <= 0.5 ms, p99 added <= 2 ms.
 
+``--clients N``: N clients at once instead, each through its own relay (a run of its own)
+on the one SQLite store, against N direct clients and N through the bare forwarder:
+throughput and p99, rounds alternating.
+
 Usage: python bench/relay_overhead.py [--calls 500] [--connects 10] [--mode dry|live|sticky] [--state PATH]
+       python bench/relay_overhead.py --clients 8 --calls 100 [--rounds 4]
 """
 
 import argparse
@@ -143,6 +148,10 @@ def main():
                     help="the policy's [state] synchronous (full is drygate's default)")
     ap.add_argument("--state", help="the relay's SQLite state file (default: in the temp project); "
                                     "a tmpfs path such as /dev/shm/x.db shows what fsync costs")
+    ap.add_argument("--clients", type=int, default=0,
+                    help="instead: N concurrent clients, each through its own relay on the one state store, "
+                         "against N direct clients (throughput and p99, rounds alternating)")
+    ap.add_argument("--rounds", type=int, default=4, help="with --clients: rounds of each side, alternating")
     args = ap.parse_args()
 
     entry = ensure_server()
@@ -165,6 +174,9 @@ def main():
                          DRYGATE_MODE=args.mode)
         relay_argv = [*DRYGATE, "mcp", "--name", "filesystem", "--project", str(project), "--", *server]
         params = {"name": "read_text_file", "arguments": {"path": str(target)}}
+
+        if args.clients:
+            return concurrent(args, server, env, relay_argv, relay_env, params)
 
         # connect: spawn + initialize round trip, alternating
         connect = {"direct": [], "relay": []}
@@ -235,6 +247,65 @@ def main():
     print(f"goal median added <= 0.5 ms: {'PASS' if ok_med else 'FAIL'} ({med_add:.3f} ms); "
           f"goal p99 added <= 2 ms: {'PASS' if ok_p99 else 'FAIL'} ({p99_add:.3f} ms)")
     return 0 if ok_med and ok_p99 else 1
+
+
+def concurrent(args, server, env, relay_argv, relay_env, params):
+    """``--clients N``: N clients at once, each with its own server (direct) or its own relay
+    (each relay a run of its own on the one SQLite store, as N hosts' relays would be);
+    ``--rounds`` rounds of each side, alternating; prints calls/s and latency percentiles."""
+    import threading
+
+    def one_round(side):
+        argv, e = {"direct": (server, env), "relay": (relay_argv, relay_env),
+                   "forwarder": ([sys.executable, "-c", FORWARDER, *server], env)}[side]
+        peers = []
+        for n in range(args.clients):
+            peer = Peer(argv, dict(e, DRYGATE_RUN_ID=f"bench-{n}") if side == "relay" else e)
+            peer.initialize()
+            peer.request("tools/list", {})
+            for _ in range(max(1, args.warmup // 5)):
+                peer.request("tools/call", params)
+            peers.append(peer)
+        lat = [[] for _ in peers]
+        start = threading.Barrier(len(peers) + 1)
+
+        def work(i):
+            start.wait()
+            for _ in range(args.calls):
+                t0 = time.perf_counter()
+                peers[i].request("tools/call", params)
+                lat[i].append(time.perf_counter() - t0)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(peers))]
+        for t in threads:
+            t.start()
+        start.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        span = time.perf_counter() - t0
+        for peer in peers:
+            peer.close()
+        return len(peers) * args.calls / span, [x for xs in lat for x in xs]
+
+    results = {"direct": [], "relay": [], "forwarder": []}
+    for _ in range(args.rounds):
+        for side in results:
+            results[side].append(one_round(side))
+    print(f"{args.clients} concurrent clients, {args.calls} read calls each, {args.rounds} rounds alternating, "
+          f"mode {args.mode}, synchronous {args.synchronous}, load {os.getloadavg()[0]:.1f}")
+    summary = {}
+    for side, rounds in results.items():
+        rate = statistics.median(r for r, _ in rounds)
+        lat = [x for _, xs in rounds for x in xs]
+        summary[side] = (rate, statistics.median(lat) * 1000, pct(lat, 99) * 1000)
+        print(f"{side:>9}: {rate:8.0f} calls/s (median of rounds), latency median {summary[side][1]:.2f} ms, "
+              f"p99 {summary[side][2]:.2f} ms")
+    print(f"relay/direct throughput: {summary['relay'][0] / summary['direct'][0]:.2f}x (goal >= 0.8x); "
+          f"p99 {summary['relay'][2] / summary['direct'][2]:.2f}x direct (goal <= 3x); the bare forwarder "
+          f"(floor of any stdio relay in Python): {summary['forwarder'][0] / summary['direct'][0]:.2f}x, "
+          f"p99 {summary['forwarder'][2] / summary['direct'][2]:.2f}x")
+    return 0
 
 
 if __name__ == "__main__":
