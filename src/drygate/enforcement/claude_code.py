@@ -320,12 +320,17 @@ class _Deadline:
     decision) and hard (faulthandler ends the process from a C thread, exit 1, which
     the installed wrapper turns into exit 2). Both are measured from process start."""
 
-    __slots__ = ("start", "seconds", "fixed")
+    __slots__ = ("start", "seconds", "fixed", "keep_hard")
 
     def __init__(self, seconds=None):
         self.start = _monotonic()
         self.fixed = seconds is not None
         self.seconds = seconds if seconds is not None else DEFAULT_DEADLINE_S
+        # exit_main: the process ends right after its answer, so the hard deadline is left
+        # armed (cancelling it waits for faulthandler's thread to be scheduled: up to
+        # several ms on a busy machine); it cannot fire first, RECORD_BUDGET_S being
+        # shorter than HARD_DEADLINE_GRACE_S.
+        self.keep_hard = False
 
     def remaining(self):
         return max(0.001, self.seconds - (_monotonic() - self.start))
@@ -351,13 +356,14 @@ class _Deadline:
             self.seconds = min(seconds, MAX_DEADLINE_S)
             self.arm()
 
-    @staticmethod
-    def disarm():
+    def disarm(self):
         import _signal
-        import faulthandler
 
         _signal.setitimer(_signal.ITIMER_REAL, 0)
-        faulthandler.cancel_dump_traceback_later()
+        if not self.keep_hard:
+            import faulthandler
+
+            faulthandler.cancel_dump_traceback_later()
 
 
 def _monotonic():
@@ -450,8 +456,12 @@ def _deadline_from_env(env):
     return ms / 1000.0
 
 
-def main(argv=None):
-    """Process entry point: read stdin, write one answer, return its exit code."""
+def main(argv=None, _exiting=False):
+    """Process entry point: read stdin, write one answer, return its exit code.
+
+    ``_exiting``: the caller (:func:`exit_main`) ends the process right after, so the
+    hard deadline is not cancelled (:class:`_Deadline`).
+    """
     argv = sys.argv[1:] if argv is None else argv
     env = os.environ
     try:
@@ -461,6 +471,7 @@ def main(argv=None):
         early = e
     else:
         early = None
+    deadline.keep_hard = _exiting
     deadline.arm()
     try:
         data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
@@ -474,7 +485,7 @@ def main(argv=None):
     if answer.stderr:
         sys.stderr.write(answer.stderr + "\n")
         sys.stderr.flush()
-    _Deadline.disarm()
+    deadline.disarm()
     if answer.store is not None:  # the host has its answer: now the statistics
         record_latency(answer.store, _monotonic() - deadline.start, answer.code)
     return answer.code
@@ -495,7 +506,7 @@ def exit_main(argv=None):
     import gc
 
     gc.disable()
-    code = main(argv)
+    code = main(argv, _exiting=True)
     try:
         sys.stdout.flush()
         sys.stderr.flush()
