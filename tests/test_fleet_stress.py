@@ -128,11 +128,17 @@ def open_store(kind, where, lean=False):
 
 
 def prepare_store(kind, where):
-    """Create (SQLite) or initialize (Redis: the marker key) the store once, before the fleet."""
+    """Initialize the store once, before the fleet, as `drygate init` does (SQLite: the file,
+    its marker and this machine's record of it, without which a hook refuses the store;
+    Redis: the marker key)."""
+    if kind == "sqlite":
+        from drygate.integrity import initialize_store
+
+        initialize_store(where)
+        return
     store = open_store(kind, where)
     try:
-        if kind == "redis":
-            store.initialize()
+        store.initialize()
     finally:
         store.close()
 
