@@ -513,3 +513,41 @@ def test_html_from_tool_inputs_and_diffs_never_runs_in_the_browser(server):
         assert "<script>window.__pwned=1</script>" in page.locator("main").inner_text()
         assert page.locator("main script").count() == 0 and page.locator("main img").count() == 0
     assert dialogs == []
+
+
+# -- install as a tool: the installation under attack ------------------------------------------
+
+@pytest.fixture(scope="module")
+def live_project(tmp_path_factory):
+    project = Project(tmp_path_factory.mktemp("live") / "app")
+    write_policy(project.root, "live")
+    return project
+
+
+def test_the_agent_cannot_disable_the_plugin_or_replace_the_installed_hook(live_project):
+    project = live_project
+    bin_dir = Path(sys.executable).parent
+    for tool, tool_input in [
+            ("Bash", {"command": "claude plugin disable drygate@drygate"}),
+            ("Bash", {"command": "claude plugin uninstall drygate@drygate"}),
+            ("Bash", {"command": "claude plugin marketplace remove drygate"}),
+            ("Write", {"file_path": str(project.root / ".claude" / "settings.local.json"),
+                       "content": '{"enabledPlugins": {"drygate@drygate": false}}'}),
+            ("Bash", {"command": f"ln -sf /bin/true {bin_dir}/drygate-hook"}),
+            ("Bash", {"command": f"rm -rf {Path(sys.prefix)}"})]:
+        assert project.hook(project.event(tool, tool_input)).blocks, tool_input
+
+
+@pytest.mark.xfail(strict=True, reason="self-protection denies changing drygate's installation by path (rm, ln, "
+                   "cp, redirections into the pipx venv or ~/.local/bin/drygate-hook) but not through the "
+                   "package managers that installed it: in a live run the agent may `pipx uninstall drygate`, "
+                   "`pipx install --force ./fake` (a drygate-hook that exits 0 allows every later call, dry "
+                   "runs included), `pipx runpip drygate install ...`, `uv tool install --force`. Fix: treat "
+                   "pipx/uv tool/pip (un)install, reinstall, runpip and upgrade naming drygate, or --force, as "
+                   "tamper")
+def test_the_agent_cannot_replace_drygate_through_its_package_manager(live_project):
+    allowed = [c for c in ("pipx uninstall drygate", "pipx install --force ./fake-drygate", "pipx reinstall drygate",
+                           "pipx runpip drygate install ./fake", "uv tool install --force ./fake-drygate",
+                           "uv tool uninstall drygate")
+               if not live_project.hook(live_project.event("Bash", {"command": c})).blocks]
+    assert allowed == []
