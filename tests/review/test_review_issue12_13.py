@@ -244,14 +244,20 @@ LAUNCHERS = {
     "shell-wrapper": ["sh", "-c", '"$@"; exit $?', "sh"],
     "npx-style-launcher": [sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"],
 }
+#: A wrapper that logs what the relay sends (its stdout goes through tee; here to /dev/null).
+TEE_WRAPPER = ["sh", "-c", '"$@" | tee -a /dev/null', "sh"]
 
 
-@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS) + [pytest.param("tee-logging-wrapper", marks=pytest.mark.xfail(
+    strict=True, reason="a wrapper that logs the relay's output (sh -c 'drygate mcp ... | tee -a mcp.log', a common "
+                        "way to debug MCP traffic) hands the relay its stdin but not its stdout, so identity."
+                        "client_pid takes the wrapper for the client: a run per call again, and a write after the "
+                        "sticky run went dry runs for real (pass over an ancestor that shares fd 0 or fd 1)"))])
 def test_relays_a_client_starts_through_a_launcher_share_one_run(launcher, fs_server, tmp_path):  # noqa: F811
     root = fs_server.paths["root"]
     project = Project(tmp_path / "project")
     project.policy("sticky", STICKY_FS)
-    spec = {"argv": LAUNCHERS[launcher] + project.relay_argv(fs_server), "env": clean_env(project.relay_env(fs_server)),
+    spec = {"argv": LAUNCHERS.get(launcher, TEE_WRAPPER) + project.relay_argv(fs_server), "env": clean_env(project.relay_env(fs_server)),
             "calls": [["write_file", {"path": str(root / "a.txt"), "content": "x"}],
                       ["create_directory", {"path": str(root / "made-by-a-dry-run")}]]}
     proc = subprocess.run([sys.executable, "-c", PER_CALL_CLIENT, json.dumps(spec)], capture_output=True, text=True,
