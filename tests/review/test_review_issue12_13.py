@@ -524,3 +524,26 @@ def test_a_gated_write_inside_a_plain_pydantic_ai_tool_is_decided(tmp_path):
                   capabilities=[Drygate(gate, run_id="r", effects={"research": "read"})])
     assert agent.run_sync("go").output == "done"
     assert not note.exists(), "a gated write ran for real in a dry run"
+
+
+def test_apply_arguments_round_trip_even_with_marker_named_keywords():
+    """Holds (after the fix of the *args/**kwargs findings): a model can send any keyword to a
+    ``**kwargs`` tool, including drygate's own marker key; what apply passes is what the run
+    passed, proven by calling the function both ways and comparing what it received."""
+    from drygate.api.executor import call_arguments
+
+    def f(*args, **kwargs):
+        return list(args), kwargs
+
+    def g(a, b=2, *rest, **kw):
+        return a, b, list(rest), kw
+
+    gate = drygate.open_gate(policy='[run]\nmode = "dry"\n', store=MemoryStore())
+    cases = [(f, (), {"args": 5}), (f, (), {"drygate:kwargs": {"args": 7}}), (f, (1,), {"kwargs": 3}),
+             (g, (1,), {"drygate:kwargs": {"b": 9}}), (g, (1, 2, 3, 4), {"rest": "r", "kw": {}})]
+    with gate.run():
+        for fn, args, kwargs in cases:
+            result = drygate.tool(fn, effect="write")(*args, **kwargs)
+            assert not result
+            a, k = call_arguments(fn, json.loads(json.dumps(result.input)))  # through the journal's JSON
+            assert fn(*a, **k) == fn(*args, **kwargs), (fn.__name__, args, kwargs, result.input)
