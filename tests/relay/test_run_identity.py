@@ -140,6 +140,7 @@ def test_the_client_is_found_past_launchers():
     """A launcher hands the relay its own stdin/stdout pipes; the client made them."""
     code = "from drygate.relay.identity import client_pid; print(client_pid())"
     launchers = {"direct": [], "shell wrapper": ["sh", "-c", '"$@"; exit $?', "sh"],
+                 "logging wrapper": ["sh", "-c", '"$@" | tee -a /dev/null', "sh"],
                  "npx-style": [sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"]}
     for name, prefix in launchers.items():
         proc = subprocess.run([*prefix, sys.executable, "-c", code], stdin=subprocess.PIPE, capture_output=True,

@@ -248,11 +248,7 @@ LAUNCHERS = {
 TEE_WRAPPER = ["sh", "-c", '"$@" | tee -a /dev/null', "sh"]
 
 
-@pytest.mark.parametrize("launcher", sorted(LAUNCHERS) + [pytest.param("tee-logging-wrapper", marks=pytest.mark.xfail(
-    strict=True, reason="a wrapper that logs the relay's output (sh -c 'drygate mcp ... | tee -a mcp.log', a common "
-                        "way to debug MCP traffic) hands the relay its stdin but not its stdout, so identity."
-                        "client_pid takes the wrapper for the client: a run per call again, and a write after the "
-                        "sticky run went dry runs for real (pass over an ancestor that shares fd 0 or fd 1)"))])
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS) + ["tee-logging-wrapper"])
 def test_relays_a_client_starts_through_a_launcher_share_one_run(launcher, fs_server, tmp_path):  # noqa: F811
     root = fs_server.paths["root"]
     project = Project(tmp_path / "project")

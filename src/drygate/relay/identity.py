@@ -13,9 +13,11 @@
    sticky run that went dry in one of them stays dry in the next. The client is the
    nearest ancestor that is not a launcher (:func:`client_pid`): a shell wrapper
    that does not ``exec``, ``npx``, ``uvx`` or a venv script that waits for its
-   child hands the relay its own stdin and stdout, so an ancestor whose fd 0 and fd
-   1 are the relay's own pipes is passed over, and the first one whose are not (the
-   process that made the pipes to talk to the relay) is the client.
+   child hands the relay its own stdin and stdout (a logging wrapper,
+   ``sh -c 'drygate mcp ... | tee log'``, at least one of them), so an ancestor whose
+   fd 0 or fd 1 is one of the relay's own pipes is passed over, and the first one
+   that shares neither (the process that made the pipes to talk to the relay) is the
+   client.
 4. where ``/proc`` cannot tell (not Linux), a run per connection (``mcp-<uuid>``).
 
 A client may still name a run in ``_meta["drygate/run_id"]`` (:class:`RunIdentity`).
@@ -80,13 +82,13 @@ def client_pid(pid=None):
     """
     pid = os.getpid() if pid is None else pid
     parent = _parent_of(pid)
-    mine = (_fd_link(pid, 0), _fd_link(pid, 1))
-    if parent is None or not all(link and link.startswith(("pipe:", "socket:")) for link in mine):
+    mine = {fd: link for fd in (0, 1) if (link := _fd_link(pid, fd)) and link.startswith(("pipe:", "socket:"))}
+    if parent is None or not mine:
         return parent
     current = parent
     for _ in range(MAX_LAUNCHERS):
-        if (_fd_link(current, 0), _fd_link(current, 1)) != mine:
-            return current  # it made the pipes: the client
+        if not any(_fd_link(current, fd) == link for fd, link in mine.items()):
+            return current  # shares neither pipe: it made them, the client
         up = _parent_of(current)
         if up is None or up <= 1:
             return current
