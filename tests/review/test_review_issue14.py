@@ -458,7 +458,7 @@ def test_a_subset_cannot_drop_a_write_whose_simulated_content_the_run_read(tmp_p
     write_policy(project.root, "dry")
     dry(project, "Write", {"file_path": "config.json", "content": '{"v": 2}\n'})
     read = project.hook(project.event("Read", {"file_path": str(project.root / "config.json")}))
-    assert '{"v": 2}' in read.stdout and "shadow" in read.stdout  # served from the dry Write
+    assert '{"v": 2}' in read.stderr and "shadow" in read.stderr  # served from the dry Write
     dry(project, "Write", {"file_path": "derived.txt", "content": "v is 2\n"})  # made from what it read
     plan = tmp_path / "plan.json"
     project.cli("plan", SESSION, "--out", str(plan))
@@ -551,3 +551,24 @@ def test_the_agent_cannot_replace_drygate_through_its_package_manager(live_proje
                            "uv tool uninstall drygate")
                if not live_project.hook(live_project.event("Bash", {"command": c})).blocks]
     assert allowed == []
+
+
+@pytest.mark.xfail(strict=True, reason="approvals live in the same ledger key space as runs' apply ledgers "
+                   "(approval:<hash> next to <run id>): a run named `approval:<hash>` (DRYGATE_RUN_ID, or an MCP "
+                   "client's _meta drygate/run_id on the HTTP relay) gets its plan ledger written over the "
+                   "approval of another plan, which apply then refuses and whose who/when is gone from the "
+                   "store. Fix: refuse run ids with the approval prefix (or keep run ledgers under a prefix of "
+                   "their own)")
+def test_a_run_id_cannot_overwrite_another_plans_approval(tmp_path):
+    project = Project(tmp_path / "app")
+    write_policy(project.root, "dry", extra="[apply]\nrequire_approval = true\n")
+    dry(project, "Write", {"file_path": "a.txt", "content": "a\n"})
+    plan = tmp_path / "plan.json"
+    project.cli("plan", SESSION, "--out", str(plan))
+    project.cli("approve", str(plan), "--yes")
+    squatter = "approval:" + json.loads(plan.read_text())["content_hash"]
+    assert project.hook(project.event("Write", {"file_path": "b.txt", "content": "b\n"}),
+                        DRYGATE_RUN_ID=squatter).code == 2
+    project.cli("plan", squatter, "--out", str(tmp_path / "other.json"), check=False)
+    r = applied(project, plan)
+    assert r.returncode == 0 and (project.root / "a.txt").read_text() == "a\n", r.stderr
