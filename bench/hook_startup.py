@@ -47,8 +47,12 @@ EVENTS = {
                            "hook_event_name": "PostToolUse", "tool_response": {"content": "x" * 2000}},
     "Bash read (allow)": {"tool_name": "Bash", "tool_input": {"command": "ls -la | head -5"}},
     "Bash SQL read, repeated": {"tool_name": "Bash", "tool_input": {"command": "psql -c 'SELECT count(*) FROM t'"}},
-    # {i} makes every call's statement new: the SQL verdict cache cannot help, sqlglot is imported.
+    "psql select 1": {"tool_name": "Bash", "tool_input": {"command": 'psql -c "select 1"'}},
+    # {i} makes every call's statement new: the SQL verdict cache cannot help. A plain SELECT
+    # is read without sqlglot (drygate.classifiers.sql.plain_select); one with a function call
+    # imports sqlglot.
     "Bash SQL read, new each": {"tool_name": "Bash", "tool_input": {"command": "psql -c 'SELECT {i} FROM t'"}},
+    "Bash SQL fn, new each": {"tool_name": "Bash", "tool_input": {"command": "psql -c 'SELECT count({i}) FROM t'"}},
 }
 
 
