@@ -155,11 +155,6 @@ def test_tamper_policy_rewritten_through_drygate_cli(tmp_path, command):
     assert p.hook(p.event("mcp__payments__charge", {"amount": 1})).blocks
 
 
-@pytest.mark.xfail(strict=True, reason="class 7 (self-protection expands words as bash does): parameter "
-                   "expansions with an operator are not expanded: a default/alternative word (${x:-PATH}, "
-                   "${HOME:+PATH}), prefix/suffix removal (${f#x}, ${f%.bak}), case change (${f,,}), indirection "
-                   "(${!g}) and array elements (${a[0]}) all reach the protected file in a live run; only the "
-                   "fingerprint notices, after the write")
 @pytest.mark.parametrize("command,target", [
     ("echo {} > ${x:-.claude/settings.json}", (".claude", "settings.json")),
     ("echo {} > ${HOME:+.claude/settings.json}", (".claude", "settings.json")),

@@ -317,6 +317,96 @@ def _param(name, env, cwds):
     return ("alt", alts)
 
 
+_PARAM_OPS = (":-", ":=", ":+", ":?", "##", "%%", "//", "/#", "/%", "^^", ",,", "~~", "-", "=", "+", "?", "#", "%",
+              "/", "^", ",", "~", ":", "@")
+
+
+def _static_values(name, env, cwds):
+    """The static texts a parameter may hold here (its assignments), or []."""
+    kind, alts = _param(name, env, cwds)
+    return ["".join(c for _, c in a) for a in alts if a and all(k in "uq" for k, _ in a)]
+
+
+def _param_op(inner, env, cwds):
+    """``${...}`` with an operator (bash manual, "Shell Parameter Expansion"): the values it
+    may give, computed from the values the parameter was assigned here, plus run-time text.
+    Defaults and alternatives (``:-``, ``:+``, ...) give their word; removal (``#``, ``%``),
+    replacement (``/``), case changes, substrings and ``@U``/``@L`` are applied to each value;
+    ``${!name}`` gives the values of the names ``name`` holds; ``${a[i]}`` any element."""
+    alts = [[_RT]]
+    if inner.startswith("#") and len(inner) > 1:
+        return _RT  # a length
+    indirect = inner.startswith("!")
+    body = inner[1:] if indirect else inner
+    k = 0
+    while k < len(body) and (body[k].isalnum() or body[k] == "_"):
+        k += 1
+    name = body[:k]
+    if not name or name[0].isdigit():
+        return _RT
+    if k < len(body) and body[k] == "[":
+        close = body.find("]", k)
+        k = len(body) if close < 0 else close + 1
+    rest = body[k:]
+    values = _static_values(name, env, cwds)
+    if indirect:
+        values = [v for n in values if n.replace("_", "a").isalnum() for v in _static_values(n, env, cwds)]
+    op = next((o for o in _PARAM_OPS if rest.startswith(o)), None)
+    word = rest[len(op):] if op else ""
+    results = []
+    if op is None:
+        results = values
+    elif op in (":-", "-", ":=", "=", ":+", "+"):
+        words = _words(word, env, cwds) if word else [_Word([])]
+        results = ([] if op in (":+", "+") else values) + ["".join(c for _, c in a) for w in words for a in w.alts
+                                                          if all(x in "uq" for x, _ in a)]
+        alts += [a for w in words for a in w.alts]
+    elif op in (":?", "?"):
+        results = values
+    elif op in ("#", "##", "%", "%%"):
+        pattern = _glob_tokens(_tokens(word, env, cwds), env) if word else ([], True)
+        for v in values:
+            cuts = range(len(v) + 1)
+            if op == "#":
+                found = next((v[j:] for j in cuts if _glob_match(pattern, v[:j])), v)
+            elif op == "##":
+                found = next((v[j:] for j in reversed(cuts) if _glob_match(pattern, v[:j])), v)
+            elif op == "%":
+                found = next((v[:j] for j in reversed(cuts) if _glob_match(pattern, v[j:])), v)
+            else:
+                found = next((v[:j] for j in cuts if _glob_match(pattern, v[j:])), v)
+            results.append(found)
+    elif op in ("/", "//", "/#", "/%"):
+        pat, _, repl = word.partition("/")
+        for v in values:
+            if not pat or any(c in pat for c in "*?[$`\\'\""):
+                results.append(v)
+            elif op == "//":
+                results.append(v.replace(pat, repl))
+            elif op == "/#":
+                results.append(repl + v[len(pat):] if v.startswith(pat) else v)
+            elif op == "/%":
+                results.append(v[:-len(pat)] + repl if v.endswith(pat) else v)
+            else:
+                results.append(v.replace(pat, repl, 1))
+    elif op in ("^^", "^", ",,", ",", "~~", "~", "@"):
+        for v in values:
+            results += [v, v.upper(), v.lower(), v[:1].upper() + v[1:], v[:1].lower() + v[1:], v.swapcase()]
+    elif op == ":":
+        parts = word.split(":")
+        for v in values:
+            try:
+                off = int(parts[0].strip() or 0)
+                length = int(parts[1]) if len(parts) > 1 and parts[1].strip() else None
+            except ValueError:
+                results.append(v)
+                continue
+            piece = v[off:] if length is None else (v[off:off + length] if length >= 0 else v[off:length])
+            results.append(piece)
+    alts = [_lit(r) for r in results] + alts
+    return ("alt", alts)
+
+
 def _tokens(raw, env, cwds, assignment=False):
     """The items of one raw word: ('u', c) unquoted, ('q', c) quoted, _RT, ('alt', [items...])."""
     items = []
@@ -411,7 +501,7 @@ def _dollar(raw, i, items, env, cwds):
         if inner.replace("_", "a").isalnum() and not inner[:1].isdigit():
             items.append(_param(inner, env, cwds))
         else:
-            items.append(_RT)
+            items.append(_param_op(inner, env, cwds))
         return end
     j = i + 1
     if j < n and (raw[j].isalpha() or raw[j] == "_"):
@@ -1325,6 +1415,10 @@ def _assignment(node, state, env, declared=False):
     if name_node is not None and name_node.type == "variable_name":
         if value is None:
             env.vars[name] = [[]]
+        elif value.type == "array":  # a=(x y): every element is a value of a, ${a[i]}, ${a[@]}
+            for element in value.named_children:
+                words = _words(element.text.decode("utf-8", "replace"), env, state.cwds)
+                env.vars[name] = env.vars.get(name, []) + [a for w in words for a in w.alts]
         else:
             raw = value.text.decode("utf-8", "replace")
             words = _words(raw, env, state.cwds, assignment=True)
