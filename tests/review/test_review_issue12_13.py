@@ -365,8 +365,6 @@ def test_a_stale_refusal_names_what_changed(fs_server, tmp_path):  # noqa: F811
     assert "changed by someone else" in r.stderr or "content" in r.stderr.split("returns something else now", 1)[-1]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 5 is still open: `drygate --help` does not list `drygate mcp` "
-                                       "(relay/main.py keeps its own argparse parser outside the click CLI)")
 def test_mcp_is_listed_in_drygate_help():
     """Issue 12 item 5 asks for one CLI that lists `drygate mcp`."""
     out = subprocess.run([*DRYGATE, "--help"], capture_output=True, text=True, timeout=60, env=clean_env()).stdout
