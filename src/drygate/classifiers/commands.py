@@ -65,6 +65,80 @@ def variable_is_safe(name):
     return name in SAFE_VARIABLES or name.startswith(SAFE_VARIABLE_PREFIXES)
 
 
+def _package_runner(label, args, ctx, spec):
+    """npx, npm exec, pnpm exec/dlx, yarn exec/dlx, bunx, uvx, pipx run: classify the
+    command a package runner resolves and runs, when it does only that.
+
+    The spec (drygate.classifiers.data.commands.PACKAGE_RUNNERS) lists the runner's
+    options from its own documentation: ``flags`` and ``values`` that do not change what
+    runs; ``installs``, options that install other packages, build them or run their
+    scripts first (the command is then not the named tool alone: unknown); ``shell``,
+    options that make the rest a shell string (classified as a script); ``script``: True
+    when the runner always runs its arguments through a shell (yarn exec). The first
+    positional is the package (``name@version`` / ``name==version``); a scoped package
+    (``@scope/name``) runs a bin the text does not name: unknown. ``may_install``: the
+    runner installs a missing package into its own cache before running it (its install
+    scripts run there), which the reason says; no other option is understood."""
+    from drygate.classifiers.shell import classify_script
+
+    flags, values = spec.get("flags", ()), spec.get("values", ())
+    installs, shell = spec.get("installs", ()), spec.get("shell", ())
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a is None:
+            return unknown(f"{label}: an argument known only at run time")
+        if a == "--":
+            i += 1
+            break
+        if not a.startswith("-") or a == "-":
+            break
+        name = a.split("=", 1)[0]
+        if name in installs or any(a.startswith(o) and len(o) == 2 for o in installs if not o.startswith("--")):
+            return unknown(f"{label} {name}: installs other packages or runs their scripts before the command")
+        if name in shell:
+            if "=" in a:
+                text = a.split("=", 1)[1]
+            elif spec.get("shell_takes_value"):
+                if i + 1 >= len(args) or args[i + 1] is None:
+                    return unknown(f"{label} {a}: the script is only known at run time")
+                text = args[i + 1]
+            else:
+                rest = args[i + 1:]
+                if any(w is None for w in rest):
+                    return unknown(f"{label} {a}: the script is only known at run time")
+                text = " ".join(rest)
+            return classify_script(text, ctx).because(f"{label} {a} runs a shell command")
+        if a in flags:
+            i += 1
+            continue
+        if a in values:
+            i += 2
+            continue
+        if name in values and "=" in a:
+            i += 1
+            continue
+        return unknown(f"{label} {a}: an option this classifier does not read")
+    rest = list(args[i:])
+    if not rest:
+        return unknown(f"{label}: no command")
+    if any(w is None for w in rest):
+        return unknown(f"{label}: an argument known only at run time")
+    if spec.get("script"):
+        return classify_script(" ".join(rest), ctx).because(f"{label} runs its arguments in a shell")
+    package = rest[0]
+    if package.startswith("@") or "/" in package or ":" in package:
+        return unknown(f"{label} {package}: the program a scoped, path or URL package runs is not named here")
+    program = package.split("@", 1)[0].split("==", 1)[0]
+    if not program or program != package and not spec.get("versions"):
+        return unknown(f"{label} {package}: not a program name")
+    inner = classify_argv([program] + rest[1:], ctx)
+    why = f"{label} resolves and runs {program}"
+    if spec.get("may_install"):
+        why += f" (installing {package} into its own cache first if it is missing; its install scripts run there)"
+    return inner.because(why)
+
+
 def spec_for(name, ctx):
     """The spec of program ``name`` (policy overrides first), or None."""
     from drygate.classifiers.data.commands import COMMANDS
@@ -1509,7 +1583,7 @@ def _b_hash(label, args, ctx, spec):
 
 
 HANDLERS = {
-    "wrapper": _wrapper, "shell": _shell, "find": _find, "sed": _sed, "awk": _awk, "git_config": _git_config,
+    "wrapper": _wrapper, "package_runner": _package_runner, "shell": _shell, "find": _find, "sed": _sed, "awk": _awk, "git_config": _git_config,
     "service": _service, "remote_exec": _remote_exec, "only_flags": _only_flags, "alias": _alias, "terraform": _terraform, "aws": _aws, "gcloud": _gcloud, "az": _az,
     "wrangler": _wrangler, "psql": _psql, "mysql": _mysql, "sqlite3": _sqlite3, "redis_cli": _redis_cli,
     "curl": _curl, "wget": _wget, "httpie": _httpie, "gh_api": _gh_api,

@@ -121,6 +121,44 @@ _YARN_READ = {"effect": R, "options": (
     "--prod", "--recursive", "-R", "--all", "-A", "--no-default-rc", "-h", "--help", "--groups", "--level"),
     "option_values": ("--depth", "--pattern", "--cwd", "--groups", "--level")}
 
+#: Package runners (handler ``package_runner``, drygate.classifiers.commands._package_runner):
+#: the command they resolve and run is classified, when they only resolve and run it. From
+#: each tool's documentation (npm exec, pnpm exec/dlx, yarn exec/dlx, bun x, uv tool run,
+#: pipx run): ``installs`` are the options that install other packages, build them or run
+#: their scripts first (unknown); ``shell`` those that run a shell string; ``may_install``:
+#: a missing package is installed into the runner's cache first (npx assumes --yes without
+#: a terminal), which the reason states. Options not listed make the call unknown.
+PACKAGE_RUNNERS = {
+    "npx": {"handler": "package_runner", "may_install": True, "versions": True,
+            "installs": ("--package", "-p", "--ignore-existing", "--userconfig", "--node-options", "--registry",
+                         "--script-shell"),
+            "shell": ("--call", "-c"), "shell_takes_value": True,
+            "flags": ("--yes", "-y", "--no", "--no-install", "--workspaces", "--ws", "--include-workspace-root",
+                      "--prefer-online", "--prefer-offline", "--offline", "-q", "--quiet", "--silent"),
+            "values": ("--workspace", "-w", "--loglevel")},
+    "pnpm exec": {"handler": "package_runner",
+                  "flags": ("-r", "--recursive", "--parallel", "--no-bail", "--bail", "--report-summary",
+                            "--no-reporter-hide-prefix", "--reverse"),
+                  "values": ("--resume-from", "--filter", "-F"), "shell": ("-c", "--shell-mode")},
+    "pnpm dlx": {"handler": "package_runner", "may_install": True, "versions": True,
+                 "installs": ("--package", "--allow-build"), "shell": ("-c", "--shell-mode"),
+                 "flags": ("--silent", "-s")},
+    "yarn exec": {"handler": "package_runner", "script": True},
+    "yarn dlx": {"handler": "package_runner", "may_install": True, "versions": True,
+                 "installs": ("--package", "-p"), "flags": ("-q", "--quiet")},
+    "bunx": {"handler": "package_runner", "may_install": True, "versions": True, "installs": ("--package", "-p"),
+             "flags": ("--bun", "--silent", "--verbose", "--no-install")},
+    "uvx": {"handler": "package_runner", "may_install": True, "versions": True,
+            "installs": ("--from", "--with", "--with-requirements", "--with-editable", "--index-url",
+                         "--extra-index-url", "--index", "--default-index", "--find-links", "-f"),
+            "flags": ("--isolated", "--offline", "--no-cache", "-n", "-q", "--quiet", "-v", "--verbose", "--refresh",
+                      "--no-progress"),
+            "values": ("--python", "-p")},
+    "pipx run": {"handler": "package_runner", "may_install": True, "versions": True,
+                 "installs": ("--spec", "--pip-args", "--index-url", "--editable", "-e", "--path"),
+                 "flags": ("--no-cache", "-q", "--quiet", "-v", "--verbose"), "values": ("--python",)},
+}
+
 COMMANDS = {
     **{name: R for name in _READS},
     **BUILTINS,
@@ -174,9 +212,9 @@ COMMANDS = {
     "mail": X, "mailx": X, "sendmail": X, "mutt": X,
     # Interpreters and build tools run arbitrary code.
     **{name: {"flags": {"--version": R, "-V": R}, "effect": U} for name in (
-        "python", "python2", "python3", "node", "nodejs", "perl", "ruby", "php", "bun", "deno", "lua",
+        "python", "python2", "python3", "node", "nodejs", "perl", "ruby", "php", "deno", "lua",
         "Rscript", "java", "osascript", "pwsh", "powershell", "make", "cmake", "ninja", "gradle", "mvn",
-        "ant", "bazel", "npx", "pnpx", "bunx", "tsx", "ts-node", "pytest", "jest", "vitest", "tox", "nox",
+        "ant", "bazel", "tsx", "ts-node", "pytest", "jest", "vitest", "tox", "nox",
         "expect", "tmux", "screen",
     )},
     "cargo": {"subcommands": {"--version": R, "version": R, "search": R}, "other": U},
@@ -211,7 +249,8 @@ COMMANDS = {
                           "link", "ln", "init", "create", "dedupe", "prune", "rebuild", "unpublish", "deprecate",
                           "dist-tag", "owner", "access", "login", "logout", "adduser", "set", "pkg", "shrinkwrap",
                           "star", "unstar", "team", "token", "hook", "org", "edit")},
-        **{s: U for s in ("run", "run-script", "test", "t", "start", "stop", "restart", "exec", "x")},
+        **{s: U for s in ("run", "run-script", "test", "t", "start", "stop", "restart")},
+        "exec": PACKAGE_RUNNERS["npx"], "x": PACKAGE_RUNNERS["npx"],
     }, "values": ("--prefix", "-C", "--workspace", "-w", "--registry"), "other": U, "bare": R},
     "pnpm": {"subcommands": {**{s: _PNPM_READ for s in ("ls", "list", "outdated", "why", "view", "info", "root",
                                                           "bin")},
@@ -222,7 +261,8 @@ COMMANDS = {
                                        "why": "store prune and add change the shared store"},
                              "config": {"subcommands": {"get": R, "list": R}, "other": W},
                              **{s: W for s in ("install", "i", "add", "remove", "rm", "update", "up", "link",
-                                               "unlink", "prune", "import", "publish", "init")}},
+                                               "unlink", "prune", "import", "publish", "init")},
+                             "exec": PACKAGE_RUNNERS["pnpm exec"], "dlx": PACKAGE_RUNNERS["pnpm dlx"]},
              "other": U, "bare": W, "values": ("-C", "--dir", "--filter", "-F")},
     "yarn": {"subcommands": {**{s: _YARN_READ for s in ("list", "info", "why", "outdated", "bin", "audit")},
                              **{s: R for s in ("--version", "-v", "help")},
@@ -237,7 +277,8 @@ COMMANDS = {
                              "npm": {"subcommands": {"info": _YARN_READ, "whoami": _YARN_READ, "audit": _YARN_READ},
                                      "other": W},
                              **{s: W for s in ("install", "add", "remove", "upgrade", "up", "link", "unlink",
-                                               "publish", "init", "import")}},
+                                               "publish", "init", "import")},
+                             "exec": PACKAGE_RUNNERS["yarn exec"], "dlx": PACKAGE_RUNNERS["yarn dlx"]},
              "other": U, "bare": W, "values": ("--cwd",)},
     "pip": {"subcommands": {**{s: R for s in ("list", "show", "freeze", "check", "search", "index", "help",
                                                "debug", "inspect", "--version", "-V")},
@@ -452,6 +493,15 @@ COMMANDS = {
     "curl": {"handler": "curl"},
     "wget": {"handler": "wget"},
     "http": {"handler": "httpie"}, "https": {"handler": "httpie"}, "xh": {"handler": "httpie"},
+    # Package runners: the command they resolve and run (PACKAGE_RUNNERS).
+    "npx": PACKAGE_RUNNERS["npx"], "pnpx": PACKAGE_RUNNERS["pnpm dlx"], "bunx": PACKAGE_RUNNERS["bunx"],
+    "bun": {"subcommands": {"x": PACKAGE_RUNNERS["bunx"], "--version": R, "-v": R}, "other": U, "bare": U},
+    "uvx": PACKAGE_RUNNERS["uvx"],
+    "uv": {"subcommands": {"tool": {"subcommands": {"run": PACKAGE_RUNNERS["uvx"], "list": R, "dir": R},
+                                    "other": U},
+                           "--version": R, "version": R}, "other": U, "bare": U},
+    "pipx": {"subcommands": {"run": PACKAGE_RUNNERS["pipx run"], "list": R, "--version": R, "environment": R},
+             "other": W, "bare": U},
     # Programs that run another command.
     **{name: {"handler": "wrapper"} for name in (
         "sudo", "doas", "env", "time", "timeout", "nice", "nohup", "stdbuf", "ionice", "command", "xargs",
