@@ -1,5 +1,5 @@
-"""Review probes (Redis state store): each test states what should happen and is expected to
-fail until the bug it names is fixed (xfail, strict). A real redis-server, both clients."""
+"""Review probes (Redis state store): each test states what should happen (they were strict
+xfails until the bug each names was fixed). A real redis-server, both clients."""
 
 import time
 
@@ -48,10 +48,6 @@ def proxied(redis_factory):
     return server, SlowReplyProxy(server.port)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the late-transition guard only covers a request "
-                   "that reaches Redis late; when the reply is slow the script has run, the client blocks the call, "
-                   "and the journal keeps an 'allow' for a write that never executed (README: 'the journal never "
-                   "records a decision for a call that was already blocked')")
 @pytest.mark.parametrize("lean", [False, True], ids=["redis-py", "lean"])
 def test_a_call_blocked_on_a_slow_reply_is_not_journaled_as_allowed(redis_factory, lean):
     from drygate.errors import GuardFailure
@@ -71,8 +67,6 @@ def test_a_call_blocked_on_a_slow_reply_is_not_journaled_as_allowed(redis_factor
         proxy.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="same cause: a dry write blocked on a slow reply is "
-                   "journaled as dry, so when the agent retries it the plan holds the write twice")
 @pytest.mark.parametrize("lean", [False, True], ids=["redis-py", "lean"])
 def test_a_blocked_then_retried_write_is_planned_once(redis_factory, lean, tmp_path):
     from drygate.errors import GuardFailure

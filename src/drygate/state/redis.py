@@ -71,7 +71,7 @@ DEFAULT_RETENTION_S = 30 * 86400
 #: transitions up to X ms late through. Raise it only for hosts without NTP.
 DEFAULT_CLOCK_SKEW_MS = 0
 _ENTRY_FIELDS = ("call_id", "agent_id", "tool_name", "tool_input", "effect", "rule_id", "why", "tamper",
-                 "policy_hash", "host")
+                 "policy_hash", "host", "context")
 _FLOAT_FIELDS = ("dry_at", "created_at", "last_seen_at")
 _SCRIPT = None
 
@@ -421,12 +421,16 @@ class RedisStore(StateStore):
 
     def transact(self, run_id, request, entry, clock):
         now = clock()
-        entry_json = _json.dumps({name: entry[name] for name in _ENTRY_FIELDS})
+        entry_json = _json.dumps({name: entry.get(name) for name in _ENTRY_FIELDS})
         deadline = self._deadline_ms()
-        reply = self._run_script(run_id, (
-            "transact", run_id, request.mode, "1" if request.gated else "0", "1" if request.triggers_dry else "0",
-            request.action_if_live, repr(float(now)), entry["tool_name"] or "", entry["effect"], entry_json,
-            self.retention_s, deadline, self.clock_skew_ms), journaled=True)
+        try:
+            reply = self._run_script(run_id, (
+                "transact", run_id, request.mode, "1" if request.gated else "0", "1" if request.triggers_dry else "0",
+                request.action_if_live, repr(float(now)), entry["tool_name"] or "", entry["effect"], entry_json,
+                self.retention_s, deadline, self.clock_skew_ms), journaled=True)
+        except StoreTimeout:
+            self._void(run_id, entry.get("call_id"), deadline)
+            raise
         try:
             _, action, seq, made, because, call, state_text, store_id, ts = reply
             state = _state_from_json(state_text)
@@ -436,6 +440,32 @@ class RedisStore(StateStore):
             raise StoreUnavailable(f"Redis at {self.where} answered the transition with {reply!r}") from e
         self._check_identity(store_id, run_id, state)
         return outcome
+
+    def _void(self, run_id, call_id, deadline):
+        """Best effort, after a transition timed out: undo it if Redis ran it anyway (the
+        request arrived, the reply was slow), so the journal never keeps a decision for a
+        call the host blocked (a retried dry write would be planned twice). On a fresh
+        connection with a short budget; its own failure is ignored (the timeout is
+        already being reported as a guard failure). A transition that arrives later than
+        this is dropped by the script itself as late."""
+        budget = max(0.05, min(0.25, self.timeout_s / 2))
+        transport = None
+        try:
+            if lean_supported(self.url):  # one write: AUTH/SELECT and the script, no handshake to wait for
+                from drygate.state.resp import RespConnection
+
+                transport = RespConnection(self.url, budget)
+            else:
+                transport = _RedisPyTransport(self.url, budget)
+            text, _ = _script()
+            keys = self._keys(run_id)
+            transport.call("EVAL", text, len(keys), *keys, "void", run_id, call_id or "", deadline,
+                           repr(float(time.time())), self.retention_s)
+        except Exception:
+            pass  # most often the slow reply again: the script ran, or the next transition is dropped as late
+        finally:
+            if transport is not None:
+                transport.close()
 
     def ensure_run(self, run_id, mode, now):
         reply = self._run_script(run_id, ("ensure", run_id, mode, repr(float(now)), self.retention_s,
@@ -498,7 +528,7 @@ class RedisStore(StateStore):
         data = _json.loads(fields["entry"])
         if fields.get("kind") == "result":
             e = dict.fromkeys(("agent_id", "tool_input", "effect", "rule_id", "why", "action", "dry_because_of",
-                               "policy_hash", "host", "call"))
+                               "policy_hash", "host", "call", "context"))
             e.update(seq=seq, run_id=run_id, ts=float(fields["ts"]), kind="result", call_id=data.get("call_id"),
                      tool_name=data.get("tool_name"), made_run_dry=False, tamper=False, result=data.get("result"))
             return e

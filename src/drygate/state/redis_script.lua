@@ -133,7 +133,8 @@ if op == 'transact' then
     if action == 'dry' then because = tostring(s.dry_since) end
     local made = made_dry and '1' or '0'
     redis.call('XADD', JOURNAL, seq .. '-0', 'kind', 'call', 'entry', ARGV[10], 'ts', now, 'call', s.calls,
-        'action', action, 'made_run_dry', made, 'dry_because_of', because)
+        'action', action, 'made_run_dry', made, 'dry_because_of', because, 'deadline', ARGV[12],
+        'gated', ARGV[4])
     redis.call('EXPIRE', JOURNAL, ARGV[11])
     local text = save(run_id, s, now, ARGV[11])
     redis.call('HINCRBY', METRICS, 'decisions|' .. ARGV[9] .. '|' .. action, 1)
@@ -166,6 +167,47 @@ if op == 'result' then
     redis.call('EXPIRE', RUN, ARGV[5])
     redis.call('ZADD', RUNS, 'NX', ARGV[4], ARGV[2])
     return {'ok', seq, store_id}
+end
+
+if op == 'void' then
+    -- ARGV: 2 run id, 3 call id ('' for none), 4 the blocked transition's client deadline
+    -- (epoch ms, as sent), 5 now, 6 retention s.
+    -- A transition whose reply reached the client after its deadline: the client blocked
+    -- the call, so the decision did not happen. Its journal entry is removed and the run's
+    -- counters are undone (the run's dryness is kept: stricter is safe), and a 'result'
+    -- entry (tool drygate/blocked) records what was voided. Returns {'ok', voided seq or 0}.
+    local entries = redis.call('XREVRANGE', JOURNAL, '+', '-', 'COUNT', 500)
+    for _, e in ipairs(entries) do
+        local f = {}
+        for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
+        local data = f.kind == 'call' and f.deadline == ARGV[4] and cjson.decode(f.entry)
+        local cid = data and data.call_id
+        if type(cid) ~= 'string' then cid = '' end
+        if data and cid == ARGV[3] then
+            redis.call('XDEL', JOURNAL, e[1])
+            local s = load(ARGV[2])
+            if s then
+                local action = f.action
+                if f.gated == '1' then
+                    s.writes = s.writes - 1
+                    if action == 'dry' then s.dry_writes = s.dry_writes - 1 end
+                    if action == 'allow' then s.allowed_writes = s.allowed_writes - 1 end
+                end
+                if action == 'deny' then s.denied = s.denied - 1 end
+                if action == 'ask' then s.asked = s.asked - 1 end
+                save(ARGV[2], s, s.last_seen_at, ARGV[6])
+            end
+            redis.call('HINCRBY', METRICS, 'decisions|' .. tostring(data.effect) .. '|' .. f.action, -1)
+            local voided = tonumber((string.gsub(e[1], '-.*', '')))
+            local seq = redis.call('INCR', SEQ)
+            redis.call('XADD', JOURNAL, seq .. '-0', 'kind', 'result', 'ts', journal_time(ARGV[5]), 'entry',
+                cjson.encode({tool_name = 'drygate/blocked', result = {voided_seq = voided, call_id = ARGV[3],
+                    tool_name = data.tool_name, action = f.action, why = 'the store answered after the deadline, '
+                    .. 'so the host blocked the call: the decision did not happen'}}))
+            return {'ok', voided}
+        end
+    end
+    return {'ok', 0}
 end
 
 if op == 'prune' then
