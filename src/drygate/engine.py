@@ -191,7 +191,10 @@ def apply_transition(state, run_id, request, seq, now, tool_name=None):
 
 
 def journal_entry(call, cls, policy_hash):
-    """The journal fields of a call known before the transition (a dict)."""
+    """The journal fields of a call known before the transition (a dict). ``context``: the
+    call's working folder and shell environment (drygate.context), which apply uses."""
+    from drygate.context import context_of
+
     return {
         "call_id": call.call_id,
         "agent_id": call.agent_id,
@@ -203,6 +206,7 @@ def journal_entry(call, cls, policy_hash):
         "tamper": cls.tamper,
         "policy_hash": policy_hash,
         "host": call.host,
+        "context": context_of(call),
     }
 
 

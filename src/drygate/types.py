@@ -50,13 +50,14 @@ class ToolCall:
     (None for the main agent); ``cwd``: the agent's working directory (for relative
     paths); ``host``: which enforcement point saw it (``claude-code``, ``replay``);
     ``annotations``: the MCP tool annotations the server declared, or None (used only
-    for servers the policy trusts).
+    for servers the policy trusts); ``env``: the environment a shell command runs with, as
+    journaled (drygate.context.journal_env), or None.
     """
 
-    __slots__ = ("tool_name", "tool_input", "run_id", "call_id", "agent_id", "cwd", "host", "annotations")
+    __slots__ = ("tool_name", "tool_input", "run_id", "call_id", "agent_id", "cwd", "host", "annotations", "env")
 
     def __init__(self, tool_name, tool_input, run_id, call_id=None, agent_id=None, cwd=None, host=None,
-                 annotations=None):
+                 annotations=None, env=None):
         self.tool_name = tool_name
         self.tool_input = tool_input
         self.run_id = run_id
@@ -65,6 +66,7 @@ class ToolCall:
         self.cwd = cwd
         self.host = host
         self.annotations = annotations
+        self.env = env
 
     def __repr__(self):
         return f"ToolCall({self.tool_name!r}, run={self.run_id!r}, call={self.call_id!r})"

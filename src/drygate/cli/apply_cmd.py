@@ -62,6 +62,11 @@ def print_artifact(plan, ledger=None, max_rows=MAX_ROWS, diffs=True):
                        + "; ".join(f"call {w['call']} {w['tool_name']}" for w in plan["executed_writes"][:20])))
     if ledger:
         out.print(Text(f"ledger: {ledger.get('status')}" + (f" ({ledger.get('reason')})" if ledger.get("reason") else "")))
+    stops = [st for st in plan["steps"] if st.get("problem")]
+    if stops:
+        out.print(Text(f"apply will stop before step {stops[0]['step']}: {stops[0]['problem']}"
+                       + (f" ({len(stops) - 1} later step(s) have problems too)" if len(stops) > 1 else ""),
+                       style="yellow"))
     out.print(Text(f"{len(plan['steps'])} step(s) to apply; content hash {plan['content_hash']}"))
     if diffs:
         from drygate.cli.diff_view import print_file_changes
@@ -107,7 +112,10 @@ class ConsoleUI:
 @click.option("--takeover", is_flag=True, help="With --resume: continue an apply another host left running (it died).")
 @click.option("--retry-in-flight", is_flag=True,
               help="With --resume: run again a shell step that was running when the earlier apply stopped.")
-def apply(project, plan_file, yes, resume, force, allow_shell, mcp_config_file, takeover, retry_in_flight):
+@click.option("--accept-unchecked", is_flag=True,
+              help="Apply steps that come after reads apply cannot re-check (named when refused); journaled.")
+def apply(project, plan_file, yes, resume, force, allow_shell, mcp_config_file, takeover, retry_in_flight,
+          accept_unchecked):
     """Apply a saved plan exactly: its steps, in order, once. Refuses stale or edited plans."""
     import anyio
 
@@ -141,17 +149,21 @@ def apply(project, plan_file, yes, resume, force, allow_shell, mcp_config_file, 
         async with McpServers(settings.project_dir, servers_config) as servers:
             applier = Applier(plan, store, settings.project_dir, policy, servers, ui, force=force, resume=resume,
                               allow_shell=allow_shell, who=_who(), protected=protected, takeover=takeover,
-                              retry_in_flight=retry_in_flight)
+                              retry_in_flight=retry_in_flight, accept_unchecked=accept_unchecked)
             return await applier.run()
 
     try:
         outcome = anyio.run(main)
     except ApplyRefused as e:
         err.print(Text("drygate: apply REFUSED, nothing was executed:", style="red"))
+        if e.reasons and not e.forceable:
+            err.print(Text(f"  {str(e).split(': ', 1)[0]}:"))
         for reason in e.reasons or [str(e)]:
             err.print(Text(f"  - {reason}"))
-        if e.reasons:
+        if e.forceable:
             err.print(Text("  (--force applies it anyway and records that; or make a new plan)"))
+        elif "cannot re-check" in str(e):
+            err.print(Text("  (--accept-unchecked applies it anyway and journals that you accepted these reads)"))
         sys.exit(1)
     except DrygateError as e:
         _fail(str(e))

@@ -147,9 +147,14 @@ def to_call(event, settings):
     call_id = event.get("tool_use_id")
     agent_id = event.get("agent_id")
     cwd = event.get("cwd")
+    env = None
+    if tool_name == "Bash":  # journaled, so that apply runs (and re-checks) it as the agent's shell did
+        from drygate.context import journal_env
+
+        env = journal_env(os.environ)
     return ToolCall(tool_name, tool_input, run_id, call_id if isinstance(call_id, str) else None,
                     agent_id if isinstance(agent_id, str) else None,
-                    cwd if isinstance(cwd, str) else settings.project_dir, HOOK_NAME)
+                    cwd if isinstance(cwd, str) else settings.project_dir, HOOK_NAME, env=env)
 
 
 def _event_name(event):

@@ -10,6 +10,10 @@ Order of an apply (shared/reference/dry-run-lessons.md, rules 1-5 and 10):
    the run saw (schemas and annotations, per server), the reads that are safe to repeat
    (re-run, fingerprints compared) and the files the file steps touch. Any difference
    refuses the plan as stale and says what changed; ``force`` goes on and records it.
+   A step after a read apply cannot re-check is refused unless ``accept_unchecked``
+   (journaled with the plan hash). Reads are repeated by the re-reader of their kind
+   (:data:`REREADERS`: MCP, Claude Code's Read, shell reads; other kinds plug in with
+   :func:`register`).
 4. Each step: stop before it when the plan marked a problem, or when it uses a reference
    to a value no earlier step produced; substitute reference tokens with the real values
    of earlier steps; journal it as started, execute it (MCP with its idempotency key,
@@ -41,18 +45,20 @@ import time
 from drygate.errors import PlanError
 from drygate.plan.artifact import REFERENCE, read_text
 from drygate.plan.executors import StepFailed, apply_file_step, registered_executor, run_shell
-from drygate.plan.fingerprint import result_fingerprint, text_fingerprint
+from drygate.plan.fingerprint import text_fingerprint
 
 APPLY_TOOL = "drygate/apply"
 MAX_RESULT_CHARS = 64 * 1024
 
 
 class ApplyRefused(PlanError):
-    """Apply refused the plan before executing anything; ``reasons``: list of str."""
+    """Apply refused the plan before executing anything; ``reasons``: list of str;
+    ``forceable``: ``--force`` would go past it (a stale basis), else False."""
 
-    def __init__(self, message, reasons=()):
+    def __init__(self, message, reasons=(), forceable=None):
         super().__init__(message)
         self.reasons = list(reasons)
+        self.forceable = bool(reasons) if forceable is None else forceable
 
 
 class ApplyStopped(PlanError):
@@ -157,11 +163,15 @@ class Applier:
     shell steps; ``who``: who applies (recorded); ``protected``: the arguments of
     drygate.classifiers.protect.for_project, to refuse steps that would change the gate;
     ``takeover``: resume an apply another host left "applying" (it must be dead);
-    ``retry_in_flight``: run again a shell step that may have run before a crash.
+    ``retry_in_flight``: run again a shell step that may have run before a crash;
+    ``accept_unchecked``: apply steps that come after reads apply cannot re-check (a host
+    tool, a shell read without its output, a kind without a re-reader): refused by
+    default, naming the reads; accepted, the acceptance is journaled with the plan hash.
     """
 
     def __init__(self, plan, store, project_dir, policy, servers, ui, force=False, resume=False, allow_shell=False,
-                 who=None, clock=time.time, protected=None, takeover=False, retry_in_flight=False):
+                 who=None, clock=time.time, protected=None, takeover=False, retry_in_flight=False,
+                 accept_unchecked=False):
         self.plan = plan
         self.store = store
         self.project_dir = project_dir
@@ -178,7 +188,12 @@ class Applier:
         self.protected = protected  # drygate.classifiers.protect.for_project arguments, or None
         self.takeover = takeover
         self.retry_in_flight = retry_in_flight
+        self.accept_unchecked = accept_unchecked
         self.me = _owner()
+        self.execution = {}  # step -> what runs, from the journal (check_static)
+        self.notes = []  # what the basis check let pass and the user should know (volatile changes)
+        self.unchecked_reads = []  # (read index, text) of basis reads apply could not re-check
+        self._entries = None
 
     # -- checks before anything runs ----------------------------------------------------
 
@@ -204,7 +219,8 @@ class Applier:
         if run is None:
             raise ApplyRefused(f"this state store never saw run {self.plan['run_id']}: the plan belongs to another "
                                f"store (or this one lost its state), so it is not applied here")
-        journaled = plan_from_journal(run, self.store.journal(self.plan["run_id"]))["steps"]
+        entries = self.store.journal(self.plan["run_id"])
+        journaled = plan_from_journal(run, entries)["steps"]
         mine = [(s["seq"], s["call"], s["tool_name"], fingerprint(s["input"])) for s in self.plan["steps"]]
         theirs = [(s["seq"], s["call"], s["tool_name"], fingerprint(s["input"])) for s in journaled]
         if not steps_match_journal(self.plan, journaled):
@@ -215,13 +231,43 @@ class Applier:
         unapproved = approval_problem(self.store, self.plan, self.policy)  # drygate.plan.approval
         if unapproved:
             raise ApplyRefused(unapproved)
+        self.execution = self._execution_from_journal(entries)
+        forged = []
+        for step in self.plan["steps"]:
+            real = self.execution[step["step"]]
+            said = {"executor": step["executor"], "file path": (step.get("file") or {}).get("path"),
+                    "working folder": step.get("cwd", real["cwd"])}
+            for what, value in said.items():
+                journaled = real[{"executor": "executor", "file path": "file_path", "working folder": "cwd"}[what]]
+                if value != journaled:
+                    forged.append(f"step {step['step']}: the plan's {what} is {_brief(value)}, the journal's "
+                                  f"{_brief(journaled)}: not the journal's, so the plan does not show what would run")
+        if forged:
+            raise ApplyRefused("the plan's executors, paths or working folders are not the journal's: "
+                               + "; ".join(forged), forged, forceable=False)
         tampering = self._tampering_steps()
         if tampering:
-            raise ApplyRefused("the plan would change drygate itself: " + "; ".join(tampering), tampering)
+            raise ApplyRefused("the plan would change drygate itself: " + "; ".join(tampering), tampering,
+                               forceable=False)
         shell = [s["step"] for s in self.plan["steps"] if s["executor"]["kind"] == "shell"]
         if shell and not self.allow_shell:
             raise ApplyRefused(f"the plan has shell command steps ({', '.join(map(str, shell))}); apply runs them "
                                f"only with --allow-shell, each shown before it runs")
+
+    def _execution_from_journal(self, entries):
+        """``{step: {"executor", "cwd", "file_path", "input", "env"}}``: what apply executes for
+        each step, from the run's journal entries (drygate.plan.artifact.execution_of)."""
+        from drygate.plan.artifact import execution_of
+
+        by_seq = {e["seq"]: e for e in entries if e.get("kind") == "call"}
+        out = {}
+        for step in self.plan["steps"]:
+            e = by_seq[step["seq"]]
+            context = e.get("context") if isinstance(e.get("context"), dict) else {}
+            out[step["step"]] = dict(execution_of(e["tool_name"], e["tool_input"], context, self.project_dir,
+                                                  e.get("host")),
+                                     input=e["tool_input"], env=context.get("env"))
+        return out
 
     def _tampering_steps(self):
         """Steps that self-protection denies when seen from the project folder (list of str)."""
@@ -233,9 +279,10 @@ class Applier:
             return []
         found = []
         for step in self.plan["steps"]:
-            if step["executor"]["kind"] not in ("file", "shell"):
+            real = self.execution[step["step"]]
+            if real["executor"]["kind"] not in ("file", "shell"):
                 continue
-            call = ToolCall(step["tool_name"], step["input"], self.plan["run_id"], cwd=self.project_dir, host="apply")
+            call = ToolCall(step["tool_name"], real["input"], self.plan["run_id"], cwd=real["cwd"], host="apply")
             cls = classify(call, self.policy, protected)
             if cls.tamper:
                 found.append(f"step {step['step']}: {cls.reason}")
@@ -246,7 +293,13 @@ class Applier:
         two lists of str (what changed; what could not be checked)."""
         basis = self.plan["basis"]
         changed, unchecked = [], []
-        if basis.get("policy_hash") and basis["policy_hash"] != self.policy.get("hash"):
+        from drygate.plan.fingerprint import policy_decisions_fingerprint
+
+        if basis.get("policy_decisions"):
+            if basis["policy_decisions"] != policy_decisions_fingerprint(self.policy):
+                changed.append(f"the policy changed since the plan (what it decides; hash "
+                               f"{basis.get('policy_hash', '')[:12]} -> {(self.policy.get('hash') or '')[:12]})")
+        elif basis.get("policy_hash") and basis["policy_hash"] != self.policy.get("hash"):
             changed.append(f"the policy changed since the plan (hash {basis['policy_hash'][:12]} -> "
                            f"{(self.policy.get('hash') or '')[:12]})")
         used = {}
@@ -277,18 +330,24 @@ class Applier:
                     unchecked.append(f"{server}/{tool}: not in the tools the run saw")
                 elif before.get("fingerprint") != tool_fingerprint(now_tools[tool]):
                     changed.append(f"{server}/{tool} changed its schema or annotations since the plan")
+        journaled = self._journaled_reads()
         for i, read in enumerate(basis.get("reads", [])):
             label = f"read {i + 1} (call {read['call']}, {read['tool_name']})"
-            if not read.get("repeatable"):
-                unchecked.append(f"{label}: {read['why']}")
+            if not read.get("repeatable") or not _has_rereader(read_kind(read)):
+                why = read["why"] if not read.get("repeatable") else f"no re-reader for {read_kind(read)} reads"
+                unchecked.append(f"{label} {_brief(read['input'], 80)}: {why}")
+                if read_kind(read) not in NOT_BLOCKING_YET or _has_rereader(read_kind(read)):
+                    self.unchecked_reads.append((i, unchecked[-1]))
                 continue
             try:
-                now = await self._repeat_read(read)
+                verdict = await self._check_read(read, journaled.get(read.get("call_id")))
             except (PlanError, StepFailed, OSError) as e:
                 changed.append(f"{label} could not be repeated: {e}")
                 continue
-            if now != read["fingerprint"]:
-                changed.append(f"{label} returns something else now: {_brief(read['input'])}")
+            if verdict is None:
+                continue
+            stale, text = verdict
+            (changed if stale else self.notes).append(f"{label} {_brief(read['input'], 80)} {text}")
         for path, fp in sorted((basis.get("files") or {}).items()):
             now = text_fingerprint(read_text(path))
             if now != fp:
@@ -296,22 +355,67 @@ class Applier:
                                + (" (it is gone)" if now is None else " (it did not exist)" if fp is None else ""))
         return changed, unchecked
 
-    async def _repeat_read(self, read):
-        from drygate.plan.executors import READ_REPEATERS
+    def _journaled_reads(self):
+        """``{call id: the result the run journaled}`` (what a read said during the run)."""
+        out = {}
+        try:
+            entries = self.store.journal(self.plan["run_id"])
+        except Exception:
+            return out
+        for e in entries:
+            if e.get("kind") == "result" and e.get("call_id"):
+                out.setdefault(e["call_id"], e.get("result"))
+        return out
 
-        repeat = registered_executor(read["executor"]["kind"], READ_REPEATERS)
-        if repeat is not None:
-            return await repeat(self, read)
-        if read["executor"]["kind"] == "mcp":
-            result = await self.servers.call(read["executor"]["server"], read["executor"]["tool"], read["input"])
-            if read.get("fingerprint_of") == "host-text":
-                from drygate.plan.fingerprint import host_text_candidates
+    async def _check_read(self, read, journaled):
+        """Repeat one read and compare it with the run's; returns None (the same), or
+        ``(stale, text)``: ``stale`` False when only what the policy calls volatile
+        changed (``[[volatile]]``), True otherwise; ``text`` names the fields that changed.
+        The re-reader comes from :data:`REREADERS` by the read's kind (:func:`read_kind`)."""
+        from drygate.plan import fingerprint as fpm
+        from drygate.policy.match import volatile_for
 
-                return read["fingerprint"] if read["fingerprint"] in host_text_candidates(result) else \
-                    result_fingerprint(result)
-            return result_fingerprint(result)
+        rereader = REREADERS.get(read_kind(read))
+        if rereader is None:
+            repeat = _read_repeater(read_kind(read))
+            if repeat is None:
+                raise PlanError(f"no re-reader for {read['tool_name']}")
+            now_fp = await repeat(self, read)  # a repeater that gives a fingerprint only
+            same, before, now = now_fp == read["fingerprint"], None, None
+        else:
+            same, before, now = await rereader(self, read, journaled)
+        if same:
+            return None
+        fields, patterns = volatile_for(self.policy, read["tool_name"], read["input"])
+        if before is None:
+            return True, ("returns something else now; the run's result was not journaled in full, so the fields "
+                          "that changed cannot be named")
+        if fields or patterns:
+            import re
+
+            compiled = [re.compile(p) for p in patterns]
+            if fpm.fingerprint(fpm.mask(before, fields, compiled)) == fpm.fingerprint(fpm.mask(now, fields, compiled)):
+                return False, ("changed only in what the policy calls volatile ([[volatile]]): "
+                               + "; ".join(fpm.diff(before, now, limit=4)))
+            changes = fpm.diff(fpm.mask(before, fields, compiled), fpm.mask(now, fields, compiled))
+            return True, ("returns something else now, beyond the fields the policy calls volatile: "
+                          + "; ".join(changes))
+        return True, ("returns something else now: " + "; ".join(fpm.diff(before, now))
+                      + " (if such a field changes on every call, name it in [[volatile]] of the policy)")
+
+    def journal_entry(self, seq):
+        """The run's journal entry of a call (dict) by its ``seq``, or None."""
+        if self._entries is None:
+            self._entries = {e["seq"]: e for e in self.store.journal(self.plan["run_id"]) if e.get("kind") == "call"}
+        return self._entries.get(seq)
+
+    def _reread_file(self, read):
+        """The candidates for what a Read of the run would give now (list of str), or None
+        when the file is gone: the lines it read, the same without the last newline, the
+        whole file. Relative paths resolve in the read's journaled folder."""
         tool_input = read["input"] if isinstance(read["input"], dict) else {}
-        path = os.path.normpath(os.path.join(self.project_dir, tool_input.get("file_path") or ""))
+        cwd = read.get("cwd") if isinstance(read.get("cwd"), str) and os.path.isabs(read["cwd"]) else self.project_dir
+        path = os.path.normpath(os.path.join(cwd, tool_input.get("file_path") or ""))
         text = read_text(path)
         if text is None:
             return None
@@ -319,10 +423,7 @@ class Applier:
         offset = max(int(tool_input.get("offset") or 1), 1) - 1
         limit = int(tool_input.get("limit") or len(lines))
         part = "".join(lines[offset:offset + limit])
-        for candidate in (part, part.rstrip("\n"), text):
-            if text_fingerprint(candidate) == read["fingerprint"]:
-                return read["fingerprint"]
-        return text_fingerprint(part)
+        return [part, part.rstrip("\n"), text]
 
     # -- the ledger -----------------------------------------------------------------------
 
@@ -371,9 +472,20 @@ class Applier:
             changed, unchecked = await self.check_basis()
             for line in unchecked:
                 self.ui.note(f"unchecked: {line}")
+            for line in self.notes:
+                self.ui.note(f"volatile: {line}")
             if changed and not self.force:
                 self.refuse(changed)
                 raise ApplyRefused("the plan is stale: " + "; ".join(changed), changed)
+            blind = self._steps_on_unchecked_reads()
+            if blind and not self.accept_unchecked:
+                self.refuse(blind)
+                raise ApplyRefused("steps depend on reads apply cannot re-check: " + "; ".join(blind), blind,
+                                   forceable=False)
+            if blind:
+                self._journal("accepted_unchecked", reads=blind)
+                for line in blind:
+                    self.ui.note(f"accepted unchecked: {line}")
             if changed:
                 self._update(lambda r: r.update(forced=changed))
                 self._journal("forced", differences=changed)
@@ -412,6 +524,17 @@ class Applier:
         return {"status": "applied", "done": done, "total": len(self.plan["steps"]), "stopped_at": None,
                 "why": None}
 
+    def _steps_on_unchecked_reads(self):
+        """One line (str) per basis read apply could not re-check and a step comes after
+        (the step may have been written from what it said)."""
+        out = []
+        for index, text in self.unchecked_reads:
+            steps = [st["step"] for st in self.plan["steps"] if index in (st.get("reads_before") or ())]
+            if steps:
+                shown = ", ".join(map(str, steps[:5])) + (f" and {len(steps) - 5} more" if len(steps) > 5 else "")
+                out.append(f"{text} (step{'s' if len(steps) > 1 else ''} {shown} came after it)")
+        return out
+
     def _journaled_results(self):
         """``{step: real result}`` of this plan's steps journaled done (earlier applies too)."""
         results = {}
@@ -425,7 +548,9 @@ class Applier:
         number = step["step"]
         if step.get("problem"):
             raise ApplyStopped(f"cannot be applied: {step['problem']}")
-        kind = step["executor"]["kind"]
+        real = self.execution[number]
+        step = dict(step, executor=real["executor"], input=real["input"])  # what runs: the journal's
+        kind = real["executor"]["kind"]
         schema = None
         if kind == "mcp" and step.get("references"):
             tool = (await self.servers.tools(step["executor"]["server"])).get(step["executor"]["tool"]) or {}
@@ -447,12 +572,12 @@ class Applier:
             if result.get("isError"):
                 raise StepFailed(f"{ex['server']}/{ex['tool']} answered with an error: {_error_text(result)}", result)
         elif kind == "file":
-            result = apply_file_step(dict(step, input=tool_input))
+            result = apply_file_step(dict(step, input=tool_input, file=dict(step["file"], path=real["file_path"])))
             if not result["written"]:
                 note = "already applied (an earlier, interrupted apply wrote it)"
         elif kind == "shell":
             result = run_shell(tool_input.get("command", "") if isinstance(tool_input, dict) else "",
-                               self.project_dir)
+                               real["cwd"], self._shell_env(real))
         elif registered_executor(kind) is not None:
             result = await registered_executor(kind)(self, step, tool_input)
         else:
@@ -462,6 +587,20 @@ class Applier:
         self.results[number] = kept
         self._update(lambda r: r.update(done=number, in_flight=None))
         return result, note
+
+    @staticmethod
+    def _shell_env(real):
+        """The environment a journaled shell step runs with (None: apply's own, for a call
+        journaled without one). Raises ApplyStopped when a withheld variable is missing."""
+        if real.get("env") is None:
+            return None
+        from drygate.context import environment_for
+
+        env, missing = environment_for(real["env"], os.environ)
+        if missing:
+            raise ApplyStopped(f"the command ran with {', '.join(missing)} set (not journaled: it may be a secret), "
+                               f"and apply's environment does not have {'it' if len(missing) == 1 else 'them'}")
+        return env
 
     def resolve(self, step, schema=None):
         """The step's input with every reference token replaced by the real value it
@@ -497,6 +636,130 @@ class Applier:
                 if "string" in types and _json_type(value) not in types and step["input"].get(name) in values:
                     resolved[name] = _as_text(value)
         return resolved
+
+
+# -- re-readers and executors by kind: the hook point for other enforcement points --------
+
+async def _reread_mcp(applier, read, journaled):
+    """MCP read: the same tool and arguments through the same server (its normal form)."""
+    from drygate.plan import fingerprint as fpm
+
+    result = await applier.servers.call(read["executor"]["server"], read["executor"]["tool"], read["input"])
+    if read.get("fingerprint_of") == "host-text":
+        if read["fingerprint"] in fpm.host_text_candidates(result):
+            return True, None, None
+        return False, fpm.host_view(journaled) if isinstance(journaled, str) else None, fpm.host_view(result)
+    now = fpm.normal_result(result)
+    before = journaled.get("value") if isinstance(journaled, dict) else None
+    return fpm.fingerprint(now) == read["fingerprint"], before, now
+
+
+async def _reread_file(applier, read, journaled):
+    """Claude Code's Read: the same lines of the same file, from the read's folder."""
+    text = applier._reread_file(read)
+    if text is not None and any(text_fingerprint(c) == read["fingerprint"] for c in text):
+        return True, None, None
+    file = journaled.get("file") if isinstance(journaled, dict) else None
+    before = {"text": file.get("content")} if isinstance(file, dict) else None
+    return False, before, {"text": None if text is None else text[0]}
+
+
+async def _reread_shell(applier, read, journaled):
+    """A shell read: classified again now (it must still be a read, and not touch the
+    gate), then re-run with bash from its journaled folder and environment; its stdout is
+    compared (drygate.plan.artifact.shell_output)."""
+    import subprocess
+
+    from drygate.context import environment_for
+    from drygate.engine import classify
+    from drygate.plan.artifact import call_cwd, shell_output
+    from drygate.plan.fingerprint import fingerprint
+    from drygate.types import ToolCall
+
+    entry = applier.journal_entry(read["seq"]) or {}
+    context = entry.get("context") if isinstance(entry.get("context"), dict) else {}
+    cwd = call_cwd(context, applier.project_dir)
+    command = read["input"].get("command") if isinstance(read["input"], dict) else None
+    if not isinstance(command, str):
+        raise PlanError("the read has no command")
+    cls = classify(ToolCall("Bash", read["input"], applier.plan["run_id"], cwd=cwd, host="apply"), applier.policy,
+                   applier.protected)
+    if cls.effect != "read" or cls.tamper:
+        raise PlanError(f"the command is not a read under the current policy ({cls.effect}: {cls.reason}), so "
+                        f"apply does not run it again")
+    env, missing = environment_for(context.get("env"), os.environ)
+    if missing:
+        raise PlanError(f"it ran with {', '.join(missing)} set (not journaled: it may be a secret), and apply's "
+                        f"environment does not have {'it' if len(missing) == 1 else 'them'}")
+    applier.ui.note(f"re-checking read (call {read['call']}): {command}")
+    try:
+        proc = subprocess.run([shell_path(), "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise PlanError("it did not finish within 120 s") from e
+    now = shell_output({"stdout": proc.stdout})
+    return fingerprint(now) == read["fingerprint"], shell_output(journaled), now
+
+
+def shell_path():
+    """The shell apply runs commands with: bash, as Claude Code's Bash tool (else /bin/sh)."""
+    import shutil
+
+    return shutil.which("bash") or "/bin/sh"
+
+
+#: ``{read kind: async fn(applier, read, journaled result) -> (same, before, now)}``: how
+#: apply repeats a read of the basis. ``same``: True when it says what it said in the run;
+#: else ``before``/``now`` are JSON values to name the differences (``before`` None when
+#: the run's result is not known in full). Another enforcement point (the Python API)
+#: adds its kind with :func:`register`; a read of a kind without a re-reader is not
+#: re-checked, and a step after it is refused unless the user accepts it. A step of a
+#: further kind runs through drygate.plan.executors.STEP_EXECUTORS.
+REREADERS = {"mcp": _reread_mcp, "file-read": _reread_file, "shell": _reread_shell}
+def register(kind, rereader):
+    """Add a re-reader for reads of executor ``kind`` (signature at :data:`REREADERS`): the
+    hook point for kinds other enforcement points plan (the Python API's ``python``; its
+    steps' executor is drygate.plan.executors.STEP_EXECUTORS). A kind without one has its
+    reads listed as not re-checked, and the steps after them refused unless accepted."""
+    from drygate.plan import artifact
+
+    REREADERS[kind] = rereader
+    artifact.REREADERS.add(kind)
+
+
+#: Read kinds whose unchecked reads are listed but do not yet refuse the steps after them:
+#: the Python API (drygate.api) does not journal its reads' results yet, so none could be
+#: re-checked; once it registers a re-reader (:func:`register`, or
+#: drygate.plan.executors.READ_REPEATERS) its unchecked reads refuse like every other kind.
+NOT_BLOCKING_YET = frozenset({"python"})
+
+
+def _read_repeaters():
+    from drygate.plan import executors
+
+    return getattr(executors, "READ_REPEATERS", {})
+
+
+def _read_repeater(kind):
+    """The repeater registered for ``kind`` in drygate.plan.executors.READ_REPEATERS
+    (``"module:function"`` of ``async def repeat(applier, read) -> fingerprint``), or None."""
+    target = _read_repeaters().get(kind)
+    if target is None:
+        return None
+    import importlib
+
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _has_rereader(kind):
+    """True when apply can repeat reads of ``kind`` (a re-reader, or a repeater)."""
+    return kind in REREADERS or kind in _read_repeaters()
+
+
+def read_kind(read):
+    """The re-reader kind of a basis read: its executor's kind, ``file-read`` for Read."""
+    return "file-read" if read["tool_name"] == "Read" else read["executor"]["kind"]
 
 
 def _schema_types(schema):
@@ -570,8 +833,8 @@ def _error_text(result):
     return " ".join(t for t in texts if t)[:500] or "no message"
 
 
-def _brief(value):
+def _brief(value, width=120):
     import json
 
     text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 120 else text[:117] + "..."
+    return text if len(text) <= width else text[:width - 3] + "..."

@@ -16,7 +16,8 @@ The file is JSON::
      "basis": {"reads": [read, ...], "files": {path: "sha256:..." | None (absent)},
                "servers": {server: {"server_info": dict | None,
                                     "tools": {tool: {"fingerprint", "annotations"}}}},
-               "policy_hash": str, "run_policy_hashes": [str, ...],
+               "policy_hash": str, "policy_decisions": str (the fingerprint of what the policy
+               decides, [[volatile]] left out), "run_policy_hashes": [str, ...],
                "executors": {"drygate": version, "python": version}},
      "executed_writes": [...], "denied": [...], "asked": [...],   # for review, from the run
      "file_changes": [change, ...]}   # for review: drygate.plan.diffs (unified diffs of the files)
@@ -28,15 +29,19 @@ The file is JSON::
             "input": JSON, "summary": str, "effect": str, "why": str (why it was skipped),
             "rule_id": str, "idempotency_key": str, "reads_before": [int (index into
             basis.reads)], "references": [{"token", "call", "path", "step" | None}],
+            "cwd": str (the call's working folder, from the journal),
             "depends_on": [int (step)], "file": {"path", "before", "after"} | None,
-            "problem": str | None (apply will stop before this step, and why),
+            "problem": str | None (apply will stop before this step, and why: an unresolved
+                    reference, no executor, or a dry write the run's shadow server or store
+                    overlay answered with the server's own error, artifact.simulated_failure),
             "skip": str (optional: apply skips this step, and why: a file edit that would
                     have failed on the host too)}
 
-    read = {"call", "seq", "tool_name", "input", "executor", "fingerprint" | None,
+    read = {"call", "seq", "call_id", "tool_name", "input", "executor", "cwd" | None, "fingerprint" | None,
             "fingerprint_of": "mcp-result" (the server's result, journaled by the relay) |
             "host-text" (the string Claude Code's hook was given) | "text" (a file's lines) |
             "python-result" (a Python tool's return value as JSON: drygate.api.gate.Gate.record_read),
+            "shell-output" (a shell read's stdout, artifact.shell_output),
             "host": str, "repeatable": bool, "why": str (how apply re-checks it, or why not)}
 
 ``content_hash`` is the fingerprint of the whole file without that key, so an edited
@@ -49,7 +54,8 @@ import time
 
 from drygate.errors import PlanError
 from drygate.file_tools import simulate_file_tool  # noqa: F401 (its home is drygate.file_tools, on the hook's path)
-from drygate.plan.fingerprint import fingerprint, host_text_fingerprint, result_fingerprint, text_fingerprint
+from drygate.plan.fingerprint import (fingerprint, host_text_fingerprint, policy_decisions_fingerprint,
+                                     result_fingerprint, text_fingerprint)
 
 FORMAT = "drygate.plan/1"
 #: A reference to a value a skipped call would have returned: ``drygate:ref:<call>`` (the
@@ -60,6 +66,12 @@ FILE_TOOLS = ("Write", "Edit", "MultiEdit")
 #: Journal result entries whose tool name starts with this hold what the relay saw of a
 #: server (drygate.relay.core.CATALOG_PREFIX).
 CATALOG_PREFIX = "drygate/catalog/"
+
+
+#: Executor kinds that have a re-reader registered (drygate.plan.apply.register): a read of
+#: such a kind (drygate.plan.artifact.executor_for) is re-checked at apply, else refused by
+#: default.
+REREADERS = set()
 
 
 def executor_for(tool_name, host=None):
@@ -118,11 +130,79 @@ def _file_path(tool_input, cwd):
     return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
 
 
+def call_cwd(context, project_dir):
+    """The working folder a journaled call ran in (str): its journaled ``cwd`` when that is
+    an absolute path, else ``project_dir`` (entries journaled before drygate kept it)."""
+    cwd = (context or {}).get("cwd") if isinstance(context, dict) else None
+    return os.path.normpath(cwd) if isinstance(cwd, str) and os.path.isabs(cwd) else project_dir
+
+
+def execution_of(tool_name, tool_input, context, project_dir, host=None):
+    """What apply executes for a journaled call (dict): ``{"executor", "cwd", "file_path"}``.
+
+    Everything comes from the journal entry (tool name, input, ``context``, ``host``), never
+    from a plan file: the executor from the tool's name (and host), the working folder from the context,
+    and a file tool's path resolved against that folder (None for other tools).
+    """
+    executor = executor_for(tool_name, host)
+    cwd = call_cwd(context, project_dir)
+    path = _file_path(tool_input, cwd) if executor["kind"] == "file" else None
+    return {"executor": executor, "cwd": cwd, "file_path": path}
+
+
+def simulated_failure(journaled):
+    """Why a step would fail (str), when the run's shadow server or store overlay ran the
+    dry write on its copy and the server answered with its real error (a constraint, a
+    version mismatch, a missing object): live, the same write on the same state fails
+    the same way, so the plan marks it and apply stops before it. None otherwise.
+
+    ``journaled``: the result the relay journaled for the dry write
+    (``{"simulated": True, "served_by": "shadow" | "overlay", "error", "result"}``,
+    drygate.relay.shadow and drygate.relay.overlays)."""
+    if not isinstance(journaled, dict) or not journaled.get("simulated"):
+        return None
+    result = journaled.get("result")
+    if isinstance(result, dict) and result.get("truncated"):
+        return None
+    if journaled.get("error"):
+        text = result.get("message") if isinstance(result, dict) else None
+    elif isinstance(result, dict) and result.get("isError"):
+        texts = [c.get("text") for c in result.get("content") or []
+                 if isinstance(c, dict) and c.get("type") == "text" and isinstance(c.get("text"), str)
+                 and not c["text"].startswith(("DRY RUN - SIMULATED", "drygate DRY RUN"))]
+        text = " ".join(texts)
+    else:
+        return None
+    text = " ".join((text or "no message").split())
+    text = text if len(text) <= 300 else text[:297] + "..."
+    where = "shadow copy of the server's state" if journaled.get("served_by") == "shadow" else "store overlay"
+    return (f"the run's {where} answered this write with the server's own error ({text}); on the same state "
+            f"the real write fails the same way, so apply stops before it (make a new plan once the cause is fixed)")
+
+
+def _executors():
+    from drygate.plan import executors
+
+    return executors
+
+
+def shell_output(result):
+    """What a shell read said, as apply compares it (dict ``{"stdout": str}``, trailing
+    newlines dropped as hosts do), from a Bash result (Claude Code's ``tool_response``:
+    ``{"stdout", "stderr", "interrupted", ...}``, or apply's own run); None when the
+    result holds no complete output (not journaled, cut, interrupted)."""
+    if not isinstance(result, dict) or not isinstance(result.get("stdout"), str) or result.get("truncated") \
+            or result.get("interrupted"):
+        return None
+    return {"stdout": result["stdout"].rstrip("\n")}
+
+
 def _read_basis(call_entry, result_of):
     """The basis record of one allowed read (dict)."""
     result = result_of.get(call_entry.get("call_id")) if call_entry.get("call_id") else None
     tool = call_entry["tool_name"]
     executor = executor_for(tool, call_entry.get("host"))
+    context = call_entry.get("context") if isinstance(call_entry.get("context"), dict) else {}
     fp, kind = None, "mcp-result"
     if isinstance(result, dict) and "read_fingerprint" in result:
         fp = result.get("read_fingerprint")
@@ -146,12 +226,28 @@ def _read_basis(call_entry, result_of):
         repeatable, why = fp is not None, ("re-run through the function [python] appliable declares, result "
                                            "compared" if fp else "no result was journaled for it (only reads of "
                                            "tools [python] appliable declares are)")
+    elif executor["kind"] == "shell":
+        output = shell_output(result)
+        kind = "shell-output"
+        if output is None:
+            repeatable, why = False, "its complete output was not journaled (no result, cut or interrupted)"
+        elif not isinstance(context.get("cwd"), str) or context.get("env") is None:
+            repeatable, why = False, "journaled without its working folder and environment (an older drygate)"
+        else:
+            fp = fingerprint(output)
+            repeatable, why = True, "re-run from its journaled folder and environment, output compared"
+    elif executor["kind"] in REREADERS or executor["kind"] in getattr(_executors(), "READ_REPEATERS", {}):
+        repeatable, why = result is not None, ("re-checked by its " + executor["kind"] + " re-reader"
+                                               if result is not None else "no result was journaled for it")
+        fp = fingerprint(result) if result is not None else None
     else:
-        repeatable, why = False, "not repeated by apply (a shell command or a host tool): not re-checked"
-    return {"call": call_entry.get("call"), "seq": call_entry["seq"], "tool_name": tool,
+        repeatable, why = False, f"drygate cannot repeat a {tool} call: not re-checked"
+    return {"call": call_entry.get("call"), "seq": call_entry["seq"], "call_id": call_entry.get("call_id"),
+            "tool_name": tool,
             "input": call_entry.get("tool_input"), "executor": executor, "fingerprint": fp,
-            "fingerprint_of": kind if executor["kind"] == "mcp" else "python-result" if executor["kind"] == "python"
-            else "text", "host": call_entry.get("host"),
+            "cwd": context.get("cwd"),
+            "fingerprint_of": kind if executor["kind"] in ("mcp", "shell") else "python-result"
+            if executor["kind"] == "python" else "text", "host": call_entry.get("host"),
             "repeatable": repeatable, "why": why}
 
 
@@ -198,7 +294,8 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
     files, simulated, originals = {}, {}, {}
     steps = []
     for s in summary["steps"]:
-        executor = executor_for(s["tool_name"], s.get("host"))
+        execution = execution_of(s["tool_name"], s["input"], {"cwd": s.get("cwd")}, project_dir, s.get("host"))
+        executor = execution["executor"]
         refs = []
         for token, call, path in references_in(s["input"]):
             refs.append({"token": token, "call": call, "path": path, "step": step_of_call.get(call)})
@@ -207,18 +304,21 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
                 "why": s["why"], "rule_id": s["rule_id"], "idempotency_key": os.urandom(16).hex(),
                 "reads_before": [i for i, seq in enumerate(read_seqs) if seq < s["seq"]],
                 "references": refs, "depends_on": sorted({r["step"] for r in refs if r["step"]}),
-                "file": None, "problem": None}
+                "cwd": execution["cwd"], "file": None, "problem": None}
         unresolved = [r["token"] for r in refs if r["step"] is None or r["step"] >= s["step"]]
         if unresolved:
             step["problem"] = (f"uses {', '.join(unresolved)}: no earlier step of this plan produces it, so its "
                                f"value cannot be resolved")
         if executor["kind"] == "unsupported":
             step["problem"] = executor["why"]
+        failed = simulated_failure(result_of.get(s.get("call_id")) if s.get("call_id") else None)
+        if failed and not step["problem"]:
+            step["problem"] = failed
         if executor["kind"] == "python" and s["tool_name"] not in (policy.get("python_appliable") or {}):
             step["problem"] = (f"the Python tool {s['tool_name']!r} is not declared appliable ([python] appliable "
                                f"in drygate.toml)")
         if executor["kind"] == "file":
-            path = _file_path(s["input"], project_dir)
+            path = execution["file_path"]
             if path is None:
                 step["problem"] = "no file_path in the input"
             else:
@@ -251,7 +351,8 @@ def make_plan(store, run_id, policy, project_dir, now=None, who=None):
                 "simulation": summary["simulation"]},
         "steps": steps,
         "basis": {"reads": reads, "files": files, "servers": servers,
-                  "policy_hash": policy.get("hash", ""), "run_policy_hashes": summary["policy_hashes"],
+                  "policy_hash": policy.get("hash", ""), "policy_decisions": policy_decisions_fingerprint(policy),
+                  "run_policy_hashes": summary["policy_hashes"],
                   "executors": {"drygate": version, "python": platform.python_version()}},
         "executed_writes": summary["executed_writes"], "denied": summary["denied"], "asked": summary["asked"],
         "file_changes": file_changes(steps, project_dir, originals, run_id),

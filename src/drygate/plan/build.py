@@ -15,7 +15,8 @@ A plan is a dict::
             "input": any JSON, "summary": str, "effect": str, "rule_id": str,
             "why": str, "agent_id": str | None, "call_id": str | None,
             "made_run_dry": bool, "dry_because_of": int | None (call number),
-            "host": str | None (the enforcement point that journaled the call)}
+            "host": str | None (the enforcement point that journaled the call),
+            "cwd": str | None (the call's working folder, journaled)}
 
     decided = {"call", "seq", "ts", "tool_name", "summary", "effect", "why"}
 
@@ -72,7 +73,7 @@ def plan_from_journal(run, entries):
             continue
         steps.append(dict(brief, step=len(steps) + 1, input=e["tool_input"], rule_id=e["rule_id"],
                           agent_id=e.get("agent_id"), call_id=e.get("call_id"), host=e.get("host"),
-                          made_run_dry=bool(e["made_run_dry"]),
+                          made_run_dry=bool(e["made_run_dry"]), cwd=(e.get("context") or {}).get("cwd"),
                           dry_because_of=call_of_seq.get(e["dry_because_of"], e["dry_because_of"])))
     return {
         "run_id": run.run_id, "mode": run.mode, "dry_since": run.dry_since, "dry_at": run.dry_at,

@@ -38,8 +38,8 @@ def unified(before, after, path):
 def file_changes(steps, project_dir, originals=None, run_id=None):
     """One entry per file the file steps touch (list of dicts, see the module docstring).
 
-    ``steps``: plan steps (dicts with ``step``, ``tool_name``, ``input``) in order;
-    ``project_dir``: where relative paths resolve; ``originals``: ``{path: text or None}``
+    ``steps``: plan steps (dicts with ``step``, ``tool_name``, ``input``, optional ``cwd``) in
+    order; ``project_dir``: where relative paths resolve for a step without ``cwd``; ``originals``: ``{path: text or None}``
     already read (make_plan passes the content it fingerprinted), others are read now;
     ``run_id``: compare with that run's file shadow when the project has it.
     """
@@ -50,7 +50,7 @@ def file_changes(steps, project_dir, originals=None, run_id=None):
     for step in steps:
         if step.get("tool_name") not in FILE_TOOLS:
             continue
-        path = file_path_of(step.get("input"), project_dir)
+        path = file_path_of(step.get("input"), step.get("cwd") or project_dir)
         if path is None:
             continue
         entry = entries.get(path)

@@ -203,19 +203,27 @@ def apply_file_step(step):
     return {"path": path, "written": True, "after": text_fingerprint(new)}
 
 
-def run_shell(command, cwd, timeout_s=600):
-    """Run ``command`` with ``/bin/sh -c`` in ``cwd``; returns ``{"exit_code", "stdout",
-    "stderr"}`` (each cut to 64 KB). Raises StepFailed for a non-zero exit or a timeout."""
+def run_shell(command, cwd, env=None, timeout_s=600):
+    """Run ``command`` with ``bash -c`` (as Claude Code's Bash tool; ``/bin/sh`` without bash) in ``cwd`` with ``env`` (dict; None: this
+    process's); returns ``{"exit_code", "stdout", "stderr"}`` (each cut to 64 KB). Raises
+    StepFailed for a non-zero exit (its message ends with the command's stderr), a
+    timeout, or a working folder that is gone."""
     import subprocess
 
     try:
-        proc = subprocess.run(["/bin/sh", "-c", command], cwd=cwd, capture_output=True, text=True,
-                              timeout=timeout_s)
+        import shutil
+
+        proc = subprocess.run([shutil.which("bash") or "/bin/sh", "-c", command], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise StepFailed(f"cannot run in {cwd}: {e.strerror or e}") from e
     except subprocess.TimeoutExpired as e:
         raise StepFailed(f"the command did not finish within {timeout_s} s") from e
     result = {"exit_code": proc.returncode, "stdout": proc.stdout[-65536:], "stderr": proc.stderr[-65536:]}
     if proc.returncode != 0:
-        raise StepFailed(f"the command exited with status {proc.returncode}", result)
+        tail = proc.stderr.strip()[-800:]
+        raise StepFailed(f"the command exited with status {proc.returncode}"
+                         + (f"; its stderr: {tail}" if tail else " (no stderr)"), result)
     return result
 
 

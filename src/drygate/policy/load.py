@@ -12,9 +12,12 @@ Shape of the compiled policy::
      "state_path": str, "state_synchronous": "FULL" | "NORMAL", "alert_log": str, "alert_command": str | None,
      "alert_webhook": str | None, "alert_rate_limit": int, "alert_rate_window_s": int,
      "rules": (rule, ...), "literal_index": {tool name: (rule index, ...)},
-     "overlays": (overlay, ...),
+     "overlays": (overlay, ...), "volatile": (volatile, ...),
      "python_appliable": {tool name: "module:function"}, "python_path": (str, ...),
      "sandbox": {"enabled": bool, "allowed_domains": (str, ...)}}
+
+    volatile = {"match": (kind, str) as in a rule, "input_regex": ..., "input_equals": ...,
+                "fields": (dotted path, ...), "patterns": (regex, ...), "reason": str | None}
 
     overlay = {"server": str, "name": str, "kind": "objects" | "key-value",
                "tools": {role: tool name as the server knows it}, "plain_tools": (str, ...),
@@ -43,7 +46,9 @@ _RULE_KEYS = {"id", "tool", "tool_glob", "tool_regex", "input_regex", "input_equ
 #: ``mdoe = "live"`` must not be silently ignored).
 _RUN_KEYS = frozenset({"mode"})
 _GATE_KEYS = frozenset({"deadline_ms"})
-_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp", "overlays", "python", "apply", "review", "sandbox"}
+_TOP_KEYS = {"run", "gate", "state", "alerts", "rules", "commands", "http_rules", "mcp", "overlays", "python", "apply", "review", "sandbox",
+             "volatile"}
+_VOLATILE_KEYS = {"tool", "tool_glob", "tool_regex", "input_regex", "input_equals", "fields", "patterns", "reason"}
 _COMMAND_KEYS = {"name", "effect", "subcommands", "flags", "values"}
 _HTTP_RULE_KEYS = {"url_regex", "methods", "effect"}
 SQL_DIALECTS = ("sqlite", "postgres", "mysql")
@@ -187,6 +192,7 @@ def compile_policy(doc, source=None, digest=""):
     overlays = compile_overlays(doc.get("overlays", []), where)
     python = compile_python(_section(doc, "python", where), where)
     sandbox = _sandbox_options(_section(doc, "sandbox", where), where)
+    volatile = compile_volatile(doc.get("volatile", []), where)
     return {
         "format": FORMAT,
         "source": source,
@@ -209,6 +215,7 @@ def compile_policy(doc, source=None, digest=""):
         **python,
         **apply_options,
         "sandbox": sandbox,
+        "volatile": volatile,
     }
 
 
@@ -293,6 +300,37 @@ def _sandbox_options(table, where):
         raise PolicyError(f"{where}: [sandbox] allowed_domains must be a list of host names "
                           f"(e.g. [\"api.github.com\", \"*.npmjs.org\"])")
     return {"enabled": enabled, "allowed_domains": tuple(domains)}
+
+
+def compile_volatile(entries, where="<policy>"):
+    """``[[volatile]]`` -> a tuple of volatile dicts (module docstring), validated.
+
+    Each entry names tools as a rule does (exactly one of ``tool``, ``tool_glob``,
+    ``tool_regex``; optional ``input_regex``/``input_equals``) and what of their reads
+    changes on every call, so that apply's re-check of a read ignores it (as Terraform's
+    ``ignore_changes``): ``fields``, dotted paths into the result's value (``*`` for any
+    key or index; tried at the top of ``structuredContent`` and of a JSON text), and/or
+    ``patterns``, regular expressions whose matches in any text (a shell read's output
+    included) are ignored. Raises PolicyError naming the entry and the key.
+    """
+    out = []
+    for label, entry in _tables(entries, "volatile", _VOLATILE_KEYS, where):
+        rule = _compile_rule(dict(entry, effect="read"), 0, label)
+        fields = entry.get("fields", [])
+        patterns = entry.get("patterns", [])
+        if not isinstance(fields, list) or not all(isinstance(f, str) and f and "" not in f.split(".")
+                                                   for f in fields):
+            raise PolicyError(f"{label}: fields must be a list of dotted paths like \"meta.request_id\" or "
+                              f"\"items.*.fetched_at\"")
+        if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+            raise PolicyError(f"{label}: patterns must be a list of regular expressions")
+        for i, pattern in enumerate(patterns):
+            _check_regex(pattern, f"{label}: patterns[{i}]")
+        if not fields and not patterns:
+            raise PolicyError(f"{label}: names no fields and no patterns; say what changes on every call")
+        out.append({"match": rule["match"], "input_regex": rule["input_regex"], "input_equals": rule["input_equals"],
+                    "fields": tuple(fields), "patterns": tuple(patterns), "reason": rule["reason"]})
+    return tuple(out)
 
 
 #: Store overlays (``[[overlays]]``): the tools each kind simulates, by role; required roles first.

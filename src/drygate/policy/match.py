@@ -135,3 +135,21 @@ def find_rule(policy, tool_name, tool_input):
             continue
         return rule
     return None
+
+
+def volatile_for(policy, tool_name, tool_input):
+    """What the policy's ``[[volatile]]`` entries call volatile in the results of this
+    call: ``(fields, patterns)``, two tuples of str gathered from every matching entry
+    (all of them, not the first). ``((), ())`` when none matches."""
+    fields, patterns = [], []
+    if not isinstance(tool_input, dict):
+        tool_input = {}
+    names = name_candidates(tool_name)
+    for entry in policy.get("volatile") or ():
+        if not _name_matches(entry["match"], names):
+            continue
+        if (entry["input_regex"] or entry["input_equals"]) and not _input_matches(entry, tool_input):
+            continue
+        fields.extend(f for f in entry["fields"] if f not in fields)
+        patterns.extend(p for p in entry["patterns"] if p not in patterns)
+    return tuple(fields), tuple(patterns)

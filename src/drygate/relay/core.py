@@ -428,22 +428,21 @@ class Relay(ClientSide):
         """Journal what a live call returned (the store is only ever used from the loop).
 
         ``forwarded``: ``(tool name as the server knows it, call id, run id, effect)``. A
-        write's result is journaled (cut to 64 KB); a read's only as its fingerprint and
-        size, the plan's basis (drygate.plan.fingerprint), so large reads cost the journal
-        little. The gate that decided the call journals it (a policy broken since is the
+        write's result is journaled (cut to 64 KB); a read's as its fingerprint, size and,
+        up to 16 KB, its normal form (drygate.plan.fingerprint.read_record): the plan's
+        basis, which apply re-checks naming the fields that changed. The gate that decided the call journals it (a policy broken since is the
         next decision's guard failure); a write's result that cannot be journaled raises
         an alert, a read's does not (the plan then lists it as not re-checked).
         """
         import time
 
-        from drygate.plan.fingerprint import result_fingerprint
+        from drygate.plan.fingerprint import read_record
 
         tool, call_id, run_id, effect = forwarded
         result = message.get("result", message.get("error"))
         text = json.dumps(result)
         if effect in ("read", "bookkeeping"):
-            result = {"read_fingerprint": result_fingerprint(result) if "result" in message else None,
-                      "bytes": len(text), "error": "error" in message}
+            result = read_record(result if "result" in message else None, len(text), "error" in message)
         elif len(text) > 64 * 1024:
             result = {"truncated": True, "chars": len(text), "head": text[:64 * 1024]}
         try:

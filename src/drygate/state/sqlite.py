@@ -43,9 +43,10 @@ from drygate.engine import apply_transition
 from drygate.state.base import StateStore
 from drygate.types import RunState, stricter_mode
 
-SCHEMA_VERSION = 4
-#: Older schemas this version upgrades in place (schema 4 only added the counters table).
-_UPGRADABLE = (3,)
+SCHEMA_VERSION = 5
+#: Older schemas this version upgrades in place (schema 4 added the counters table, schema 5
+#: the journal's ``context`` column: a call's working folder and shell environment).
+_UPGRADABLE = (3, 4)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS runs ("
     " run_id TEXT PRIMARY KEY, mode TEXT NOT NULL, dry_since INTEGER, dry_at REAL, dry_cause TEXT,"
@@ -58,7 +59,7 @@ _SCHEMA = (
     " seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, call INTEGER,"
     " call_id TEXT, agent_id TEXT, tool_name TEXT, tool_input TEXT, effect TEXT, rule_id TEXT,"
     " why TEXT, action TEXT, made_run_dry INTEGER NOT NULL DEFAULT 0, dry_because_of INTEGER,"
-    " tamper INTEGER NOT NULL DEFAULT 0, policy_hash TEXT, host TEXT, result TEXT)",
+    " tamper INTEGER NOT NULL DEFAULT 0, policy_hash TEXT, host TEXT, result TEXT, context TEXT)",
     "CREATE INDEX IF NOT EXISTS journal_run ON journal(run_id, seq)",
     # A single counter row: sequence numbers are never reused, even after prune.
     "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)",
@@ -79,7 +80,7 @@ _RUN_COLUMNS = ("run_id", "mode", "dry_since", "dry_at", "dry_cause", "dry_call"
                 "calls", "writes", "dry_writes", "allowed_writes", "denied", "asked")
 _JOURNAL_COLUMNS = ("seq", "run_id", "ts", "kind", "call", "call_id", "agent_id", "tool_name", "tool_input", "effect",
                     "rule_id", "why", "action", "made_run_dry", "dry_because_of", "tamper", "policy_hash", "host",
-                    "result")
+                    "result", "context")
 _UPSERT_RUN = ("INSERT OR REPLACE INTO runs (" + ",".join(_RUN_COLUMNS) + ") VALUES ("
                + ",".join("?" * len(_RUN_COLUMNS)) + ")")
 _INSERT_JOURNAL = ("INSERT INTO journal (" + ",".join(_JOURNAL_COLUMNS) + ") VALUES ("
@@ -160,9 +161,12 @@ class SQLiteStore(StateStore):
                                        f"{newer}")
             for stmt in _SCHEMA:
                 self._db.execute(stmt)
-            if version in _UPGRADABLE:
+            if version == 3:
                 for stmt in _BACKFILL:
                     self._db.execute(stmt)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(journal)")}
+            if "context" not in columns:
+                self._db.execute("ALTER TABLE journal ADD COLUMN context TEXT")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.execute("COMMIT")
         except BaseException:
@@ -256,7 +260,8 @@ class SQLiteStore(StateStore):
                 seq, run_id, now, "call", outcome.call, entry["call_id"], entry["agent_id"], entry["tool_name"],
                 _json.dumps(entry["tool_input"]), entry["effect"], entry["rule_id"], entry["why"],
                 outcome.action, int(outcome.made_run_dry), outcome.dry_because_of, int(bool(entry["tamper"])),
-                entry["policy_hash"], entry["host"], None))
+                entry["policy_hash"], entry["host"], None,
+                None if entry.get("context") is None else _json.dumps(entry["context"])))
             db.execute(_UPSERT_RUN, tuple(getattr(state, c) for c in _RUN_COLUMNS))
             db.execute(_ADD_COUNTER, (decision_counter(entry["effect"], outcome.action), 1))
             if outcome.made_run_dry:
@@ -320,7 +325,7 @@ class SQLiteStore(StateStore):
                     return
                 for row in rows:
                     e = dict(zip(_JOURNAL_COLUMNS, row))
-                    for key in ("tool_input", "result"):
+                    for key in ("tool_input", "result", "context"):
                         if e[key] is not None:
                             e[key] = _json.loads(e[key])
                     e["made_run_dry"] = bool(e["made_run_dry"])
