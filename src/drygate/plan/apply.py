@@ -336,7 +336,7 @@ class Applier:
             if not read.get("repeatable") or not _has_rereader(read_kind(read)):
                 why = read["why"] if not read.get("repeatable") else f"no re-reader for {read_kind(read)} reads"
                 unchecked.append(f"{label} {_brief(read['input'], 80)}: {why}")
-                if read_kind(read) not in NOT_BLOCKING_YET or _has_rereader(read_kind(read)):
+                if not (read.get("host") in NOT_BLOCKING_YET and read.get("fingerprint") is None):
                     self.unchecked_reads.append((i, unchecked[-1]))
                 continue
             try:
@@ -727,11 +727,11 @@ def register(kind, rereader):
     artifact.REREADERS.add(kind)
 
 
-#: Read kinds whose unchecked reads are listed but do not yet refuse the steps after them:
-#: the Python API (drygate.api) does not journal its reads' results yet, so none could be
-#: re-checked; once it registers a re-reader (:func:`register`, or
-#: drygate.plan.executors.READ_REPEATERS) its unchecked reads refuse like every other kind.
-NOT_BLOCKING_YET = frozenset({"python"})
+#: Enforcement points (journal ``host``) that journal the results of only some reads: the
+#: Python API and its framework adapters (only reads of tools ``[python] appliable``
+#: declares, drygate.api). A read of theirs without a journaled result is listed as not
+#: re-checked but does not refuse the steps after it yet; every other unchecked read does.
+NOT_BLOCKING_YET = frozenset({"python", "openai-agents"})
 
 
 def _read_repeaters():
