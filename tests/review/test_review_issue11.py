@@ -259,12 +259,9 @@ def test_tamper_hook_interpreter_replaced(tmp_path):
 # ---------------------------------------------------------------- class 11: apply runs what the journal says
 
 
-@pytest.mark.xfail(strict=True, reason="class 11 (apply executes the journal): apply_file_step writes to "
-                   "step['file']['path'] taken from the plan file; steps_match_journal compares seq, call, "
-                   "tool and input only, and the self-protection re-check reads input.file_path. A plan edited "
-                   "with its hash recomputed replaced .claude/settings.json while apply printed 'write 3 bytes "
-                   "to notes.json'. Take path (and executor server/tool) from the journal, not the plan")
 def test_apply_writes_only_the_journaled_path(tmp_path):
+    """Class 11 (apply executes the journal): a plan whose file step's path was edited (hash
+    recomputed) is refused; the path apply writes comes from the journal entry."""
     from conftest import SESSION
 
     from drygate.plan.fingerprint import fingerprint, text_fingerprint
@@ -282,8 +279,9 @@ def test_apply_writes_only_the_journaled_path(tmp_path):
     del plan["content_hash"]
     plan["content_hash"] = fingerprint(plan)
     plan_path.write_text(json.dumps(plan))
-    p.cli("apply", str(plan_path), "--yes", check=False)
+    r = p.cli("apply", str(plan_path), "--yes", check=False)
     assert settings.read_text() == original, "apply replaced the hooks' settings"
+    assert r.returncode == 1 and "not the journal's" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("command", ["rm -rf */node_modules", "rm -f */*.pyc"])
