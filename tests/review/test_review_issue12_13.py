@@ -339,11 +339,6 @@ def fs_dry_run_and_plan(project, server, tmp_path):
     return apply
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 1 is still open: apply refuses every fresh plan made against "
-                                       "@modelcontextprotocol/server-filesystem as stale ('returns something else "
-                                       "now') although nothing changed; plan/fingerprint.result_fingerprint likely hashes "
-                                       "isError: false and an absent isError differently (compare reads by what "
-                                       "they say: drop isError when false, normalise content)")
 def test_a_fresh_plan_against_the_official_filesystem_server_applies_without_force(fs_server, tmp_path):  # noqa: F811
     project = Project(tmp_path / "project")
     apply = fs_dry_run_and_plan(project, fs_server, tmp_path)
@@ -353,9 +348,6 @@ def test_a_fresh_plan_against_the_official_filesystem_server_applies_without_for
     assert (fs_server.paths["root"] / "new.txt").read_text() == "N"
 
 
-@pytest.mark.xfail(strict=True, reason="a stale refusal names only the read, not the fields that changed (issue 12 "
-                                       "item 1 asks for a shortened JSON diff): the user cannot tell a real change "
-                                       "from a serialisation difference")
 def test_a_stale_refusal_names_what_changed(fs_server, tmp_path):  # noqa: F811
     project = Project(tmp_path / "project")
     apply = fs_dry_run_and_plan(project, fs_server, tmp_path)
