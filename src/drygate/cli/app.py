@@ -718,6 +718,9 @@ cli.add_command(_state_group)
 from drygate.cli.apply_cmd import apply as _apply_command  # noqa: E402
 
 cli.add_command(_apply_command)
+from drygate.cli.mcp_cmd import mcp as _mcp_command  # noqa: E402
+
+cli.add_command(_mcp_command)
 from drygate.cli.health_cmd import metrics as _metrics_command  # noqa: E402
 from drygate.cli.health_cmd import status as _status_command  # noqa: E402
 

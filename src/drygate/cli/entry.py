@@ -2,8 +2,9 @@
 
 ``drygate hook ...`` goes straight to the lean hook module without importing the
 CLI framework (click and rich cost tens of milliseconds per process), and
-``drygate mcp ...`` to the relay (its connect time counts); every other command
-loads :mod:`drygate.cli.app`.
+``drygate mcp ...`` to the relay's own click command (drygate.cli.mcp_cmd, without the
+rest of the CLI: its connect time counts); every other command loads :mod:`drygate.cli.app`,
+which lists ``mcp`` too.
 """
 
 import sys
@@ -20,9 +21,9 @@ def main(argv=None):
 
         return hook_main(argv[1:])
     if argv[:1] == ["mcp"]:
-        from drygate.relay.main import main as relay_main
+        from drygate.cli.mcp_cmd import mcp
 
-        return relay_main(argv[1:])
+        return mcp.main(args=argv[1:], prog_name="drygate mcp", standalone_mode=True)
     from drygate.cli.app import cli
 
     return cli.main(args=argv, prog_name="drygate", standalone_mode=True)

@@ -1,4 +1,5 @@
-"""``drygate mcp``: parse the command line and put a relay together (the composition root).
+"""``drygate mcp``: put a relay together from its parsed options (the composition root; the
+options are parsed by drygate.cli.mcp_cmd, a command of the one drygate CLI).
 
 The only module that knows every feature: it makes the core relay
 (drygate.relay.core) or the aggregating one (drygate.relay.aggregate), plugs the
@@ -14,55 +15,27 @@ import sys
 from drygate.relay.downstream import LINE_LIMIT
 
 
-def _parser():
-    import argparse
+def main(args, error):
+    """Serve one relay as ``drygate mcp`` was asked to (see drygate.cli.mcp_cmd for the options);
+    returns an exit status.
 
-    parser = argparse.ArgumentParser(prog="drygate mcp", description="Run an MCP server behind the drygate relay.")
-    parser.add_argument("--name", default=None, help="the server's name as the agent sees it (mcp__NAME__tool)")
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="several servers behind one relay, from an mcpServers JSON file")
-    parser.add_argument("--project", default=None, help="project folder (policy and state)")
-    parser.add_argument("--http", default=None, metavar="[HOST:]PORT",
-                        help="serve streamable HTTP on this address (default host 127.0.0.1) instead of stdio")
-    parser.add_argument("--url", default=None, help="the MCP server's streamable HTTP endpoint (instead of a command)")
-    parser.add_argument("--header", action="append", default=[], metavar="NAME: VALUE",
-                        help="an HTTP header for the --url server (repeatable); for credentials prefer the "
-                             "DRYGATE_MCP_HEADERS environment variable (a JSON object): arguments show in `ps`")
-    parser.add_argument("--metrics", default=None, metavar="[HOST:]PORT",
-                        help="also serve Prometheus metrics of the gate's health on this address (default host "
-                             "127.0.0.1); with --http they are at /metrics on the relay's own address as well")
-    parser.add_argument("--shadow", action="append", default=[], metavar="PATH",
-                        help="the server's local state (a folder, a SQLite file, a JSONL file, a git repository; "
-                             "repeatable): a dry run's calls go to a second instance of the server on the run's own "
-                             "copy of it, so the run reads its own writes (drygate.relay.shadow)")
-    parser.add_argument("--shadow-max-mb", type=float, default=None, metavar="MB",
-                        help="largest state copied for a shadow (default 1024); a larger one gives plain dry results")
-    parser.add_argument("--shadow-allow-network", action="store_true",
-                        help="let the shadow server use the network (by default it runs in a network namespace of "
-                             "its own): only for a server whose every effect is on the --shadow paths")
-    parser.add_argument("--no-trust", action="store_true",
-                        help="on first use, record that this server's tool annotations are NOT trusted (by default "
-                             "they are, and drygate.toml says so in [mcp] trusted_servers)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- followed by the MCP server's command")
-    return parser
-
-
-def main(argv=None):
-    """``drygate mcp --name SERVER [--project DIR] [--shadow PATH...] -- COMMAND...``; returns an exit status."""
-    parser = _parser()
-    args = parser.parse_args(sys.argv[2:] if argv is None else argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    ``args``: the parsed options (attributes named as the options: ``name``, ``config``,
+    ``project``, ``http``, ``url``, ``header``, ``metrics``, ``shadow``, ``shadow_max_mb``,
+    ``shadow_allow_network``, ``no_trust``, ``command``: the server's command as a list);
+    ``error(message)``: reports a usage error and does not return (click's UsageError).
+    """
+    command = list(args.command)
     if (args.shadow or args.shadow_max_mb is not None or args.shadow_allow_network) and (args.config or args.url):
-        parser.error("--shadow needs a server started by the relay (a command after --), not --config or --url")
+        error("--shadow needs a server started by the relay (a command after --), not --config or --url")
     if args.shadow_max_mb is not None and not args.shadow_max_mb > 0:
-        parser.error("--shadow-max-mb must be a positive number")
+        error("--shadow-max-mb must be a positive number")
     if args.config:
         if command or args.url or args.name:
-            parser.error("--config names its servers itself: no --name, --url or command")
+            error("--config names its servers itself: no --name, --url or command")
     elif bool(command) == bool(args.url):
-        parser.error("give either the MCP server's command after --, or --url")
+        error("give either the MCP server's command after --, or --url")
     elif not args.name:
-        parser.error("--name is required")
+        error("--name is required")
     from drygate.config import resolve
     from drygate.relay.identity import run_id_from_env
 
@@ -75,7 +48,7 @@ def main(argv=None):
         try:
             servers = load_config(args.config)
         except (OSError, ValueError) as e:
-            parser.error(str(e))
+            error(str(e))
         names = list(servers)
     else:
         names = [args.name]
@@ -84,11 +57,11 @@ def main(argv=None):
             try:
                 headers = dict(json.loads(os.environ["DRYGATE_MCP_HEADERS"]))
             except (ValueError, TypeError):
-                parser.error("DRYGATE_MCP_HEADERS must be a JSON object of header names and values")
+                error("DRYGATE_MCP_HEADERS must be a JSON object of header names and values")
         for header in args.header:
             name, sep, value = header.partition(":")
             if not sep or not name.strip():
-                parser.error(f"--header wants 'NAME: VALUE', not {header!r}")
+                error(f"--header wants 'NAME: VALUE', not {header!r}")
             headers[name.strip()] = value.strip()
         shadow = None
         if args.shadow:
@@ -126,11 +99,11 @@ def main(argv=None):
         try:
             host, port = parse_address(args.metrics)
         except ValueError:
-            parser.error(f"--metrics wants [HOST:]PORT, not {args.metrics!r}")
+            error(f"--metrics wants [HOST:]PORT, not {args.metrics!r}")
         try:
             server = serve_in_thread(make_registry(settings), host, port)
         except OSError as e:
-            parser.error(f"--metrics: cannot listen on {host}:{port}: {e.strerror or e}")
+            error(f"--metrics: cannot listen on {host}:{port}: {e.strerror or e}")
         sys.stderr.write(f"drygate mcp: metrics on http://{host}:{server.server_port}/metrics\n")
         sys.stderr.flush()
     if args.http:
@@ -139,7 +112,7 @@ def main(argv=None):
         try:
             host, port = parse_address(args.http)
         except ValueError:
-            parser.error(f"--http wants [HOST:]PORT, not {args.http!r}")
+            error(f"--http wants [HOST:]PORT, not {args.http!r}")
         if command and not _command_exists(command[0]):
             sys.stderr.write(f"drygate: cannot start the MCP server {args.name!r} ({' '.join(command)}): "
                              f"command not found\n")
