@@ -256,6 +256,8 @@ PATH_FORMS = [
     "git archive -o drygate.toml HEAD", "git config --file drygate.toml a.b c", "git bundle create drygate.toml HEAD",
     "echo {} >& .claude/settings.json", "{ echo {}; } > .claude/settings.json", "echo {} &>> .claude/settings.json",
     "drygate init --force",
+    "pipx uninstall drygate", "pipx install --force ./fake-drygate", "uv tool install --force ./fake-drygate",
+    "python3 -m pip install --force-reinstall ./fake-drygate", "pip uninstall -y drygate",
 ]
 
 
@@ -372,6 +374,7 @@ ORDINARY = [
     ("cp drygate.toml backup/", lambda r: (r / "backup" / "drygate.toml").exists()),
     ("rm -rf \"$TMPDIR\"/drygate-test-nothing", None),
     ("cd sub && rm -rf *", None),
+    ("pip list >/dev/null 2>&1; pipx list >/dev/null 2>&1; true", None),
     ("f=out.txt; echo x > ${f%.txt}.log && echo ${HOME:-/tmp} && x=${1:-build}; rm -rf $x",
      lambda r: (r / "out.log").exists()),
     ("tar -xzf ok.tgz", lambda r: (r / "app.js").exists()),

@@ -538,13 +538,6 @@ def test_the_agent_cannot_disable_the_plugin_or_replace_the_installed_hook(live_
         assert project.hook(project.event(tool, tool_input)).blocks, tool_input
 
 
-@pytest.mark.xfail(strict=True, reason="self-protection denies changing drygate's installation by path (rm, ln, "
-                   "cp, redirections into the pipx venv or ~/.local/bin/drygate-hook) but not through the "
-                   "package managers that installed it: in a live run the agent may `pipx uninstall drygate`, "
-                   "`pipx install --force ./fake` (a drygate-hook that exits 0 allows every later call, dry "
-                   "runs included), `pipx runpip drygate install ...`, `uv tool install --force`. Fix: treat "
-                   "pipx/uv tool/pip (un)install, reinstall, runpip and upgrade naming drygate, or --force, as "
-                   "tamper")
 def test_the_agent_cannot_replace_drygate_through_its_package_manager(live_project):
     allowed = [c for c in ("pipx uninstall drygate", "pipx install --force ./fake-drygate", "pipx reinstall drygate",
                            "pipx runpip drygate install ./fake", "uv tool install --force ./fake-drygate",

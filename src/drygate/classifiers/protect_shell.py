@@ -1640,6 +1640,7 @@ def _run(argv, state, env, stdin=None):
 
     ``stdin``: what the command reads on standard input: ("file", _Word), ("text", str),
     or None (a pipe, the terminal: unknown)."""
+    _package_manager(argv)
     i = 0
     while i < len(argv) and _name(argv[i]) in WRAPPERS:
         name = _name(argv[i])
@@ -1769,6 +1770,44 @@ def _run(argv, state, env, stdin=None):
         return state, state
     _default(args, cwds, env, name)
     return state, state
+
+
+#: Package managers' subcommands that install, replace or remove a package (pipx, uv tool,
+#: uv pip, pip): naming drygate (or forcing, or acting on every package) they replace the
+#: gate's own code, so a later hook could answer anything.
+_PACKAGE_SUBCOMMANDS = {
+    "pipx": frozenset(("install", "uninstall", "reinstall", "runpip", "upgrade", "inject", "uninject",
+                       "reinstall-all", "upgrade-all", "uninstall-all", "install-all")),
+    "uv tool": frozenset(("install", "uninstall", "upgrade")),
+    "uv pip": frozenset(("install", "uninstall", "sync")),
+    "pip": frozenset(("install", "uninstall")),
+}
+
+
+def _package_manager(argv):
+    """Raise Tamper when ``argv`` has a package manager replace drygate's own code."""
+    texts = [w.text or "" for w in argv]
+    for k, t in enumerate(texts):
+        base = os.path.basename(t)
+        key = None
+        if base == "pipx":
+            key, rest = "pipx", texts[k + 1:]
+        elif base == "uv" and k + 1 < len(texts) and texts[k + 1] in ("tool", "pip"):
+            key, rest = f"uv {texts[k + 1]}", texts[k + 2:]
+        elif base.startswith("pip") and base[3:].replace(".", "").isdigit() or base == "pip":
+            key, rest = "pip", texts[k + 1:]
+        elif base.startswith(("python", "pypy")) and texts[k + 1:k + 3] == ["-m", "pip"]:
+            key, rest = "pip", texts[k + 3:]
+        if key is None:
+            continue
+        sub = next((x for x in rest if not x.startswith("-")), None)
+        if sub not in _PACKAGE_SUBCOMMANDS[key]:
+            return
+        named = any("drygate" in x for x in rest)
+        forced = any(x in ("--force", "-f", "--force-reinstall", "--reinstall") for x in rest)
+        if named or sub.endswith("-all") or (forced and key != "pip"):
+            raise Tamper(f"{key} {sub} would replace or remove drygate's own code, which protects the gate")
+        return
 
 
 def _host_cli(args):
