@@ -150,9 +150,11 @@ def serve():
         s.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium, headless, driven by Playwright (one per test session)."""
+    """Debian's chromium, headless, driven by Playwright (one per test module: Playwright's sync
+    API keeps an event loop running in the main thread while it is open, so it must be closed
+    before tests that call asyncio.run() come, such as tests/test_relay_basic.py)."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

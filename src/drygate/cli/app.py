@@ -179,20 +179,6 @@ def install_claude_code_cmd(project, local, mcp, shadows, shadow_max_mb):
             out.print(Text(f"  not relayed: {name}: {why}", style="yellow"))
 
 
-@cli.command("mcp", add_help_option=False,
-             context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def mcp(args):
-    """Run an MCP server behind the drygate relay (stdio or --http); `drygate mcp --help` lists its options.
-
-    `drygate mcp ...` itself goes straight to the relay (drygate.cli.entry: its connect time
-    counts); this entry lists it here and in shell completion, and runs it the same way.
-    """
-    from drygate.relay.main import main as relay_main
-
-    sys.exit(relay_main(list(args)))
-
-
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @project_option
 @click.option("--mode", type=click.Choice(MODES), required=True, help="Mode of the new run.")
