@@ -323,3 +323,20 @@ def test_plan_table_is_one_line_per_step(project):
     assert [line.split()[0] for line in rows] == ["1", "2", "3"]
     whole = project.plan()["steps"][2]["input"]["sql"]
     assert whole.endswith("x" * 40 + "')")
+
+
+def test_doctor_lists_servers_whose_reads_a_dry_run_skips(project):
+    """Issue 12 item 2: a server whose annotations are not trusted and whose read tools no rule
+    names has every call skipped in a dry run; doctor names it and the fix."""
+    write_policy(project.root, "dry", rules='[[rules]]\ntool_glob = "mcp__db__*"\neffect = "read"\n',
+                 extra='[mcp]\ntrusted_servers = ["fs"]\n')
+    relayed = {"command": sys.executable, "args": ["-m", "drygate.cli.entry", "mcp", "--name", "x", "--", "srv"]}
+    (project.root / ".mcp.json").write_text(json.dumps({"mcpServers": {"fs": relayed, "db": relayed,
+                                                                      "memory": relayed}}))
+    checks = {c["check"]: c for c in json.loads(project.cli("doctor", "--json", check=False).stdout)}
+    assert checks["mcp reads"]["status"] == "warn"
+    assert "memory" in checks["mcp reads"]["detail"] and "fs" not in checks["mcp reads"]["detail"].split(" will")[0]
+    assert "db" not in checks["mcp reads"]["detail"].split(" will")[0]
+    write_policy(project.root, "dry", extra='[mcp]\ntrusted_servers = ["fs", "db", "memory"]\n')
+    checks = {c["check"]: c for c in json.loads(project.cli("doctor", "--json", check=False).stdout)}
+    assert checks["mcp reads"]["status"] == "ok"

@@ -67,8 +67,11 @@ def _json_object(data):
     return value if isinstance(value, dict) else None
 
 
-def _mcp_checks(project):
-    """Servers in .mcp.json that are not behind the relay: only the hook guards them."""
+def _mcp_checks(project, policy=None):
+    """Servers in .mcp.json that are not behind the relay (only the hook guards them), and
+    servers whose reads a dry run will skip: annotations are used only for servers the
+    policy trusts ([mcp] trusted_servers), so every tool of another server is unknown unless a
+    rule names it."""
     path = os.path.join(project, ".mcp.json")
     if not os.path.exists(path):
         return []
@@ -76,12 +79,40 @@ def _mcp_checks(project):
         servers = _load_json(path).get("mcpServers", {})
     except (OSError, ValueError, AttributeError) as e:
         return [_check("mcp servers", "fail", f"{path} cannot be read ({e})", "fix the file")]
+    checks = []
     bare = [name for name, entry in servers.items()
             if isinstance(entry, dict) and "drygate.cli.entry" not in " ".join(map(str, entry.get("args") or []))]
     if bare:
-        return [_check("mcp servers", "warn", f"not behind the relay (only the hook guards them): {', '.join(bare)}",
-                       "run `drygate install claude-code --mcp`")]
-    return [_check("mcp servers", "ok", f"{len(servers)} server(s) behind the relay")]
+        checks.append(_check("mcp servers", "warn",
+                             f"not behind the relay (only the hook guards them): {', '.join(bare)}",
+                             "run `drygate install claude-code --mcp`"))
+    else:
+        checks.append(_check("mcp servers", "ok", f"{len(servers)} server(s) behind the relay"))
+    if policy is not None:
+        trusted = set(policy.get("mcp_trusted") or ())
+        ruled = {name for name in servers if any(r.get("effect") == "read" and _rule_names_server(r, name)
+                                                for r in policy.get("rules") or ())}
+        skipped = [name for name in servers if name not in trusted and name not in ruled]
+        if skipped:
+            checks.append(_check("mcp reads", "warn",
+                                 f"reads of {', '.join(skipped)} will be skipped in dry runs (and become plan steps): "
+                                 f"their annotations are not trusted and no rule names their tools",
+                                 "trust their annotations in drygate.toml ([mcp] trusted_servers) or add [[rules]] "
+                                 "with effect = \"read\" for their read tools"))
+        else:
+            checks.append(_check("mcp reads", "ok", "every server's read tools can be recognised (trusted "
+                                                    "annotations or rules)"))
+    return checks
+
+
+def _rule_names_server(rule, server):
+    """Whether a compiled policy rule (drygate.policy.load) names tools of ``server``."""
+    kind, value = rule.get("match", (None, None))
+    prefix = f"mcp__{server}__"
+    if kind == "literal":
+        return isinstance(value, str) and value.startswith(prefix)
+    text = getattr(value, "pattern", value)
+    return isinstance(text, str) and prefix in text
 
 
 def _run_hook(command, event, project_dir, env_extra=None, timeout_s=30):
@@ -247,7 +278,7 @@ def _run_checks(settings, home, probe_env):
     if not any(c["check"] == "disableAllHooks" for c in checks):
         checks.append(_check("disableAllHooks", "ok", "no settings layer turns hooks off"))
 
-    checks.extend(_mcp_checks(project))
+    checks.extend(_mcp_checks(project, policy))
     pre = merged_hooks["PreToolUse"]
     if plugin_layer and pre:
         checks.append(_check("plugin and hook", "fail",

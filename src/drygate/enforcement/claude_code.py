@@ -209,6 +209,8 @@ def handle(event, settings, deadline, lean=True):
                                                                    "additionalContext": context}}))
         return _Answer("{}")
     try:
+        if call.tool_name.startswith("mcp__") and gate.policy.get("mcp_trusted"):
+            call.annotations = _relayed_annotations(gate, call)
         decision = gate.decide(call)
         read_from_shadow = _file_shadow(decision, call, settings)
     except BaseException as e:
@@ -216,6 +218,27 @@ def handle(event, settings, deadline, lean=True):
     answer = _deny(read_from_shadow) if read_from_shadow else _answer_for(decision, event)
     answer.store = gate.store
     return answer
+
+
+def _relayed_annotations(gate, call):
+    """The annotations the relay saw for an MCP tool of a trusted server (dict), or None.
+
+    The host never shows the hook a tool's annotations; the relay journals each server's
+    catalog (drygate.state.catalog), so hook and relay decide a relayed tool alike: a
+    ``readOnlyHint: true`` tool of a trusted server is a read for both. Only servers the
+    policy trusts are looked up ([mcp] trusted_servers; the engine ignores annotations of
+    others), so an untrusted server's call costs no query."""
+    from drygate.policy.match import name_candidates
+    from drygate.state.catalog import annotations_for
+
+    trusted = set(gate.policy.get("mcp_trusted") or ())
+    for name in name_candidates(call.tool_name):
+        parts = name.split("__")
+        if len(parts) >= 3 and parts[0] == "mcp" and parts[1] in trusted:
+            catalog = gate.store.latest_catalog(call.run_id, parts[1])
+            if catalog is not None:
+                return annotations_for({parts[1]: catalog}, name)
+    return None
 
 
 def _file_shadow(decision, call, settings):

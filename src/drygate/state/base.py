@@ -67,6 +67,18 @@ class StateStore:
         """Journal entries in sequence order, of one run or of all (list of dicts)."""
         raise NotImplementedError
 
+    def latest_catalog(self, run_id, server):
+        """The last MCP tool catalog the relay journaled for ``server`` (dict, see
+        drygate.state.catalog), in run ``run_id`` if it journaled one there, else in any run
+        (a relay that could not learn the host's session id journaled it under its own run);
+        None when there is none. Raises StoreUnavailable / StoreTimeout."""
+        from drygate.state.catalog import read_catalog
+
+        found = read_catalog(self, run_id).get(server)
+        if found is None:
+            found = read_catalog(self, None).get(server)
+        return found
+
     def iter_journal(self, run_id=None):
         """The same entries as :meth:`journal`, as an iterator (a store that can read them in
         batches overrides this, so a long run's plan is built without holding it whole)."""

@@ -312,6 +312,20 @@ class SQLiteStore(StateStore):
     def journal(self, run_id=None):
         return list(self.iter_journal(run_id))
 
+    def latest_catalog(self, run_id, server):
+        # The run's own catalog through the journal_run index; else the newest one of any run,
+        # scanning the journal backwards from its newest entry (catalogs are journaled at connect).
+        name = f"drygate/catalog/{server}"
+        rows = self._read("SELECT result FROM journal WHERE run_id = ? AND kind = 'result' AND tool_name = ? "
+                          "ORDER BY seq DESC LIMIT 1", (run_id, name))
+        if not rows:
+            rows = self._read("SELECT result FROM journal WHERE kind = 'result' AND tool_name = ? "
+                              "ORDER BY seq DESC LIMIT 1", (name,))
+        if not rows or rows[0][0] is None:
+            return None
+        catalog = _json.loads(rows[0][0])
+        return catalog if isinstance(catalog, dict) and isinstance(catalog.get("tools"), dict) else None
+
     def iter_journal(self, run_id=None):
         """The journal entries one at a time, read in batches of 1,000 rows from one read
         transaction (a plan of 100,000 steps never holds every row at once)."""
