@@ -340,3 +340,28 @@ def test_doctor_lists_servers_whose_reads_a_dry_run_skips(project):
     write_policy(project.root, "dry", extra='[mcp]\ntrusted_servers = ["fs", "db", "memory"]\n')
     checks = {c["check"]: c for c in json.loads(project.cli("doctor", "--json", check=False).stdout)}
     assert checks["mcp reads"]["status"] == "ok"
+
+
+def test_run_makes_a_store_the_hook_accepts(tmp_path):
+    """`drygate run` in a project with a policy but no store yet makes the store as `drygate
+    state init` does (marked, recorded), so the hooks it starts decide instead of refusing an
+    unmarked store."""
+    import shlex
+
+    from conftest import SRC, Project
+
+    root = tmp_path / "fresh"
+    root.mkdir()
+    p = Project.__new__(Project)
+    p.root = root
+    p.store_url = None
+    write_policy(root, "dry")
+    hook = f"PYTHONPATH={shlex.quote(str(SRC))} {shlex.quote(sys.executable)} -m drygate.cli.entry hook claude-code"
+    script = ("import json,subprocess,sys;"
+              "ev={'session_id':'x','tool_name':'Read','tool_input':{'file_path':'f'},'hook_event_name':'PreToolUse',"
+              "'cwd':sys.argv[2]};"
+              "p=subprocess.run(['/bin/sh','-c',sys.argv[1]],input=json.dumps(ev).encode(),capture_output=True);"
+              "sys.stderr.write(p.stderr.decode());sys.exit(p.returncode)")
+    assert not (root / ".drygate" / "state.db").exists()
+    r = p.cli("run", "--mode", "dry", "--", sys.executable, "-c", script, hook, str(root), check=False)
+    assert r.returncode == 0, r.stderr

@@ -207,6 +207,7 @@ def run(project, mode, run_id, command):
     settings = _settings(project)
     run_id = run_id or f"run-{uuid.uuid4()}"
     try:
+        _initialize_sqlite_store(settings)
         store, policy = _open_store(settings)
         effective = stricter_mode(mode, policy.get("mode", mode))
         if settings.mode:
@@ -411,6 +412,19 @@ def _print_markdown(project, the_plan, policy=None):
     except DrygateError as e:
         err.print(Text(f"drygate: {e} (the plan is shown without its approval)"))
     click.echo(plan_markdown(the_plan, policy, approval), nl=False)
+
+
+def _initialize_sqlite_store(settings):
+    """A SQLite store ``drygate run`` needs is made as ``drygate state init`` makes it (with its
+    marker and this machine's record: the hook refuses an unmarked store); one that is gone,
+    replaced or older than the record raises StoreUnavailable naming the fix
+    (drygate.integrity.initialize_store). Redis stores are left to ``drygate state init``."""
+    from drygate.cli.state_cmd import _location
+    from drygate.integrity import initialize_store
+
+    location = _location(settings)
+    if location not in ("memory:", ":memory:") and "://" not in location:
+        initialize_store(location)
 
 
 def print_plan(the_plan, simulated=False):
