@@ -72,11 +72,16 @@ def test_CC_02_decision_nesting(project):
 
 
 def _write_corrupt_policy_cache(project, compiled):
-    """A policy cache whose key matches drygate.toml but whose content is broken."""
+    """A policy cache whose key and hash match drygate.toml but whose content is broken (a
+    cache drygate wrote and the disk then damaged: the hash check only keeps out a cache made
+    from other bytes)."""
+    import hashlib
+
     from drygate.policy.cache import CACHE_NAME, _key
 
     path = project.root / "drygate.toml"
     st = os.stat(path)
+    compiled = dict(compiled, hash=hashlib.sha256(path.read_bytes()).hexdigest())
     project.state.parent.mkdir(parents=True, exist_ok=True)
     with open(project.state.parent / CACHE_NAME, "wb") as f:
         marshal.dump((_key(str(path), st), compiled), f)
