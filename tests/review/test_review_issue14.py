@@ -152,10 +152,6 @@ def test_credentials_never_reach_the_markdown_plan(markdown, shape):
 
 # -- markdown ---------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="markdown.cell escapes <>&|`\\ but not [ ] ! ( ): a tool input "
-                   "`![x](https://evil/p.png)` renders as an image (a tracking pixel) and `[text](url)` as a "
-                   "link in the PR comment. Fix: escape every CommonMark punctuation character in cell() "
-                   "(or put inputs in code spans with a safe fence)")
 def test_a_tool_input_cannot_add_images_or_links_to_the_pr_comment(markdown):
     html = rendered(markdown)
     assert "<img" not in html
@@ -475,11 +471,6 @@ def test_an_approved_plan_of_a_run_that_went_on_is_refused_by_apply(tmp_path):
     assert not (project.root / "a.txt").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="plan.md.jinja puts cell(run_id) inside a code span, but cell() escapes "
-                   "a backtick as \\` and backslashes are literal in a CommonMark code span: a run id with a "
-                   "backtick (DRYGATE_RUN_ID, or an MCP client's _meta drygate/run_id) closes the span and the "
-                   "rest renders as Markdown (a link here). Fix: a code span whose backtick run is longer than "
-                   "any inside the text (as fence() does for blocks), without backslash escapes")
 def test_a_run_id_cannot_leave_its_code_span_in_the_pr_comment(tmp_path):
     project = Project(tmp_path / "app")
     write_policy(project.root, "dry")
@@ -629,3 +620,34 @@ def test_the_masker_keeps_ordinary_pairs_and_json():
 
     v = {"env": [{"name": "HOME", "value": "/home/u"}], "body": json.dumps({"user": "u"})}
     assert Masker().value(v) == v
+
+
+@pytest.mark.parametrize("text", [
+    "![p](https://evil.example/p.png)", "[a](https://evil.example/a)", "[a][r]\n\n[r]: https://evil.example/r",
+    "<https://evil.example/auto>", "<img src=x onerror=alert(1)>", "<a href='https://evil.example'>a</a>",
+    "&lt;img src=x&gt;", "\\![p](https://evil.example/p.png)", "`` a ``[l](https://evil.example/c)",
+    "*em* __strong__ ~~del~~", "# heading", "1. item", "| a | b |"])
+def test_a_table_cell_stays_plain_text_for_any_commonmark_construct(text):
+    """Every CommonMark construct an input may spell (images, inline/reference links,
+    autolinks, raw HTML, entities, escapes, code spans, emphasis) stays literal text in a cell."""
+    from drygate.review.markdown import cell
+
+    html = rendered(f"| a | b |\n|---|---|\n| {cell(text)} | x |\n")
+    assert "<img" not in html and "<a " not in html and "<em>" not in html and "<strong>" not in html
+    assert "<code>" not in html and "<del>" not in html and html.count("<td>") == 2
+    import html as html_mod
+
+    plain = html_mod.unescape(re.sub(r"<[^>]+>", "", html))
+    assert " ".join(text.split()) in plain
+
+
+@pytest.mark.parametrize("text", ["a`b", "`lead", "trail`", "``x``[l](https://evil.example/c)", "```", " sp "])
+def test_a_code_span_holds_any_backtick_run(text):
+    from drygate.review.markdown import code
+
+    html = rendered(f"run {code(text)} end\n")
+    assert html.count("<code>") == 1 and "href" not in html
+    import html as html_mod
+
+    inner = html_mod.unescape(re.search(r"<code>(.*)</code>", html).group(1))
+    assert inner.strip() == text.strip()

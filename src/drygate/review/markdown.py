@@ -3,9 +3,10 @@
 As Terraform users get from their PR bots: a summary, the steps as a table (the first
 :data:`MAX_STEPS`, then every step that needs attention), file changes as unified diffs
 folded in ``<details>``, the basis, and the plan's content hash. Secrets are masked
-(drygate.review.mask). Text from the run is escaped for Markdown and HTML (``|``, ``<``,
-``>``, ``&``, line breaks, backticks), and code blocks use a fence longer than any run of
-backticks inside them, so a tool input cannot break out of its cell or block.
+(drygate.review.mask). Text from the run or the plan file has every ASCII punctuation
+character backslash-escaped (:func:`cell`), inline code spans (:func:`code`) and code blocks
+(:func:`fence`) use a backtick run longer than any inside them, so a tool input cannot leave
+its cell, span or block, nor become a link, an image or HTML.
 """
 
 import re
@@ -21,9 +22,38 @@ def cell(text, limit=160):
     text = str(text if text is not None else "")
     if len(text) > limit:
         text = text[:limit - 1] + "…"
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
-    return re.sub(r"[\r\n]+", " ", text)
+    text = re.sub(r"\s+", " ", text)
+    # every ASCII punctuation character backslash-escaped (CommonMark 2.4: any of them may be;
+    # an escaped one is literal text), so no input starts an image, link, autolink, emphasis,
+    # code span, entity or HTML; `\\|` also keeps a GFM table cell whole
+    return _PUNCTUATION.sub(r"\\\g<0>", text)
+
+
+_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
+
+
+def html_text(text, limit=300):
+    """``text`` for raw HTML in the Markdown (the ``<summary>`` of a folded diff, where
+    Markdown escapes do not apply): HTML-escaped (quotes too), line breaks as spaces, cut."""
+    import html
+
+    text = re.sub(r"\s+", " ", str(text if text is not None else ""))
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
+    return html.escape(text, quote=True)
+
+
+def code(text, limit=200):
+    """``text`` as one inline code span (str) for a line outside a table: opened and closed
+    by a backtick run longer than any inside it (CommonMark 6.1; backslashes are literal in a
+    code span, so escaping cannot work there), padded with spaces when it starts or ends with
+    a backtick, line breaks as spaces, cut to ``limit`` characters."""
+    text = re.sub(r"[\r\n]+", " ", str(text if text is not None else ""))
+    if len(text) > limit:
+        text = text[:limit - 1] + "…"
+    marks = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text[:1] in ("`", " ") or text[-1:] in ("`", " ") else ""
+    return f"{marks}{pad}{text}{pad}{marks}"
 
 
 def fence(text, lang=""):
@@ -61,7 +91,7 @@ def plan_markdown(plan, policy=None, approval=None, max_steps=MAX_STEPS):
     for f in plan.get("file_changes") or []:
         diff = m.text(f.get("diff") or "")
         cut = len(diff) > MAX_DIFF_CHARS
-        files.append({"path": cell(m.text(f["path"]), 300), "steps": ", ".join(map(str, f.get("steps") or [])),
+        files.append({"path": html_text(m.text(f["path"]), 300), "steps": ", ".join(map(str, f.get("steps") or [])),
                       "diff": fence(diff[:MAX_DIFF_CHARS] + ("\n… (cut; the whole diff is in the plan file)" if cut
                                                              else ""), "diff") if diff else None,
                       "note": cell(m.text(f.get("note") or ""), 400),
@@ -80,7 +110,7 @@ def plan_markdown(plan, policy=None, approval=None, max_steps=MAX_STEPS):
         "executed": [cell(f"call {w['call']} {w['tool_name']}", 120) for w in (plan.get("executed_writes") or [])[:20]],
         "executed_total": len(plan.get("executed_writes") or []),
         "approval": approval, "subset_of": plan.get("subset_of"),
-        "simulation": m.value(run.get("simulation") or {}), "cell": cell,
+        "simulation": m.value(run.get("simulation") or {}), "cell": cell, "code": code,
     }
     env = jinja2.Environment(loader=jinja2.PackageLoader("drygate.review", "templates"), autoescape=False,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
