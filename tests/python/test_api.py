@@ -209,10 +209,39 @@ def test_a_framework_adapter_admission_is_not_decided_twice():
     get, put, record = tools(calls)
     gate = memory_gate({"run": {"mode": "live"}})
     with capture(gate) as seen, gate.run():
-        with admitted():
+        with admitted("record"):
             record("k", "e")  # the adapter decided this one
         record("k2", "e")
-    assert seen.tools() == ["record"] and len(calls) == 2
+        with admitted("record", record):  # by the function the framework runs
+            record("k3", "e")
+    assert seen.tools() == ["record"] and len(calls) == 3
+
+
+def test_an_admission_covers_only_the_decided_tool_once():
+    """The class: an adapter decided tool T; inside its admission only T's own gated function
+    skips its decision, and only once. A gated helper (another name or another function), a
+    second call of T, a plain tool function (admits nothing) are all decided."""
+    from drygate.api import admitted
+
+    calls = []
+    get, put, record = tools(calls)
+    gate = memory_gate({"run": {"mode": "live"}})
+    other_record = drygate.tool(lambda key, event: calls.append(("other", key)), name="record", effect="write")
+
+    def plain(key):
+        return record(key, "e")
+
+    with capture(gate) as seen, gate.run():
+        with admitted("research"):
+            record("a", "e")  # another tool's name: decided
+        with admitted("record"):
+            record("b", "e")  # admitted
+            record("c", "e")  # a second call: decided
+        with admitted("record", plain):
+            plain("d")  # the framework runs a plain function: the gated helper inside is decided
+        with admitted("record", record):
+            other_record("e", "e")  # same name, another function: decided
+    assert seen.tools() == ["record"] * 4 and len(calls) == 5
 
 
 def test_a_locked_store_fails_closed_with_an_alert(incident):

@@ -91,3 +91,62 @@ def test_an_awaitable_dry_result_for_every_async_tool_shape(tmp_path):
     assert [type(r).__name__ for r in results] == ["NotExecuted"] * 3
     assert all(not r and "NOT EXECUTED" in str(r).upper() for r in results)
     assert touched == []
+
+
+# -- Values: what JSON can represent is passed back as it was; what it cannot, apply refuses ------
+
+import enum  # noqa: E402
+import json  # noqa: E402
+from collections import OrderedDict, namedtuple  # noqa: E402
+
+from drygate.errors import PlanError  # noqa: E402
+
+
+class _Level(enum.IntEnum):
+    LOW = 1
+
+
+class _Name(str):
+    pass
+
+
+_Point = namedtuple("_Point", "x y")
+
+#: Values JSON gives back as they were (RFC 8259: strings, finite numbers, true/false/null,
+#: arrays, objects with string keys), and tuples (journaled as drygate:tuple, rebuilt at apply).
+EXACT = [None, True, 0, -1, 10 ** 40, -(2 ** 70), 1.5, -0.0, 1e308, "", "é\u2028\x00", "\ud800",
+         [], {}, [1, [2, [3]]], {"a": {"b": [None]}}, (), (1,), (1, (2, "x"), [3]), [(1, 2)], {"k": (1, 2)}]
+#: Values JSON would give back as another value: apply refuses the step.
+LOSSY = [{1: "a"}, {"a": {2.5: "b"}}, {None: 1}, {True: 1}, {(1, 2): 3}, {"drygate:tuple": [1]},
+         {"drygate:unserialisable": "x"}, float("nan"), float("inf"), -float("inf"), [float("nan")],
+         _Level.LOW, _Name("x"), _Point(1, 2), b"x", {1}, frozenset(), object()]
+
+
+def _through_the_journal(value, **kw):
+    """The run's call of ``f(value)`` journaled, then turned back into apply's call."""
+    def f(value, **kw):
+        pass
+
+    tool_input = json.loads(json.dumps(ToolSpec("f", "write", f).tool_input((value,), kw), allow_nan=False))
+    return call_arguments(f, tool_input)
+
+
+@pytest.mark.parametrize("value", EXACT, ids=repr)
+def test_a_value_json_represents_comes_back_as_it_was(value):
+    for args, kwargs in (_through_the_journal(value), _through_the_journal(0, extra=value)):
+        got = args[0] if "extra" not in kwargs else kwargs["extra"]
+        assert got == value and type(got) is type(value) and repr(got) == repr(value)
+
+
+@pytest.mark.parametrize("value", LOSSY, ids=repr)
+def test_a_value_json_cannot_represent_makes_apply_refuse(value):
+    with pytest.raises(PlanError, match="no JSON form"):
+        _through_the_journal(value)
+    with pytest.raises(PlanError, match="no JSON form"):
+        _through_the_journal(0, extra=[value])
+
+
+def test_an_ordered_dict_comes_back_as_its_items_in_order():
+    """Documented (drygate.api.tools.to_json): a dict subclass is journaled as its items."""
+    (got,), _ = _through_the_journal(OrderedDict([("b", 1), ("a", 2)]))
+    assert list(got.items()) == [("b", 1), ("a", 2)]

@@ -153,6 +153,11 @@ def prices(table, factor):
     with open(os.path.join(OUT, "prices.json"), "w") as f:
         json.dump({"keys": [repr(k) for k in table], "factor": repr(factor)}, f)
 
+def shape(value, **options):
+    """Any value: what it was, by repr (a tuple is not a list, 1 is not '1')."""
+    with open(os.path.join(OUT, "shape.json"), "w") as f:
+        json.dump({"value": repr(value), "options": repr(options)}, f)
+
 def call(*args, **kwargs):
     """A generic forwarder (what wrappers of HTTP clients look like)."""
     with open(os.path.join(OUT, "call.json"), "w") as f:
@@ -167,7 +172,7 @@ def python_project(tmp_path, monkeypatch):
     (root / "review_tools.py").write_text(TOOLS_PY)
     (root / "drygate.toml").write_text('[run]\nmode = "dry"\n\n[python]\npath = ["."]\n'
                                        'appliable = { tag = "review_tools:tag", call = "review_tools:call", '
-                                       'prices = "review_tools:prices" }\n')
+                                       'prices = "review_tools:prices", shape = "review_tools:shape" }\n')
     monkeypatch.setenv("REVIEW_OUT", str(out))
     for name in ("DRYGATE_RUN_ID", "DRYGATE_MODE", "DRYGATE_STATE", "DRYGATE_STATE_URL", "DRYGATE_POLICY"):
         monkeypatch.delenv(name, raising=False)
@@ -402,10 +407,6 @@ def test_no_client_message_reaches_the_server_undecided(raw_peers, flaky_server,
     assert not target.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="to_json journals a dict's int keys as str and a NaN float as the string "
-                                       "'nan' without marking them, so apply calls prices({'1': ...}, 'nan') where "
-                                       "the run called prices({1: ...}, nan): another call than the one planned "
-                                       "(mark such values unserialisable, as bytes and sets are, so apply refuses)")
 def test_apply_passes_the_values_the_run_passed(tmp_path, monkeypatch):
     root, out = python_project(tmp_path, monkeypatch)
     import review_tools
@@ -423,14 +424,38 @@ def test_apply_passes_the_values_the_run_passed(tmp_path, monkeypatch):
     assert applied == live or (r.returncode != 0 and applied is None), (live, applied, r.stderr[-500:])
 
 
+def test_apply_passes_tuples_as_tuples_and_refuses_what_json_cannot_hold(tmp_path, monkeypatch):
+    """The class of finding 3 end to end: a tuple (JSON has only arrays) comes back as a tuple;
+    an int-keyed dict, an infinity, an IntEnum make apply refuse (nothing runs)."""
+    import enum
+
+    root, out = python_project(tmp_path, monkeypatch)
+    import review_tools
+
+    gate = drygate.open_gate(root)
+    shape = gate.tool(review_tools.shape, name="shape", effect="write")
+    value, options = ((1, (2, "x")), [3, (4,)]), {"size": (800, 600)}
+    with gate.run("tuples"):
+        assert not shape(value, **options)
+    for i, lossy in enumerate(({7: "a"}, float("-inf"), enum.IntEnum("Level", "LOW").LOW)):
+        with gate.run(f"lossy{i}"):
+            assert not shape([lossy])
+    gate.close()
+    review_tools.shape(value, **options)
+    live = json.loads((out / "shape.json").read_text())
+    (out / "shape.json").unlink()
+    r = plan_and_apply(root, "tuples")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads((out / "shape.json").read_text()) == live
+    (out / "shape.json").unlink()
+    for i in range(3):
+        r = plan_and_apply(root, f"lossy{i}")
+        assert r.returncode != 0 and not (out / "shape.json").exists(), r.stdout + r.stderr
+
+
 # -- C. Adapters ----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="adapters run a decided tool inside drygate.api.admitted(), which lets the "
-                                       "FIRST gated function entered run undecided; when the decided tool is a plain "
-                                       "function that calls a gated write (a helper @drygate.tool), that write runs "
-                                       "for real in a dry run (bind admitted() to the decided tool's name, or to "
-                                       "the tool's own function, instead of 'the first gated function')")
 def test_a_gated_write_inside_a_plain_langchain_tool_is_decided(tmp_path):
     pytest.importorskip("langchain.agents")
     from langchain.agents import create_agent
@@ -478,8 +503,6 @@ def test_a_gated_write_inside_a_plain_langchain_tool_is_decided(tmp_path):
     assert not note.exists(), "a gated write ran for real in a dry run"
 
 
-@pytest.mark.xfail(strict=True, reason="same class in the Pydantic AI adapter (admitted() around the tool): a gated "
-                                       "write inside a plain tool runs for real in a dry run")
 def test_a_gated_write_inside_a_plain_pydantic_ai_tool_is_decided(tmp_path):
     pytest.importorskip("pydantic_ai")
     from pydantic_ai import Agent
@@ -512,6 +535,49 @@ def test_a_gated_write_inside_a_plain_pydantic_ai_tool_is_decided(tmp_path):
     assert not note.exists(), "a gated write ran for real in a dry run"
 
 
+def test_a_gated_write_inside_a_plain_fastmcp_tool_is_decided(tmp_path):
+    """Same class in the fastmcp adapter; and the tool's own gated function (a read) is still
+    decided once, by the middleware, not twice."""
+    pytest.importorskip("fastmcp")
+    from fastmcp import Client, FastMCP
+
+    from drygate.adapters.fastmcp import DrygateMiddleware
+    from drygate.testing import capture
+
+    note = tmp_path / "note.txt"
+
+    @drygate.tool(effect="write")
+    def save_note(text: str) -> str:
+        note.write_text(text)
+        return "saved"
+
+    def research(topic: str) -> str:
+        """Research a topic (and keep a note of it)."""
+        save_note(f"notes on {topic}")
+        return "found"
+
+    @drygate.tool(effect="read")
+    def lookup(topic: str) -> str:
+        """A gated tool function: the middleware's decision admits it."""
+        return f"about {topic}"
+
+    gate = drygate.open_gate(policy='[run]\nmode = "dry"\n', store=MemoryStore())
+    server = FastMCP("review")
+    server.tool(research)
+    server.tool(lookup)
+    server.add_middleware(DrygateMiddleware(gate, run_id="r", effects={"research": "read", "lookup": "read"}))
+
+    async def main():
+        async with Client(server) as client:
+            return [await client.call_tool(t, {"topic": "q3"}, raise_on_error=False) for t in ("research", "lookup")]
+
+    with capture(gate) as seen:
+        research_result, lookup_result = asyncio.run(main())
+    assert not note.exists(), "a gated write ran for real in a dry run"
+    assert lookup_result.content[0].text == "about q3"
+    assert seen.tools() == ["research", "save_note", "lookup"] and seen.actions() == ["allow", "dry", "allow"]
+
+
 def test_apply_arguments_round_trip_even_with_marker_named_keywords():
     """Holds (after the fix of the *args/**kwargs findings): a model can send any keyword to a
     ``**kwargs`` tool, including drygate's own marker key; what apply passes is what the run
@@ -535,10 +601,6 @@ def test_apply_arguments_round_trip_even_with_marker_named_keywords():
             assert fn(*a, **k) == fn(*args, **kwargs), (fn.__name__, args, kwargs, result.input)
 
 
-@pytest.mark.xfail(strict=True, reason="an async gated tool decides when its coroutine is first awaited, in the "
-                                       "awaiting context, not when it is called: coroutines made inside a dry run "
-                                       "and awaited after it (gather after the `async with`) fall back to the bound "
-                                       "gate's default live run and write for real (capture the run at call time)")
 def test_an_async_tool_called_in_a_dry_run_and_awaited_after_it_does_not_run(tmp_path):
     gate = drygate.open_gate(policy='[run]\nmode = "live"\n', store=MemoryStore())
 
@@ -555,3 +617,53 @@ def test_an_async_tool_called_in_a_dry_run_and_awaited_after_it_does_not_run(tmp
     results = asyncio.run(agent())
     assert list(tmp_path.iterdir()) == [], "calls made in a dry run wrote for real"
     assert not any(results)
+
+
+def test_an_async_tool_belongs_to_the_run_it_is_called_in(tmp_path):
+    """The class of the finding: the run is the caller's when the tool is CALLED. Siblings: a
+    free tool (no gate of its own) called in a dry run and awaited after it; a gated method; a
+    read that calls a gated write, awaited after the run; a coroutine made outside any run and
+    awaited inside a dry run (no run at call time: the awaiting run's); the gated function
+    still passes for a coroutine function (signature, iscoroutinefunction, method binding)."""
+    import inspect
+
+    gate = drygate.open_gate(policy='[run]\nmode = "live"\n', store=MemoryStore())
+
+    @drygate.tool(effect="write")
+    async def free_put(name: str) -> dict:
+        (tmp_path / name).write_text("x")
+        return {"ok": True}
+
+    @gate.tool(effect="write")
+    async def bound_put(name: str) -> dict:
+        (tmp_path / name).write_text("x")
+        return {"ok": True}
+
+    @gate.tool(effect="read")
+    async def survey(name: str) -> str:
+        return await bound_put(name)  # a gated write inside: decided in the survey's run
+
+    class Store:
+        @drygate.tool(effect="write")
+        async def put(self, name: str) -> dict:
+            (tmp_path / name).write_text("x")
+            return {"ok": True}
+
+    assert inspect.iscoroutinefunction(free_put) and inspect.iscoroutinefunction(Store().put)
+    assert str(inspect.signature(free_put)) == "(name: str) -> dict"
+    assert str(inspect.signature(Store().put)) == "(name: str) -> dict"
+
+    async def agent():
+        async with gate.run(mode="dry"):
+            pending = [free_put("free.txt"), Store().put("method.txt"), survey("nested.txt")]
+        early = bound_put("early.txt")  # made outside any run (the gate's live default) ...
+        async with gate.run(mode="dry"):
+            late = await early  # ... awaited inside a dry run: no run at call time, so this one's
+        return await asyncio.gather(*pending), late
+
+    results, late = asyncio.run(agent())
+    assert list(tmp_path.iterdir()) == [], "calls made in a dry run wrote for real"
+    assert not any(results) and not late
+    with gate.run(mode="live"):
+        assert asyncio.run(survey("live.txt")) == {"ok": True}  # and a live run still runs
+    assert (tmp_path / "live.txt").exists()

@@ -9,7 +9,9 @@
 :class:`DrygateMiddleware` implements ``Middleware.on_call_tool`` (fastmcp 4.x; checked
 against 4.2.3), so it gates a server's own tools and, on a proxy
 (``fastmcp.server.create_proxy``), the tools of the server behind it. Allowed: ``call_next``
-runs the tool. Dry, denied or blocked: the tool does not run and the client gets the answer
+runs the tool (a tool function gated with drygate.tool as well is not decided twice; any
+other gated function it calls is decided: drygate.api.admitted admits only the tool's own
+function). Dry, denied or blocked: the tool does not run and the client gets the answer
 drygate's MCP relay gives (``isError: true``, drygate's "DRY RUN - NOT EXECUTED" text, and
 ``_meta["drygate"]`` with ``executed: false`` and the reference token), with no
 ``structuredContent``, so no client validates an invented value against the output schema.
@@ -84,10 +86,20 @@ class DrygateMiddleware(Middleware):
                                  f"executed.", {"executed": False, "decision": "error"})
         decision = self.gate.decide(name, tool_input, effect=self.effects.get(name), run=run)
         if decision.executes:
-            with admitted():
+            with admitted(name, await _tool_function(context, name), run):  # only that tool's own function
                 return await call_next(context)
         meta = self.gate.not_executed(decision, name, tool_input).as_dict()
         return _not_executed(decision.reason, meta)
+
+
+async def _tool_function(context, name):
+    """The Python function of the server's tool ``name`` (a FunctionTool's ``fn``), or None
+    (a proxied or other tool: drygate.api.admitted then admits by name)."""
+    try:
+        tool = await context.fastmcp_context.fastmcp.get_tool(name)
+    except Exception:
+        return None
+    return getattr(tool, "fn", None)
 
 
 def _not_executed(text, meta):

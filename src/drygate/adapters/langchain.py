@@ -10,7 +10,8 @@
 :class:`DrygateMiddleware` implements ``AgentMiddleware.wrap_tool_call`` and
 ``awrap_tool_call`` (langchain 1.x; checked against 1.5.2 with langgraph 1.2.24): each call
 is decided before the tool runs. Allowed: the handler runs the tool (a tool function gated
-with drygate.tool as well is not decided twice). Dry, denied or blocked: the tool does not
+with drygate.tool as well is not decided twice; any other gated function the tool calls is
+decided: drygate.api.admitted admits only the tool's own ``func``/``coroutine``). Dry, denied or blocked: the tool does not
 run and the agent gets a ``ToolMessage`` whose text is drygate's "DRY RUN - NOT EXECUTED
 ..." (``artifact={"drygate": {...,"executed": False}}`` for code), not an exception: nothing
 retries it and the graph goes on. ``ask``: LangGraph's native approval, an ``interrupt``
@@ -51,23 +52,23 @@ class DrygateMiddleware(AgentMiddleware):
     # -- the two entry points -------------------------------------------------------------
 
     def wrap_tool_call(self, request, handler):
-        verdict = self._decide(request)
+        verdict, run = self._decide(request)
         if verdict is not None:
             return verdict
-        with admitted():
+        with admitted(*_admission(request), run=run):  # helpers the tool calls are decided in this run
             return handler(request)
 
     async def awrap_tool_call(self, request, handler):
-        verdict = self._decide(request)
+        verdict, run = self._decide(request)
         if verdict is not None:
             return verdict
-        with admitted():
+        with admitted(*_admission(request), run=run):  # helpers the tool calls are decided in this run
             return await handler(request)
 
     # -- deciding -------------------------------------------------------------------------
 
     def _decide(self, request):
-        """None when the tool may run, else the ToolMessage standing for it."""
+        """(None, the run) when the tool may run, else (the ToolMessage standing for it, None)."""
         call = request.tool_call
         name = call["name"]
         tool_input = to_json(call.get("args") or {})
@@ -77,13 +78,13 @@ class DrygateMiddleware(AgentMiddleware):
             run = gate.joined(self.run_id or _thread_id(request), self.mode)
         except Exception as e:  # the run cannot be recorded (the gate alerted): fail closed
             return _message(call, f"drygate BLOCKED this call: the gate failed ({type(e).__name__}: {e}). It was NOT "
-                                  f"executed.", None)
+                                  f"executed.", None), None
         decision = gate.decide(name, tool_input, effect=effect, run=run, call_id=call.get("id"))
         if decision.action == "ask":
             decision = self._ask(gate, run, name, tool_input, effect, call, decision)
         if decision.executes:
-            return None
-        return _message(call, decision.reason, gate.not_executed(decision, name, tool_input).as_dict())
+            return None, run
+        return _message(call, decision.reason, gate.not_executed(decision, name, tool_input).as_dict()), None
 
     def _ask(self, gate, run, name, tool_input, effect, call, decision):
         from langgraph.types import interrupt
@@ -113,6 +114,15 @@ def _message(call, text, data):
 
     return ToolMessage(content=text, tool_call_id=call.get("id") or "", name=call.get("name"),
                        artifact={"drygate": data} if data is not None else None)
+
+
+def _admission(request):
+    """(name, functions) of the decided tool for drygate.api.admitted: the functions a
+    StructuredTool runs (``func``/``coroutine``); None (admit by name) for another BaseTool."""
+    tool = request.tool
+    fns = [getattr(tool, attr, None) for attr in ("func", "coroutine")]
+    fns = [f for f in fns if callable(f)]
+    return request.tool_call["name"], (fns or None)
 
 
 def _declared_effect(tool):

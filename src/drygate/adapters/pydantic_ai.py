@@ -6,7 +6,8 @@
 
 :class:`Drygate` overrides ``AbstractCapability.wrap_tool_execute`` (pydantic-ai 2.x; checked
 against 2.78): each call is decided before the tool runs. Allowed: the tool runs (a tool
-gated with drygate.tool as well is not decided twice). Dry, denied or blocked: the tool does
+gated with drygate.tool as well is not decided twice; any other gated function it calls is
+decided: drygate.api.admitted admits only the tool's own function). Dry, denied or blocked: the tool does
 not run, and the hook *returns* drygate's text as the tool's result, so the model reads "DRY
 RUN - NOT EXECUTED ..." and Pydantic AI counts no retry (returning a value is not an error:
 a dry result sent back as ``ModelRetry`` or an error ends the run after ``retries`` dry
@@ -78,7 +79,7 @@ class Drygate(AbstractCapability[Any]):
         else:
             decision = gate.decide(tool_def.name, tool_input, effect=effect, run=run, call_id=call.tool_call_id)
         if decision.executes:
-            with admitted():
+            with admitted(tool_def.name, _tool_function(ctx, tool_def.name), run):  # only that tool's own function
                 value = await handler(args)
             gate.record_read(decision, tool_def.name, call.tool_call_id, value)  # the plan's basis
             return value
@@ -88,17 +89,24 @@ class Drygate(AbstractCapability[Any]):
         return decision.reason
 
 
-def _declared_effect(ctx, name):
-    """The effect declared with drygate.tool on the function behind tool ``name``, if any."""
-    from drygate.api import spec_of
-
+def _tool_function(ctx, name):
+    """The Python function behind tool ``name`` of the agent's function toolsets, or None
+    (an MCP or other toolset: drygate.api.admitted then admits by name)."""
     try:
         for toolset in getattr(ctx, "agent", None).toolsets if getattr(ctx, "agent", None) else ():
             tools = getattr(toolset, "tools", None)
             tool = tools.get(name) if isinstance(tools, dict) else None
-            spec = spec_of(getattr(getattr(tool, "function_schema", None), "function", None))
-            if spec is not None:
-                return spec.effect
+            fn = getattr(getattr(tool, "function_schema", None), "function", None)
+            if fn is not None:
+                return fn
     except Exception:
         return None
     return None
+
+
+def _declared_effect(ctx, name):
+    """The effect declared with drygate.tool on the function behind tool ``name``, if any."""
+    from drygate.api import spec_of
+
+    spec = spec_of(_tool_function(ctx, name))
+    return spec.effect if spec is not None else None

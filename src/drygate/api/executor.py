@@ -80,7 +80,7 @@ def call_arguments(fn, tool_input):
     if bad:
         raise PlanError(f"the step's input holds a value that had no JSON form in the run ({bad}); apply cannot "
                         f"rebuild it")
-    from drygate.api.tools import KWARGS_KEY
+    from drygate.api.tools import KWARGS_KEY, from_json
 
     sig = inspect.signature(fn)
     hints = _hints(fn)
@@ -89,9 +89,9 @@ def call_arguments(fn, tool_input):
     positional = True  # parameters before *args go by position while none is missing
     for name, param in sig.parameters.items():
         if param.kind is inspect.Parameter.VAR_KEYWORD:
-            kwargs.update(rest)
+            kwargs.update({k: from_json(v) for k, v in rest.items()})
             if isinstance(clashing, dict):
-                kwargs.update(clashing)
+                kwargs.update({k: from_json(v) for k, v in clashing.items()})
                 clashing = None
             rest = {}
             break
@@ -146,16 +146,19 @@ def _hints(fn):
 
 
 def _build(hint, value):
-    """A pydantic model or dataclass argument rebuilt from its JSON fields; other values as they are."""
-    if isinstance(hint, type) and isinstance(value, dict):
+    """A pydantic model or dataclass argument rebuilt from its JSON fields; tuples rebuilt
+    (drygate.api.tools.from_json); other values as they are."""
+    from drygate.api.tools import TUPLE_KEY, from_json
+
+    if isinstance(hint, type) and isinstance(value, dict) and not (len(value) == 1 and TUPLE_KEY in value):
         validate = getattr(hint, "model_validate", None)
         if validate is not None:
-            return validate(value)
+            return validate(from_json(value))
         import dataclasses
 
         if dataclasses.is_dataclass(hint):
-            return hint(**value)
-    return value
+            return hint(**from_json(value))
+    return from_json(value)
 
 
 async def execute_step(applier, step, tool_input):
@@ -178,7 +181,7 @@ async def execute_step(applier, step, tool_input):
                          {"isError": True, "error": f"{type(e).__name__}: {e}"}) from e
     finally:
         _IDEMPOTENCY_KEY.reset(token)
-    data = to_json(value)
+    data = to_json(value, exact=False)
     import json
 
     text = data if isinstance(data, str) else json.dumps(data, default=str)
@@ -203,4 +206,4 @@ async def repeat_read(applier, read):
             value = await value
     except Exception as e:
         raise StepFailed(f"the Python read {name} raised {type(e).__name__}: {e}") from e
-    return fingerprint(to_json(value))
+    return fingerprint(to_json(value, exact=False))

@@ -47,8 +47,8 @@ _CALL_IDS = itertools.count(1)
 _CALL_PREFIX = f"py-{uuid.uuid4().hex[:12]}-"
 
 _RUN = contextvars.ContextVar("drygate_run", default=None)
-#: True while an enforcement point (a framework adapter) runs a call it has decided, until the
-#: first gated function is entered (so the call is not decided twice); None otherwise.
+#: The admission (drygate.api.tools._Admission) of a call an enforcement point (a framework adapter)
+#: has decided and now runs: that tool's gated function is not decided twice; None otherwise.
 _ADMITTED = contextvars.ContextVar("drygate_admitted", default=None)
 #: The idempotency key of the plan step ``drygate apply`` is executing (None otherwise).
 _IDEMPOTENCY_KEY = contextvars.ContextVar("drygate_idempotency_key", default=None)
@@ -458,7 +458,7 @@ class Gate:
             from drygate.plan.fingerprint import fingerprint
 
             self.store.record_result(decision.run_id, call_id, name,
-                                     {"read_fingerprint": fingerprint(to_json(value))}, self.clock())
+                                     {"read_fingerprint": fingerprint(to_json(value, exact=False))}, self.clock())
         except Exception as e:
             self.guard_failure(e)
 

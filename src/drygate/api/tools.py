@@ -12,7 +12,8 @@ sync and coroutine functions stay coroutine functions. Each call:
 3. runs the function only when allowed; otherwise returns the :class:`NotExecuted`.
 
 An enforcement point that has already decided a call (a framework adapter) runs it inside
-:func:`admitted`, so a gated function it reaches is not decided (and journaled) twice.
+:func:`admitted`, naming the tool it decided, so that tool's own gated function is not
+decided (and journaled) twice; every other gated function it reaches is decided.
 """
 
 import functools
@@ -112,40 +113,96 @@ def raw_function(fn):
     return spec.fn if spec is not None else fn
 
 
-def to_json(value, _depth=0):
-    """``value`` as JSON data for the journal and the plan.
+#: The key under which :func:`to_json` journals a tuple (JSON has only arrays, which come
+#: back as lists); :func:`from_json` turns it back into a tuple at apply.
+TUPLE_KEY = "drygate:tuple"
+_INF = float("inf")
 
-    Pydantic models (``model_dump(mode="json")``), dataclasses and mappings/sequences are
-    converted; a :class:`NotExecuted` becomes its reference token (a later call that was
-    handed an unexecuted result gets the real value at apply); anything without a JSON form
-    becomes ``{"drygate:unserialisable": "<type>: <repr>"}``, which apply refuses to pass on.
+
+def to_json(value, _depth=0, *, exact=True):
+    """``value`` as JSON data for the journal and the plan, such that apply passes the value
+    the run passed, or refuses.
+
+    Exactly ``None``, ``bool``, ``int`` (any size), ``str``, and finite ``float`` are kept;
+    a ``list`` and a ``dict`` with ``str`` keys are converted item by item; a ``tuple`` becomes
+    ``{"drygate:tuple": [...]}`` (rebuilt by :func:`from_json`); pydantic models
+    (``model_dump(mode="json")``) and dataclasses become their fields (apply rebuilds them from
+    the parameter's type hint); a :class:`NotExecuted` becomes its reference token (a later
+    call that was handed an unexecuted result gets the real value at apply). Everything JSON
+    would give back as another value becomes ``{"drygate:unserialisable": "<type>: <repr>"}``
+    (a dict keeps its items, keys as ``str(key)``, so a policy rule still sees them, plus that
+    key), which apply refuses to pass on: a dict key that is not a ``str`` (JSON object keys are
+    strings: ``{1: x}`` would come back as ``{"1": x}``), a dict key starting with
+    ``drygate:`` (it would read as drygate's own marker), NaN and infinities (no JSON number;
+    RFC 8259 section 6), subclasses of the scalar types (an ``IntEnum``, a ``numpy.float64``,
+    a ``str`` subclass: they come back as the plain type) and of tuple (a namedtuple), bytes,
+    sets and any other object.
+
+    ``exact=False`` (for a result, whose JSON is shown and fingerprinted, never passed on):
+    keys become ``str(key)``, NaN/infinities ``str(value)``, tuples and scalar subclasses
+    their plain JSON form, so a fingerprint still sees the whole value.
     """
     from drygate.api.results import NotExecuted
 
-    if value is None or isinstance(value, (bool, int, str)):
+    kind = type(value)
+    if value is None or kind is bool or kind is int or kind is str:
         return value
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if not exact and isinstance(value, (bool, int, str)):
+        return value
+    if kind is float or (not exact and isinstance(value, float)):
+        if value != value or value in (_INF, -_INF):
+            if not exact:
+                return str(value)
+            return {UNSERIALISABLE: f"float: {value!r} (no JSON number)"}
+        return value
     if _depth > 50:
         return {UNSERIALISABLE: "nested too deeply"}
-    if type(value) is NotExecuted:
+    if kind is NotExecuted:
         return value.reference or {UNSERIALISABLE: "the result of a call the gate blocked"}
+    if isinstance(value, dict) and not exact:
+        return {str(k): to_json(v, _depth + 1, exact=False) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not exact:
+        return [to_json(v, _depth + 1, exact=False) for v in value]
     if isinstance(value, dict):
-        return {str(k): to_json(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+        out = {str(k): to_json(v, _depth + 1) for k, v in value.items()}  # all of it, for the policy's rules
+        for k in value:
+            if type(k) is not str:
+                out[UNSERIALISABLE] = (f"{kind.__name__} with a {type(k).__name__} key {repr(k)[:80]} "
+                                       f"(JSON keys are strings)")
+                break
+            if k.startswith("drygate:"):
+                out[UNSERIALISABLE] = f"{kind.__name__} with the key {k[:80]!r} (drygate's own marker)"
+                break
+        return out
+    if kind is tuple:
+        return {TUPLE_KEY: [to_json(v, _depth + 1) for v in value]}
+    if isinstance(value, list):
         return [to_json(v, _depth + 1) for v in value]
-    dump = getattr(type(value), "model_dump", None)
-    if dump is not None:
-        try:
-            return to_json(value.model_dump(mode="json"), _depth + 1)
-        except Exception:
-            pass
-    import dataclasses
+    if not exact or not isinstance(value, (bool, int, str, float, tuple)):
+        dump = getattr(kind, "model_dump", None)
+        if dump is not None:
+            try:
+                return to_json(value.model_dump(mode="json"), _depth + 1, exact=exact)
+            except Exception:
+                pass
+        import dataclasses
 
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_json(dataclasses.asdict(value), _depth + 1)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return to_json(dataclasses.asdict(value), _depth + 1, exact=exact)
     text = repr(value)
-    return {UNSERIALISABLE: f"{type(value).__name__}: {text[:200]}"}
+    return {UNSERIALISABLE: f"{kind.__name__}: {text[:200]}"}
+
+
+def from_json(value):
+    """The inverse of :func:`to_json` for what it encodes losslessly (tuples); other values as
+    they are."""
+    if isinstance(value, dict):
+        if len(value) == 1 and TUPLE_KEY in value and isinstance(value[TUPLE_KEY], list):
+            return tuple(from_json(v) for v in value[TUPLE_KEY])
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
 
 
 def _gate_and_run(spec):
@@ -187,29 +244,44 @@ def tool(fn=None, *, name=None, effect=None, exclude=(), gate=None):
                 raise TypeError(f"drygate.tool gates functions, not {type(f).__name__}")
             spec = ToolSpec(name or getattr(f, "__name__", None) or type(f).__name__, effect, f, exclude, gate)
         if spec.is_async:
-            @functools.wraps(f)
-            async def gated(*args, **kwargs):
-                decision = None
-                if _ADMITTED.get() is None:
-                    the_gate, run = _gate_and_run(spec)
-                    tool_input = spec.tool_input(args, kwargs)
-                    call_id = the_gate.new_call_id()
-                    decision = the_gate.decide(spec.name, tool_input, effect=spec.effect, run=run, call_id=call_id)
-                    if not decision.executes:
-                        return the_gate.not_executed(decision, spec.name, tool_input)
-                token = _ADMITTED.set(None)  # calls the tool makes are gated again
+            async def decide_and_run(gated, run, admitted_now, args, kwargs):
+                token_run = _RUN.set(run) if run is not None else None  # the run it was called in
                 try:
-                    value = await f(*args, **kwargs)
+                    decision = None
+                    if not admitted_now:
+                        the_gate, run = _gate_and_run(spec)
+                        tool_input = spec.tool_input(args, kwargs)
+                        call_id = the_gate.new_call_id()
+                        decision = the_gate.decide(spec.name, tool_input, effect=spec.effect, run=run,
+                                                   call_id=call_id)
+                        if not decision.executes:
+                            return the_gate.not_executed(decision, spec.name, tool_input)
+                    token = _ADMITTED.set(None)  # calls the tool makes are gated again
+                    try:
+                        value = await f(*args, **kwargs)
+                    finally:
+                        _ADMITTED.reset(token)
+                    if decision is not None:
+                        the_gate.record_read(decision, spec.name, call_id, value)
+                    return value
                 finally:
-                    _ADMITTED.reset(token)
-                if decision is not None:
-                    the_gate.record_read(decision, spec.name, call_id, value)
-                return value
+                    if token_run is not None:
+                        _RUN.reset(token_run)
+
+            def call(*args, **kwargs):
+                # Called now, awaited maybe later: the run and the admission are the caller's NOW
+                # (a coroutine made in a dry run and awaited after it stays in the dry run).
+                admission = _ADMITTED.get()
+                return decide_and_run(gated, _RUN.get(), admission is not None and admission.admits(spec, gated),
+                                      args, kwargs)
+
+            gated = _CoroutineFunction(call, f, spec.name)
         else:
             @functools.wraps(f)
             def gated(*args, **kwargs):
                 decision = None
-                if _ADMITTED.get() is None:
+                admission = _ADMITTED.get()
+                if admission is None or not admission.admits(spec, gated):
                     the_gate, run = _gate_and_run(spec)
                     tool_input = spec.tool_input(args, kwargs)
                     call_id = the_gate.new_call_id()
@@ -228,6 +300,49 @@ def tool(fn=None, *, name=None, effect=None, exclude=(), gate=None):
         return gated
 
     return decorate(fn) if fn is not None else decorate
+
+
+class _CoroutineFunction:
+    """A gated async tool: a callable that works out the run when it is CALLED and returns the
+    coroutine that decides and runs the tool (an ``async def`` would only run when awaited).
+
+    It passes for the coroutine function it gates: ``inspect.iscoroutinefunction`` is true (it
+    carries the function's ``__code__``, which ``inspect`` reads for function-like objects; no
+    ``inspect.markcoroutinefunction`` before Python 3.12), ``inspect.signature`` and type hints
+    are the function's (``__wrapped__``), and it binds as a method in a class body."""
+
+    def __init__(self, call, f, name):
+        functools.update_wrapper(self, f)
+        self._drygate_call = call
+        if not isinstance(getattr(self, "__name__", None), str):
+            self.__name__ = name
+        code = getattr(f, "__code__", None)
+        if code is None:  # a callable object with an async __call__
+            code = getattr(getattr(type(f), "__call__", None), "__code__", None)
+        self.__code__ = code
+        defaults = getattr(f, "__defaults__", None)
+        self.__defaults__ = defaults if isinstance(defaults, tuple) else None
+        kwdefaults = getattr(f, "__kwdefaults__", None)
+        self.__kwdefaults__ = kwdefaults if isinstance(kwdefaults, dict) else None
+        if not isinstance(getattr(self, "__annotations__", None), dict):
+            self.__annotations__ = {}
+
+    def __call__(self, *args, **kwargs):
+        return self._drygate_call(*args, **kwargs)
+
+    def __get__(self, obj, objtype=None):
+        import types
+
+        return self if obj is None else types.MethodType(self, obj)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __repr__(self):
+        return f"<drygate tool {self.__name__} (async)>"
 
 
 def wrap(tools, *, effects=None, gate=None):
@@ -275,18 +390,67 @@ def _wrap_langchain_tool(obj, effect, gate):
     return obj.model_copy(update=update)
 
 
-def admitted():
+class _Admission:
+    """What an adapter admitted (see :func:`admitted`): one tool, by function or by name, once."""
+
+    __slots__ = ("name", "fns", "used")
+
+    def __init__(self, name, fns):
+        self.name = name
+        self.fns = fns
+        self.used = False
+
+    def admits(self, spec, gated):
+        """True (and used up) when ``gated`` (with ``spec``) is the tool this admission is for."""
+        if self.used:
+            return False
+        if self.fns is not None:
+            ok = any(f is gated or f is spec.fn for f in self.fns)
+        else:
+            ok = spec.name == self.name
+        if ok:
+            self.used = True
+        return ok
+
+
+def admitted(name, fn=None, run=None):
     """A context manager for framework adapters: the adapter has decided (and journaled) the
-    call it is about to run, so the first gated function entered inside runs without
-    deciding again; calls that function makes to other gated functions are decided as usual."""
+    call of tool ``name`` it is about to run, so the gated function of THAT tool, entered
+    inside, runs without deciding again; any other gated function (a helper the tool calls,
+    a second call) is decided as usual.
+
+    ``fn``: the function (or a list of the functions) the framework runs for the tool, when
+    the adapter can tell; then only that function, if it is gated, is admitted (a plain tool
+    function admits nothing, so every gated helper it calls is decided). Without ``fn`` the
+    first gated function named ``name`` (its drygate tool name) is admitted. Once.
+
+    ``run``: the :class:`drygate.api.gate.Run` the adapter decided the call in; it is made the
+    current run while the tool runs, so the gated functions the tool calls are decided in it
+    (without it, a free gated helper called outside ``with gate.run()`` raises NoRunError).
+    """
     import contextlib
+
+    if fn is None:
+        fns = None
+    else:
+        fns = []
+        for f in fn if isinstance(fn, (list, tuple)) else (fn,):
+            for _ in range(20):  # the framework's own wrappers of it (functools.wraps' __wrapped__ chain)
+                if f is None or any(f is g for g in fns):
+                    break
+                fns.append(f)
+                f = getattr(f, "__wrapped__", None)
+        fns = tuple(fns)
 
     @contextlib.contextmanager
     def scope():
-        token = _ADMITTED.set(True)
+        run_token = _RUN.set(run) if run is not None else None
+        token = _ADMITTED.set(_Admission(name, fns))
         try:
             yield
         finally:
             _ADMITTED.reset(token)
+            if run_token is not None:
+                _RUN.reset(run_token)
 
     return scope()
