@@ -112,3 +112,43 @@ def test_name_checker(text, ok):
 def test_found_in_review_not_a_read(snippet):
     """Members found by trying the classifier as an attacker would (review of this class)."""
     assert classify_command_verdict(snippet).effect != "read", classify_command_verdict(snippet).steps
+
+
+# Parameter Expansion (bash manual): in every operator form "word is subject to tilde
+# expansion, parameter expansion, command substitution, and arithmetic expansion"; unquoted,
+# process substitution too. ``u`` is unset (the default/assign/error forms expand their word
+# then), ``s`` is set (the pattern, replacement, case and alternate forms expand theirs).
+_UNSET_FORMS = ["${u:-W}", "${u-W}", "${u:=W}", "${u=W}", "${u:?W}", "${u?W}"]
+_SET_FORMS = ["${s:+W}", "${s+W}", "${s#W}", "${s##W}", "${s%W}", "${s%%W}", "${s/W}", "${s/W/}", "${s//W/}",
+              "${s/#W/}", "${s/%W/}", "${s/a/W}", "${s//a/W}", "${s^W}", "${s^^W}", "${s,W}", "${s,,W}",
+              "${u:-${u:-W}}", "${u:-${s#W}}", "${a[@]/a/W}", "${s@Q}${s#W}"]
+_CODE = ["`touch pwn`", "$(touch pwn)", "<(touch pwn)", ">(touch pwn)", "a`touch pwn`", "#`touch pwn`"]
+OPERATOR_WORDS = [
+    f"s=abc; a=(a b); echo {form.replace('W', code)} >/dev/null 2>&1; wait $!; :"
+    for form in _UNSET_FORMS + _SET_FORMS for code in _CODE
+    if not ("?" in form and code[0] in "<>")  # `?` exits the shell: an asynchronous <(...) may not have run
+] + [f"s=abc; echo \"{form.replace('W', '`touch pwn`')}\"" for form in _UNSET_FORMS[:2] + _SET_FORMS[:4]] + [
+    "[[ a =~ <(touch pwn) ]]; wait $!", "for i in ${u:-`touch pwn`}; do :; done", ": ${u:=`touch pwn`}",
+    "case ${u:-`touch pwn`} in *) ;; esac", "cat <<E\n${u:-`touch pwn`}\nE",
+]
+
+
+@pytest.mark.parametrize("snippet", OPERATOR_WORDS)
+def test_operator_word_runs_code_in_bash(snippet):
+    assert runs_code(snippet), f"bash did not run code for {snippet!r}: not a member of the class"
+
+
+@pytest.mark.parametrize("snippet", OPERATOR_WORDS)
+def test_operator_word_is_not_a_read(snippet):
+    v = classify_command_verdict(snippet)
+    assert v.effect != "read", v.steps
+
+
+@pytest.mark.parametrize("snippet", [
+    "echo ${x:-default}", "echo ${x#*/} ${x##*/} ${x%.*} ${x%%.*}", "echo ${x/a/b} ${x//a/b} ${x/#a} ${x/%a}",
+    "echo ${x:-$HOME} \"${x:-$HOME/.config}\"", "echo ${x^^} ${x,,} ${x^[a-z]}", "echo ${x:+set} ${x:=}",
+    "echo ${x:-~}", "echo ${x:-`ls`} ${x#$(pwd)/}", "[[ $x =~ ^[a-z]+$ ]]", "echo ${x:-a b c}",
+])
+def test_ordinary_operator_words_stay_reads(snippet):
+    v = classify_command_verdict(snippet)
+    assert v.effect == "read", v.steps

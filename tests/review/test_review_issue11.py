@@ -63,10 +63,7 @@ def _tampers(tmp_path, command, target=(".claude", "settings.json")):
 # ---------------------------------------------------------------- class 1: text bash runs as code
 
 
-@pytest.mark.xfail(strict=True, reason="class 1 (bash contexts): a backquoted command substitution in the "
-                   "word of a parameter-expansion operator (${v#`cmd`}, ${v/`cmd`/}, ${v:+`cmd`}, "
-                   "${v:=`cmd`}, nested ${a:-${b:-`cmd`}}) is not seen; $(...) there is. The classifier "
-                   "calls `echo ...` a read and bash runs the backquotes")
+# Were strict xfails (class 1): backquotes and <(...) in a parameter-expansion operator word.
 @pytest.mark.parametrize("command", [
     "echo ${HOME#`touch x`}",
     "echo ${PWD/`touch x`/}",
@@ -76,15 +73,19 @@ def _tampers(tmp_path, command, target=(".claude", "settings.json")):
     "echo ${HOME//o/`touch x`}",
     "echo ${x:?`touch x`}",
     "echo ${HOME^^`touch x`}",
+    "echo ${PWD,,`touch x`}",
+    "echo ${PWD%%*`touch x`}",
+    "echo ${u-#`touch x`}",
+    "for w in ${u:-a `touch x`}; do :; done",
 ])
 def test_leak_backquotes_in_parameter_expansion_word(tmp_path, command):
     assert not _leaks(tmp_path, command)
 
 
-@pytest.mark.xfail(strict=True, reason="class 1 (bash contexts): process substitution <(cmd) inside a "
-                   "parameter-expansion word (${x:-<(cmd)}) runs cmd; the classifier calls echo a read")
-def test_leak_process_substitution_in_parameter_expansion_word(tmp_path):
-    assert not _leaks(tmp_path, "echo ${x:-<(touch x)}")
+@pytest.mark.parametrize("command", ["echo ${x:-<(touch x)}", "echo ${x:->(touch x)}; wait $!",
+                                     "echo ${PWD/<(touch x)}; wait $!"])
+def test_leak_process_substitution_in_parameter_expansion_word(tmp_path, command):
+    assert not _leaks(tmp_path, command)
 
 
 @pytest.mark.parametrize("command", [

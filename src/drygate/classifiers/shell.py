@@ -163,8 +163,76 @@ def _substitutions_in_words(node, ctx):
         if n.type in ("command_substitution", "process_substitution"):
             found.extend(_substitution(n, ctx))
         elif n.type not in _STATEMENT_CONTAINERS and n.type not in ("command", "redirected_statement"):
+            if n.type == "expansion":
+                found.extend(_operator_words(n, ctx))
+            elif n.type == "regex":
+                found.extend(_unparsed_word(n, ctx, "the pattern of [[ =~ ]] or of a parameter expansion"))
             stack.extend(n.named_children)
     return found
+
+
+#: Text in a word that makes bash run code: command substitution (``$(...)``, backquotes),
+#: arithmetic expansion (``$((...))``, ``$[...]``, whose subscripts run code) and process
+#: substitution (``<(...)``, ``>(...)``).
+_CODE_MARKS = ("`", "$(", "$[", "<(", ">(")
+#: Children of an ``expansion`` node the grammar has fully parsed (walked as they are).
+_PARSED_PARTS = frozenset((
+    "variable_name", "special_variable_name", "subscript", "command_substitution", "process_substitution",
+    "expansion", "simple_expansion", "arithmetic_expansion", "number",
+))
+
+
+def _operator_words(node, ctx):
+    """Verdicts of the code in the operator words of one parameter expansion ``${...}``.
+
+    Bash manual, Parameter Expansion: in ``${p:-word}``, ``${p#word}``, ``${p/pattern/string}``,
+    ``${p^pattern}`` and every other operator form, "word is subject to tilde expansion,
+    parameter expansion, command substitution, and arithmetic expansion" (and, unquoted,
+    process substitution). tree-sitter-bash parses ``$(...)`` there but often leaves
+    backquotes, ``<(...)`` and nested forms as plain ``word``/``regex`` text, so every part of
+    such a word that is not already a parsed node is read again as shell text."""
+    found = []
+    for child in node.named_children:
+        if child.type not in _PARSED_PARTS:
+            found.extend(_unparsed_word(child, ctx, "the word of a parameter expansion"))
+    return found
+
+
+def _unparsed_word(node, ctx, where):
+    """Verdicts of ``node``'s text read again as one shell word (see :func:`_operator_words`).
+
+    Text without any of :data:`_CODE_MARKS` runs nothing. Text with one and any quoting
+    character is unknown: inside double quotes bash treats single quotes in such a word
+    as literal characters, so where its substitutions end cannot be read from the text alone.
+    Otherwise the text is parsed as the word ``_TEXT`` of the command ``:`` (the ``_`` keeps a
+    leading ``#`` from starting a comment); a parse error or a comment is unknown."""
+    from drygate.classifiers import bash_parser
+    from drygate.classifiers.bash_parser import node_text
+
+    text = node_text(node)
+    if not any(mark in text for mark in _CODE_MARKS):
+        return []
+    if any(q in text for q in ("'", '"', "\\")):
+        return [unknown(f"quoted text with a substitution in {where} ({text[:40]!r}) is not read")]
+    script = ": _" + text
+    try:
+        root = bash_parser.parse(script)
+    except Exception as e:  # the parser is a C extension: anything it raises is "cannot read"
+        return [unknown(f"the shell parser failed on {where} ({type(e).__name__})")]
+    if root.has_error or _has_comment(root):
+        return [unknown(f"bash runs code in {where} ({text[:40]!r}) that this classifier cannot read")]
+    v = classify_script(script, ctx)
+    return [v.because(f"bash expands {where}")] if v.effect != "read" else []
+
+
+def _has_comment(root):
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        if n.type == "comment":
+            return True
+        stack.extend(n.named_children)
+    return False
 
 
 def _command(node, ctx):
