@@ -165,9 +165,17 @@ def create_app(state):
         counts = {}
         for b in basis:
             counts[b["status"]] = counts.get(b["status"], 0) + 1
-        shown = stale + [b for b in basis if b["status"] != "changed"][:BASIS_ROWS]  # never thousands of rows
+        # never thousands of rows: the changed items first, then the others, BASIS_ROWS a page
+        # (?basis=N pages on); the counts name every status
+        ordered = stale + [b for b in basis if b["status"] != "changed"]
+        pages = max(1, -(-len(ordered) // BASIS_ROWS))
+        page = min(max(page_number(request, "basis"), 1), pages)
+        shown = ordered[(page - 1) * BASIS_ROWS:page * BASIS_ROWS]
+        if checked is not None:
+            checked = dict(checked, changed_total=len(checked["changed"]), changed=checked["changed"][:BASIS_ROWS])
         return render("overview.html", active="overview", basis=shown, basis_total=len(basis), basis_counts=counts,
-                      stale=stale, checked=checked, simulation=data.simulation(),
+                      basis_page=page, basis_pages=pages, stale=bool(stale),
+                      checked=checked, simulation=data.simulation(),
                       timeline_counts=data.timeline_counts(), decisions=state.decisions)
 
     async def steps(request):
