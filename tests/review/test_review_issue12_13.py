@@ -667,3 +667,84 @@ def test_an_async_tool_belongs_to_the_run_it_is_called_in(tmp_path):
     with gate.run(mode="live"):
         assert asyncio.run(survey("live.txt")) == {"ok": True}  # and a live run still runs
     assert (tmp_path / "live.txt").exists()
+
+
+def test_admission_in_async_adapters_covers_the_tool_and_not_its_helpers(tmp_path):
+    """Siblings of the adapter findings on the async paths (LangChain ``awrap_tool_call``,
+    Pydantic AI with async tools): a gated async tool is decided once (admitted), the gated
+    async write helper it awaits is decided in the same run (dry: not run), and a plain async
+    tool's gated helper too."""
+    pytest.importorskip("langchain.agents")
+    pytest.importorskip("pydantic_ai")
+    from langchain.agents import create_agent
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage, ToolMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+    from langchain_core.tools import StructuredTool
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+    from pydantic_ai.models.function import FunctionModel
+
+    from drygate.adapters.langchain import DrygateMiddleware
+    from drygate.adapters.pydantic_ai import Drygate
+    from drygate.testing import capture
+
+    note = tmp_path / "note.txt"
+
+    @drygate.tool(effect="write")
+    async def save_note(text: str) -> str:
+        note.write_text(text)
+        return "saved"
+
+    @drygate.tool(effect="read")
+    async def gated_research(topic: str) -> str:
+        """Research a topic (gated itself)."""
+        await save_note(topic)
+        return "found"
+
+    async def plain_research(topic: str) -> str:
+        """Research a topic (plain)."""
+        await save_note(topic)
+        return "found"
+
+    class TwoCallModel(BaseChatModel):
+        @property
+        def _llm_type(self):
+            return "review-scripted"
+
+        def bind_tools(self, tools, **kwargs):
+            return self
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            if any(isinstance(m, ToolMessage) for m in messages):
+                return ChatResult(generations=[ChatGeneration(message=AIMessage(content="done"))])
+            calls = [{"name": n, "args": {"topic": "q3"}, "id": n} for n in ("gated_research", "plain_research")]
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content="", tool_calls=calls))])
+
+    gate = drygate.open_gate(policy='[run]\nmode = "dry"\n', store=MemoryStore())
+    tools = [StructuredTool.from_function(coroutine=gated_research, name="gated_research",
+                                          description="gated"),
+             StructuredTool.from_function(coroutine=plain_research, name="plain_research", description="plain")]
+    middleware = [DrygateMiddleware(gate, effects={"plain_research": "read"})]
+    agent = create_agent(TwoCallModel(), tools, middleware=middleware)
+    with capture(gate) as seen:
+        out = asyncio.run(agent.ainvoke({"messages": [{"role": "user", "content": "go"}]},
+                                        {"configurable": {"thread_id": "t1"}}))
+    assert out["messages"][-1].content == "done" and not note.exists()
+    assert sorted(seen.tools()) == ["gated_research", "plain_research", "save_note", "save_note"]
+    assert sorted(seen.actions()) == ["allow", "allow", "dry", "dry"]
+
+    def model(messages, info):
+        if any(isinstance(p, ToolReturnPart) for m in messages for p in m.parts):
+            return ModelResponse(parts=[TextPart("done")])
+        return ModelResponse(parts=[ToolCallPart(n, {"topic": "q3"}, tool_call_id=n)
+                                    for n in ("gated_research", "plain_research")])
+
+    gate = drygate.open_gate(policy='[run]\nmode = "dry"\n', store=MemoryStore())
+    agent = Agent(FunctionModel(model), tools=[gated_research, plain_research],
+                  capabilities=[Drygate(gate, run_id="r", effects={"plain_research": "read"})])
+    with capture(gate) as seen:
+        assert asyncio.run(agent.run("go")).output == "done"
+    assert not note.exists()
+    assert sorted(seen.tools()) == ["gated_research", "plain_research", "save_note", "save_note"]
+    assert sorted(seen.actions()) == ["allow", "allow", "dry", "dry"]
