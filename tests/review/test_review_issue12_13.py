@@ -561,21 +561,31 @@ def test_a_gated_write_inside_a_plain_fastmcp_tool_is_decided(tmp_path):
         """A gated tool function: the middleware's decision admits it."""
         return f"about {topic}"
 
+    @drygate.tool(effect="read")
+    async def alookup(topic: str) -> str:
+        """An async gated tool function (fastmcp builds its schema with pydantic's TypeAdapter)."""
+        save_note(topic)
+        return f"about {topic}"
+
     gate = drygate.open_gate(policy='[run]\nmode = "dry"\n', store=MemoryStore())
     server = FastMCP("review")
     server.tool(research)
     server.tool(lookup)
-    server.add_middleware(DrygateMiddleware(gate, run_id="r", effects={"research": "read", "lookup": "read"}))
+    server.tool(alookup)
+    server.add_middleware(DrygateMiddleware(gate, run_id="r", effects={"research": "read", "lookup": "read",
+                                                                       "alookup": "read"}))
 
     async def main():
         async with Client(server) as client:
-            return [await client.call_tool(t, {"topic": "q3"}, raise_on_error=False) for t in ("research", "lookup")]
+            return [await client.call_tool(t, {"topic": "q3"}, raise_on_error=False)
+                    for t in ("research", "lookup", "alookup")]
 
     with capture(gate) as seen:
-        research_result, lookup_result = asyncio.run(main())
+        research_result, lookup_result, alookup_result = asyncio.run(main())
     assert not note.exists(), "a gated write ran for real in a dry run"
-    assert lookup_result.content[0].text == "about q3"
-    assert seen.tools() == ["research", "save_note", "lookup"] and seen.actions() == ["allow", "dry", "allow"]
+    assert lookup_result.content[0].text == "about q3" and alookup_result.content[0].text == "about q3"
+    assert seen.tools() == ["research", "save_note", "lookup", "alookup", "save_note"]
+    assert seen.actions() == ["allow", "dry", "allow", "allow", "dry"]
 
 
 def test_apply_arguments_round_trip_even_with_marker_named_keywords():

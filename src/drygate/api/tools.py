@@ -335,6 +335,16 @@ class _CoroutineFunction:
 
         return self if obj is None else types.MethodType(self, obj)
 
+    def __get_pydantic_core_schema__(self, source, handler):
+        """For frameworks that validate a tool's arguments with ``pydantic.TypeAdapter(fn)``
+        (fastmcp): the function's own call schema, calling this gated tool, never the raw
+        function. Raises what pydantic raises for the raw function."""
+        schema = dict(handler.generate_schema(self.__wrapped__))
+        if schema.get("type") != "call":
+            raise TypeError(f"drygate cannot give pydantic a call schema for {self.__name__}")
+        schema["function"] = self
+        return schema
+
     def __copy__(self):
         return self
 
