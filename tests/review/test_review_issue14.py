@@ -536,12 +536,6 @@ def test_the_agent_cannot_replace_drygate_through_its_package_manager(live_proje
     assert allowed == []
 
 
-@pytest.mark.xfail(strict=True, reason="approvals live in the same ledger key space as runs' apply ledgers "
-                   "(approval:<hash> next to <run id>): a run named `approval:<hash>` (DRYGATE_RUN_ID, or an MCP "
-                   "client's _meta drygate/run_id on the HTTP relay) gets its plan ledger written over the "
-                   "approval of another plan, which apply then refuses and whose who/when is gone from the "
-                   "store. Fix: refuse run ids with the approval prefix (or keep run ledgers under a prefix of "
-                   "their own)")
 def test_a_run_id_cannot_overwrite_another_plans_approval(tmp_path):
     project = Project(tmp_path / "app")
     write_policy(project.root, "dry", extra="[apply]\nrequire_approval = true\n")
@@ -658,3 +652,28 @@ def test_a_code_span_holds_any_backtick_run(text):
 
     inner = html_mod.unescape(re.search(r"<code>(.*)</code>", html).group(1))
     assert inner.strip() == text.strip()
+
+
+def test_a_run_id_cannot_name_another_runs_ledger(tmp_path):
+    """Sibling of the approval case: a run named after another run's ledger key leaves that
+    ledger alone (run ledgers are keyed ``run:<run id>``, approvals ``approval:<hash>``)."""
+    from drygate.plan.apply import run_ledger, run_ledger_key
+
+    project = Project(tmp_path / "app")
+    write_policy(project.root, "dry")
+    dry(project, "Write", {"file_path": "a.txt", "content": "a\n"})
+    project.cli("plan", SESSION, "--out", str(tmp_path / "plan.json"))
+    squatter = run_ledger_key(SESSION)
+    assert project.hook(project.event("Write", {"file_path": "b.txt", "content": "b\n"}),
+                        DRYGATE_RUN_ID=squatter).code == 2
+    project.cli("plan", squatter, "--out", str(tmp_path / "other.json"))
+    store = project.open_store()
+    try:
+        mine = run_ledger(store, SESSION)
+        assert mine["plan_hash"] == json.loads((tmp_path / "plan.json").read_text())["content_hash"]
+        assert run_ledger(store, squatter)["plan_hash"] == json.loads((tmp_path / "other.json").read_text())[
+            "content_hash"]
+    finally:
+        store.close()
+    project.cli("apply", str(tmp_path / "plan.json"), "--yes")
+    assert (project.root / "a.txt").read_text() == "a\n" and not (project.root / "b.txt").exists()

@@ -29,7 +29,9 @@ def save(project, path, run_id=SESSION):
 def ledger(project, run_id=SESSION):
     store = project.open_store()
     try:
-        return store.ledger_get(run_id)[1] or {}
+        from drygate.plan.apply import run_ledger
+
+        return run_ledger(store, run_id) or {}
     finally:
         store.close()
 

@@ -287,7 +287,9 @@ def runs(project, as_json, full_ids):
 
     def apply_status(run_id):
         """planned / applying / applied / partial (k/n) / refused, or "-" (drygate.plan.apply)."""
-        record = ledgers.get(run_id)
+        from drygate.plan.apply import run_ledger_key
+
+        record = ledgers.get(run_ledger_key(run_id))
         if not record:
             return "-"
         if record.get("status") == "partial":

@@ -128,7 +128,9 @@ def apply(project, plan_file, yes, resume, force, allow_shell, mcp_config_file, 
         plan = load_plan(plan_file)
         servers_config = mcp_config(settings.project_dir, mcp_config_file)
         store, policy = _open_store(settings)
-        _, ledger = store.ledger_get(plan["run_id"])
+        from drygate.plan.apply import run_ledger
+
+        ledger = run_ledger(store, plan["run_id"])
     except DrygateError as e:
         _fail(str(e))
     if ledger and ledger.get("status") == "applied":

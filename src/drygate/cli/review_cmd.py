@@ -120,7 +120,9 @@ def approve(project, plan_file, reject, drop, out_file, note, yes, who):
         store, policy = _open_store(settings, create=False)
         if store is None:
             _fail("no state store in this project: the decision could not be recorded")
-        _, ledger = store.ledger_get(plan["run_id"])
+        from drygate.plan.apply import run_ledger
+
+        ledger = run_ledger(store, plan["run_id"])
         if ledger and ledger.get("status") in ("applying", "applied", "partial"):
             _fail(f"run {plan['run_id']} is {ledger['status']} already (plan {ledger.get('plan_hash')})")
         who = who or _who()

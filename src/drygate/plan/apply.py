@@ -86,16 +86,32 @@ def _pid_alive(pid):
 
 # -- the ledger --------------------------------------------------------------------------
 
+#: Prefix of a run's apply ledger key. Approvals live under ``approval:<hash>``
+#: (drygate.plan.approval): every run ledger key starts with ``run:``, so no run id (they
+#: are free text: DRYGATE_RUN_ID, an MCP client's _meta) can name an approval's key.
+RUN_LEDGER_PREFIX = "run:"
+
+
+def run_ledger_key(run_id):
+    """The state-store ledger key (str) of run ``run_id``'s apply ledger."""
+    return RUN_LEDGER_PREFIX + str(run_id)
+
+
+def run_ledger(store, run_id):
+    """The apply ledger record (dict) of run ``run_id``, or None."""
+    return store.ledger_get(run_ledger_key(run_id))[1]
+
+
 def record_planned(store, plan, now=None):
     """Note in the run's ledger that ``plan`` was made (unless an apply holds the run).
     Returns the ledger's status after the call (str)."""
     for _ in range(10):
-        version, record = store.ledger_get(plan["run_id"])
+        version, record = store.ledger_get(run_ledger_key(plan["run_id"]))
         if record is not None and record.get("status") in ("applying", "applied", "partial"):
             return record["status"]
         new = _fresh_record(plan, "planned", plan.get("created_by"), None, None)
         new["planned_at"] = now or time.time()
-        if store.ledger_put(plan["run_id"], version, new):
+        if store.ledger_put(run_ledger_key(plan["run_id"]), version, new):
             return "planned"
     raise PlanError("the run's ledger keeps changing under drygate; try again")
 
@@ -119,7 +135,7 @@ def _claim(store, plan, resume, who, now, takeover=False, me=None):
     run_id, plan_hash = plan["run_id"], plan["content_hash"]
     me = me or _owner()
     for _ in range(10):
-        version, record = store.ledger_get(run_id)
+        version, record = store.ledger_get(run_ledger_key(run_id))
         status = record.get("status") if record else None
         same = record is not None and record.get("plan_hash") == plan_hash
         if status == "applied":
@@ -147,7 +163,7 @@ def _claim(store, plan, resume, who, now, takeover=False, me=None):
             if resume:
                 raise ApplyRefused(f"there is no interrupted apply of run {run_id} to resume")
             new = _fresh_record(plan, "applying", who, me, now)
-        if store.ledger_put(run_id, version, new):
+        if store.ledger_put(run_ledger_key(run_id), version, new):
             return new
     raise ApplyRefused("the run's ledger keeps changing under drygate (another apply?); try again")
 
@@ -431,13 +447,13 @@ class Applier:
         """Apply ``change(record)`` to the ledger by compare-and-set; keeps ``self.record``."""
         run_id = self.plan["run_id"]
         for _ in range(20):
-            version, record = self.store.ledger_get(run_id)
+            version, record = self.store.ledger_get(run_ledger_key(run_id))
             if record is None or record.get("plan_hash") != self.plan["content_hash"] or (
                     record.get("owner") not in (None, self.me) and record.get("status") == "applying"):
                 raise ApplyStopped("the run's ledger was changed by someone else during the apply (another apply "
                                    "took it over?); stopping")
             change(record)
-            if self.store.ledger_put(run_id, version, record):
+            if self.store.ledger_put(run_ledger_key(run_id), version, record):
                 self.record = record
                 return record
         raise ApplyStopped("the run's ledger keeps changing during the apply; stopping")

@@ -404,8 +404,9 @@ class ReviewData:
         """The run's apply ledger record (drygate.plan.apply), or None."""
         if self.store is None:
             return None
-        _, record = self.store.ledger_get(self.plan["run_id"])
-        return record
+        from drygate.plan.apply import run_ledger
+
+        return run_ledger(self.store, self.plan["run_id"])
 
 
 def _when(ts):
