@@ -150,3 +150,46 @@ def test_an_ordered_dict_comes_back_as_its_items_in_order():
     """Documented (drygate.api.tools.to_json): a dict subclass is journaled as its items."""
     (got,), _ = _through_the_journal(OrderedDict([("b", 1), ("a", 2)]))
     assert list(got.items()) == [("b", 1), ("a", 2)]
+
+
+def test_an_async_gated_tool_still_builds_each_frameworks_tool():
+    """An async gated tool is a callable object (it reads the run when called): each framework's
+    own tool builder still sees a coroutine function with the function's parameters, and runs it
+    through the gate."""
+    gate = drygate.open_gate(policy='[run]\nmode = "live"\n', store=MemoryStore())
+
+    async def lookup(topic: str, n: int = 2) -> str:
+        """Look up a topic.
+
+        Args:
+            topic: the topic
+            n: how many
+        """
+        return f"about {topic} {n}"
+
+    gated = gate.tool(lookup, effect="read")
+    assert inspect.iscoroutinefunction(gated) and inspect.signature(gated) == inspect.signature(lookup)
+    from langchain_core.tools import tool as langchain_tool
+
+    built = langchain_tool(gated)
+    assert set(built.args) == {"topic", "n"} and asyncio.run(built.ainvoke({"topic": "q"})) == "about q 2"
+    from agents import function_tool
+
+    assert set(function_tool(gated).params_json_schema["properties"]) == {"topic", "n"}
+    from pydantic_ai import Tool
+
+    assert Tool(gated).function_schema.json_schema["required"] == ["topic"]
+    from fastmcp import Client, FastMCP
+
+    server = FastMCP("t")
+    server.tool(gated)
+
+    async def call():
+        async with Client(server) as client:
+            return (await client.call_tool("lookup", {"topic": "q", "n": 3})).content[0].text
+
+    from drygate.testing import capture
+
+    with capture(gate) as seen:
+        assert asyncio.run(call()) == "about q 3"
+    assert seen.tools() == ["lookup"]

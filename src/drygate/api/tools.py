@@ -309,7 +309,9 @@ class _CoroutineFunction:
     It passes for the coroutine function it gates: ``inspect.iscoroutinefunction`` is true (it
     carries the function's ``__code__``, which ``inspect`` reads for function-like objects; no
     ``inspect.markcoroutinefunction`` before Python 3.12), ``inspect.signature`` and type hints
-    are the function's (``__wrapped__``), and it binds as a method in a class body."""
+    are the function's (``__wrapped__``), it binds as a method in a class body, and pydantic's
+    ``TypeAdapter`` gets the function's call schema (fastmcp). ``pydantic.validate_call``
+    refuses callable objects: apply it to the function before gating it."""
 
     def __init__(self, call, f, name):
         functools.update_wrapper(self, f)
