@@ -152,3 +152,59 @@ def test_no_entry_reads_a_subcommand_it_does_not_know():
         if isinstance(spec, dict):
             assert spec.get("other") != "read", label
             stack.extend((f"{label} {k}", v) for k, v in (spec.get("subcommands") or {}).items())
+
+
+# kustomize build / kubectl kustomize (kubectl.docs.kubernetes.io, `kustomize build --help`,
+# `kubectl kustomize --help`): --enable-helm runs the Helm chart inflator (--helm-command
+# names the program), --enable-alpha-plugins runs KRM function and exec plugins, --enable-exec
+# lets them exec; the entries list their options, so any other option is unknown too.
+_KUSTOMIZE = ["kubectl kustomize", "kustomize build", "kubectl -n default kustomize"]
+
+
+@pytest.mark.parametrize("command", [
+    f"{k} {opts} ." for k in _KUSTOMIZE for opts in (
+        "--enable-helm", "--enable-helm=true", "--helm-command=./x", "--helm-command ./x --enable-helm",
+        "--enable-alpha-plugins", "--enable-exec --enable-alpha-plugins", "--enable-h", "--helm-debug",
+        "--no-such-option", "-o out.yaml", "--output=out", "--enable-helm=false",
+    )
+] + ["kubectl get -k dir --enable-helm", "kubectl apply -k dir --dry-run=client --enable-alpha-plugins",
+     "kubectl diff -k . --helm-command=./x", "kustomize edit add resource x", "kustomize fn run",
+     "kustomize cfg set . x y", "kustomize localize . out"])
+def test_kustomize_options_that_run_or_write_are_not_reads(command):
+    v = classify_command_verdict(command)
+    assert v.effect != "read", v.steps
+
+
+@pytest.mark.parametrize("command", [
+    "kubectl kustomize .", "kubectl kustomize overlays/prod --load-restrictor LoadRestrictionsNone",
+    "kustomize build .", "kustomize build --reorder=none -e FOO=1 .", "kubectl get -k overlays/dev",
+    "kustomize version", "kustomize cfg tree .",
+])
+def test_kustomize_build_stays_a_read(command):
+    v = classify_command_verdict(command)
+    assert v.effect == "read", v.steps
+
+
+# git config (git-config(1), 2.39 and the 2.46+ subcommands): --edit/-e and the subcommand
+# `edit` open an editor on the file (not a read); any option that is not one that only chooses,
+# formats or filters what is printed (also an abbreviation git would accept) is not a read.
+@pytest.mark.parametrize("command", [
+    "git config edit", "git config --edit", "git config -e", "git config --global -e", "git config -le",
+    "git config --ed", "git config --global edit", "git config set a.b c", "git config unset a.b",
+    "git config --unset a.b", "git config --add a.b c", "git config a.b c", "git config rename-section a b",
+    "git config --file x --edit", "git config --replace-all a.b c", "git config --comment x a.b c",
+])
+def test_git_config_edit_and_set_are_not_reads(command):
+    v = classify_command_verdict(command)
+    assert v.effect != "read", v.steps
+
+
+@pytest.mark.parametrize("command", [
+    "git config --list", "git config -l", "git config -lz", "git config user.name", "git config --get user.name",
+    "git config get user.name", "git config list --show-origin", "git config --global --get-regexp alias",
+    "git config -f .gitmodules --get-regexp path", "git config --type=bool --get core.bare",
+    "git config --show-origin --show-scope --list",
+])
+def test_git_config_reads_stay_reads(command):
+    v = classify_command_verdict(command)
+    assert v.effect == "read", v.steps

@@ -312,17 +312,20 @@ def test_glob_forms_that_stay_ordinary_work(tmp_path):
 
 
 @pytest.mark.skipif(__import__("shutil").which("kubectl") is None, reason="kubectl is not installed")
-@pytest.mark.xfail(strict=True, reason="class 4 (option parsers / read entries that are not strict): `kubectl "
-                   "kustomize` is a flat read, but --enable-helm with --helm-command=PROG runs PROG (kustomize's "
-                   "Helm chart inflator; without --helm-command it runs `helm pull` into charts/); also "
-                   "--enable-alpha-plugins. Make kustomize (and get/apply -k) strict: --enable-helm, "
-                   "--helm-command, --enable-alpha-plugins, --enable-exec unknown")
-def test_leak_kubectl_kustomize_helm_command(tmp_path):
+# Was a strict xfail (class 4): kubectl kustomize is strict now (drygate.classifiers.data.commands
+# _KUSTOMIZE_BUILD); --enable-helm, --helm-command, --enable-alpha-plugins, --enable-exec are unknown.
+@pytest.mark.parametrize("command", [
+    "kubectl kustomize --enable-helm --helm-command=./fn.sh .",
+    "kubectl kustomize . --helm-command ./fn.sh --enable-helm",
+    "kubectl kustomize --enable-helm=true --helm-command=./fn.sh .",
+    "kubectl -n default kustomize --enable-helm --helm-command=./fn.sh .",
+])
+def test_leak_kubectl_kustomize_helm_command(tmp_path, command):
     p = _project(tmp_path, "dry")
     (p.root / "kustomization.yaml").write_text("helmCharts:\n- name: c\n  version: 1.0.0\n  repo: https://example.invalid\n")
     (p.root / "fn.sh").write_text("#!/bin/sh\ntouch \"$(dirname \"$0\")/x\"\n")
     (p.root / "fn.sh").chmod(0o755)
-    r = _through_hook(p, "kubectl kustomize --enable-helm --helm-command=./fn.sh .")
+    r = _through_hook(p, command)
     assert r.blocks or not (p.root / "x").exists()
 
 

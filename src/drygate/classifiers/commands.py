@@ -735,18 +735,68 @@ def _awk(label, args, ctx, spec):
     return read("awk program only prints")
 
 
+#: git config's options that only choose, format or filter what is read (git-config(1), git
+#: 2.39 and the subcommand form of 2.46+); ``_GIT_CONFIG_VALUES`` take a value.
+_GIT_CONFIG_READ_OPTIONS = frozenset((
+    "--global", "--system", "--local", "--worktree", "--bool", "--int", "--bool-or-int", "--path",
+    "--expiry-date", "--no-type", "-z", "--null", "--name-only", "--show-origin", "--show-scope", "--includes",
+    "--no-includes", "--fixed-value", "--all", "--regexp", "--no-value", "--get", "--get-all", "--get-regexp",
+    "--get-urlmatch", "--get-color", "--get-colorbool", "-l", "--list",
+))
+_GIT_CONFIG_VALUES = frozenset(("-f", "--file", "--blob", "--type", "--default", "--value", "--url"))
+_GIT_CONFIG_ACTIONS = frozenset(("--get", "--get-all", "--get-regexp", "--get-urlmatch", "--get-color",
+                                 "--get-colorbool", "-l", "--list"))
+
+
 def _git_config(label, args, ctx, spec):
-    flags = spec["flags"]
+    """git config: a read only in a form that prints, with only options that choose what.
+
+    git-config(1): ``git config [<file-option>] [--type] --get/--get-all/--get-regexp/
+    --get-urlmatch/--get-color/--list ...`` and ``git config NAME`` print; ``git config NAME
+    VALUE`` sets; ``-e``/``--edit`` (and the 2.46+ subcommand ``edit``) opens an editor on the
+    file, which changes it. 2.46+ subcommands: ``list`` and ``get`` print, ``set``, ``unset``,
+    ``rename-section``, ``remove-section``, ``edit`` change. Any other option (also an
+    abbreviation git's parse-options would accept, ``--ed``, or a cluster with ``e``) is not
+    a read; short clusters are read letter by letter."""
     if any(a is None for a in args):
         return unknown("git config: an argument known only at run time")
     if "--" in args:
         return unknown("git config --: the words after -- are values, not options")
-    if flag_hits(args, flags):
+    seen, pos, skip = set(), [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if not a.startswith("-") or a == "-":
+            pos.append(a)
+            continue
+        name, eq, _ = a.partition("=")
+        if name in _GIT_CONFIG_VALUES:
+            skip = not eq
+            continue
+        if name.startswith("--"):
+            names = [name]
+        else:  # a cluster of short options, -lz; a value option ends it (-fFILE)
+            names = []
+            for k, letter in enumerate(name[1:]):
+                names.append("-" + letter)
+                if "-" + letter in _GIT_CONFIG_VALUES:
+                    skip = k == len(name) - 2 and not eq
+                    break
+        for n in names:
+            if n in ("-e", "--edit"):
+                return write("git config --edit opens an editor on the configuration file")
+            if n not in _GIT_CONFIG_READ_OPTIONS and n not in _GIT_CONFIG_VALUES:
+                return write(f"git config {a}: not an option that only reads (it may set, unset or edit)")
+            seen.add(n)
+    if pos and pos[0] in ("list", "get") and not seen & _GIT_CONFIG_ACTIONS:
+        return read(f"git config {pos[0]} prints configuration")
+    if pos and pos[0] in ("set", "unset", "rename-section", "remove-section", "edit"):
+        return write(f"git config {pos[0]} changes the configuration" + (" in an editor" if pos[0] == "edit" else ""))
+    if seen & _GIT_CONFIG_ACTIONS:
         return read("git config: a read-only form (--get, --list)")
-    pos = positionals(args, ("--file", "-f", "--blob", "--type", "--default"))
-    if len(pos) <= 1 and not any(a in ("--unset", "--unset-all", "--add", "--replace-all", "--rename-section",
-                                       "--remove-section", "-e", "--edit") for a in args):
-        return read("git config NAME prints the value")
+    if len(pos) <= 1:
+        return read("git config NAME prints the value (without a name, the usage)")
     return write("git config: sets or removes a value")
 
 

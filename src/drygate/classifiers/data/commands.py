@@ -27,6 +27,26 @@ Users extend and override this table with ``[[commands]]`` in drygate.toml.
 
 R, W, U, S, X = "read", "write", "unknown", "side_effect_read", "external"
 
+#: kustomize build options that run programs (kubectl.docs.kubernetes.io, kustomize build
+#: --help; kubectl kustomize --help, 1.3x): --enable-helm runs the Helm chart inflator (the
+#: program --helm-command names, else `helm`, which pulls charts into the folder),
+#: --enable-alpha-plugins runs KRM function and exec plugins, --enable-exec lets them exec.
+_KUSTOMIZE_RUNS = ("--enable-helm", "--helm-command", "--enable-alpha-plugins", "--enable-exec")
+
+
+def _KUSTOMIZE_BUILD(extra_values):
+    """The strict spec of ``kustomize build`` / ``kubectl kustomize``: only the options that
+    choose what is built and printed (every other one, and those of _KUSTOMIZE_RUNS, is
+    unknown); ``-o``/``--output`` writes files. ``extra_values``: the host CLI's own global
+    options that take a value and may follow the subcommand."""
+    return {"options": ("--as-current-user", "--enable-managedby-label", "--network", "-h", "--help",
+                        "--stack-trace"),
+            "option_values": ("-e", "--env", "--helm-api-versions", "--helm-kube-version", "--load-restrictor",
+                              "--mount", "--network-name", "--reorder", "-o", "--output") + tuple(extra_values),
+            "flags": {"-o": W, "--output": W, **{o: U for o in _KUSTOMIZE_RUNS}},
+            "why": "renders manifests from a kustomization and prints them"}
+
+
 _READS = (
     "ls", "cat", "head", "tail", "wc", "pwd", "echo", "printf", "which", "type", "whereis", "stat", "du",
     "df", "whoami", "id", "uname", "printenv", "diff", "cmp", "grep", "egrep", "fgrep", "basename",
@@ -356,9 +376,7 @@ COMMANDS = {
                                "--points-at", "-n"),
                     "positional_max": 0, "list_flags": ("-l", "--list", "-v", "--verify")},
             "remote": {"subcommands": {"show": R, "get-url": R, "-v": R, "--verbose": R}, "bare": R, "other": W},
-            "config": {"flags": {"--get": R, "--get-all": R, "--get-regexp": R, "--list": R, "-l": R,
-                                 "--get-urlmatch": R, "--show-origin": R},
-                       "handler": "git_config"},
+            "config": {"handler": "git_config"},  # its options and 2.46+ subcommands: _git_config
             "fsck": {"flags": {"--lost-found": W}},
             "stash": {"subcommands": {"list": R, "show": R}, "other": W, "bare": W},
             "reflog": {"subcommands": {"show": R, "exists": R}, "other": W, "bare": R},
@@ -435,15 +453,18 @@ COMMANDS = {
                        "values": ("-f", "--file", "-p", "--project-name", "--env-file", "--profile")},
     "kubectl": {
         # A kubeconfig named on the command line may come from the project: its users'
-        # exec credential plugins and auth providers run programs.
-        "flags": {"--kubeconfig": U},
+        # exec credential plugins and auth providers run programs. The kustomize options that
+        # run programs are unknown wherever they appear (kubectl rejects them on subcommands
+        # other than kustomize, whose entry allows only the options _KUSTOMIZE_BUILD lists).
+        "flags": {"--kubeconfig": U, **{o: U for o in _KUSTOMIZE_RUNS}},
         "values": ("-n", "--namespace", "--context", "--cluster", "--kubeconfig", "-s", "--server", "--user",
                    "--token", "--as", "--as-group", "-l", "--selector", "-o", "--output", "--field-selector",
                    "-c", "--container", "--request-timeout", "--sort-by", "--template"),
         "subcommands": {
             **{s: R for s in ("get", "describe", "logs", "top", "explain", "version", "api-resources",
                               "api-versions", "diff", "events", "wait", "completion", "help", "plugin")},
-            "kustomize": {"flags": {"-o": W, "--output": W}},
+            "kustomize": _KUSTOMIZE_BUILD(("-n", "--namespace", "--context", "--cluster", "--user", "-s", "--server",
+                                           "--as", "--as-group", "--token", "--request-timeout", "-v", "--v")),
             "cluster-info": {"subcommands": {"dump": W}, "bare": R, "other": U},
             "config": {"subcommands": {"view": R, "get-contexts": R, "current-context": R, "get-clusters": R,
                                        "get-users": R}, "other": W},
@@ -458,6 +479,12 @@ COMMANDS = {
             **{s: U for s in ("attach", "port-forward", "proxy", "debug")},
         },
     },
+    "kustomize": {"subcommands": {
+        "build": _KUSTOMIZE_BUILD(("--stack-trace",)),
+        **{s: R for s in ("version", "help", "completion", "--help", "-h", "--version")},
+        "cfg": {"subcommands": {s: R for s in ("cat", "tree", "grep", "count", "help")}, "other": U},
+        **{s: W for s in ("create", "edit", "init", "localize")},
+    }, "other": U},
     "helm": {"subcommands": {
         **{s: R for s in ("list", "ls", "status", "history", "show", "inspect", "search", "version", "lint", "env",
                           "verify", "help")},
