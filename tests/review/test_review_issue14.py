@@ -677,3 +677,20 @@ def test_a_run_id_cannot_name_another_runs_ledger(tmp_path):
         store.close()
     project.cli("apply", str(tmp_path / "plan.json"), "--yes")
     assert (project.root / "a.txt").read_text() == "a\n" and not (project.root / "b.txt").exists()
+
+
+def test_the_agent_cannot_install_into_drygates_own_environment(live_project):
+    """Sibling of the package-manager probe: packages installed into drygate's environment
+    replace its dependencies (a fake click, tree-sitter) without naming drygate."""
+    prefix, py = Path(sys.prefix), sys.executable
+    commands = [f"{prefix}/bin/pip install ./fake-click", f"{py} -m pip install --force-reinstall ./x",
+                f"uv pip install --python {py} ./fake", f"pip install --target {prefix}/lib ./fake",
+                f"{prefix}/bin/pip uninstall -y click"]
+    if sys.prefix == getattr(sys, "base_prefix", sys.prefix):
+        pytest.skip("drygate runs outside a virtual environment here")
+    other = Path(live_project.root).parent / "other-venv"
+    allowed = [c for c in commands if not live_project.hook(live_project.event("Bash", {"command": c})).blocks]
+    assert allowed == []
+    # installing into another environment stays allowed
+    for c in ("pip install requests", f"{other}/bin/pip install requests", f"{other}/bin/python -m pip install x"):
+        assert not live_project.hook(live_project.event("Bash", {"command": c})).blocks, c

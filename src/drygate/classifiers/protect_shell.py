@@ -1784,6 +1784,40 @@ _PACKAGE_SUBCOMMANDS = {
 }
 
 
+def _own_roots():
+    """drygate's package folder and the hook's environment (its virtual environment: pipx,
+    uv tool, a venv; its import roots and interpreter, drygate.integrity.environment_paths):
+    paths (str) a package manager must not install into. The hook runs with ``-I -S``, so
+    ``sys.prefix`` does not name the virtual environment; the import roots do."""
+    from drygate.integrity import environment_paths
+
+    roots = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    try:
+        roots += [os.path.normpath(p) for p in environment_paths()]
+    except Exception:  # noqa: BLE001 - the package folder alone still holds
+        pass
+    return roots
+
+
+def _into_own_environment(program, rest):
+    """True when a package manager works on drygate's own environment: its program is that
+    environment's pip or python (``<venv>/bin/pip install x``, ``<venv>/bin/python -m pip``),
+    or an option points there (``--python``/``-p``, ``--target``/``-t``, ``--prefix``,
+    ``--root``, ``--path``)."""
+    candidates = [program] if os.sep in program else []
+    for j, x in enumerate(rest):
+        key, eq, val = x.partition("=")
+        if key in ("--python", "-p", "--target", "-t", "--prefix", "--root", "--path", "--python-executable"):
+            candidates.append(val if eq else (rest[j + 1] if j + 1 < len(rest) else ""))
+    for c in candidates:
+        if not c:
+            continue
+        real = os.path.normpath(os.path.abspath(os.path.expanduser(c)))  # a venv's bin/python is a symlink
+        if any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in _own_roots()):
+            return True
+    return False
+
+
 def _package_manager(argv):
     """Raise Tamper when ``argv`` has a package manager replace drygate's own code."""
     texts = [w.text or "" for w in argv]
@@ -1803,7 +1837,7 @@ def _package_manager(argv):
         sub = next((x for x in rest if not x.startswith("-")), None)
         if sub not in _PACKAGE_SUBCOMMANDS[key]:
             return
-        named = any("drygate" in x for x in rest)
+        named = any("drygate" in x for x in rest) or _into_own_environment(texts[k], rest)
         forced = any(x in ("--force", "-f", "--force-reinstall", "--reinstall") for x in rest)
         if named or sub.endswith("-all") or (forced and key != "pip"):
             raise Tamper(f"{key} {sub} would replace or remove drygate's own code, which protects the gate")
