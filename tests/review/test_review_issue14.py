@@ -59,12 +59,12 @@ class Server:
             line = self.proc.stdout.readline()
             if not line:
                 raise AssertionError(f"drygate review exited: {self.proc.wait()} {self.proc.stderr.read()}")
-            m = re.search(r"open (http://127\.0\.0\.1:(\d+)/\?token=(\S+))", line)
+            m = re.search(r"open (http://(127\.\d+\.\d+\.\d+):(\d+)/\?token=(\S+))", line)
             if m:
-                self.url, self.port, self.token = m.group(1), int(m.group(2)), m.group(3)
+                self.url, self.host, self.port, self.token = m.group(1), m.group(2), int(m.group(3)), m.group(4)
                 break
         assert self.url
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://{self.host}:{self.port}"
 
     def session(self):
         """An httpx client holding the session cookie (the one-time link used once)."""
@@ -206,9 +206,12 @@ def test_rebound_host_other_origins_and_forged_posts_are_refused(server, run_pro
         # DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host
         assert client.get("/", headers={"host": "evil.example:%d" % server.port}).status_code == 403
         assert client.get("/", headers={"host": "127.0.0.1"}).status_code == 403
+        for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", server.host):
+            assert client.get("/", headers={"host": host}).status_code == 403, host
         form = {"csrf": csrf, "plan_hash": plan_hash, "decision": "approve", "drop": "", "note": ""}
         for origin in ("http://evil.example", "null", f"http://127.0.0.1:{server.port + 1}",
-                       f"https://127.0.0.1:{server.port}"):
+                       f"https://127.0.0.1:{server.port}", f"http://127.0.0.1:{server.port}",
+                       f"http://localhost:{server.port}", f"https://{server.host}:{server.port}"):
             r = client.post("/decide", data=form, headers={"origin": origin})
             assert r.status_code == 403, origin
         # same-origin but no Origin header (curl), or a wrong CSRF token
@@ -382,12 +385,6 @@ def test_the_overview_is_bounded_when_every_basis_file_changed():
 
 # -- the session cookie and other servers on this machine -----------------------------------
 
-@pytest.mark.xfail(strict=True, reason="cookies are scoped to a host, not a port: the review session cookie "
-                   "(127.0.0.1, named after the port) is sent to every other server on 127.0.0.1 the reviewer's "
-                   "browser visits (a dev server the agent wrote, another user's service); that server replays "
-                   "it with a forged Origin (not a browser) and approves the plan. Fix: serve on a random "
-                   "loopback address of its own (127.x.y.z: cookies of one IP are not sent to another), or "
-                   "bind the session to a secret the browser never sends elsewhere")
 def test_another_local_server_cannot_reuse_the_review_session(tmp_path):
     import http.server
     import threading

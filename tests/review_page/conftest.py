@@ -106,12 +106,13 @@ class ReviewServer:
             if not line:
                 raise AssertionError(f"drygate review exited: {self.proc.wait()} {self.proc.stderr.read()}")
             self.lines.append(line)
-            m = re.search(r"open (http://127\.0\.0\.1:(\d+)/\?token=\S+)", line)
+            m = re.search(r"open (http://(127\.\d+\.\d+\.\d+):(\d+)/\?token=\S+)", line)
             if m:
-                self.url, self.port = m.group(1), int(m.group(2))
+                self.url, self.host, self.port = m.group(1), m.group(2), int(m.group(3))
                 break
         assert self.url, self.lines
-        self.base = f"http://127.0.0.1:{self.port}"
+        assert self.host != "127.0.0.1"  # an address of its own: cookies are per host, not per port
+        self.base = f"http://{self.host}:{self.port}"
         first = self.lines[0]
         self.plan_path = first.rsplit("file ", 1)[-1].strip()
 

@@ -50,13 +50,13 @@ def _safe(name):
 @project_option
 @click.argument("target", required=False)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
-              help="Port on 127.0.0.1 (0: a random free port).")
+              help="Port on the loopback address the page gets (0: a random free port).")
 @click.option("--open", "open_browser", is_flag=True, help="Also open the link in the default browser.")
 def review(project, target, port, open_browser):
     """Review a run's plan in the browser; approve or reject it there.
 
     TARGET is a run id ("latest" or nothing for the most recent run; its plan is made and
-    saved under .drygate/plans/) or a saved plan file. Serves a local page on 127.0.0.1
+    saved under .drygate/plans/) or a saved plan file. Serves a local page on a loopback address of its own
     with a one-time token in the printed link; stop it with Ctrl-C."""
     from drygate.review.server import ReviewState, serve
     from drygate.review.view import ReviewData
@@ -83,7 +83,7 @@ def review(project, target, port, open_browser):
     try:
         serve(state, port, ready)
     except OSError as e:
-        _fail(f"cannot serve on 127.0.0.1:{port}: {e.strerror or e}")
+        _fail(f"cannot serve on a loopback address, port {port}: {e.strerror or e}")
     except KeyboardInterrupt:
         pass
 

@@ -2,13 +2,16 @@
 
 Who may use it, in order (every request passes :class:`Guard` first):
 
-1. **Loopback only.** The server binds 127.0.0.1 on a random port. A ``Host`` header that
-   is not ``127.0.0.1:<port>`` or ``localhost:<port>`` is refused (DNS rebinding: a page
-   on another site whose name resolves to 127.0.0.1 cannot talk to it).
+1. **Loopback only, an address of its own.** The server binds a random loopback address
+   (``127.a.b.c``, not 127.0.0.1) on a random port: browsers scope cookies to a host, not a
+   port, so the session cookie is never sent to another local server (a dev server on
+   127.0.0.1 or localhost) that could replay it. A ``Host`` header that is not exactly
+   ``<that address>:<port>`` is refused (DNS rebinding: a page on another site whose name
+   resolves to a loopback address cannot talk to it).
 2. **Other origins refused.** A request carrying an ``Origin`` that is not this server's,
    or ``Sec-Fetch-Site: cross-site``, gets 403, whatever its method.
 3. **A one-time token**, as Jupyter does: ``drygate review`` prints
-   ``http://127.0.0.1:<port>/?token=<token>``; the first request with it gets a session
+   ``http://127.a.b.c:<port>/?token=<token>``; the first request with it gets a session
    cookie (random, ``HttpOnly``, ``SameSite=Strict``, named after the port) and is
    redirected to the same page without the token. The token then stops working; every
    other request needs the cookie.
@@ -47,6 +50,7 @@ class ReviewState:
         self.token_used = False
         self.session = secrets.token_urlsafe(32)
         self.port = None
+        self.host = "127.0.0.1"  # serve() picks a loopback address of this server's own
         self.decisions = []  # (decision, plan hash, path of a subset plan or None)
 
     @property
@@ -57,7 +61,12 @@ class ReviewState:
         return hmac.new(self.session.encode(), b"csrf", hashlib.sha256).hexdigest()
 
     def origins(self):
-        return {f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"}
+        return {f"http://{self.host}:{self.port}"}
+
+    def hosts(self):
+        """The ``Host`` header values this server answers (set of str): its own address only
+        (``localhost`` is left out: its cookies go to every local server)."""
+        return {f"{self.host}:{self.port}"}
 
 
 class Guard:
@@ -76,7 +85,7 @@ class Guard:
         request = Request(scope)
         st = self.state
         host = request.headers.get("host", "")
-        if host not in {f"127.0.0.1:{st.port}", f"localhost:{st.port}"}:
+        if host not in st.hosts():
             return await _headers(PlainTextResponse("refused: unknown host", 403))(scope, receive, send)
         origin = request.headers.get("origin")
         if (origin is not None and origin not in st.origins()) or \
@@ -280,6 +289,11 @@ def decide_plan(state, decision, shown_hash, drop_text, note):
             "dropped": (plan.get("subset_of") or {}).get("dropped") or []}
 
 
+def _random_loopback():
+    """A random IPv4 loopback address outside 127.0.0.0/16 (str)."""
+    return f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+
+
 def serve(state, port=0, on_ready=None):
     """Serve ``state`` on 127.0.0.1 (``port``, 0 for a random free one) until interrupted.
 
@@ -290,14 +304,28 @@ def serve(state, port=0, on_ready=None):
 
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock = None
+    # a loopback address of its own (127.a.b.c, a != 0; Linux answers all of 127/8): cookies
+    # are scoped to a host, not a port, so a session cookie set for 127.0.0.1 would also go
+    # to every other local server the reviewer's browser visits, which could replay it.
+    # Where only 127.0.0.1 can be bound (macOS without aliases) it falls back to that.
+    for host in [_random_loopback() for _ in range(8)] + ["127.0.0.1"]:
+        candidate = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        candidate.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            candidate.bind((host, port))
+        except OSError:
+            candidate.close()
+            if host == "127.0.0.1":
+                raise
+            continue
+        sock, state.host = candidate, host
+        break
     sock.listen(128)  # connections made as soon as the link is printed wait in the backlog
     state.port = sock.getsockname()[1]
     app = create_app(state)
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, server_header=False)
     server = uvicorn.Server(config)
     if on_ready:
-        on_ready(f"http://127.0.0.1:{state.port}/?token={state.token}")
+        on_ready(f"http://{state.host}:{state.port}/?token={state.token}")
     server.run(sockets=[sock])
