@@ -438,13 +438,6 @@ def test_another_local_server_cannot_reuse_the_review_session(tmp_path):
 
 # -- subsets and what the run read from its own dry writes --------------------------------
 
-@pytest.mark.xfail(strict=True, reason="plan.subset refuses only a kept step that uses a dropped step's "
-                   "reference token or edits the same file: a Read the file shadow answered from a dropped "
-                   "Write (read-your-writes) does not count, so the kept step the agent made from that content "
-                   "applies alone (derived.txt says v is 2; config.json never exists). The plan's basis also "
-                   "lists that Read as 'no result was journaled for it'. Fix: journal which dry steps a shadow "
-                   "or overlay read was served from and refuse dropping a step whose simulated state a read "
-                   "before a kept step saw")
 def test_a_subset_cannot_drop_a_write_whose_simulated_content_the_run_read(tmp_path):
     project = Project(tmp_path / "app")
     write_policy(project.root, "dry")
@@ -691,3 +684,27 @@ def test_the_agent_cannot_install_into_drygates_own_environment(live_project):
     # installing into another environment stays allowed
     for c in ("pip install requests", f"{other}/bin/pip install requests", f"{other}/bin/python -m pip install x"):
         assert not live_project.hook(live_project.event("Bash", {"command": c})).blocks, c
+
+
+@pytest.mark.parametrize("first", ["edit", "write_other_read"])
+def test_a_subset_and_reads_of_simulated_content_siblings(tmp_path, first):
+    """Sibling: a dropped dry Edit read back through the shadow refuses the subset too; a
+    dropped Write nobody read back leaves the subset allowed."""
+    project = Project(tmp_path / "app")
+    write_policy(project.root, "dry")
+    (project.root / "conf.txt").write_text("v=1\n")
+    (project.root / "other.txt").write_text("o\n")
+    if first == "edit":
+        dry(project, "Edit", {"file_path": str(project.root / "conf.txt"), "old_string": "v=1", "new_string": "v=2"})
+        project.hook(project.event("Read", {"file_path": str(project.root / "conf.txt")}))
+    else:
+        dry(project, "Write", {"file_path": "conf.txt", "content": "v=2\n"})
+        project.hook(project.event("Read", {"file_path": str(project.root / "other.txt")}))
+    dry(project, "Write", {"file_path": "derived.txt", "content": "v is 2\n"})
+    plan = tmp_path / "plan.json"
+    project.cli("plan", SESSION, "--out", str(plan))
+    r = project.cli("approve", str(plan), "--drop", "1", "--out", str(tmp_path / "s.json"), "--yes", check=False)
+    if first == "edit":
+        assert r.returncode == 1 and "simulated write" in r.stderr and not (tmp_path / "s.json").exists(), r.stderr
+    else:
+        assert r.returncode == 0 and (tmp_path / "s.json").exists(), r.stderr

@@ -9,7 +9,12 @@ depends on a step left out:
   could never resolve its value;
 - it is a file step (Write, Edit, MultiEdit) on a file a dropped earlier step also changes:
   its edit was simulated on the content the dropped step left, so it would apply to
-  another text than the one reviewed.
+  another text than the one reviewed;
+- it came after a Read of a file that a dropped earlier step wrote: the shadow
+  (drygate.file_shadow) answered that read with the dropped step's simulated content, so
+  what the agent did next may rest on it. The reads come from the plan's basis (their
+  call numbers), not from a journal of which step served a read: the rule is by call order
+  (any read of that file after the dropped write), which can refuse more than needed.
 
 The subset's ``subset_of`` names its parent (``plan_hash``) and the parent's step numbers
 it ``kept`` and ``dropped``; steps are renumbered 1..n (``depends_on`` and references
@@ -77,6 +82,7 @@ def subset_plan(plan, drop, project_dir=None, who=None, now=None):
         if path and path in file_touched:
             problems.append(f"step {s['step']} changes {path} after step {file_touched[path]}, whose edit it was "
                             f"simulated on")
+    problems += _reads_of_dropped_writes(plan, drop, project_dir)
     if problems:
         raise PlanError("cannot leave those steps out: " + "; ".join(problems)
                         + " (leave the dependent steps out too, or reject the plan)")
@@ -97,6 +103,43 @@ def subset_plan(plan, drop, project_dir=None, who=None, now=None):
     new["file_changes"] = _file_changes(plan, kept, renumber, project_dir)
     new["content_hash"] = fingerprint(new)
     return new
+
+
+#: The host's file tools that read a file (their ``file_path``): after a dry write of that
+#: file in the run, drygate.file_shadow answers them with the run's simulated version.
+_FILE_READERS = ("Read", "NotebookRead")
+
+
+def _reads_of_dropped_writes(plan, drop, project_dir):
+    """Problems (list of str): a kept step made after the run read a file whose simulated
+    content came from a dropped step. Once a dry Write/Edit of a file ran, every later Read
+    of that file in the run is answered from the run's shadow (read-your-writes), so what
+    the agent did after that read may rest on content the subset no longer writes. The
+    reads are the plan's basis reads (every read of the run, with its call number)."""
+    from drygate.file_tools import file_path_of
+
+    base = project_dir or "/"
+    dropped_writes = {}  # path -> the first dropped step's (call, step) that wrote it
+    for s in plan["steps"]:
+        if s["step"] in drop and s["executor"]["kind"] == "file":
+            path = file_path_of(s.get("input"), base)
+            if path and path not in dropped_writes:
+                dropped_writes[path] = (s["call"], s["step"])
+    if not dropped_writes:
+        return []
+    problems = []
+    for r in ((plan.get("basis") or {}).get("reads") or []):
+        if r.get("tool_name") not in _FILE_READERS or not isinstance(r.get("input"), dict):
+            continue
+        path = file_path_of(r["input"], r.get("cwd") or base)
+        source = dropped_writes.get(path)
+        if source is None or not isinstance(r.get("call"), int) or r["call"] < source[0]:
+            continue
+        later = [s["step"] for s in plan["steps"] if s["step"] not in drop and s["call"] > r["call"]]
+        if later:
+            problems.append(f"step(s) {', '.join(map(str, later))} came after call {r['call']} read {path}, "
+                            f"whose content there was step {source[1]}'s simulated write")
+    return problems
 
 
 def _file_changes(plan, kept, renumber, project_dir):
