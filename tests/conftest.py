@@ -88,14 +88,16 @@ class HookResult:
 class Project:
     """A temporary project with drygate installed exactly as `drygate install` does."""
 
-    def __init__(self, root, store_url=None):
+    def __init__(self, root, store_url=None, init_sqlite=True):
         self.root = Path(root)
         #: A Redis store URL the hooks and the CLI use (DRYGATE_STATE_URL), or None for the
         #: project's SQLite file. Tests that pick their own store (DRYGATE_STATE=...) keep it.
+        #: ``init_sqlite``: False for a project whose policy names another store ([state] url):
+        #: then no SQLite file exists unless something writes one.
         self.store_url = store_url
         self.root.mkdir(parents=True, exist_ok=True)
         install_claude_code(self.root)
-        if store_url is None:  # as `drygate init` does: the hook never creates a store
+        if store_url is None and init_sqlite:  # as `drygate init` does: the hook never creates a store
             from drygate.integrity import initialize_store
 
             initialize_store(str(self.state))

@@ -588,7 +588,7 @@ def test_an_unexpected_answer_blocks(tmp_path, reply):
 def test_policy_state_url_selects_redis(redis_factory, tmp_path):
     server = redis_factory()
     initialize(server.url())
-    project = Project(tmp_path / "app")
+    project = Project(tmp_path / "app", init_sqlite=False)  # the policy names Redis: no SQLite store is made
     (project.root / "drygate.toml").write_text(POLICY + f'\n[state]\nurl = "{server.url()}"\n', encoding="utf-8")
     r = project.hook(project.event("mcp__r2__put_object", {}))
     assert_dry(r)

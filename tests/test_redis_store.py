@@ -43,6 +43,51 @@ def test_a_store_reinitialized_under_a_process_blocks_it(redis_url, redis_server
         store.transact("r", WRITE_LIVE, ENTRY, now)
 
 
+@pytest.mark.parametrize("lean", [False, True], ids=["redis-py", "lean"])
+def test_fingerprints_are_never_written_to_a_store_without_its_marker(redis_url, redis_server, lean):
+    """drygate.integrity's writes go through the marker-checked script: a never-initialized
+    Redis, and one that lost its data, get nothing written (every kind of write: a run's
+    first fingerprints, replaced ones, the blocked mark, the pseudo runs)."""
+    from drygate.integrity import BLESSED, BLOCKED, LAST
+    from drygate.state.redis import RedisStore
+
+    client = redis_server.client(db=int(redis_url.rsplit("/", 1)[1]))
+    writes = [("r", {"/a": "f|1|x"}, False), ("r", {"/a": "f|2|y"}, True), ("r", {BLOCKED: "why"}, False),
+              (LAST, {"/a": "f|1|x"}, True), (BLESSED, {"/a": "f|1|x"}, True)]
+    for store in (RedisStore(redis_url, lean=lean), initialized_redis_store(redis_url, lean=lean)):
+        client.flushdb()  # never initialized; then: initialized, and its data lost
+        for run_id, entries, replace in writes:
+            with pytest.raises(StoreUnavailable, match="no drygate marker"):
+                store.put_fingerprints(run_id, entries, replace=replace)
+        assert client.keys("*") == []
+    store = initialized_redis_store(redis_url, lean=lean, retention_s=3600)
+    store.put_fingerprints("r", {"/a": "f|1|x", "/b": "d|2|y"})
+    store.put_fingerprints("r", {"/a": "f|9|z"})  # first seen wins
+    assert store.fingerprints("r") == {"/a": "f|1|x", "/b": "d|2|y"}
+    store.put_fingerprints("r", {"/a": "f|9|z"}, replace=True)
+    assert store.fingerprints("r")["/a"] == "f|9|z"
+    assert 3500 < client.ttl("{drygate}:fp:r") <= 3600
+    store.put_fingerprints(LAST, {"/a": "f|1|x"}, replace=True)
+    assert client.ttl("{drygate}:fp:" + LAST) == -1
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["redis-py", "lean"])
+def test_an_unexpected_map_reply_is_the_stores_guard_failure(redis_url, redis_server, lean):
+    """A reply that is not a map where one is expected (here: the fingerprints key holding a
+    string, so HGETALL answers WRONGTYPE; and a non-map reply fed to the parser) raises
+    StoreUnavailable at the store boundary, never a TypeError."""
+    from drygate.state.redis import _as_dict
+
+    store = initialized_redis_store(redis_url, lean=lean)
+    redis_server.client(db=int(redis_url.rsplit("/", 1)[1])).set("{drygate}:fp:r", "x")
+    with pytest.raises(StoreUnavailable):
+        store.fingerprints("r")
+    for reply in (12, "OK", None, b"x", ["odd"], [1, 2, 3]):
+        with pytest.raises(StoreUnavailable, match="is it Redis"):
+            _as_dict(reply, "here")
+    assert _as_dict(["k", "v"]) == {"k": "v"} and _as_dict({"k": "v"}) == {"k": "v"}
+
+
 def test_retention_is_refreshed_and_tombstones_never_expire(redis_url, redis_server):
     store = initialized_redis_store(redis_url, retention_s=3600)
     client = redis_server.client(db=int(redis_url.rsplit("/", 1)[1]))

@@ -29,6 +29,8 @@ where every key of a script must live on one shard):
   gets the last timestamp instead).
 - ``{p}:verdicts``: the SQL classifier's verdict cache.
 - ``{p}:ledger``: the apply ledger of each run (compare-and-set in the script).
+- ``{p}:fp:<id>``: the run's fingerprints (drygate.integrity), written by the script
+  behind its marker check: a store without its marker gets nothing written.
 
 Fail closed: unreachable, slower than the deadline, out of memory, a read-only
 replica (a failover in progress), loading, an unknown reply: every method raises
@@ -96,10 +98,16 @@ def _state_from_json(text):
     return RunState(**{name: raw.get(name) for name in RunState.__slots__ if name in raw})
 
 
-def _as_dict(reply):
+def _as_dict(reply, where="Redis"):
     """A map reply as a dict: redis-py parses HGETALL and CONFIG GET into one, the lean
-    client gives the flat ``[key, value, ...]`` list RESP2 sends."""
-    return reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2]))
+    client gives the flat ``[key, value, ...]`` list RESP2 sends. Raises StoreUnavailable
+    for any other reply (an integer, a status, an odd-length list: not Redis, or not the
+    command's answer), so the store's callers only ever see the store's GuardFailure."""
+    if isinstance(reply, dict):
+        return reply
+    if isinstance(reply, list) and len(reply) % 2 == 0:
+        return dict(zip(reply[::2], reply[1::2]))
+    raise StoreUnavailable(f"Redis at {where} answered with {reply!r:.200} where a map was expected; is it Redis?")
 
 
 def _info_field(info, name):
@@ -277,7 +285,7 @@ class RedisStore(StateStore):
     def _keys(self, run_id=""):
         p = self._p
         return (p + ":meta", p + ":seq", p + ":run:" + run_id, p + ":journal:" + run_id, p + ":runs",
-                p + ":tombstones", p + ":metrics", p + ":clock", p + ":ledger")
+                p + ":tombstones", p + ":metrics", p + ":clock", p + ":ledger", p + ":fp:" + run_id)
 
     def _call(self, *args):
         try:
@@ -384,22 +392,29 @@ class RedisStore(StateStore):
         return reply[0] == "created", reply[1]
 
     def fingerprints(self, run_id):
-        """``{path: fingerprint}`` of run ``run_id`` (drygate.integrity), from ``{p}:fp:<run>``."""
-        return _as_dict(self._call("HGETALL", self._p + ":fp:" + run_id) or [])
+        """``{path: fingerprint}`` of run ``run_id`` (drygate.integrity), from ``{p}:fp:<run>``.
+        Raises StoreUnavailable for a reply that is not a map of strings."""
+        found = _as_dict(self._call("HGETALL", self._p + ":fp:" + run_id), self.where)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in found.items()):
+            raise StoreUnavailable(f"Redis at {self.where} answered the fingerprints of run {run_id!r} with "
+                                   f"{found!r:.200}; is it Redis?")
+        return found
 
     def put_fingerprints(self, run_id, entries, replace=False, durable=True):
-        """Keep ``entries`` for run ``run_id`` (HSET, or HSETNX per path), with the run's retention."""
+        """Keep ``entries`` for run ``run_id`` (HSET, or HSETNX per path), with the run's retention.
+
+        One script operation behind the marker check, as every transition: a store without
+        its marker (never initialized, or Redis lost its data) is not written to, and the
+        call raises StoreUnavailable (DRYGATE_NOINIT). ``durable`` is not used (Redis
+        acknowledges from memory; the AOF policy decides)."""
         if not entries:
             return
-        key = self._p + ":fp:" + run_id
-        if replace:
-            flat = [x for kv in entries.items() for x in kv]
-            commands = [("HSET", key, *flat)]
-        else:
-            commands = [("HSETNX", key, k, v) for k, v in entries.items()]
-        if not run_id.startswith("\x00"):
-            commands.append(("EXPIRE", key, self.retention_s))
-        self._pipeline(commands)
+        flat = [x for kv in entries.items() for x in kv]
+        retention = "0" if run_id.startswith("\x00") else str(self.retention_s)
+        reply = self._run_script(run_id, ("fingerprints", "1" if replace else "0", retention, *flat))
+        if len(reply) < 2:
+            raise StoreUnavailable(f"Redis at {self.where} answered the fingerprints' write with {reply!r:.200}")
+        self._check_identity(reply[1])
 
     def eviction_policy(self):
         """Redis's ``maxmemory_policy`` (str) from INFO, or None when INFO does not say."""
@@ -410,14 +425,14 @@ class RedisStore(StateStore):
         (CONFIG may be disabled, as on managed Redis: then ``appendfsync`` is None)."""
         aof = _info_field(self._call("INFO", "persistence"), "aof_enabled") or ""
         try:
-            fsync = _as_dict(self._call("CONFIG", "GET", "appendfsync")).get("appendfsync")
+            fsync = _as_dict(self._call("CONFIG", "GET", "appendfsync"), self.where).get("appendfsync")
         except StoreUnavailable:
             fsync = None
         return {"aof_enabled": aof, "appendfsync": fsync}
 
     def marker(self):
         """The store marker as a dict (``{}`` when the store is not initialized)."""
-        return _as_dict(self._call("HGETALL", self._keys()[0]))
+        return _as_dict(self._call("HGETALL", self._keys()[0]), self.where)
 
     def transact(self, run_id, request, entry, clock):
         now = clock()
@@ -518,7 +533,7 @@ class RedisStore(StateStore):
         entries = []
         for r, stream in zip(ids, replies):
             for stream_id, fields in stream or ():
-                fields = _as_dict(fields)
+                fields = _as_dict(fields, self.where)
                 entries.append(self._entry(r, stream_id, fields))
         entries.sort(key=lambda e: e["seq"])
         return entries
@@ -548,7 +563,7 @@ class RedisStore(StateStore):
         return removed
 
     def counters(self):
-        return {k: int(v) for k, v in _as_dict(self._call("HGETALL", self._keys()[6])).items()}
+        return {k: int(v) for k, v in _as_dict(self._call("HGETALL", self._keys()[6]), self.where).items()}
 
     def add_counters(self, increments):
         key = self._keys()[6]
@@ -570,7 +585,7 @@ class RedisStore(StateStore):
 
     def ledgers(self):
         return {run_id: _json.loads(text)["record"]
-                for run_id, text in _as_dict(self._call("HGETALL", self._keys()[8])).items()}
+                for run_id, text in _as_dict(self._call("HGETALL", self._keys()[8]), self.where).items()}
 
     def verdict_get(self, key):
         try:

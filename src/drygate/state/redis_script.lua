@@ -12,13 +12,14 @@
 --       runs that went dry; never expires), 7 metrics (hash of counters), 8 clock (the
 --       latest journal timestamp: timestamps never go backwards against the journal order,
 --       even when the hosts' clocks disagree a little), 9 ledger (hash: run id -> the apply
---       ledger record, JSON {"version", "record"}; see drygate.plan.apply).
+--       ledger record, JSON {"version", "record"}; see drygate.plan.apply), 10 the run's
+--       fingerprints (hash: path -> fingerprint; see drygate.integrity).
 -- ARGV[1]: the operation; the other ARGV depend on it (see each branch).
 -- Numbers that are times travel as the client's own strings and are stored unchanged
 -- (Lua numbers would lose digits); counters and sequence numbers are integers.
 
-local META, SEQ, RUN, JOURNAL, RUNS, TOMBS, METRICS, CLOCK, LEDGER =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local META, SEQ, RUN, JOURNAL, RUNS, TOMBS, METRICS, CLOCK, LEDGER, FP =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local FORMAT = '1'
 local STRICT = {live = 0, sticky = 1, dry = 2}
 local op = ARGV[1]
@@ -38,6 +39,18 @@ if meta[2] ~= FORMAT then return redis.error_reply('DRYGATE_FORMAT ' .. tostring
 local store_id = meta[1]
 
 if op == 'ping' then return {'pong', store_id} end
+
+if op == 'fingerprints' then
+    -- ARGV: 2 replace (1: HSET, 0: HSETNX per path), 3 retention s ('0': no expiry),
+    -- 4.. path, fingerprint, path, fingerprint... Behind the marker check above: a store
+    -- without its marker (never initialized, or its data lost) gets nothing written.
+    for i = 4, #ARGV - 1, 2 do
+        if ARGV[2] == '1' then redis.call('HSET', FP, ARGV[i], ARGV[i + 1])
+        else redis.call('HSETNX', FP, ARGV[i], ARGV[i + 1]) end
+    end
+    if ARGV[3] ~= '0' then redis.call('EXPIRE', FP, ARGV[3]) end
+    return {'ok', store_id}
+end
 
 -- A transition that reaches Redis after the client gave up (its deadline plus the
 -- allowed clock skew) is dropped: the client already blocked the call, so journaling
