@@ -279,3 +279,30 @@ def _roots():
     from drygate.enforcement.install import import_roots
 
     return import_roots()
+
+
+@pytest.mark.parametrize("body", ["exit 0", "echo", "echo allowed", "printf ' '"])
+def test_an_interpreter_that_answers_no_json_is_blocked(project, tmp_path, body):
+    """The installed wrapper (install.fail_closed_command) with an interpreter replaced by a
+    script that exits 0 without a JSON object on stdout (the fault: a replaced or broken
+    interpreter, produced for real as a file): exit 2, BLOCKED on stderr, a guard alert."""
+    from conftest import hook_command
+
+    fake = tmp_path / "python3"
+    fake.write_text(f"#!/bin/sh\n{body}\n")
+    fake.chmod(0o755)
+    write_policy(project.root, "live")
+    r = project.hook(project.event("Bash", {"command": "rm -rf /"}), command=hook_command(python=str(fake)))
+    assert r.code == 2 and "BLOCKED (fail closed)" in r.stderr, (r.code, r.stdout, r.stderr)
+    assert r.stdout == ""
+    alert = project.alerts()[-1]
+    assert alert["kind"] == "guard_failure" and alert["cause"] == "hook_no_answer", alert
+
+
+def test_the_wrapper_passes_the_hooks_answer_through_unchanged(project):
+    write_policy(project.root, "dry")
+    read = project.hook(project.event("Read", {"file_path": str(project.root / "x")}))
+    assert read.code == 0 and read.json == {} and read.stdout == "{}\n"
+    write = project.hook(project.event("Write", {"file_path": str(project.root / "x"), "content": "y"}))
+    assert write.code == 2 and write.stdout.startswith("{") and "x" in write.stdout
+    assert not [a for a in project.alerts() if a.get("kind") == "guard_failure"]

@@ -112,4 +112,4 @@ def test_installed_with_pipx_it_works_outside_the_clone_and_fails_closed_when_re
         assert gone.returncode == 2 and "BLOCKED (fail closed)" in gone.stderr, (tool, gone.stderr)
     alerts = [json.loads(line) for line in (project / ".drygate" / "alerts.jsonl").read_text().splitlines()]
     assert alerts[-1]["kind"] == "guard_failure" and alerts[-1]["cause"] == "hook_exit_127"
-    assert Path(command.split()[0]).exists() is False
+    assert Path(command.split()[0].removeprefix("out=$(")).exists() is False

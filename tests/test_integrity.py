@@ -187,7 +187,7 @@ def test_the_hooks_folders_come_after_the_standard_library(sqlite_project):
     command = sqlite_project.command
     code = command.split(" -c ", 1)[1].split(" claude-code", 1)[0]
     probe = code.strip("'").replace("'\"'\"'", "'").split(";from drygate")[0] + ";print(repr(sys.path))"
-    python = command.split(" ", 1)[0]
+    python = command.split(" ", 1)[0].removeprefix("out=$(")  # the wrapper holds the hook's stdout
     out = subprocess.run([python, "-I", "-S", "-c", probe], capture_output=True, text=True, check=True).stdout
     path = eval(out)  # noqa: S307 - our own repr of a list of str
     stdlib = os.path.dirname(os.__file__)

@@ -333,6 +333,8 @@ def _run_checks(settings, home, probe_env):
     except ValueError:
         words = []
     interpreter = words[0] if words else ""
+    if interpreter.startswith("out=$("):  # the wrapper holds the hook's stdout (install.fail_closed_command)
+        interpreter = interpreter[len("out=$("):]
     if interpreter and not os.path.isabs(interpreter):  # the plugin's drygate-hook, found on PATH
         import shutil
 

@@ -231,8 +231,8 @@ def test_extracting_an_archive_without_protected_members_is_not_tamper(tmp_path)
 
 # Was a strict xfail (class 9): the interpreter file was not protected, and overwritten with
 # `exit 0` it made every later hook answer nothing. drygate.integrity.environment_paths now puts
-# the interpreter (and the lib folder of a user-writable Python) in the protected set. Still open:
-# the installed wrapper passes an exit 0 with no JSON answer through (docs/integrity.md, limits).
+# the interpreter (and the lib folder of a user-writable Python) in the protected set, and the
+# installed wrapper blocks an exit 0 without a JSON answer (tests/test_hook_failures.py).
 def test_tamper_hook_interpreter_replaced(tmp_path):
     import os
     import shutil

@@ -68,16 +68,24 @@ def hook_command(python=None, root=None, project_expr='"$CLAUDE_PROJECT_DIR"', r
 
 def fail_closed_command(inner):
     """``inner`` (a shell command running drygate's hook) wrapped so that every exit status
-    other than 0 and 2 (a crash, a missing interpreter or executable: 127) becomes exit 2
-    with a reason on stderr and a guard-failure alert line (str). The host blocks on exit 2
-    in every version (shared/reference/claude-code.md); it lets the call run on the others."""
-    alert = ('[ -n "$DRYGATE_ALERT_LOG" ] || mkdir -p "${CLAUDE_PROJECT_DIR:-.}/.drygate" 2>/dev/null; printf \'{"ts":%s,"kind":"guard_failure","cause":"hook_exit_%s","reason":"drygate hook exited %s; '
-             'call blocked by the wrapper","host":"claude-code"}\\n\' "$(date +%s)" "$s" "$s" '
+    other than 0 and 2 (a crash, a missing interpreter or executable: 127), and an exit 0
+    whose stdout is not a JSON object (nothing, or text), becomes exit 2 with a reason on stderr and a guard-failure alert
+    line (str). The host blocks on exit 2 in every version (shared/reference/claude-code.md);
+    it lets the call run on the others.
+
+    drygate's hook answers every call it lets through with a JSON object on stdout (``{}``
+    at least), so exit 0 with no output (or one not starting with ``{``) is not drygate's answer: an interpreter replaced by
+    a script that exits 0, or a hook that ends at import. The wrapper holds the hook's stdout
+    (``out=$(...)``) and prints it only once the answer is known good; the alert's cause is
+    ``hook_exit_<status>`` or ``hook_no_answer``."""
+    alert = ('[ -n "$DRYGATE_ALERT_LOG" ] || mkdir -p "${CLAUDE_PROJECT_DIR:-.}/.drygate" 2>/dev/null; printf \'{"ts":%s,"kind":"guard_failure","cause":"%s","reason":"drygate hook %s; '
+             'call blocked by the wrapper","host":"claude-code"}\\n\' "$(date +%s)" "$k" "$c" '
              '>> "${DRYGATE_ALERT_LOG:-${CLAUDE_PROJECT_DIR:-.}/.drygate/alerts.jsonl}" 2>/dev/null')
-    return (f"{inner}; s=$?; "
+    return (f"out=$({inner}); s=$?; k=hook_exit_$s; c=\"exited $s\"; "
+            f"case $s:$out in 0:{{*) ;; 0:*) s=1; k=hook_no_answer; c=\"exited 0 without a JSON answer\";; esac; "
             f"if [ $s -ne 0 ] && [ $s -ne 2 ]; then "
-            f"echo \"drygate: the gate failed (exit $s); the call was BLOCKED (fail closed)\" >&2; "
-            f"{alert}; exit 2; fi; exit $s # {MARKER}")
+            f"echo \"drygate: the gate failed ($c); the call was BLOCKED (fail closed)\" >&2; "
+            f"{alert}; exit 2; fi; printf '%s\\n' \"$out\"; exit $s # {MARKER}")
 
 
 def _is_ours(handler):
