@@ -12,7 +12,7 @@ Order of an apply (shared/reference/dry-run-lessons.md, rules 1-5 and 10):
    refuses the plan as stale and says what changed; ``force`` goes on and records it.
    A step after a read apply cannot re-check is refused unless ``accept_unchecked``
    (journaled with the plan hash). Reads are repeated by the re-reader of their kind
-   (:data:`REREADERS`: MCP, Claude Code's Read, shell reads; other kinds plug in with
+   (:data:`REREADERS`: MCP, Claude Code's Read, Glob and Grep, shell reads; other kinds plug in with
    :func:`register`).
 4. Each step: stop before it when the plan marked a problem, or when it uses a reference
    to a value no earlier step produced; substitute reference tokens with the real values
@@ -43,7 +43,7 @@ import socket
 import time
 
 from drygate.errors import PlanError
-from drygate.plan.artifact import REFERENCE, read_text
+from drygate.plan.artifact import REFERENCE, SEARCH_TOOLS, read_text
 from drygate.plan.executors import StepFailed, apply_file_step, registered_executor, run_shell
 from drygate.plan.fingerprint import text_fingerprint
 
@@ -743,6 +743,16 @@ def register(kind, rereader):
     artifact.REREADERS.add(kind)
 
 
+def _register_search_reads():
+    from drygate.plan import search_reads
+
+    register("glob", search_reads.reread_glob)
+    register("grep", search_reads.reread_grep)
+
+
+_register_search_reads()
+
+
 #: Enforcement points (journal ``host``) that journal the results of only some reads: the
 #: Python API and its framework adapters (only reads of tools ``[python] appliable``
 #: declares, drygate.api). A read of theirs without a journaled result is listed as not
@@ -774,8 +784,13 @@ def _has_rereader(kind):
 
 
 def read_kind(read):
-    """The re-reader kind of a basis read: its executor's kind, ``file-read`` for Read."""
-    return "file-read" if read["tool_name"] == "Read" else read["executor"]["kind"]
+    """The re-reader kind of a basis read: its executor's kind, ``file-read`` for Read,
+    ``glob`` and ``grep`` for Claude Code's Glob and Grep (drygate.plan.search_reads)."""
+    if read["tool_name"] == "Read":
+        return "file-read"
+    if read["tool_name"] in SEARCH_TOOLS and read["executor"]["kind"] == "unsupported":
+        return read["tool_name"].lower()
+    return read["executor"]["kind"]
 
 
 def _schema_types(schema):

@@ -63,6 +63,9 @@ FORMAT = "drygate.plan/1"
 #: result; numbers index lists). Call numbers are the run's own.
 REFERENCE = re.compile(r"drygate:ref:(\d+)(?::([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*))?")
 FILE_TOOLS = ("Write", "Edit", "MultiEdit")
+#: Claude Code's search tools apply re-runs with ripgrep (drygate.plan.search_reads; their
+#: re-reader kinds are the lower-case names, drygate.plan.apply.read_kind).
+SEARCH_TOOLS = ("Glob", "Grep")
 #: Journal result entries whose tool name starts with this hold what the relay saw of a
 #: server (drygate.relay.core.CATALOG_PREFIX).
 CATALOG_PREFIX = "drygate/catalog/"
@@ -236,6 +239,15 @@ def _read_basis(call_entry, result_of):
         else:
             fp = fingerprint(output)
             repeatable, why = True, "re-run from its journaled folder and environment, output compared"
+    elif tool in SEARCH_TOOLS and executor["kind"] == "unsupported":
+        from drygate.plan.search_reads import why_not
+
+        problem = why_not(tool, call_entry.get("tool_input"), result)
+        if problem is None and not (isinstance(context.get("cwd"), str) and os.path.isabs(context["cwd"])):
+            problem = "journaled without its working folder (an older drygate)"
+        repeatable = problem is None
+        why = problem or "re-run with ripgrep from its journaled folder, what it listed compared (order ignored)"
+        fp = fingerprint(result) if repeatable else None
     elif executor["kind"] in REREADERS or executor["kind"] in getattr(_executors(), "READ_REPEATERS", {}):
         repeatable, why = result is not None, ("re-checked by its " + executor["kind"] + " re-reader"
                                                if result is not None else "no result was journaled for it")
