@@ -47,7 +47,7 @@ SECRET_PATTERNS = (
     (r"(?i)(?:password|passwd|pwd|secret|token|api_?key|access_?key|private_?key|client_?secret)"
      r"[A-Za-z0-9_]*\\?[\"']?\s*[=:]\s*(\\?\"[^\"\\]*\\?\"|'[^']*'|[^\s'\",;&]+)", 1),
     # NAME_PASS=, SSHPASS=, REDISCLI_AUTH=, DB_PW=: a credential word as the last part of a name
-    (r"(?i)\b(?:\w+_)?(?:pass|pw|pwd|sshpass|auth)\\?[\"']?\s*[=:]\s*(\\?\"[^\"\\]*\\?\"|'[^']*'|[^\s'\",;&]+)", 1),
+    (r"(?i)\b(?:\w+_)?(?:pass|pw|pwd|sshpass|auth)\\?[\"']?\s*[=:]\s*(\\?\"[^\"\\]*\\?\"|'[^']*'|[^\s'\",;&{\[][^\s'\",;&]*)", 1),
     # long options ending in a credential word (mysql/psql/wget --password, --http-password,
     # --proxy-password, redis-cli --pass, --db-token, --api-key, --oauth2-bearer, --auth ...)
     (r"(?i)--(?!no-)(?:[a-z0-9]+-)*(?:password|passwd|pass|secret|token|api-?key|access-key|bearer|auth)"
