@@ -22,7 +22,10 @@ value this module does not reproduce, no ``rg`` at plan time. Where this ends: C
 Code also adds ``--glob '!PATH'`` for paths its permission settings deny reading; apply
 does not know them, so such a project's results differ and apply refuses (a false stale,
 never a false fresh). Claude Code's own rg build may differ from the system's in corner
-cases of its glob and regex syntax; a difference refuses, it does not pass.
+cases of its glob and regex syntax; a difference refuses, it does not pass. Claude Code
+2.1.332 builds the same searches for these inputs (tests/e2e/test_search_reads_e2e.py),
+except that its Grep ``count`` adds ``-H`` (a refusal for a single file searched) and it
+takes new inputs (``-o``, ``context``: unchecked here).
 """
 
 import os
