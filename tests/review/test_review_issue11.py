@@ -164,6 +164,13 @@ def test_tamper_policy_rewritten_through_drygate_cli(tmp_path, command):
     ("f=DRYGATE.TOML; : > ${f,,}", ("drygate.toml",)),
     ("f=drygate.toml; g=f; : > ${!g}", ("drygate.toml",)),
     ("a=(drygate.toml); : > ${a[0]}", ("drygate.toml",)),
+    ("declare -A m=([k]=drygate.toml); : > ${m[k]}", ("drygate.toml",)),
+    ("a=([3]=drygate.toml); : > ${a[3]}", ("drygate.toml",)),
+    ("f=drygate.tomlx; : > ${f/x/}", ("drygate.toml",)),
+    ("f=drygate.tomlx; : > ${f:0:12}", ("drygate.toml",)),
+    ("f=DRYGATE.TOML; : > ${f@L}", ("drygate.toml",)),
+    ("set -- drygate.toml; : > ${1:-x}", ("drygate.toml",)),
+    ("echo {} | tee ${x:=.claude/settings.json}", (".claude", "settings.json")),
 ])
 def test_tamper_through_parameter_expansion_operators(tmp_path, command, target):
     assert not _tampers(tmp_path, command, target)

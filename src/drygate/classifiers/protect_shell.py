@@ -49,6 +49,7 @@ Expansions"; the tools' own manuals for the tables below):
 """
 
 import os
+import re
 
 #: Commands whose operands are only read (their manuals list no option that writes a
 #: named file or runs a command, except the ones in READ_ONLY_UNLESS).
@@ -1417,8 +1418,16 @@ def _assignment(node, state, env, declared=False):
             env.vars[name] = [[]]
         elif value.type == "array":  # a=(x y): every element is a value of a, ${a[i]}, ${a[@]}
             for element in value.named_children:
-                words = _words(element.text.decode("utf-8", "replace"), env, state.cwds)
-                env.vars[name] = env.vars.get(name, []) + [a for w in words for a in w.alts]
+                text = element.text.decode("utf-8", "replace")
+                texts = [text]
+                # bash manual, Arrays: a compound assignment's element may be [subscript]=value
+                # (also +=), in indexed and associative (declare -A) arrays alike
+                keyed = re.match(r"\[[^\]]*\]\+?=", text)
+                if keyed:
+                    texts.append(text[keyed.end():])
+                for t in texts:
+                    words = _words(t, env, state.cwds)
+                    env.vars[name] = env.vars.get(name, []) + [a for w in words for a in w.alts]
         else:
             raw = value.text.decode("utf-8", "replace")
             words = _words(raw, env, state.cwds, assignment=True)
