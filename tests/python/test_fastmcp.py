@@ -60,7 +60,8 @@ def test_a_dry_run_changes_nothing_and_plan_then_apply_reproduce_the_live_run(in
     gate.close()
     r = incident.drygate("plan", "mcp-run", "--out", "plan.json")
     assert r.returncode == 0, r.stderr
-    r = incident.drygate("apply", "plan.json", "--yes")
+    # The agent's read through the middleware journals no result: accepted explicitly (journaled).
+    r = incident.drygate("apply", "plan.json", "--yes", "--accept-unchecked")
     assert r.returncode == 0, r.stdout + r.stderr
     assert incident.state() == expected
 

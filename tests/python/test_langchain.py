@@ -85,7 +85,10 @@ def test_a_dry_run_changes_nothing_and_plan_then_apply_reproduce_the_live_run(in
     gate.close()
     r = incident.drygate("plan", "lc-thread-7", "--out", "plan.json")
     assert r.returncode == 0, r.stderr
-    r = incident.drygate("apply", "plan.json", "--yes")
+    refused = incident.drygate("apply", "plan.json", "--yes")  # the agent's read journaled no result
+    assert refused.returncode != 0 and "cannot re-check" in refused.stdout + refused.stderr
+    assert "query" in refused.stdout + refused.stderr
+    r = incident.drygate("apply", "plan.json", "--yes", "--accept-unchecked")
     assert r.returncode == 0, r.stdout + r.stderr
     assert incident.state() == expected
 

@@ -514,10 +514,12 @@ class Gate:
         record_planned(self.store, plan)
         return plan
 
-    async def aapply(self, plan, *, force=False, resume=False, ui=None, who=None):
+    async def aapply(self, plan, *, force=False, resume=False, ui=None, who=None, accept_unchecked=False):
         """Apply ``plan`` (a dict from :meth:`plan` or drygate.plan.artifact.load_plan) as
         ``drygate apply`` does; returns ``{"status", "done", "total", "stopped_at", "why"}``.
-        Raises drygate.plan.apply.ApplyRefused before any step when the plan is refused."""
+        ``accept_unchecked``: as ``drygate apply --accept-unchecked``, apply steps that come after
+        reads apply cannot re-check (journaled with the plan hash); by default such a plan is
+        refused. Raises drygate.plan.apply.ApplyRefused before any step when the plan is refused."""
         from drygate.gate import protected_state_file
         from drygate.plan.apply import Applier
         from drygate.plan.executors import McpServers
@@ -528,7 +530,8 @@ class Gate:
                      settings.alert_log_for(self.policy))
         async with McpServers(settings.project_dir) as servers:
             applier = Applier(plan, self.store, settings.project_dir, self.policy, servers, ui or _QuietUI(),
-                              force=force, resume=resume, who=who, protected=protected)
+                              force=force, resume=resume, who=who, protected=protected,
+                              accept_unchecked=accept_unchecked)
             return await applier.run()
 
     def apply(self, plan, **options):

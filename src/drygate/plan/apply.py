@@ -352,8 +352,7 @@ class Applier:
             if not read.get("repeatable") or not _has_rereader(read_kind(read)):
                 why = read["why"] if not read.get("repeatable") else f"no re-reader for {read_kind(read)} reads"
                 unchecked.append(f"{label} {_brief(read['input'], 80)}: {why}")
-                if not (read.get("host") in NOT_BLOCKING_YET and read.get("fingerprint") is None):
-                    self.unchecked_reads.append((i, unchecked[-1]))
+                self.unchecked_reads.append((i, unchecked[-1]))
                 continue
             try:
                 verdict = await self._check_read(read, journaled.get(read.get("call_id")))
@@ -751,13 +750,6 @@ def _register_search_reads():
 
 
 _register_search_reads()
-
-
-#: Enforcement points (journal ``host``) that journal the results of only some reads: the
-#: Python API and its framework adapters (only reads of tools ``[python] appliable``
-#: declares, drygate.api). A read of theirs without a journaled result is listed as not
-#: re-checked but does not refuse the steps after it yet; every other unchecked read does.
-NOT_BLOCKING_YET = frozenset({"python", "openai-agents"})
 
 
 def _read_repeaters():
