@@ -48,6 +48,7 @@ def test_the_page_shows_the_run(review_project, serve, page):
     keep_for_docs(screenshot(page, "overview"), "review-overview.png")
 
     page.click("#nav-steps")
+    page.wait_for_url("**/steps")  # the new page has loaded (a locator's count() does not wait)
     step4 = page.inner_text("#step-4")
     assert "mcp__store__put_meta" in step4 and "uses step 3" in step4 and "drygate:ref:4:etag" in step4
     assert "used by step 4" in page.inner_text("#step-3")
@@ -61,6 +62,7 @@ def test_the_page_shows_the_run(review_project, serve, page):
     assert page.url.endswith("#step-3")
 
     page.click("#nav-timeline")
+    page.wait_for_url("**/timeline")  # the new page has loaded (a locator's count() does not wait)
     rows = page.locator("table.timeline tbody tr")
     assert rows.count() == 10  # 9 calls and the tamper alert
     text = page.inner_text("table.timeline")
@@ -69,6 +71,7 @@ def test_the_page_shows_the_run(review_project, serve, page):
     screenshot(page, "timeline")
 
     page.click("#nav-files")
+    page.wait_for_url("**/files")  # the new page has loaded (a locator's count() does not wait)
     diff = page.locator("section.file").first
     changed = diff.locator("tr.change")
     assert changed.count() == 1
