@@ -294,18 +294,10 @@ def sync_project_settings(project_dir, policy, settings_name="settings.json"):
     Returns ``"added"``, ``"removed"`` or None (nothing to change). Keeps every other setting.
     Raises ValueError when the file is not a JSON object (it is then left as it is).
     """
+    from drygate.enforcement.install import read_settings_file, write_settings_file
+
     path = os.path.join(os.path.abspath(project_dir), ".claude", settings_name)
-    settings = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        if text.strip():
-            try:
-                settings = json.loads(text)
-            except ValueError as e:
-                raise ValueError(f"{path} is not valid JSON ({e})") from e
-            if not isinstance(settings, dict):
-                raise ValueError(f"{path} does not hold a JSON object")
+    settings = read_settings_file(path)
     options = sandbox_options(policy)
     want = policy.get("mode") == "dry" and options["enabled"]
     has = settings_sandboxed(settings, project_dir)
@@ -319,12 +311,7 @@ def sync_project_settings(project_dir, policy, settings_name="settings.json"):
         new, change = without_sandbox(settings, project_dir), "removed"
     else:
         return None
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".drygate-tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(new, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_settings_file(path, new)
     return change
 
 

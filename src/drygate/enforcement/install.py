@@ -127,22 +127,36 @@ def install_claude_code(project_dir, python=None, root=None, settings_name="sett
     existing file is not valid JSON, rather than overwrite it.
     """
     path = os.path.join(os.path.abspath(project_dir), ".claude", settings_name)
-    settings = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        if text.strip():
-            try:
-                settings = json.loads(text)
-            except ValueError as e:
-                raise ValueError(f"{path} is not valid JSON ({e}); fix it before installing") from e
-            if not isinstance(settings, dict):
-                raise ValueError(f"{path} does not hold a JSON object")
-    merged = merge_hooks(settings, hook_command(python, root))
+    settings = read_settings_file(path, "; fix it before installing")
+    write_settings_file(path, merge_hooks(settings, hook_command(python, root)))
+    return path
+
+
+def read_settings_file(path, hint=""):
+    """The JSON object in a Claude Code settings file (dict; ``{}`` when the file is missing
+    or blank). Raises ValueError naming ``path`` (plus ``hint``) when it is not valid JSON or
+    not an object, so a caller never overwrites a file it could not read."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if not text.strip():
+        return {}
+    try:
+        settings = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}){hint}") from e
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return settings
+
+
+def write_settings_file(path, settings):
+    """Write ``settings`` (dict) to a Claude Code settings file atomically (a temporary file
+    beside it, then a rename), making its folder when needed."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".drygate-tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(merged, f, indent=2)
+        json.dump(settings, f, indent=2)
         f.write("\n")
     os.replace(tmp, path)
-    return path
