@@ -325,6 +325,47 @@ def test_plan_table_is_one_line_per_step(project):
     assert whole.endswith("x" * 40 + "')")
 
 
+def test_plan_table_and_json_stream_the_same_plan(project):
+    """The terminal table is printed from one line per step (the steps are not kept) and
+    --json is written in pieces: the table still lists every step once in order, the count
+    line and the file diffs are right, and --json is exactly the text json.dumps gives."""
+    from drygate.plan.build import build_plan
+
+    write_policy(project.root, "dry")
+    project.hook(project.event("Write", {"file_path": str(project.root / "a.txt"), "content": "new text\n"}))
+    for i in range(1, 4):
+        project.hook(project.event("mcp__d1__query", {"sql": f"INSERT {i}"}))
+    table = project.cli("plan", SESSION, COLUMNS="120").stdout
+    rows = [line for line in table.splitlines() if "mcp__d1__query" in line or " Write " in line]
+    assert [line.split()[0] for line in rows] == ["1", "2", "3", "4"]
+    assert "4 skipped write(s)" in table and "+new text" in table
+    printed = project.cli("plan", SESSION, "--json").stdout
+    store = project.open_store()
+    try:
+        the_plan = build_plan(store, SESSION)
+    finally:
+        store.close()
+    parsed = json.loads(printed)
+    assert parsed["steps"] == json.loads(json.dumps(the_plan["steps"]))
+    assert printed == json.dumps(parsed, indent=2) + "\n"
+
+
+def test_plain_columns_stream_blocks_of_lines():
+    """echo_table writes a table of more than 1,000 rows in blocks: every row once, in order."""
+    import io
+
+    from rich.console import Console
+
+    from drygate.cli.columns import echo_table
+
+    buffer = io.StringIO()
+    echo_table(Console(file=buffer, width=40), ["n", "text"], ([i, f"row {i}"] for i in range(2500)),
+               right=(0,), caption="end")
+    lines = buffer.getvalue().splitlines()
+    assert lines[0].split() == ["n", "text"] and lines[-1] == "end"
+    assert [int(line.split()[0]) for line in lines[1:-1]] == list(range(2500))
+
+
 def test_doctor_lists_servers_whose_reads_a_dry_run_skips(project):
     """Issue 12 item 2: a server whose annotations are not trusted and whose read tools no rule
     names has every call skipped in a dry run; doctor names it and the fix."""

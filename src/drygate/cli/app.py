@@ -373,9 +373,25 @@ def plan(project, run_id, as_json, out_file, show_all, show_diff, fmt):
         run_id = resolve_run_id(store, run_id)
         if out_file:
             saved = save_plan_file(store, run_id, policy, settings.project_dir, out_file)
-        else:
+        elif as_json or fmt == "markdown":
             the_plan = build_plan(store, run_id)
             the_plan["file_changes"] = file_changes(the_plan["steps"], settings.project_dir, run_id=run_id)
+        else:
+            # The terminal table keeps one line of text per step, not the steps themselves
+            # (bench/plan_render.py: 100,000 steps).
+            from drygate.file_tools import FILE_TOOLS
+
+            rows, file_steps = [], []
+            run = store.get_run(run_id)
+            mode = run.mode if run is not None else None
+
+            def take(step):
+                rows.append(plan_row(mode, step))
+                if step["tool_name"] in FILE_TOOLS:
+                    file_steps.append(step)
+
+            the_plan = build_plan(store, run_id, on_step=take)
+            the_plan["file_changes"] = file_changes(file_steps, settings.project_dir, run_id=run_id)
     except DrygateError as e:
         _fail(str(e))
     if fmt == "markdown":
@@ -391,11 +407,30 @@ def plan(project, run_id, as_json, out_file, show_all, show_diff, fmt):
             out.print(Text(f"saved to {out_file}; review it, then `drygate apply {out_file}`"))
         return
     if as_json:
-        click.echo(json.dumps(the_plan, indent=2))
+        _echo_json(the_plan)
         return
-    print_plan(the_plan)
+    print_plan(the_plan, rows=rows)
     if show_diff:
         print_file_changes(out, the_plan["file_changes"])
+
+
+def _echo_json(value):
+    """Print ``value`` as indented JSON, in pieces: the same text as ``json.dumps(value,
+    indent=2)`` and a newline, without holding all of it (a plan of 100,000 steps is about
+    40 MB of JSON). With an indent, ``json`` encodes in Python either way, so this is no
+    slower."""
+    stream = click.get_text_stream("stdout")
+    block = []
+    size = 0
+    for chunk in json.JSONEncoder(indent=2).iterencode(value):
+        block.append(chunk)
+        size += len(chunk)
+        if size >= 1 << 16:
+            stream.write("".join(block))
+            block, size = [], 0
+    block.append("\n")
+    stream.write("".join(block))
+    stream.flush()
 
 
 def _print_markdown(project, the_plan, policy=None):
@@ -429,13 +464,26 @@ def _initialize_sqlite_store(settings):
         initialize_store(location)
 
 
-def print_plan(the_plan, simulated=False):
-    """Render a plan (dict from drygate.plan.build) as a table.
-
-    ``simulated``: the plan comes from a replay, where nothing ran at all.
-    """
+def plan_row(mode, step):
+    """One row of the plan table (tuple of cells) for ``step`` (drygate.plan.build) of a run
+    in ``mode``."""
     from drygate.engine import summarize_input
 
+    since = "this call" if step["made_run_dry"] else ("start" if mode == "dry" else f"call {step['dry_because_of']}")
+    return (step["step"], step["call"], step["tool_name"],
+            summarize_input(step["tool_name"], step["input"], 160, with_tool=False),
+            step["effect"], step["why"], since)
+
+
+def print_plan(the_plan, simulated=False, rows=None):
+    """Render a plan (dict from drygate.plan.build) as a table.
+
+    ``simulated``: the plan comes from a replay, where nothing ran at all. ``rows``: the
+    table's rows already made by :func:`plan_row` (a plan built with ``on_step``, whose
+    ``steps`` is empty); default: made from ``the_plan["steps"]``.
+    """
+    if rows is None:
+        rows = [plan_row(the_plan["mode"], st) for st in the_plan["steps"]]
     cause = the_plan["dry_cause"]
     out.print(Text.assemble(("Plan of run ", "bold"), (the_plan["run_id"], "bold"), f" (mode {the_plan['mode']})"))
     if the_plan["mode"] == "dry":
@@ -445,20 +493,12 @@ def print_plan(the_plan, simulated=False):
                        f"{_when(the_plan['dry_at'])}"))
     else:
         out.print("the run never went dry")
-    if the_plan["steps"]:
+    if rows:
         from drygate.cli.columns import echo_table
-
-        def rows():
-            for st in the_plan["steps"]:
-                since = "this call" if st["made_run_dry"] else (
-                    "start" if the_plan["mode"] == "dry" else f"call {st['dry_because_of']}")
-                yield (st["step"], st["call"], st["tool_name"], summarize_input(st["tool_name"], st["input"], 160,
-                                                                                 with_tool=False),
-                       st["effect"], st["why"], since)
 
         # One line per step, plain columns (a plan may hold 100,000 steps: drygate.cli.columns);
         # --json has every input whole.
-        echo_table(out, ["step", "call", "tool", "input", "effect", "why", "dry since"], rows(), right=(0, 1),
+        echo_table(out, ["step", "call", "tool", "input", "effect", "why", "dry since"], rows, right=(0, 1),
                    shrink=(5, 3, 2))
     else:
         out.print("no skipped writes")
@@ -470,7 +510,7 @@ def print_plan(the_plan, simulated=False):
                            + (f" and {len(items) - 20} more" if len(items) > 20 else "")))
     c = the_plan["counts"]
     executed = "would have executed" if simulated else "executed"
-    out.print(Text(f"{len(the_plan['steps'])} skipped write(s); {c['calls']} call(s), {c['writes']} write(s), "
+    out.print(Text(f"{len(rows)} skipped write(s); {c['calls']} call(s), {c['writes']} write(s), "
                    f"{c['allowed_writes']} write(s) {executed}, {c['denied']} denied, {c.get('asked', 0)} asked"))
     print_simulation(the_plan.get("simulation"))
 

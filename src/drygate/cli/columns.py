@@ -18,20 +18,14 @@ def _clean(value):
     return str(value).translate(_CONTROL)
 
 
-def render(headers, rows, *, right=(), width=None, shrink=None):
-    """Lay out ``rows`` (iterables of cells) under ``headers`` (list of str) as lines (list of str).
-
-    ``right``: indexes of right-aligned columns. ``width``: the most characters a line may
-    take (None: no limit); when the table is wider, the columns ``shrink`` (an index or a
-    tuple of indexes, cut in that order, each down to 12 characters or its header; default
-    the widest) are cut with "…". Columns are two spaces apart.
-    """
-    table = [[_clean(c) for c in row] for row in rows]
+def _widths(headers, rows, width, shrink):
+    """The column widths (list of int) for :func:`lines`, from one pass over ``rows``."""
     widths = [len(h) for h in headers]
-    for row in table:
+    for row in rows:
         for i, cell in enumerate(row):
-            if len(cell) > widths[i]:
-                widths[i] = len(cell)
+            n = len(_clean(cell))
+            if n > widths[i]:
+                widths[i] = n
     if width is not None:
         excess = sum(widths) + 2 * (len(widths) - 1) - width
         if shrink is None:
@@ -45,35 +39,60 @@ def render(headers, rows, *, right=(), width=None, shrink=None):
             cut = min(excess, widths[i] - floor)
             widths[i] -= cut
             excess -= cut
+    return widths
+
+
+def lines(headers, rows, *, right=(), width=None, shrink=None):
+    """Lay out ``rows`` (a sequence, read twice, of iterables of cells) under ``headers``
+    (list of str): yields the header line, then one line (str) per row.
+
+    ``right``: indexes of right-aligned columns. ``width``: the most characters a line may
+    take (None: no limit); when the table is wider, the columns ``shrink`` (an index or a
+    tuple of indexes, cut in that order, each down to 12 characters or its header; default
+    the widest) are cut with "…". Columns are two spaces apart. Only one line is made at a
+    time: a table of 100,000 rows costs its rows, not a second copy of them.
+    """
+    widths = _widths(headers, rows, width, shrink)
     right = set(right)
 
     def line(cells):
         parts = []
         for i, cell in enumerate(cells):
+            cell = _clean(cell)
             w = widths[i]
             if len(cell) > w:
                 cell = cell[:w - 1] + "…"
             parts.append(cell.rjust(w) if i in right else cell.ljust(w))
         return "  ".join(parts).rstrip()
 
-    return [line(headers)] + [line(row) for row in table]
+    yield line(headers)
+    for row in rows:
+        yield line(row)
+
+
+def render(headers, rows, *, right=(), width=None, shrink=None):
+    """The lines of :func:`lines` as a list (``rows`` may be any iterable here)."""
+    rows = rows if isinstance(rows, (list, tuple)) else list(rows)
+    return list(lines(headers, rows, right=right, width=width, shrink=shrink))
 
 
 def echo_table(console, headers, rows, *, right=(), shrink=None, title=None, caption=None):
-    """Print a table made by :func:`render` on a rich ``console``, cut to the console's width
+    """Print a table made by :func:`lines` on a rich ``console``, cut to the console's width
     (the terminal's, else ``COLUMNS`` or 80 as rich decides); a bold header on a terminal,
-    plain text when piped."""
+    plain text when piped. Written in blocks of 1,000 lines."""
     import sys
 
-    lines = render(headers, rows, right=right, shrink=shrink, width=console.width)
+    rows = rows if isinstance(rows, (list, tuple)) else list(rows)
     stream = console.file or sys.stdout
     bold = console.is_terminal and not console.no_color
-    out = []
-    if title:
-        out.append(title)
-    out.append(f"\x1b[1m{lines[0]}\x1b[0m" if bold else lines[0])
-    out.extend(lines[1:])
+    block = [title] if title else []
+    for n, text in enumerate(lines(headers, rows, right=right, shrink=shrink, width=console.width)):
+        block.append(f"\x1b[1m{text}\x1b[0m" if n == 0 and bold else text)
+        if len(block) >= 1000:
+            stream.write("\n".join(block) + "\n")
+            block = []
     if caption:
-        out.append(caption)
-    stream.write("\n".join(out) + "\n")
+        block.append(caption)
+    if block:
+        stream.write("\n".join(block) + "\n")
     stream.flush()
