@@ -30,12 +30,68 @@ SQLite's busy handler, whose sleeps grow to 100 ms.
 
 The C module ``_sqlite3`` is used directly: ``import sqlite3`` also imports
 ``datetime`` and registers adapters drygate does not use, about 1 ms more per hook
-process (bench/hook_startup.py).
+process (bench/hook_startup.py). In a process that has not imported ``functools``
+(the hook), ``_sqlite3`` is imported without it (:func:`_import_sqlite3`).
 """
 
 import os
+import sys
 
-import _sqlite3
+
+def _import_sqlite3():
+    """The ``_sqlite3`` C module, imported without ``functools`` when nothing has imported it yet.
+
+    CPython's ``_sqlite3`` imports ``functools`` at module init only to keep
+    ``functools.lru_cache`` for each connection's statement cache (Modules/_sqlite/module.c,
+    ``load_functools_lru_cache``, 3.11 to 3.13; a connection then calls
+    ``lru_cache(maxsize)(connection)`` and looks each SQL text up through it). ``functools``
+    brings ``collections``, ``operator``, ``reprlib``, ``keyword`` and ``types``: 2.3 ms of
+    the hook process's 3.2 ms ``import _sqlite3`` on the 2-core machine (``python -I -S -c
+    'import _sqlite3'`` 8.7 ms against 5.5 ms for ``pass``, hyperfine, quiet). Here a stand-in
+    ``functools`` whose ``lru_cache(maxsize)`` returns its argument is in ``sys.modules``
+    only during ``import _sqlite3`` (+0.7 ms in all): a connection's "cache" is then the
+    connection itself, so each ``execute`` prepares its statement again (a few microseconds;
+    a hook process runs about 15 statements, nearly all different, once). Checked on CPython
+    3.11, 3.12 and 3.13 (3.12 reads the attribute with ``_PyImport_GetModuleAttrString``,
+    which also goes through ``sys.modules``); tests/test_hook_failures.py checks that the
+    hook never imports ``functools`` and that its store works.
+
+    A process that already imported ``functools`` (every long-lived one: the CLI, the relay,
+    the tests) or ``_sqlite3`` gets the normal import and keeps its statement cache. If the
+    module's init wants more of ``functools`` than ``lru_cache`` (another Python), the stand-in
+    is dropped and ``_sqlite3`` is imported again the normal way; an error from that import is
+    the caller's (the store then cannot open: fail closed).
+    """
+    if "_sqlite3" in sys.modules or "functools" in sys.modules:
+        import _sqlite3
+
+        return _sqlite3
+    stand_in = type(sys)("functools")
+    stand_in.lru_cache = _no_cache
+    sys.modules["functools"] = stand_in
+    try:
+        import _sqlite3
+    except Exception:
+        sys.modules.pop("_sqlite3", None)
+        if sys.modules.get("functools") is stand_in:
+            del sys.modules["functools"]
+        import _sqlite3
+    finally:
+        if sys.modules.get("functools") is stand_in:
+            del sys.modules["functools"]
+    return _sqlite3
+
+
+def _no_cache(maxsize=128, typed=False):
+    """``lru_cache(maxsize)`` of the stand-in ``functools``: a decorator that caches nothing."""
+    return _identity
+
+
+def _identity(function):
+    return function
+
+
+_sqlite3 = _import_sqlite3()
 
 from drygate import _json
 from drygate.counters import DECISIONS, RUNS_WENT_DRY, SEP, decision_counter
