@@ -151,7 +151,6 @@ def _checked_marker(store, location, record, lean):
     never does. Raises StoreUnavailable naming the problem and the fix.
     """
     from drygate import integrity as fp
-    from drygate.errors import StoreUnavailable
 
     problem = fp.identity_problem(location, store, record)
     if problem is None:
@@ -160,6 +159,8 @@ def _checked_marker(store, location, record, lean):
         store.initialize()
         fp.write_record(location, store)
         return store.marker()
+    from drygate.errors import StoreUnavailable  # only here: drygate.errors costs 0.3 ms to import
+
     raise StoreUnavailable(problem)
 
 
