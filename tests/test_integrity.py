@@ -156,6 +156,51 @@ def test_a_changed_module_blocks_the_run(installed_copy):
     assert_run_blocked(project, _read(project), module, "content changed")
 
 
+@pytest.mark.parametrize("folder", [(), ("classifiers",), ("relay",)])
+def test_a_module_added_to_the_package_blocks_the_run(installed_copy, folder):
+    # A hook process walks drygate's package only when a path the run saw changed (fp.check's
+    # ``package``): the folder's own stat must catch a file added between two calls.
+    project, root = installed_copy
+    assert _read(project).code == 0
+    assert _read(project).code == 0  # nothing changed: this call did not walk the package
+    target = root.joinpath("drygate", *folder)
+    (target / "planted.py").write_text("ANSWER = '{}'\n")
+    assert_run_blocked(project, _read(project), target, "entries were added")
+
+
+def test_the_package_is_walked_only_when_the_run_needs_it(tmp_path, monkeypatch):
+    from drygate import integrity as fp
+    from drygate.state.memory import MemoryStore
+
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "a.py").write_text("A = 1\n")
+    (package / "sub" / "b.py").write_text("B = 1\n")
+    layer = tmp_path / "settings.json"
+    layer.write_text("{}")
+    monkeypatch.setattr(fp, "package_root", lambda: str(package))
+    monkeypatch.setattr(fp, "_PACKAGE", None)
+    walks = []
+
+    def walk():
+        walks.append(1)
+        monkeypatch.setattr(fp, "_PACKAGE", None)
+        return fp.package_paths()
+
+    store, paths = MemoryStore(), {str(layer): "s"}
+    assert fp.check(store, "r", paths, package=walk) is None and len(walks) == 1  # first call: taken
+    assert str(package / "sub" / "b.py") in store.fingerprints("r")
+    assert fp.check(store, "r", paths, package=walk) is None and len(walks) == 1  # unchanged: not walked
+    layer.write_text("{}")  # touched, same content: not a change, but walked again
+    os.utime(layer, ns=(1, 1))
+    assert fp.check(store, "r", paths, package=walk) is None and len(walks) == 2
+    (package / "sub" / "c.py").write_text("C = 1\n")
+    reason = fp.check(store, "r", paths, package=walk)
+    assert reason and str(package / "sub") in reason and "entries were added" in reason
+    assert fp.check(store, "other", paths) is None  # another run without the package: nothing walked
+    assert str(package) not in store.fingerprints("other") and len(walks) == 2  # the block came first
+
+
 @pytest.mark.parametrize("name", ["keyword.py", "enum.py", "os.py", "sqlglot.py"])
 def test_a_planted_shadowing_module_blocks_instead_of_answering_allow(installed_copy, name):
     project, root = installed_copy

@@ -117,9 +117,11 @@ class Gate:
             import sys
 
             loaded = len(sys.modules)
-            watched = fp.watched(self.settings.project_dir, self.settings.policy_path,
-                                 code=self.integrity != "files")
-            blocked = fp.check(self.store, call.run_id, watched, self.markers)
+            code = self.integrity != "files"
+            # drygate's own package is walked only when the check needs it (fp.check's ``package``).
+            watched = fp.watched(self.settings.project_dir, self.settings.policy_path, code=code, package=False)
+            blocked = fp.check(self.store, call.run_id, watched, self.markers,
+                               package=fp.package_paths if code else None)
         decision = self.engine.decide(call, blocked)
         if decision.tamper:
             from drygate.alerts import TAMPER
