@@ -3,7 +3,8 @@ shell commands, its environment. Journaled with the call (``context`` of a journ
 entry), so that apply runs a step, and re-runs a read, where and as the agent's call ran
 (drygate.plan.apply), never from what a plan file says.
 
-Lean on purpose: the hook imports it on every Bash call.
+Lean on purpose: the hook imports it on every Bash call. A call's context is built by
+:func:`drygate.types.context_of` (every journal entry has one; only a Bash call needs this module).
 
 Context (dict)::
 
@@ -54,13 +55,6 @@ def journal_env(environ):
             continue
         out[name] = None if secret_name(name) or url_credentials(value) else value
     return out
-
-
-def context_of(call):
-    """The context (dict) of a :class:`drygate.types.ToolCall`, or None when it has none."""
-    if call.cwd is None and call.env is None:
-        return None
-    return {"cwd": call.cwd, "env": call.env}
 
 
 def environment_for(journaled, environ):

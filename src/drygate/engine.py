@@ -23,7 +23,7 @@ Tamper (the call would change the gate itself) is denied in every mode.
 
 from drygate.types import (
     ALLOW, DENY, DRY, SKIP_DRY, STICKY, UNKNOWN, WRITE_EFFECTS,
-    Classification, Decision, Outcome, RunState, TransitionRequest, stricter_mode,
+    Classification, Decision, Outcome, RunState, TransitionRequest, context_of, stricter_mode,
 )
 
 
@@ -193,8 +193,6 @@ def apply_transition(state, run_id, request, seq, now, tool_name=None):
 def journal_entry(call, cls, policy_hash):
     """The journal fields of a call known before the transition (a dict). ``context``: the
     call's working folder and shell environment (drygate.context), which apply uses."""
-    from drygate.context import context_of
-
     return {
         "call_id": call.call_id,
         "agent_id": call.agent_id,

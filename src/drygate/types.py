@@ -72,6 +72,15 @@ class ToolCall:
         return f"ToolCall({self.tool_name!r}, run={self.run_id!r}, call={self.call_id!r})"
 
 
+def context_of(call):
+    """The context (dict, the shape drygate.context describes) of a :class:`ToolCall`, or None
+    when it has none. Here, not in drygate.context, so the journal entry of a call that is not
+    a Bash command imports nothing more (0.1 ms of a hook process)."""
+    if call.cwd is None and call.env is None:
+        return None
+    return {"cwd": call.cwd, "env": call.env}
+
+
 class Classification:
     """What the classifiers say about a call, before the run state is consulted.
 
