@@ -202,6 +202,29 @@ def test_hook_imports_stay_lean(project):
     assert [e["tool_name"] for e in project.journal()][-3:] == ["Write", "mcp__r2__put", "Read"]
 
 
+def test_hook_processes_keep_the_wal_short(sqlite_project):
+    """Each hook process is the store's only connection, so SQLite reads every WAL frame when
+    it opens (drygate.state.sqlite.HOOK_WAL_AUTOCHECKPOINT): the hook checkpoints at 100 pages."""
+    import sqlite3
+
+    from drygate.state.sqlite import HOOK_WAL_AUTOCHECKPOINT
+
+    project = sqlite_project
+    write_policy(project.root, "sticky", '[[rules]]\ntool_glob = "mcp__r2__*"\neffect = "write"\ndry = true\n')
+    for i in range(45):
+        r = project.hook(project.event("mcp__r2__put" if i % 3 else "Read", {"k": i, "file_path": "a"},
+                                       session=f"wal-{i % 4}"))
+        assert r.code in (0, 2) and "guard failure" not in r.stderr
+    db = sqlite3.connect(project.state)
+    try:
+        busy, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        total = db.execute("SELECT count(*) FROM journal").fetchone()[0]
+    finally:
+        db.close()
+    assert total >= 45
+    assert frames <= HOOK_WAL_AUTOCHECKPOINT + 40, frames  # one commit's pages past the mark at most
+
+
 def test_memory_store_is_refused_on_the_hook_path(project):
     write_policy(project.root, "sticky", '[[rules]]\ntool_glob = "mcp__r2__*"\neffect = "write"\ndry = true\n')
     r = project.hook(project.event("mcp__d1__query", {"sql": "INSERT 1"}), DRYGATE_STATE="memory:")

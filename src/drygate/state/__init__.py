@@ -18,7 +18,8 @@ def open_store(url_or_path, busy_timeout_s=2.0, synchronous="FULL", policy=None,
     ``"FULL"`` or ``"NORMAL"`` (see drygate.state.sqlite). ``policy``: the compiled
     policy, for the Redis options of its ``[state]`` section (key prefix, retention,
     clock skew). ``lean``: the caller is a short-lived hook process (use the lean
-    Redis client; see drygate.state.resp).
+    Redis client, see drygate.state.resp; a SQLite store checkpoints its WAL at
+    :data:`drygate.state.sqlite.HOOK_WAL_AUTOCHECKPOINT` pages).
 
     Raises :class:`drygate.errors.StoreUnavailable` when it cannot be opened.
     """
@@ -35,6 +36,7 @@ def open_store(url_or_path, busy_timeout_s=2.0, synchronous="FULL", policy=None,
                           retention_s=policy.get("state_retention_s") or DEFAULT_RETENTION_S,
                           clock_skew_ms=policy.get("state_clock_skew_ms", DEFAULT_CLOCK_SKEW_MS), lean=lean,
                           replica_acks=policy.get("state_replica_acks", 0))
-    from drygate.state.sqlite import SQLiteStore
+    from drygate.state.sqlite import HOOK_WAL_AUTOCHECKPOINT, SQLiteStore
 
-    return SQLiteStore(url_or_path, busy_timeout_s=busy_timeout_s, synchronous=synchronous, create=create)
+    return SQLiteStore(url_or_path, busy_timeout_s=busy_timeout_s, synchronous=synchronous, create=create,
+                       wal_autocheckpoint=HOOK_WAL_AUTOCHECKPOINT if lean else None)
