@@ -34,6 +34,10 @@ window that suppressed some carries ``"suppressed": N`` and says so in its summa
 import os
 import sys
 
+# The names of the files next to the alert log live in drygate.config, which the hook loads
+# anyway: self-protection needs them on every write, and this module costs 0.15 ms to import.
+from drygate.config import RATE_STATE_SUFFIX, TALLY_SUFFIX, sidecar_paths  # noqa: F401 - re-exported
+
 GUARD_FAILURE = "guard_failure"
 TAMPER = "tamper"
 #: Category of each kind: "guard" (the gate failed and blocks) or "agent" (the gate stopped the agent).
@@ -42,10 +46,6 @@ CATEGORIES = {GUARD_FAILURE: "guard", TAMPER: "agent"}
 DEFAULT_RATE_LIMIT = 5
 #: Default sink rate-limit window (seconds).
 DEFAULT_RATE_WINDOW_S = 300
-#: Suffix of the rate-limit state file, next to the alert log.
-RATE_STATE_SUFFIX = ".ratelimit"
-#: Suffix of the alert-log tally checkpoint (drygate.health.AlertTally), next to the alert log.
-TALLY_SUFFIX = ".tally"
 #: Rate-limit entries idle this long (s) are forgotten, once the file is larger than _RATE_PRUNE_BYTES.
 _RATE_FORGET_S = 86400
 _RATE_PRUNE_BYTES = 8192
@@ -102,13 +102,6 @@ def fallback_log():
 def rate_state_path(log_path):
     """The rate-limit state file that belongs to the alert log at ``log_path`` (str)."""
     return log_path + RATE_STATE_SUFFIX
-
-
-def sidecar_paths(log_path):
-    """The files drygate keeps next to the alert log at ``log_path`` (tuple of str): the
-    sinks' rate-limit state and the metrics' tally checkpoint. Self-protection guards
-    them like the log: forging them would hold alerts back or falsify the counts."""
-    return (log_path + RATE_STATE_SUFFIX, log_path + TALLY_SUFFIX)
 
 
 def _append(path, line):

@@ -25,6 +25,17 @@ from drygate.types import MODES
 DEFAULT_POLICY_NAME = "drygate.toml"
 DEFAULT_STATE = os.path.join(".drygate", "state.db")
 DEFAULT_ALERT_LOG = os.path.join(".drygate", "alerts.jsonl")
+#: Suffix of the alert sinks' rate-limit state file (drygate.alerts), next to the alert log.
+RATE_STATE_SUFFIX = ".ratelimit"
+#: Suffix of the alert-log tally checkpoint (drygate.health.AlertTally), next to the alert log.
+TALLY_SUFFIX = ".tally"
+
+
+def sidecar_paths(log_path):
+    """The files drygate keeps next to the alert log at ``log_path`` (tuple of str): the
+    sinks' rate-limit state and the metrics' tally checkpoint. Self-protection guards
+    them like the log: forging them would hold alerts back or falsify the counts."""
+    return (log_path + RATE_STATE_SUFFIX, log_path + TALLY_SUFFIX)
 
 
 class Settings:

@@ -120,7 +120,7 @@ def for_project(project_dir, policy_path=None, state_path=None, alert_log=None, 
     paths.append(os.path.abspath(policy_path))
     markers.append(os.path.basename(policy_path))
     if alert_log and alert_log != os.devnull:
-        from drygate.alerts import sidecar_paths
+        from drygate.config import sidecar_paths
 
         paths.append(os.path.abspath(alert_log))
         paths.extend(sidecar_paths(os.path.abspath(alert_log)))  # rate-limit state, metrics tally
