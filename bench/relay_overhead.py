@@ -101,10 +101,12 @@ class Peer:
 #: The floor: a bare asyncio line forwarder in the same interpreter (no parsing, no decision).
 FORWARDER = r"""
 import asyncio, sys
-async def pump(reader, write, drain):
+async def pump(reader, write, drain, at_end=None):
     while True:
         line = await reader.readline()
         if not line:
+            if at_end:
+                at_end()  # the client left: close the server's stdin so that it exits (as the relay does)
             return
         write(line)
         await drain()
@@ -119,7 +121,8 @@ async def main():
         out.write(data)
     async def flush_out():
         out.flush()
-    await asyncio.gather(pump(stdin, proc.stdin.write, proc.stdin.drain), pump(proc.stdout, write_out, flush_out))
+    await asyncio.gather(pump(stdin, proc.stdin.write, proc.stdin.drain, proc.stdin.close),
+                         pump(proc.stdout, write_out, flush_out))
 asyncio.run(main())
 """
 
