@@ -122,6 +122,33 @@ def test_dry_reason_is_honest(store):  # every store: memory, SQLite, Redis
         assert phrase in d.reason
 
 
+def test_decide_read_journals_an_allowed_read_of_a_known_run_later(store):  # every store
+    """Engine.decide_read: a read of a new run, a write, a denied read, and a read that would make
+    its run's mode stricter are journaled at once (pending None); an allowed read of a run that
+    exists is not journaled until PendingRead.journal, then as call + result in that order."""
+    rules = '[[rules]]\ntool = "mcp__db__secret"\neffect = "read"\naction = "deny"\n'
+    engine = Engine(policy(STICKY, rules), store)
+    first, pending = engine.decide_read(call("Read", {"file_path": "a"}))
+    assert pending is None and first.seq is not None  # a new run: created by the transition now
+    write, pending = engine.decide_read(call("Write", {"file_path": "a"}))
+    assert pending is None and write.action == "allow"
+    denied, pending = engine.decide_read(call("mcp__db__secret"))
+    assert pending is None and denied.action == "deny"
+    before = len(store.journal("r1"))
+    read, pending = engine.decide_read(call("Read", {"file_path": "b"}, call_id="c9"))
+    assert pending is not None and (read.action, read.effect, read.seq, read.call) == ("allow", "read", None, None)
+    assert len(store.journal("r1")) == before  # nothing written before the answer
+    outcome, result_seq = pending.journal(store, {"fingerprint": "x"})
+    call_entry, result = store.journal("r1")[-2:]
+    assert (call_entry["kind"], call_entry["call_id"], call_entry["action"], call_entry["call"]) == \
+        ("call", "c9", "allow", 4)
+    assert (result["kind"], result["call_id"], result["result"]) == ("result", "c9", {"fingerprint": "x"})
+    assert outcome.seq < result_seq
+    stricter = Engine(policy(DRY), store)  # asks for dry: the sticky run must become dry first
+    read, pending = stricter.decide_read(call("Read", {"file_path": "c"}))
+    assert pending is None and store.get_run("r1").mode == DRY
+
+
 def test_apply_transition_never_allows_after_dry():
     state = None
     write = TransitionRequest(STICKY, True, False, "allow")

@@ -51,6 +51,28 @@ def test_results_and_runs(store):
     assert store.get_run("zzz") is None
 
 
+def test_transact_with_result_journals_the_call_then_its_result(store):
+    """A read journaled with its answer (the relay's Engine.decide_read): the call entry as
+    transact makes it, then the result entry of the same call id, in order, counted like a
+    decision; the run's dry state is applied as for any call (a dry run stays dry)."""
+    read = dict(ENTRY, effect="read", call_id="c7", tool_name="mcp__fs__read")
+    store.transact("r", TransitionRequest(STICKY, True, True, "allow"), ENTRY, at(1.0))  # the run goes dry
+    outcome, result_seq = store.transact_with_result("r", TransitionRequest(STICKY, False, False, "allow"), read,
+                                                     at(2.0), {"fingerprint": "f", "chars": 3})
+    assert outcome.action == "allow" and outcome.call == 2 and result_seq > outcome.seq
+    call, result = store.journal("r")[-2:]
+    assert (call["kind"], call["seq"], call["call_id"], call["effect"], call["action"]) == \
+        ("call", outcome.seq, "c7", "read", "allow")
+    assert (result["kind"], result["seq"], result["call_id"], result["tool_name"], result["result"]) == \
+        ("result", result_seq, "c7", "mcp__fs__read", {"fingerprint": "f", "chars": 3})
+    run = store.get_run("r")
+    assert run.calls == 2 and run.is_dry and run.dry_call == 1
+    assert store.counters().get("decisions|read|allow") == 1
+    with pytest.raises(ValueError):  # a write's decision is never journaled after it ran
+        store.transact_with_result("r", TransitionRequest(STICKY, True, False, "allow"), ENTRY, at(3.0), None)
+    assert len(store.journal("r")) == 3
+
+
 def test_ensure_run_only_gets_stricter(store):
     store.ensure_run("r", DRY, 1.0)
     assert store.ensure_run("r", LIVE, 2.0).mode == DRY

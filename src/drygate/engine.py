@@ -19,6 +19,10 @@ Decision table for a gated call (a write), in this order:
 
 A call that is not gated (read, bookkeeping) gets the rule's action, else allow.
 Tamper (the call would change the gate itself) is denied in every mode.
+
+Because a call that is not gated gets the same action whatever its run's state, an
+allowed read of a run that exists can be journaled after it ran, with its result, in
+one store step (:meth:`Engine.decide_read`, :class:`PendingRead`; the MCP relay does).
 """
 
 from drygate.types import (
@@ -242,7 +246,39 @@ class Engine:
             cls = Classification(UNKNOWN, blocked, "integrity", action=DENY, tamper=True)
         else:
             cls = classify(call, self.policy, self.protected)
+        return self._transact(call, cls, request_for(cls, self.mode))
+
+
+    def decide_read(self, call, blocked=None):
+        """Decide ``call`` like :meth:`decide`, but journal an allowed read later, with its result.
+
+        Returns ``(decision, pending)``. ``pending`` is None when the call was journaled
+        now (as :meth:`decide` does): it is gated (a write), tamper, not allowed, or its
+        run is new or would get a stricter mode from it (the transition must create or
+        change the run before anything reads its state). Otherwise the call is an allowed
+        read of a run that exists (read from the store, not locked): its action does not
+        depend on the run's state (decision table above), nothing is written now, and
+        ``pending`` (:class:`PendingRead`) must be journaled by the caller with the call's
+        result (:meth:`PendingRead.journal`) before the result reaches the agent, or
+        without one (:meth:`PendingRead.journal_unanswered`) when it never came. The
+        decision's ``seq`` and ``call`` are None until then. Raises GuardFailure.
+        """
+        if blocked:
+            return self.decide(call, blocked), None
+        cls = classify(call, self.policy, self.protected)
         request = request_for(cls, self.mode)
+        if request.gated or cls.tamper or request.action_if_live != ALLOW:
+            return self._transact(call, cls, request), None
+        run = self.store.get_run(call.run_id)
+        if run is None or stricter_mode(run.mode, request.mode) != run.mode:
+            return self._transact(call, cls, request), None
+        entry = journal_entry(call, cls, self.policy.get("hash", ""))
+        reason = explain(call.tool_name, call.tool_input, cls.effect, cls.reason, ALLOW, call.run_id, False,
+                         run.dry_call, run.calls + 1, False, run.dry_cause, run.mode)
+        decision = Decision(ALLOW, reason, cls.effect, cls.rule_id, None, False, None, False, call.run_id, None)
+        return decision, PendingRead(call.run_id, request, entry, self.clock)
+
+    def _transact(self, call, cls, request):
         entry = journal_entry(call, cls, self.policy.get("hash", ""))
         outcome = self.store.transact(call.run_id, request, entry, self.clock)
         run = outcome.run
@@ -250,6 +286,30 @@ class Engine:
                          outcome.made_run_dry, run.dry_call, outcome.call, cls.tamper, run.dry_cause, run.mode)
         return Decision(outcome.action, reason, cls.effect, cls.rule_id, outcome.seq, outcome.made_run_dry,
                         outcome.dry_because_of, cls.tamper, call.run_id, outcome.call)
+
+
+class PendingRead:
+    """An allowed read decided by :meth:`Engine.decide_read` and not journaled yet.
+
+    ``run_id``; ``request``: its TransitionRequest (not gated); ``entry``: its journal
+    fields (:func:`journal_entry`); ``clock``: the engine's clock (the entry's time is
+    when it is journaled).
+    """
+
+    __slots__ = ("run_id", "request", "entry", "clock")
+
+    def __init__(self, run_id, request, entry, clock):
+        self.run_id, self.request, self.entry, self.clock = run_id, request, entry, clock
+
+    def journal(self, store, result):
+        """Journal the call and ``result`` (any JSON: what the plan keeps of it) in one store
+        step (StateStore.transact_with_result); returns ``(outcome, result_seq)``.
+        Raises StoreTimeout / StoreUnavailable."""
+        return store.transact_with_result(self.run_id, self.request, self.entry, self.clock, result)
+
+    def journal_unanswered(self, store):
+        """Journal the call without a result (its server never answered); returns the Outcome."""
+        return store.transact(self.run_id, self.request, self.entry, self.clock)
 
 
 def summarize_input(tool_name, tool_input, limit=160, with_tool=True):

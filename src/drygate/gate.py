@@ -110,6 +110,16 @@ class Gate:
         With ``integrity``, the run's fingerprints are checked first: a run whose protected
         files changed behind the gate's back gets a deny (tamper) for this and every later call.
         """
+        return self._decide(call, False)[0]
+
+    def decide_read(self, call):
+        """:meth:`decide`, except that an allowed read of a run that exists is journaled later
+        with its result: returns ``(decision, pending)`` (drygate.engine.Engine.decide_read;
+        ``pending`` is None when the call was journaled now). The integrity check runs first
+        as in :meth:`decide`. Raises GuardFailure."""
+        return self._decide(call, True)
+
+    def _decide(self, call, read_later):
         blocked = None
         if self.integrity:
             from drygate import integrity as fp
@@ -122,7 +132,10 @@ class Gate:
             watched = fp.watched(self.settings.project_dir, self.settings.policy_path, code=code, package=False)
             blocked = fp.check(self.store, call.run_id, watched, self.markers,
                                package=fp.package_paths if code else None)
-        decision = self.engine.decide(call, blocked)
+        if read_later:
+            decision, pending = self.engine.decide_read(call, blocked)
+        else:
+            decision, pending = self.engine.decide(call, blocked), None
         if decision.tamper:
             from drygate.alerts import TAMPER
 
@@ -133,7 +146,7 @@ class Gate:
             from drygate import integrity as fp
 
             fp.note_went_dry(self.location, self.store)
-        return decision
+        return decision, pending
 
     def alert(self, kind, cause, reason, call=None):
         """Emit an alert on the guard-failure channel (never raises)."""

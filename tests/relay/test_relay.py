@@ -427,7 +427,11 @@ def test_downstream_killed_from_outside_pending_call_gets_error(flaky_server, pr
     assert after["content"][0]["text"] == "after"
 
 
-def test_state_store_locked_blocks_alerts_and_forwards_nothing(fs_server, project):
+def meta_of(result):
+    return result["_meta"]["drygate"]
+
+
+def test_state_store_locked_blocks_writes_withholds_reads_and_alerts(fs_server, project):
     root = fs_server.paths["root"]
     project.policy("live", read_rules("filesystem", "list_allowed_directories"), deadline_ms=500)
 
@@ -448,8 +452,12 @@ def test_state_store_locked_blocks_alerts_and_forwards_nothing(fs_server, projec
     assert project.state.exists()
     for result in (blocked, blocked_read):
         assert result["isError"] is True, result
-        meta = result["_meta"]["drygate"]
-        assert meta["executed"] is False and meta.get("guard_failure") is True, meta
+        assert meta_of(result).get("guard_failure") is True, result
+    assert meta_of(blocked)["executed"] is False
+    # The read is journaled with its answer (Engine.decide_read): it ran, but the store could not
+    # take it, so its result is withheld from the agent (fail closed), never passed on unjournaled.
+    assert meta_of(blocked_read)["executed"] is True and meta_of(blocked_read)["withheld"] is True
+    assert str(root) not in json.dumps(blocked_read["content"])
     assert not (root / "new.txt").exists()
     assert blocked_s < 5, blocked_s
     alerts = [a for a in project.alert_lines() if a.get("kind") == "guard_failure"]

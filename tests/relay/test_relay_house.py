@@ -73,4 +73,5 @@ def test_features_are_routes_of_the_core():
 
     assert issubclass(OverlayRoute, Route) and issubclass(ShadowRoute, Route)
     hooks = {n for n in vars(Route) if not n.startswith("_")}
-    assert hooks == {"tools_call", "decided_request", "client_message", "batch", "from_real", "shadow_env", "close"}
+    assert hooks == {"tools_call", "answers_reads", "decided_request", "client_message", "batch", "from_real",
+                     "shadow_env", "close"}

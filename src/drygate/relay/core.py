@@ -28,7 +28,10 @@ added to the state store's counters (drygate.counters), batched: at most one
 fleet-wide histogram (drygate.metrics) without a store write per call. While the store is locked
 (a fault) the relay waits at most the gate's deadline before it answers with a
 guard failure, and other traffic waits with it. What a live write returned is
-journaled after its answer is on its way to the client. A gate failure answers the
+journaled after its answer is on its way to the client. An allowed read of a run the
+store knows is journaled once, with its answer, before the client gets it
+(drygate.engine.Engine.decide_read; docs/relay.md "How a call is journaled"): a read
+that cannot be journaled then has its answer withheld. A gate failure answers the
 call with an error result and an alert and never forwards it.
 """
 
@@ -68,6 +71,13 @@ class Route:
         answered it (or sent it elsewhere), :data:`TO_REAL` to send it to the real server
         without asking later routes, False to pass. May raise GuardFailure."""
         return False
+
+    def answers_reads(self, tool):
+        """Whether this route may answer an allowed call of ``tool`` (str) itself (a store
+        overlay, a shadow server). False lets the relay journal an allowed read together
+        with the real server's answer (drygate.engine.Engine.decide_read) instead of
+        before asking the routes. The default, True, keeps a route's reads journaled first."""
+        return True
 
     async def decided_request(self, message, decision, run_id):
         """Another decided request (``allow`` or ``dry``), e.g. ``resources/read``: True
@@ -112,12 +122,21 @@ class RelayGate:
         Raises GuardFailure like :meth:`drygate.gate.Gate.decide`; a failed decision
         is not a latency sample (it is a guard failure, counted from the alert log).
         """
+        return self._timed(call, False)[0]
+
+    def decide_read(self, call):
+        """:meth:`decide`, journaling an allowed read later with its result: returns
+        ``(decision, pending)`` (drygate.gate.Gate.decide_read). Raises GuardFailure."""
+        return self._timed(call, True)
+
+    def _timed(self, call, read_later):
         import time
 
         from drygate.counters import latency_increments, merge
 
         start = time.perf_counter()
-        decision = self.current().decide(call)
+        gate = self.current()
+        decided = gate.decide_read(call) if read_later else (gate.decide(call), None)
         merge(self.latency, latency_increments(HOST, time.perf_counter() - start))
         if self._flush_handle is None:
             try:
@@ -126,7 +145,7 @@ class RelayGate:
                 self.flush()  # no loop (a direct caller): record now
             else:
                 self._flush_handle = loop.call_later(LATENCY_FLUSH_S, self.flush)
-        return decision
+        return decided
 
     def flush(self):
         """Add the pending latency counters to the store; best effort (lost on failure)."""
@@ -217,8 +236,12 @@ class ClientSide:
                f"a {method} notification (no id) was dropped: it would reach the server undecided and cannot "
                f"carry the gate's answer; send it as a request", call, HOST)
 
-    def decide(self, server, name, arguments, run_id, call_id, annotations):
-        """The engine's decision for ``mcp__<server>__<name>``. Raises GuardFailure / InputError."""
+    def decide(self, server, name, arguments, run_id, call_id, annotations, read_later=False):
+        """The engine's decision for ``mcp__<server>__<name>``. Raises GuardFailure / InputError.
+
+        ``read_later``: return ``(decision, pending)`` instead, where an allowed read of a run
+        that exists is not journaled yet (drygate.engine.Engine.decide_read): ``pending`` must
+        be journaled with the call's answer before the client gets it."""
         from drygate.errors import InputError
         from drygate.types import ToolCall
 
@@ -226,7 +249,7 @@ class ClientSide:
             raise InputError("tools/call without a tool name")
         call = ToolCall(qualified(server, name), arguments, run_id, call_id, None, self.settings.project_dir,
                         HOST, annotations)
-        return self.gate.decide(call)
+        return self.gate.decide_read(call) if read_later else self.gate.decide(call)
 
 
 def not_executed_error(request_id, decision, method):
@@ -332,6 +355,9 @@ class Relay(ClientSide):
                     if marked is not message:
                         message = marked
                         line = results.encode(marked)
+            if tool is not None and tool[4] is not None:
+                line = self._journal_read(message, tool, line)  # before the client has its answer
+                tool = None
             await self.send_to_client(line if line.endswith(b"\n") else line + b"\n")
             if tool is not None:
                 self._journal_result(message, tool)  # after the client has its answer
@@ -436,15 +462,8 @@ class Relay(ClientSide):
         """
         import time
 
-        from drygate.plan.fingerprint import read_record
-
-        tool, call_id, run_id, effect = forwarded
-        result = message.get("result", message.get("error"))
-        text = json.dumps(result)
-        if effect in ("read", "bookkeeping"):
-            result = read_record(result if "result" in message else None, len(text), "error" in message)
-        elif len(text) > 64 * 1024:
-            result = {"truncated": True, "chars": len(text), "head": text[:64 * 1024]}
+        tool, call_id, run_id, effect = forwarded[:4]
+        result = _journaled_form(message, effect)
         try:
             # A tool's own result cannot make the run dry: no fsync before the answer
             # (StateStore.record_result); the next gated commit makes it durable.
@@ -454,10 +473,35 @@ class Relay(ClientSide):
             if effect not in ("read", "bookkeeping"):
                 self.report_failure(e, tool, run_id, call_id)
 
+    def _journal_read(self, message, forwarded, line):
+        """Journal an allowed read decided with :meth:`drygate.engine.Engine.decide_read`: the
+        call and what the plan keeps of its answer in one store step, before the client gets
+        it (so every later call, through this relay or any other gate, is journaled after it).
+        Returns the line to send: the server's answer, or, when the read cannot be journaled,
+        an answer that withholds it (fail closed) with a guard-failure alert."""
+        tool, call_id, run_id, effect, pending, modern = forwarded
+        try:
+            pending.journal(self.gate.last().store, _journaled_form(message, effect))
+        except Exception as e:
+            why = self.report_failure(e, tool, run_id, call_id)
+            return results.encode(results.withheld(message["id"], why, modern))
+        return line
+
+    def _unanswered(self, forwarded):
+        """A forwarded call that gets no answer from its server: a read decided with
+        :meth:`drygate.engine.Engine.decide_read` is journaled without a result (as a read
+        journaled first and never answered is), best effort: its client gets an error."""
+        if forwarded is None or forwarded[4] is None:
+            return
+        try:
+            forwarded[4].journal_unanswered(self.gate.last().store)
+        except Exception as e:
+            self.report_failure(e, forwarded[0], forwarded[2], forwarded[1])
+
     async def _server_exited(self, code):
         for key in list(self.pending):
             self.pending.pop(key, None)
-            self.calls.pop(key, None)
+            self._unanswered(self.calls.pop(key, None))
             await self.send_to_client(results.encode(results.error(
                 json.loads(key), results.INTERNAL_ERROR,
                 f"drygate: the MCP server {self.server!r} exited (status {code}) before answering; "
@@ -532,7 +576,7 @@ class Relay(ClientSide):
         except ConnectionError as e:
             if isinstance(message, dict) and "id" in message and "method" in message:
                 self.pending.pop(id_key(message["id"]), None)
-                self.calls.pop(id_key(message["id"]), None)
+                self._unanswered(self.calls.pop(id_key(message["id"]), None))
                 await self.send_to_client(results.encode(results.error(
                     message["id"], results.INTERNAL_ERROR, f"drygate: the MCP server {self.server!r} is not "
                                                            f"running ({e}); the request was not delivered")))
@@ -609,7 +653,14 @@ class Relay(ClientSide):
                 raise InputError(f"a tool named {tool!r} would be decided under the name of the MCP method")
             run_id = self.runs.run_for(meta)
             info = self.tools.get(tool) or {} if isinstance(tool, str) else {}
-            decision = self.decide(self.server, tool, arguments, run_id, str(request_id), info.get("annotations"))
+            pending = None
+            if isinstance(tool, str) and not any(route.answers_reads(tool) for route in self.routes):
+                # An allowed read is journaled with its answer (one store step instead of two).
+                decision, pending = self.decide(self.server, tool, arguments, run_id, str(request_id),
+                                                info.get("annotations"), read_later=True)
+            else:
+                decision = self.decide(self.server, tool, arguments, run_id, str(request_id),
+                                       info.get("annotations"))
             routed = False
             if decision.action in ("allow", "dry"):
                 for route in self.routes:
@@ -617,6 +668,7 @@ class Relay(ClientSide):
                     if routed:
                         break
             if routed is True:
+                self._unanswered((tool, str(request_id), run_id, decision.effect, pending, modern))
                 return  # answered by a route (a store overlay, the run's shadow server), marked as simulated
         except Exception as e:  # any failure of the gate: block, answer, alert
             why = self.report_failure(e, tool, run_id, str(request_id))
@@ -627,7 +679,7 @@ class Relay(ClientSide):
             key = id_key(request_id)
             self.pending[key] = "tools/call"
             # Journal what the live call returned: a write's result, a read's fingerprint (basis).
-            self.calls[key] = (tool, str(request_id), run_id, decision.effect)
+            self.calls[key] = (tool, str(request_id), run_id, decision.effect, pending, modern)
             await self._forward(line, message)
             return
         schema = (self.tools.get(tool) or {}).get("outputSchema") if isinstance(tool, str) else None
@@ -650,7 +702,9 @@ class Relay(ClientSide):
             sys.stderr.flush()
 
     async def close(self):
-        """Stop the server and every route; flush the latency counters."""
+        """Stop the server and every route; journal the reads left unanswered; flush the latency counters."""
+        for key in list(self.calls):
+            self._unanswered(self.calls.pop(key))
         self.gate.flush()
         await self.downstream.close()
         for route in self.routes:
@@ -672,6 +726,22 @@ class Relay(ClientSide):
                 await self.handle_client_line(line)
         finally:
             await self.close()
+
+
+def _journaled_form(message, effect):
+    """What the journal keeps of a server's answer to a tools/call (``message``, dict): for a
+    read (``effect`` read or bookkeeping) its record (drygate.plan.fingerprint.read_record:
+    fingerprint, size, normal form up to 16 KB, the plan's basis), else the result or error
+    itself, cut to 64 KB."""
+    from drygate.plan.fingerprint import read_record
+
+    result = message.get("result", message.get("error"))
+    text = json.dumps(result)
+    if effect in ("read", "bookkeeping"):
+        return read_record(result if "result" in message else None, len(text), "error" in message)
+    if len(text) > 64 * 1024:
+        return {"truncated": True, "chars": len(text), "head": text[:64 * 1024]}
+    return result
 
 
 def _arguments_of(method, params):

@@ -139,6 +139,10 @@ class OverlayRoute(Route):
                 f"nothing", "not_isolated")
         return env
 
+    def answers_reads(self, tool):
+        """Only a tool the policy's overlays of this server name (mapped or plain) may be answered here."""
+        return self._lookup(tool) is not None
+
     # -- tools/call ---------------------------------------------------------------------------
     async def tools_call(self, message, decision, run_id, tool, modern):
         """Route a decided call (``allow`` or ``dry``) of this relay's server.

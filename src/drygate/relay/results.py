@@ -90,6 +90,15 @@ def guard_failure(request_id, why, modern=False):
                                           "reason": why}, modern)
 
 
+
+def withheld(request_id, why, modern=False):
+    """The answer to an allowed read whose server answered but which could not be journaled
+    (drygate.relay.core): the read ran, its result is withheld (fail closed), and said so."""
+    text = (f"drygate guard failure: {why}. The read ran on the server, but drygate could not journal it, so "
+            f"its result is WITHHELD (fail closed). A guard-failure alert was raised.")
+    return tool_result(request_id, text, {"executed": True, "withheld": True, "decision": "allow",
+                                          "guard_failure": True, "reason": why}, modern)
+
 def error(request_id, code, message):
     """A JSON-RPC error response."""
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}

@@ -34,6 +34,26 @@ class StateStore:
         """
         raise NotImplementedError
 
+    def transact_with_result(self, run_id, request, entry, clock, result):
+        """Journal a call that already ran together with its result: :meth:`transact`
+        followed by :meth:`record_result` ``(entry["call_id"], entry["tool_name"], result,
+        durable=False)``. Returns ``(outcome, result_seq)``.
+
+        Only for a call whose request is not gated (a read: its action does not depend on
+        the run's state, so it can be journaled once its answer is known; the relay does
+        so before the client gets that answer). Neither entry need be on disk before this
+        returns: neither can make a run dry. The base implementation runs the two steps
+        one after the other (each atomic; the Redis store keeps it); a store that can,
+        runs both in one atomic step (SQLite: one transaction, one commit instead of two).
+        Raises ValueError for a gated request, StoreTimeout / StoreUnavailable like
+        :meth:`transact`.
+        """
+        if request.gated:
+            raise ValueError("transact_with_result is for calls that are not gated (reads)")
+        outcome = self.transact(run_id, request, entry, clock)
+        return outcome, self.record_result(run_id, entry["call_id"], entry["tool_name"], result, clock(),
+                                           durable=False)
+
     def ping(self):
         """Take and release the store's write lock without changing anything.
 

@@ -17,7 +17,7 @@ class MemoryStore(StateStore):
     """A :class:`StateStore` in memory; thread-safe, not durable."""
 
     def __init__(self):
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # transact_with_result holds it across two steps
         self._runs = {}
         self._journal = []
         self._seq = 0
@@ -61,6 +61,15 @@ class MemoryStore(StateStore):
             self._journal.append({"seq": self._seq, "run_id": run_id, "ts": now, "kind": "result", "call": None,
                                   "call_id": call_id, "tool_name": tool_name, "result": result})
             return self._seq
+
+    def transact_with_result(self, run_id, request, entry, clock, result):
+        """The call and its result as one step (under the store's lock)."""
+        if request.gated:
+            raise ValueError("transact_with_result is for calls that are not gated (reads)")
+        with self._lock:
+            outcome = self.transact(run_id, request, entry, clock)
+            return outcome, self.record_result(run_id, entry["call_id"], entry["tool_name"], result, clock(),
+                                               durable=False)
 
     def ping(self):
         with self._lock:

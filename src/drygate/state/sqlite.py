@@ -152,6 +152,10 @@ _UPSERT_RUN = ("INSERT OR REPLACE INTO runs (" + ",".join(_RUN_COLUMNS) + ") VAL
                + ",".join("?" * len(_RUN_COLUMNS)) + ")")
 _INSERT_JOURNAL = ("INSERT INTO journal (" + ",".join(_JOURNAL_COLUMNS) + ") VALUES ("
                    + ",".join("?" * len(_JOURNAL_COLUMNS)) + ")")
+_INSERT_RESULT = ("INSERT INTO journal (seq, run_id, ts, kind, call_id, tool_name, result) "
+                  "VALUES (?, ?, ?, 'result', ?, ?, ?)")
+#: Takes ``?`` sequence numbers at once; returns the last one taken.
+_TAKE_SEQS = "UPDATE counter SET seq = seq + ? WHERE id = 1 RETURNING seq"
 _SELECT_RUN = "SELECT " + ",".join(_RUN_COLUMNS) + " FROM runs WHERE run_id = ?"
 
 
@@ -197,7 +201,9 @@ class SQLiteStore(StateStore):
                 self._db = _sqlite3.connect(f"file:{uri}?mode=rw",
                                             timeout=busy_timeout_s, isolation_level=None, check_same_thread=False,
                                             uri=True)
+            self._sync_now = None
             self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._sync_now = synchronous  # the connection's setting now (_write changes it when needed)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 if not create and version == 0:
@@ -248,23 +254,22 @@ class SQLiteStore(StateStore):
         """Run ``fn(db)`` inside BEGIN IMMEDIATE ... COMMIT; translate errors.
 
         ``durable=False`` commits without the fsync of ``synchronous=FULL`` (see the
-        module docstring); the connection's setting is restored afterwards.
+        module docstring). The connection's setting is changed only when the next commit
+        needs the other one (a relay journaling reads back to back sets it once, not two
+        PRAGMAs per commit); a durable commit always runs under FULL, and when setting it
+        fails the commit is not attempted (StoreUnavailable, fail closed).
         """
         db = self._db
-        relaxed = not durable and self.synchronous == "FULL"
+        wanted = self.synchronous if durable else "NORMAL"
         try:
-            if relaxed:
-                db.execute("PRAGMA synchronous=NORMAL")
+            if self._sync_now != wanted:
+                self._sync_now = None  # unknown until the PRAGMA is known to have run
+                db.execute(f"PRAGMA synchronous={wanted}")
+                self._sync_now = wanted
             self._begin(db)
         except _sqlite3.Error as e:
-            if relaxed:
-                self._restore_sync()
             raise _translate(e, self.path) from e
-        try:
-            return self._run(db, fn)
-        finally:
-            if relaxed:
-                self._restore_sync()
+        return self._run(db, fn)
 
     def _begin(self, db):
         """``BEGIN IMMEDIATE`` on ``db``, waiting for another process's lock (:meth:`_retry`)."""
@@ -298,12 +303,6 @@ class SQLiteStore(StateStore):
                 if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() >= deadline:
                     raise
 
-    def _restore_sync(self):
-        try:
-            self._db.execute("PRAGMA synchronous=FULL")
-        except _sqlite3.Error:
-            pass
-
     def _run(self, db, fn):
         try:
             result = fn(db)
@@ -321,25 +320,52 @@ class SQLiteStore(StateStore):
     def _next_seq(self, db):
         return db.execute("UPDATE counter SET seq = seq + 1 WHERE id = 1 RETURNING seq").fetchone()[0]
 
-    def transact(self, run_id, request, entry, clock):
-        def step(db):
-            state = _run_from_row(db.execute(_SELECT_RUN, (run_id,)).fetchone())
-            seq = self._next_seq(db)
-            now = clock()
-            state, outcome = apply_transition(state, run_id, request, seq, now, entry["tool_name"])
-            db.execute(_INSERT_JOURNAL, (
-                seq, run_id, now, "call", outcome.call, entry["call_id"], entry["agent_id"], entry["tool_name"],
-                _json.dumps(entry["tool_input"]), entry["effect"], entry["rule_id"], entry["why"],
-                outcome.action, int(outcome.made_run_dry), outcome.dry_because_of, int(bool(entry["tamper"])),
-                entry["policy_hash"], entry["host"], None,
-                None if entry.get("context") is None else _json.dumps(entry["context"])))
-            db.execute(_UPSERT_RUN, tuple(getattr(state, c) for c in _RUN_COLUMNS))
-            db.execute(_ADD_COUNTER, (decision_counter(entry["effect"], outcome.action), 1))
-            if outcome.made_run_dry:
-                db.execute(_ADD_COUNTER, (RUNS_WENT_DRY, 1))
-            return outcome
+    @staticmethod
+    def _encoded(entry):
+        """The JSON columns of a call's entry, encoded before the write lock is taken."""
+        return (_json.dumps(entry["tool_input"]),
+                None if entry.get("context") is None else _json.dumps(entry["context"]))
 
-        return self._write(step, durable=request.gated)
+    def _transition(self, db, run_id, request, entry, clock, encoded, seqs=1):
+        """Inside a write transaction: apply one call to its run and journal it; returns the Outcome.
+        ``encoded``: :meth:`_encoded` of ``entry``; ``seqs``: sequence numbers to take (the call
+        gets the first; the caller journals the others)."""
+        state = _run_from_row(db.execute(_SELECT_RUN, (run_id,)).fetchone())
+        seq = db.execute(_TAKE_SEQS, (seqs,)).fetchone()[0] - seqs + 1
+        now = clock()
+        state, outcome = apply_transition(state, run_id, request, seq, now, entry["tool_name"])
+        db.execute(_INSERT_JOURNAL, (
+            seq, run_id, now, "call", outcome.call, entry["call_id"], entry["agent_id"], entry["tool_name"],
+            encoded[0], entry["effect"], entry["rule_id"], entry["why"],
+            outcome.action, int(outcome.made_run_dry), outcome.dry_because_of, int(bool(entry["tamper"])),
+            entry["policy_hash"], entry["host"], None, encoded[1]))
+        db.execute(_UPSERT_RUN, tuple(getattr(state, c) for c in _RUN_COLUMNS))
+        db.execute(_ADD_COUNTER, (decision_counter(entry["effect"], outcome.action), 1))
+        if outcome.made_run_dry:
+            db.execute(_ADD_COUNTER, (RUNS_WENT_DRY, 1))
+        return outcome
+
+    def transact(self, run_id, request, entry, clock):
+        encoded = self._encoded(entry)
+        return self._write(lambda db: self._transition(db, run_id, request, entry, clock, encoded),
+                           durable=request.gated)
+
+    def transact_with_result(self, run_id, request, entry, clock, result):
+        """The call and its result in one ``BEGIN IMMEDIATE`` transaction, committed without the
+        FULL fsync (StateStore.transact_with_result): one write lock and one commit per read
+        instead of two, which is what relays on one store wait for. Everything JSON is encoded
+        before the lock is taken."""
+        if request.gated:
+            raise ValueError("transact_with_result is for calls that are not gated (reads)")
+        encoded, result_text = self._encoded(entry), _json.dumps(result)
+
+        def step(db):
+            outcome = self._transition(db, run_id, request, entry, clock, encoded, seqs=2)
+            db.execute(_INSERT_RESULT, (outcome.seq + 1, run_id, clock(), entry["call_id"], entry["tool_name"],
+                                        result_text))
+            return outcome, outcome.seq + 1
+
+        return self._write(step, durable=False)
 
     def ensure_run(self, run_id, mode, now):
         def step(db):
@@ -354,11 +380,11 @@ class SQLiteStore(StateStore):
         return self._write(step)
 
     def record_result(self, run_id, call_id, tool_name, result, now, durable=True):
+        text = _json.dumps(result)
+
         def step(db):
             seq = self._next_seq(db)
-            db.execute("INSERT INTO journal (seq, run_id, ts, kind, call_id, tool_name, result) "
-                       "VALUES (?, ?, ?, 'result', ?, ?, ?)",
-                       (seq, run_id, now, call_id, tool_name, _json.dumps(result)))
+            db.execute(_INSERT_RESULT, (seq, run_id, now, call_id, tool_name, text))
             return seq
 
         return self._write(step, durable=durable)
