@@ -286,3 +286,37 @@ def test_a_sqlite_store_is_not_created_by_the_hook(tmp_path):
     s.initialize()
     assert s.marker()["store_id"]
     s.close()
+
+
+def test_sqlite_checkpoints_in_background(tmp_path):
+    """SQLiteStore.checkpoint_in_background: one thread per file and process, shared by its stores,
+    copies the WAL into the database file every CHECKPOINT_EVERY_S while the commits no longer
+    checkpoint themselves below 8,000 pages; stopped when the last store closes. Memory (and
+    Redis, the base class) have nothing to do."""
+    import threading
+    import time
+
+    from drygate.state import sqlite as module
+
+    assert MemoryStore().checkpoint_in_background() is False
+    path = tmp_path / "state.db"
+    a, b = SQLiteStore(path), SQLiteStore(path)
+    a.CHECKPOINT_EVERY_S = 0.05
+    assert a.checkpoint_in_background() and b.checkpoint_in_background() and not a.checkpoint_in_background()
+    assert len([t for t in threading.enumerate() if t.name == "drygate-wal-checkpoint"]) == 1
+    empty = os.path.getsize(path)
+    read = dict(ENTRY, effect="read")
+    for i in range(300):  # a few hundred frames: far below the commits' own 8,000
+        a.transact_with_result("r", TransitionRequest(LIVE, False, False, "allow"), read, at(float(i)), {"i": i})
+    deadline = time.monotonic() + 5
+    while os.path.getsize(path) <= empty and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.getsize(path) > empty  # the thread copied the log into the database file
+    a.close()
+    assert str(path.resolve()) in module._CHECKPOINTERS
+    b.close()
+    assert not module._CHECKPOINTERS
+    assert not [t for t in threading.enumerate() if t.name == "drygate-wal-checkpoint"]
+    reopened = SQLiteStore(path)
+    assert len(reopened.journal("r")) == 600 and reopened.get_run("r").calls == 300
+    reopened.close()

@@ -184,6 +184,7 @@ class RelayGate:
             if self.gate is not None:
                 self.gate.close()
             self.gate, self.policy_hash = gate, gate.policy["hash"]
+            gate.store.checkpoint_in_background()  # WAL checkpoints off the calls' path (SQLite)
         self.policy_stat = stat
         return self.gate
 

@@ -54,6 +54,12 @@ class StateStore:
         return outcome, self.record_result(run_id, entry["call_id"], entry["tool_name"], result, clock(),
                                            durable=False)
 
+    def checkpoint_in_background(self):
+        """For a long-lived process (the relay): keep the store's upkeep off the decisions' path,
+        where the store has any (SQLite: WAL checkpoints in a thread of their own). Returns True
+        when it did something; a store with no such upkeep (memory, Redis) returns False."""
+        return False
+
     def ping(self):
         """Take and release the store's write lock without changing anything.
 
