@@ -397,6 +397,20 @@ def test_downstream_dies_mid_call_error_then_restart(flaky_server, project, wait
     # the restarted server is initialized before it is called (handshake replayed)
     assert after[:2] == ["start", "initialize"], after
     assert after.index("tools/call") > after.index("initialize")
+    # Every read is journaled: echo with its result (journaled with its answer), the crash
+    # (its server never answered) as a call without one.
+    from drygate.state.sqlite import SQLiteStore
+
+    store = SQLiteStore(project.state)
+    try:
+        journal = [e for e in store.journal(RUN) if not (e["tool_name"] or "").startswith("drygate/")]
+    finally:
+        store.close()
+    calls = [(e["tool_name"], e["action"]) for e in journal if e["kind"] == "call"]
+    assert calls == [("mcp__flaky__echo", "allow"), ("mcp__flaky__crash", "allow"), ("mcp__flaky__echo", "allow")]
+    answered = {e["call_id"] for e in journal if e["kind"] == "result"}
+    crash = next(e for e in journal if e["tool_name"] == "mcp__flaky__crash")
+    assert crash["call_id"] not in answered and len(answered) == 2
 
 
 async def _hang_killed_then_echo(params, server):
