@@ -249,3 +249,24 @@ def test_dry_making_commit_is_fdatasynced_before_the_answer(tmp_path):
     between = lines[start:end]
     last_wal_write = max(i for i, l in enumerate(between) if f"pwrite64({wal_fd}," in l)
     assert any(f"sync({wal_fd})" in l for l in between[last_wal_write:]), "\n".join(between)
+
+
+def test_server_dying_mid_read_leaves_the_call_journaled_once(flaky_server, relay_project, raw_peers):
+    """The server exits while it runs an allowed read: the client gets an error, and the call is in
+    the run's history exactly once (relayfloor journals it as unanswered)."""
+    project = relay_project
+    project.policy("live", '[[rules]]\ntool_glob = "mcp__flaky__*"\neffect = "read"\n')
+    relay = raw_peers(project.relay_argv(flaky_server), project.relay_env(flaky_server, "live", RUN))
+    relay.initialize()
+    relay.request("tools/call", {"name": "echo", "arguments": {"text": "hi"}})
+    answer = relay.request("tools/call", {"name": "crash", "arguments": {}}, timeout=30)
+    assert "error" in answer or answer.get("result", {}).get("isError"), answer
+    relay.close()
+    from drygate.state.sqlite import SQLiteStore
+
+    store = SQLiteStore(project.state, create=False)
+    try:
+        calls = [e for e in store.journal(RUN) if e["kind"] == "call" and e["tool_name"] == "mcp__flaky__crash"]
+    finally:
+        store.close()
+    assert len(calls) == 1, calls
