@@ -17,11 +17,29 @@ machine, bench/engine_decision.py). ``synchronous="NORMAL"`` (``[state]
 synchronous``) drops it to tens of microseconds and survives a crash of any
 process, but a power loss may roll back the last commits.
 
+Pages per decision: a write decision commits three pages to the WAL (the journal's
+last leaf, its ``journal_run`` index leaf, the run's row), each a 4 KB frame the fsync
+waits for; schema 5 wrote six (the run's row and its primary-key index, the sequence
+counter and the decision counter too). Schema 6 makes ``runs`` a WITHOUT ROWID table,
+takes the next sequence number from the journal itself and counts decisions lazily
+(below): bench/engine_decision.py.
+
+Sequence: a journal entry's ``seq`` is one past the journal's last (the right edge of
+its rowid b-tree, read inside the ``BEGIN IMMEDIATE`` transaction) and past
+``counter.seq``, where prune leaves the last number it removed, so no number is ever
+given twice.
+
 Counters: the guard-health counters (:mod:`drygate.counters`) are rows of a
-``counters`` table; ``transact`` adds its decision (and ``runs_went_dry``) in the
-same transaction as the journal entry, so the counters always equal the journal's
-counts. Schema 4 added that table; a schema-3 file is upgraded in place when it is
-first opened (its counters start from what its journal holds).
+``counters`` table. ``runs_went_dry`` is added by the transaction that makes a run dry;
+the ``decisions|<effect>|<action>`` counts are the table's plus the decisions journaled
+after ``counter.counted``, which :meth:`SQLiteStore.counters` adds in the same read
+(one statement, one snapshot), so the counters always equal the journal's counts. A
+decision counts them in (adds them to the table and moves ``counted``) once
+:data:`COUNT_IN_EVERY` sequence numbers have passed, in its own transaction, and prune
+does before it deletes. Schema 4 added that table; older files are upgraded in place
+when first opened (a schema-3 file's counters start from what its journal holds; a
+schema-5 file's runs table is rebuilt WITHOUT ROWID). A file upgraded to schema 6 is
+refused by the previous version ("written by a newer drygate"): fail closed.
 
 Deadline: the busy timeout is set below the gate's own deadline; a database locked
 past it raises :class:`StoreTimeout`, anything else :class:`StoreUnavailable`. The
@@ -37,6 +55,7 @@ process (bench/hook_startup.py). In a process that has not imported ``functools`
 import _thread
 import os
 import sys
+from _operator import attrgetter  # built in: no functools (_import_sqlite3)
 
 
 def _import_sqlite3():
@@ -95,7 +114,7 @@ def _identity(function):
 _sqlite3 = _import_sqlite3()
 
 from drygate import _json
-from drygate.counters import DECISIONS, RUNS_WENT_DRY, SEP, decision_counter
+from drygate.counters import DECISIONS, RUNS_WENT_DRY, SEP
 from drygate.engine import apply_transition
 from drygate.state.base import StateStore
 from drygate.types import RunState, stricter_mode
@@ -111,26 +130,32 @@ from drygate.types import RunState, stricter_mode
 #: checkpoint never makes a commit less durable (the WAL is synced before it is copied).
 HOOK_WAL_AUTOCHECKPOINT = 100
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Older schemas this version upgrades in place (schema 4 added the counters table, schema 5
-#: the journal's ``context`` column: a call's working folder and shell environment).
-_UPGRADABLE = (3, 4)
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS runs ("
-    " run_id TEXT PRIMARY KEY, mode TEXT NOT NULL, dry_since INTEGER, dry_at REAL, dry_cause TEXT,"
+#: the journal's ``context`` column: a call's working folder and shell environment; schema 6
+#: made runs WITHOUT ROWID and added ``counter.counted``: module docstring).
+_UPGRADABLE = (3, 4, 5)
+#: The runs table (schema 6: WITHOUT ROWID, so a decision's update of its run writes one page:
+#: as a rowid table with a TEXT primary key, ``INSERT OR REPLACE`` wrote its row and its index).
+_RUNS_TABLE = (
+    " (run_id TEXT PRIMARY KEY, mode TEXT NOT NULL, dry_since INTEGER, dry_at REAL, dry_cause TEXT,"
     " dry_call INTEGER,"
     " created_at REAL NOT NULL, last_seen_at REAL NOT NULL, calls INTEGER NOT NULL DEFAULT 0,"
     " writes INTEGER NOT NULL DEFAULT 0, dry_writes INTEGER NOT NULL DEFAULT 0,"
     " allowed_writes INTEGER NOT NULL DEFAULT 0, denied INTEGER NOT NULL DEFAULT 0,"
-    " asked INTEGER NOT NULL DEFAULT 0)",
+    " asked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS runs" + _RUNS_TABLE,
     "CREATE TABLE IF NOT EXISTS journal ("
     " seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, ts REAL NOT NULL, kind TEXT NOT NULL, call INTEGER,"
     " call_id TEXT, agent_id TEXT, tool_name TEXT, tool_input TEXT, effect TEXT, rule_id TEXT,"
     " why TEXT, action TEXT, made_run_dry INTEGER NOT NULL DEFAULT 0, dry_because_of INTEGER,"
     " tamper INTEGER NOT NULL DEFAULT 0, policy_hash TEXT, host TEXT, result TEXT, context TEXT)",
     "CREATE INDEX IF NOT EXISTS journal_run ON journal(run_id, seq)",
-    # A single counter row: sequence numbers are never reused, even after prune.
-    "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)",
+    # A single counter row: sequence numbers are never reused, even after prune (seq: the last one
+    # prune removed); ``counted``: the journal's decisions up to this seq are counted in counters.
+    "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,"
+    " counted INTEGER NOT NULL DEFAULT 0)",
     "INSERT OR IGNORE INTO counter(id, seq) VALUES (1, 0)",
     # Guard-health counters (drygate.counters names them).
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -142,6 +167,17 @@ _BACKFILL = (
     f"INSERT OR IGNORE INTO counters (name, value) SELECT '{RUNS_WENT_DRY}', count(*) FROM journal"
     " WHERE made_run_dry = 1 HAVING count(*) > 0",
 )
+#: The decisions journaled after ``counter.counted``, by counter name (not yet in counters).
+_UNCOUNTED = (f"SELECT '{DECISIONS}{SEP}' || effect || '{SEP}' || action, count(*) FROM journal"
+              " WHERE seq > (SELECT counted FROM counter WHERE id = 1) AND kind = 'call' AND effect IS NOT NULL"
+              " AND action IS NOT NULL GROUP BY effect, action")
+#: Count them in: add them to counters and move ``counted`` to the journal's end (one transaction).
+_COUNT_IN = ("INSERT INTO counters (name, value) " + _UNCOUNTED
+             + " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+             "UPDATE counter SET counted = ifnull((SELECT max(seq) FROM journal), counted) WHERE id = 1")
+#: A decision counts the uncounted ones in when there are this many sequence numbers since the
+#: last time: ``counters()`` adds at most that many journal rows to what the table holds.
+COUNT_IN_EVERY = 64
 _ADD_COUNTER = ("INSERT INTO counters (name, value) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value")
 _RUN_COLUMNS = ("run_id", "mode", "dry_since", "dry_at", "dry_cause", "dry_call", "created_at", "last_seen_at",
@@ -155,9 +191,21 @@ _INSERT_JOURNAL = ("INSERT INTO journal (" + ",".join(_JOURNAL_COLUMNS) + ") VAL
                    + ",".join("?" * len(_JOURNAL_COLUMNS)) + ")")
 _INSERT_RESULT = ("INSERT INTO journal (seq, run_id, ts, kind, call_id, tool_name, result) "
                   "VALUES (?, ?, ?, 'result', ?, ?, ?)")
-#: Takes ``?`` sequence numbers at once; returns the last one taken.
-_TAKE_SEQS = "UPDATE counter SET seq = seq + ? WHERE id = 1 RETURNING seq"
+#: A run the store has: its row updated in place (INSERT OR REPLACE deletes and inserts it again,
+#: about 3 us more per decision).
+_UPDATE_RUN = "UPDATE runs SET " + ",".join(c + " = ?" for c in _RUN_COLUMNS[1:]) + " WHERE run_id = ?"
+#: A RunState's values in _RUN_COLUMNS order (one C call; a generator of getattr cost about 3 us).
+_run_values = attrgetter(*_RUN_COLUMNS)
+#: The same values in _UPDATE_RUN's order (run_id last).
+_update_values = attrgetter(*_RUN_COLUMNS[1:], "run_id")
 _SELECT_RUN = "SELECT " + ",".join(_RUN_COLUMNS) + " FROM runs WHERE run_id = ?"
+#: The next sequence number: one past the journal's last (its rowid: a read of the b-tree's right
+#: edge, no write), and past ``counter.seq``, where prune leaves the last one it removes.
+_NEXT_SEQ = "SELECT max(ifnull((SELECT max(seq) FROM journal), 0), (SELECT seq FROM counter WHERE id = 1)) + 1"
+#: The next sequence number and the run's row (NULLs for a run the store has not seen), in one statement.
+_SELECT_SEQ_AND_RUN = ("SELECT (" + _NEXT_SEQ[7:] + "), (SELECT counted FROM counter WHERE id = 1), "
+                       + ",".join("runs." + c for c in _RUN_COLUMNS)
+                       + " FROM (SELECT ? AS wanted) LEFT JOIN runs ON runs.run_id = wanted")
 
 
 def _translate(e, path):
@@ -284,6 +332,19 @@ class SQLiteStore(StateStore):
             if version == 3:
                 for stmt in _BACKFILL:
                     self._db.execute(stmt)
+            counted = "counted" in {row[1] for row in self._db.execute("PRAGMA table_info(counter)")}
+            if not counted:
+                self._db.execute("ALTER TABLE counter ADD COLUMN counted INTEGER NOT NULL DEFAULT 0")
+            if version == 3 or not counted:
+                # Schemas 4 and 5 counted every decision in its transaction, the backfill every one of 3.
+                self._db.execute("UPDATE counter SET counted = max(seq, ifnull((SELECT max(seq) FROM journal), 0))")
+            runs = self._db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
+            if "WITHOUT ROWID" not in runs[0].upper():  # schema 5 and older: a rowid table, rebuilt
+                self._db.execute("CREATE TABLE runs_upgrade" + _RUNS_TABLE)
+                cols = ",".join(_RUN_COLUMNS)
+                self._db.execute(f"INSERT INTO runs_upgrade ({cols}) SELECT {cols} FROM runs")
+                self._db.execute("DROP TABLE runs")
+                self._db.execute("ALTER TABLE runs_upgrade RENAME TO runs")
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(journal)")}
             if "context" not in columns:
                 self._db.execute("ALTER TABLE journal ADD COLUMN context TEXT")
@@ -399,7 +460,13 @@ class SQLiteStore(StateStore):
             raise
 
     def _next_seq(self, db):
-        return db.execute("UPDATE counter SET seq = seq + 1 WHERE id = 1 RETURNING seq").fetchone()[0]
+        """The next journal sequence number (int), inside a write transaction (module docstring: Sequence)."""
+        return db.execute(_NEXT_SEQ).fetchone()[0]
+
+    def _count_in(self, db):
+        """Add the decisions journaled since ``counter.counted`` to counters (inside a write)."""
+        for stmt in _COUNT_IN:
+            db.execute(stmt)
 
     @staticmethod
     def _encoded(entry):
@@ -410,9 +477,11 @@ class SQLiteStore(StateStore):
     def _transition(self, db, run_id, request, entry, clock, encoded, seqs=1):
         """Inside a write transaction: apply one call to its run and journal it; returns the Outcome.
         ``encoded``: :meth:`_encoded` of ``entry``; ``seqs``: sequence numbers to take (the call
-        gets the first; the caller journals the others)."""
-        state = _run_from_row(db.execute(_SELECT_RUN, (run_id,)).fetchone())
-        seq = db.execute(_TAKE_SEQS, (seqs,)).fetchone()[0] - seqs + 1
+        gets the first; the caller journals the others, with the numbers that follow it: the next
+        is taken from the journal's end, module docstring: Sequence)."""
+        row = db.execute(_SELECT_SEQ_AND_RUN, (run_id,)).fetchone()
+        seq = row[0]
+        state = None if row[2] is None else RunState(*row[2:])
         now = clock()
         state, outcome = apply_transition(state, run_id, request, seq, now, entry["tool_name"])
         db.execute(_INSERT_JOURNAL, (
@@ -420,8 +489,12 @@ class SQLiteStore(StateStore):
             encoded[0], entry["effect"], entry["rule_id"], entry["why"],
             outcome.action, int(outcome.made_run_dry), outcome.dry_because_of, int(bool(entry["tamper"])),
             entry["policy_hash"], entry["host"], None, encoded[1]))
-        db.execute(_UPSERT_RUN, tuple(getattr(state, c) for c in _RUN_COLUMNS))
-        db.execute(_ADD_COUNTER, (decision_counter(entry["effect"], outcome.action), 1))
+        if row[2] is None:
+            db.execute(_UPSERT_RUN, _run_values(state))
+        else:
+            db.execute(_UPDATE_RUN, _update_values(state))
+        if seq - row[1] >= COUNT_IN_EVERY:
+            self._count_in(db)
         if outcome.made_run_dry:
             db.execute(_ADD_COUNTER, (RUNS_WENT_DRY, 1))
         return outcome
@@ -455,7 +528,7 @@ class SQLiteStore(StateStore):
                 state = RunState(run_id, mode, created_at=now, last_seen_at=now)
             else:
                 state.mode = stricter_mode(state.mode, mode)
-            db.execute(_UPSERT_RUN, tuple(getattr(state, c) for c in _RUN_COLUMNS))
+            db.execute(_UPSERT_RUN, _run_values(state))
             return state
 
         return self._write(step)
@@ -530,6 +603,9 @@ class SQLiteStore(StateStore):
         cutoff = now - older_than_s
 
         def step(db):
+            self._count_in(db)  # before the entries they count go
+            # Sequence numbers are never reused: the last one stays in counter (_NEXT_SEQ).
+            db.execute("UPDATE counter SET seq = max(seq, ifnull((SELECT max(seq) FROM journal), 0)) WHERE id = 1")
             idle = "SELECT run_id FROM runs WHERE last_seen_at < ?"
             removed = db.execute(f"DELETE FROM journal WHERE run_id IN ({idle})", (cutoff,)).rowcount
             # Runs that went dry (or were started dry) stay as tombstones: expiry never turns them live.
@@ -544,7 +620,12 @@ class SQLiteStore(StateStore):
         return self._write(step)
 
     def counters(self):
-        return dict(self._read("SELECT name, value FROM counters"))
+        """The counters table plus the decisions journaled since it last counted them in
+        (module docstring: Counters), read in one statement (one snapshot)."""
+        out = {}
+        for name, value in self._read("SELECT name, value FROM counters UNION ALL " + _UNCOUNTED):
+            out[name] = out.get(name, 0) + value
+        return out
 
     def add_counters(self, increments):
         """Add ``increments`` in one transaction without the FULL fsync (statistics, not decisions)."""
