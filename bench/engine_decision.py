@@ -10,6 +10,10 @@ Measures, in one run so machine noise hits all alike:
   COMMIT`` round on the same file (the floor any durable transition pays).
 
 Goals (DESIGN.md, issue 2): classify p50 <= 10 us; decide with SQLite p50 <= 100 us.
+Issue 15: a write decision's p50 at most 1.3x the bare durable commit, measured call by call
+in alternation (the last line, "interleaved"). The line before it counts the pages (4 KB WAL
+frames) one write decision commits: the fsync waits for each (schema 5: 6; schema 6: 3;
+the bare commit: 1).
 
 Usage: python bench/engine_decision.py [--calls N]
 """
@@ -77,6 +81,17 @@ def measure(fn, n, calls=CALLS):
     return samples
 
 
+def wal_frames(path, fn):
+    """The WAL frames (pages) that ``fn()`` commits to the SQLite file at ``path`` (int)."""
+    probe = sqlite3.connect(path, isolation_level=None)
+    try:
+        probe.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        fn()
+        return probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    finally:
+        probe.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=5000)
@@ -129,6 +144,9 @@ def main():
             t = time.perf_counter_ns()
             fn(c)
             into.append((time.perf_counter_ns() - t) / 1000.0)
+    pages = wal_frames(sqlite_store.path, lambda: sql_engine.decide(WRITES[0]))
+    print(f"pages committed per write decision: {pages} (bare durable commit: "
+          f"{wal_frames(os.path.join(folder, 'floor.db'), lambda: floor(None))})")
     fw, ww = statistics.median(floor_x), statistics.median(write_x)
     print(f"interleaved: write decision p50 {ww:.2f} us vs bare durable commit p50 {fw:.2f} us: {ww / fw:.2f}x "
           f"(goal <= 1.3x); p99 {percentile(write_x, 0.99):.0f} vs {percentile(floor_x, 0.99):.0f} us; "
