@@ -15,7 +15,11 @@ in alternation (the last line, "interleaved"). The line before it counts the pag
 frames) one write decision commits: the fsync waits for each (schema 5: 6; schema 6: 3;
 the bare commit: 1).
 
-Usage: python bench/engine_decision.py [--calls N]
+``--compare FILE``: another version of ``drygate/state/sqlite.py`` (e.g. ``git show
+main:src/drygate/state/sqlite.py > /tmp/before.py``), whose store takes its turn in the
+interleaved round too, with this tree's engine: before and after in one run, on one disk.
+
+Usage: python bench/engine_decision.py [--calls N] [--compare FILE]
 """
 
 import argparse
@@ -95,6 +99,7 @@ def wal_frames(path, fn):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=5000)
+    ap.add_argument("--compare", help="another drygate/state/sqlite.py, alternated in the interleaved round")
     args = ap.parse_args()
     policy = policy_with_rules()
     folder = tempfile.mkdtemp(prefix="drygate-bench-")
@@ -136,11 +141,22 @@ def main():
           f"writes (FULL fsync): {p50['  of which writes']:.2f} us")
     # The goal's ratio, measured call by call in alternation (the disk's fsync time moves with
     # the load other processes put on it, so blocks measured one after the other mislead).
-    floor_x, write_x = [], []
+    floor_x, write_x, other_x = [], [], []
+    turns = [(floor, floor_x), (sql_engine.decide, write_x)]
+    if args.compare:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("compared_sqlite", args.compare)
+        compared = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(compared)
+        other_engine = Engine(policy, compared.SQLiteStore(os.path.join(folder, "compared.db")))
+        for i in range(300):
+            other_engine.decide(WRITES[i % len(WRITES)])
+        turns.append((other_engine.decide, other_x))
     for i in range(args.calls):
         c = WRITES[i % len(WRITES)]
-        for fn, into in ((floor, floor_x), (sql_engine.decide, write_x)) if i % 2 else \
-                ((sql_engine.decide, write_x), (floor, floor_x)):
+        k = i % len(turns)
+        for fn, into in turns[k:] + turns[:k]:
             t = time.perf_counter_ns()
             fn(c)
             into.append((time.perf_counter_ns() - t) / 1000.0)
@@ -148,6 +164,9 @@ def main():
     print(f"pages committed per write decision: {pages} (bare durable commit: "
           f"{wal_frames(os.path.join(folder, 'floor.db'), lambda: floor(None))})")
     fw, ww = statistics.median(floor_x), statistics.median(write_x)
+    if other_x:
+        ow = statistics.median(other_x)
+        print(f"compared ({args.compare}): write decision p50 {ow:.2f} us: {ow / fw:.2f}x the bare durable commit")
     print(f"interleaved: write decision p50 {ww:.2f} us vs bare durable commit p50 {fw:.2f} us: {ww / fw:.2f}x "
           f"(goal <= 1.3x); p99 {percentile(write_x, 0.99):.0f} vs {percentile(floor_x, 0.99):.0f} us; "
           f"load {os.getloadavg()[0]:.1f}")
