@@ -187,7 +187,8 @@ def test_hook_imports_stay_lean(project):
         heavy.add("drygate.errors")  # imported only to raise (0.3 ms); the Redis client raises from many places
     project.hook(project.event("Read", {"file_path": "a"}))  # the first call after a policy change parses it
     for tool, tool_input in (("Write", {"file_path": "a", "content": "b"}), ("mcp__r2__put", {"k": 1}),
-                             ("Read", {"file_path": "a"})):
+                             ("Read", {"file_path": "a"}), ("Bash", {"command": "ls -la | head -5"}),
+                             ("Bash", {"command": "psql -c 'select a from t'"})):
         ev = project.event(tool, tool_input)
         proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], input=json.dumps(ev).encode(),
                               capture_output=True, env=project.env(), cwd=project.root)

@@ -53,7 +53,8 @@ def _load_bare():
             module.__path__ = [folder]
             sys.modules[name] = module
             created.append(name)
-        from tree_sitter._binding import Language, Parser
+        with _lean_binding_init():
+            from tree_sitter._binding import Language, Parser
         from tree_sitter_bash._binding import language
 
         return language, Language, Parser
@@ -62,6 +63,59 @@ def _load_bare():
             sys.modules.pop(name, None)
             sys.modules.pop(name + "._binding", None)
         raise
+
+
+def _re_compile(pattern, flags=0):
+    """``re.compile``, importing ``re`` on first use (tree-sitter's query predicates only)."""
+    import re
+
+    return re.compile(pattern, flags)
+
+
+def _int_enum(name, members):
+    """A stand-in for ``enum.IntEnum(name, members)``: an ``int`` subclass with each member
+    as a class attribute (an instance); ``cls(value)`` gives an ``int`` of that class."""
+    cls = type(name, (int,), {"__slots__": (), "__module__": "tree_sitter"})
+    for key, value in members.items():
+        setattr(cls, key, cls(value))
+    return cls
+
+
+class _lean_binding_init:
+    """While tree-sitter's C binding initializes, ``re`` and ``enum`` are stubs.
+
+    The binding's module init (py-tree-sitter's ``tree_sitter/binding/module.c``, 0.25
+    and 0.26) takes ``re.compile`` for the ``#match?`` predicates of queries, which
+    drygate never runs, and calls ``enum.IntEnum("LogType", {...})`` for the parser's
+    logger, which drygate never sets. Importing ``re`` and ``enum`` for that costs about
+    2 ms per hook process that reads a Bash command (``python -X importtime``: re 1.3 ms,
+    enum 1.0 ms). The stubs give :func:`_re_compile` (the real ``re`` on first use) and
+    :func:`_int_enum`. Only a module not yet loaded is stubbed, and only while no thread
+    started by Python is alive (``_thread._count()``), so no other code can see a stub;
+    the stubs are removed right after the binding's import, whatever happens. If a later
+    binding needs more of either module its import fails, and :func:`_load` falls back
+    to the normal import.
+    """
+
+    __slots__ = ("stubs",)
+
+    def __enter__(self):
+        import _thread
+
+        self.stubs = {}
+        if _thread._count() == 0:
+            for name, attribute, value in (("re", "compile", _re_compile), ("enum", "IntEnum", _int_enum)):
+                if name not in sys.modules:
+                    stub = type(sys)(name)
+                    setattr(stub, attribute, value)
+                    sys.modules[name] = self.stubs[name] = stub
+        return self
+
+    def __exit__(self, *exc):
+        for name, stub in self.stubs.items():
+            if sys.modules.get(name) is stub:
+                del sys.modules[name]
+        return False
 
 
 def parse(text):

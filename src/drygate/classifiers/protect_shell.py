@@ -49,7 +49,6 @@ Expansions"; the tools' own manuals for the tables below):
 """
 
 import os
-import re
 
 #: Commands whose operands are only read (their manuals list no option that writes a
 #: named file or runs a command, except the ones in READ_ONLY_UNLESS).
@@ -1422,6 +1421,8 @@ def _assignment(node, state, env, declared=False):
                 texts = [text]
                 # bash manual, Arrays: a compound assignment's element may be [subscript]=value
                 # (also +=), in indexed and associative (declare -A) arrays alike
+                import re
+
                 keyed = re.match(r"\[[^\]]*\]\+?=", text)
                 if keyed:
                     texts.append(text[keyed.end():])
