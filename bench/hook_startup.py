@@ -52,7 +52,11 @@ EVENTS = {
     # The host's PostToolUse after a Read: its result is journaled (no decision).
     "Read result (post)": {"tool_name": "Read", "tool_input": {"file_path": "README.md"},
                            "hook_event_name": "PostToolUse", "tool_response": {"content": "x" * 2000}},
+    # The same command every call: from the second call on, its verdict comes from the
+    # command verdict cache (drygate.classifiers.command_cache); self-protection still reads it.
     "Bash read (allow)": {"tool_name": "Bash", "tool_input": {"command": "ls -la | head -5"}},
+    # A new command every call: parsed and classified each time (tree-sitter, command table).
+    "Bash read, new each": {"tool_name": "Bash", "tool_input": {"command": "ls -la | head -{i}"}},
     "Bash SQL read, repeated": {"tool_name": "Bash", "tool_input": {"command": "psql -c 'SELECT count(*) FROM t'"}},
     "psql select 1": {"tool_name": "Bash", "tool_input": {"command": 'psql -c "select 1"'}},
     # {i} makes every call's statement new: the SQL verdict cache cannot help. A plain SELECT

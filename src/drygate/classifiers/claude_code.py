@@ -61,12 +61,38 @@ def classify(call, policy=None):
     delegated to :mod:`drygate.classifiers.shell`.
     """
     if call.tool_name == "Bash":
-        from drygate.classifiers import shell
-
         command = call.tool_input.get("command") if isinstance(call.tool_input, dict) else None
-        return shell.classify_command(command, policy)
+        return _bash(command, policy)
     entry = TOOL_EFFECTS.get(call.tool_name)
     if entry is None:
         return None
     effect, reason = entry
     return Classification(effect, reason, f"builtin:{call.tool_name}")
+
+
+def _bash(command, policy):
+    """The shell classifier's Classification of ``command``, through the verdict cache
+    (drygate.classifiers.command_cache) when the policy carries a store (``_verdict_store``,
+    put there by drygate.gate.Gate). A miss's verdict is kept at once, or appended to the
+    policy's ``_verdicts_later`` list when there is one (the hook process writes those
+    after its answer, drygate.enforcement.claude_code.record_latency)."""
+    store = policy.get("_verdict_store") if policy else None
+    key = None
+    if store is not None and isinstance(command, str) and command.strip():
+        from drygate.classifiers import command_cache
+
+        key = command_cache.key_for(command, policy)
+        hit = command_cache.lookup(store, key) if key else None
+        if hit is not None:
+            effect, steps = hit
+            return Classification(effect, " -> ".join(steps) or effect, "shell")
+    from drygate.classifiers import shell
+
+    verdict = shell.classify_command_verdict(command, policy)
+    if key is not None and not any(step.startswith(shell.PARSER_FAILED) for step in verdict.steps):
+        later = policy.get("_verdicts_later")
+        if isinstance(later, list):
+            later.append((key, verdict.effect, verdict.steps))
+        else:
+            command_cache.keep(store, key, verdict.effect, verdict.steps)
+    return Classification(verdict.effect, " -> ".join(verdict.steps) or verdict.effect, "shell")

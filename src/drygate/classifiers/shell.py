@@ -26,6 +26,9 @@ _STATEMENT_CONTAINERS = frozenset((
 ))
 _OUTPUT_OPERATORS = frozenset((">", ">>", ">|", "&>", "&>>", "<>", ">&"))
 MAX_LENGTH = 100_000
+#: The first step of a verdict the parser could not give (an exception in the C
+#: extension, perhaps out of memory): such a verdict is not cached (drygate.classifiers.command_cache).
+PARSER_FAILED = "the shell parser failed"
 
 
 def classify_command(command, policy=None):
@@ -64,7 +67,7 @@ def classify_script(text, ctx):
     try:
         root = bash_parser.parse(text)
     except Exception as e:  # the parser is a C extension: anything it raises is "cannot read"
-        return unknown(f"the shell parser failed ({type(e).__name__})")
+        return unknown(f"{PARSER_FAILED} ({type(e).__name__})")
     if root.has_error:
         return unknown("bash syntax this classifier cannot read (the grammar reports an error)")
     from drygate.classifiers.bash_names import collect_facts, context_problems

@@ -54,13 +54,14 @@ RECORD_BUDGET_S = 0.25
 
 
 class _Answer:
-    __slots__ = ("stdout", "stderr", "code", "store")
+    __slots__ = ("stdout", "stderr", "code", "store", "verdicts")
 
     def __init__(self, stdout, stderr="", code=0):
         self.stdout = stdout
         self.stderr = stderr
         self.code = code
         self.store = None  # the store a decision was made in: main() records its latency there
+        self.verdicts = ()  # (key, effect, steps) to keep in that store's verdict cache after the answer
 
 
 def _deny(reason, event_name="PreToolUse"):
@@ -208,6 +209,9 @@ def handle(event, settings, deadline, lean=True):
                 return _Answer(_json.dumps({"hookSpecificOutput": {"hookEventName": "PostToolUse",
                                                                    "additionalContext": context}}))
         return _Answer("{}")
+    # A Bash command's verdict the cache missed is kept after the answer (record_latency),
+    # out of the decision's deadline (drygate.classifiers.command_cache).
+    later = gate.policy["_verdicts_later"] = [] if lean else None
     try:
         if call.tool_name.startswith("mcp__") and gate.policy.get("mcp_trusted"):
             call.annotations = _relayed_annotations(gate, call)
@@ -217,6 +221,7 @@ def handle(event, settings, deadline, lean=True):
         raise _Carry(e, gate.policy, call) from e
     answer = _deny(read_from_shadow) if read_from_shadow else _answer_for(decision, event)
     answer.store = gate.store
+    answer.verdicts = later or ()
     return answer
 
 
@@ -279,12 +284,13 @@ def _answer_for(decision, event):
     return _Answer("{}")
 
 
-def record_latency(store, seconds, code, budget_s=RECORD_BUDGET_S):
-    """Add one decision latency (``seconds``) to ``store``'s counters, best effort.
+def record_latency(store, seconds, code, budget_s=RECORD_BUDGET_S, verdicts=()):
+    """Add one decision latency (``seconds``) to ``store``'s counters, best effort, and
+    keep ``verdicts`` (``(key, effect, steps)`` tuples) in its verdict cache.
 
     Called after the answer was flushed. A watchdog (a bare ``_thread``: no
     ``threading`` on this path) ends the process with exit status ``code``, the
-    answer's own, if the store holds the write for more than ``budget_s`` seconds;
+    answer's own, if the store holds the writes for more than ``budget_s`` seconds;
     every error is swallowed. Returns True when the record was written.
     """
     try:
@@ -298,6 +304,11 @@ def record_latency(store, seconds, code, budget_s=RECORD_BUDGET_S):
 
             store.add_counters(latency_increments(HOOK_NAME, seconds))
         finally:
+            if verdicts:
+                from drygate.classifiers.command_cache import keep
+
+                for key, effect, steps in verdicts:
+                    keep(store, key, effect, steps)
             done.release()
         return True
     except BaseException:
@@ -515,7 +526,7 @@ def main(argv=None, _exiting=False):
         sys.stderr.flush()
     deadline.disarm()
     if answer.store is not None:  # the host has its answer: now the statistics
-        record_latency(answer.store, _monotonic() - deadline.start, answer.code)
+        record_latency(answer.store, _monotonic() - deadline.start, answer.code, verdicts=answer.verdicts)
     return answer.code
 
 

@@ -1,0 +1,107 @@
+"""A verdict cache for whole shell commands: a repeated Bash command is not parsed again.
+
+Classifying a Bash command in a hook process imports the shell classifier, its command
+table and tree-sitter, and parses the command: about 2.4 ms of a hook process
+(bench/hook_startup.py). Agents repeat commands (``git status``, ``ls``, the same
+``psql -c``), so the verdict of :func:`drygate.classifiers.shell.classify_command_verdict`
+is kept in the run's state store (``verdict_get``/``verdict_put``, beside the SQL
+verdicts of drygate.classifiers.sql) under a key made of everything that verdict
+depends on:
+
+- the command text, exactly;
+- the policy file's SHA-256 (``policy["hash"]``: its ``[[commands]]`` and
+  ``[[http_rules]]`` are what the classifier reads of it; any change of the file is a
+  new key);
+- :data:`RULES_VERSION`, the Python version, and the stat (size, mtime, inode, ctime) of every module of
+  ``drygate.classifiers`` and ``drygate.types``, and of the folders of the packages the
+  classifier runs (tree-sitter, its Bash grammar, sqlglot): an upgraded or edited
+  classifier never reads an old verdict.
+
+Only this pure classification is cached. Self-protection
+(drygate.classifiers.protect) depends on the file system (symlinks, globs, the call's
+folder) and reads every call on its own, hit or miss. A store that cannot answer
+is a miss; a verdict that cannot be kept is only slower next time.
+
+Imports: built-in modules only (the hook's start-up budget).
+"""
+
+import os
+import sys
+
+#: Part of every key: change it when the meaning of a cached verdict changes.
+RULES_VERSION = "drygate-shell-1"
+#: Key prefix in the store's verdict table (SQL verdicts use "sql:").
+PREFIX = "sh:"
+#: Packages whose code the shell classifier runs (their folders are in the key).
+PACKAGES = ("tree_sitter", "tree_sitter_bash", "sqlglot")
+
+_STAMP = None  # this process's code stamp, computed once
+
+
+def code_stamp():
+    """Text that changes whenever code the shell classification runs changes (str).
+
+    The stat of each ``.py`` file of ``drygate/classifiers`` (and its ``data`` folder)
+    and ``drygate/types.py``, and of the folder of each package of :data:`PACKAGES`
+    found on ``sys.path`` (installing or removing a package's files changes its folder).
+    Computed once per process: about 20 stat calls."""
+    global _STAMP
+    if _STAMP is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        paths = [os.path.join(os.path.dirname(here), "types.py")]
+        for folder in (here, os.path.join(here, "data")):
+            try:
+                names = sorted(n for n in os.listdir(folder) if n.endswith(".py"))
+            except OSError:
+                names = []
+            paths.extend(os.path.join(folder, n) for n in names)
+        for package in PACKAGES:
+            for entry in sys.path:
+                folder = os.path.join(entry or ".", package)
+                if os.path.isdir(folder):
+                    paths.append(folder)
+                    break
+        _STAMP = "\n".join(f"{p}|{_stat(p)}" for p in paths)
+    return _STAMP
+
+
+def _stat(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "-"
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
+
+
+def key_for(command, policy):
+    """The store key of ``command``'s verdict under ``policy`` (str), or None when the
+    policy carries no file hash (a policy built in memory: nothing to key it on)."""
+    digest = policy.get("hash") if policy else None
+    if not isinstance(digest, str) or not digest:
+        return None
+    try:
+        from _sha256 import sha256
+    except ImportError:  # pragma: no cover - Python 3.12 names it _sha2
+        from _sha2 import sha256
+    text = f"{RULES_VERSION}\0{sys.version}\0{code_stamp()}\0{digest}\0{command}"
+    return PREFIX + sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def lookup(store, key):
+    """``(effect, steps)`` kept under ``key`` in ``store``, or None (also when the store fails)."""
+    try:
+        hit = store.verdict_get(key)
+    except Exception:
+        return None
+    if not hit or not isinstance(hit[0], str):
+        return None
+    return hit[0], tuple(hit[1])
+
+
+def keep(store, key, effect, steps):
+    """Keep a verdict under ``key``; True when it was written. Never raises an Exception."""
+    try:
+        store.verdict_put(key, effect, tuple(steps))
+        return True
+    except Exception:
+        return False
