@@ -90,7 +90,8 @@ def main():
     code = ("import sys,time;sys.path.insert(0,%r);t=time.perf_counter();"
             "from drygate.classifiers.shell import classify_command_verdict as c;c(sys.argv[1]);"
             "print((time.perf_counter()-t)*1000)" % os.path.join(ROOT, "src"))
-    for label, cmd in (("ls -la (table only)", "ls -la"), ("psql -c SELECT (loads sqlglot)", "psql -c 'SELECT 1'"),
+    for label, cmd in (("ls -la (table only)", "ls -la"),
+                       ("psql -c SELECT 1 (plain SELECT: no sqlglot)", "psql -c 'SELECT 1'"),
                        ("redis-cli GET", "redis-cli GET k")):
         ms = [float(subprocess.run([sys.executable, "-c", code, cmd], capture_output=True, text=True).stdout)
               for _ in range(5)]

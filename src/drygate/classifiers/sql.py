@@ -317,7 +317,16 @@ _FAST_RESERVED = _FAST_KEYWORDS | frozenset((
     "MATCH", "AGAINST", "BINARY", "USE", "FORCE", "IGNORE", "INDEX", "INDEXED", "RAISE", "GLOB", "REGEXP",
     "RLIKE", "OF", "TO", "TOP", "PERCENT", "TIES", "FIRST", "NEXT", "ROWS", "STRAIGHT",
 ))
-_FAST_SYMBOLS = ("<=", ">=", "<>", "!=", "=", "<", ">", ",", ".", "*", ";")
+_FAST_SYMBOLS = ("<=", ">=", "<>", "!=", "=", "<", ">", ",", ".", "*", ";", ")")
+#: Built-in functions the fast path reads in a call (``name(`` with no space before the
+#: parenthesis), with the most arguments it takes (None: any number; at least one): sqlglot
+#: parses each as one of its own function nodes (never an unknown, possibly user-defined
+#: one) in every dialect of _FAST_DIALECTS, and none of them is in CODE_FUNCTIONS or
+#: SIDE_EFFECT_FUNCTIONS (tests/test_sql_fast_path.py checks both, and the arities against
+#: sqlglot's). Aggregates, and functions that only compute on their arguments (PostgreSQL
+#: manual, "Functions and Operators"; MySQL and SQLite manuals, "Built-in functions").
+_FAST_FUNCTIONS = {"COUNT": 1, "SUM": 1, "AVG": 1, "MIN": 1, "MAX": 1, "LOWER": 1, "UPPER": 1, "LENGTH": 1,
+                   "ABS": 1, "ROUND": 2, "COALESCE": None}
 _FAST_MAX_CHARS = 4000
 
 
@@ -327,18 +336,23 @@ def plain_select(text):
     A fast path that spares a hook process sqlglot's import (100-115 ms) for the
     statements an agent checks data with, such as ``select 1`` or ``SELECT a, b FROM
     s.t WHERE id = 5 ORDER BY a LIMIT 10``. It accepts only this grammar, over ASCII
-    names, numbers and the symbols ``= <> != < <= > >= , . * ;`` (no quotes, comments,
-    parentheses, parameters, backslashes or other characters; so no function call,
-    subquery, CTE, string, psql variable or meta-command)::
+    names, numbers and the symbols ``= <> != < <= > >= , . * ; )`` (no quotes, comments,
+    parameters, backslashes or other characters, and an opening parenthesis only right after
+    the name of a function of :data:`_FAST_FUNCTIONS`; so no subquery, CTE, string, psql
+    variable, meta-command, or call of any other function)::
 
         SELECT [DISTINCT|ALL] item {, item} [FROM name [AS n] {, name [AS n]}]
-          [WHERE pred {AND|OR pred}] [ORDER BY ref [ASC|DESC] {, ...}]
+          [WHERE pred {AND|OR pred}] [ORDER BY (call | ref | number) [ASC|DESC] {, ...}]
           [LIMIT number [OFFSET number]] [;]
-        item := * | ref [. *] [AS n] | number [AS n]
-        pred := [NOT] operand (op operand | IS [NOT] NULL);  operand := ref | number | NULL | TRUE | FALSE
+        item := * | call [AS n] | ref [. *] [AS n] | number [AS n]
+        call := fn( * | arg {, arg} );  arg := call | ref | number     (* only in COUNT)
+        pred := [NOT] operand (op operand | IS [NOT] NULL)
+        operand := call | ref | number | NULL | TRUE | FALSE
 
     where a name is never a word of :data:`_FAST_RESERVED` (INTO, FOR, LOCK, UNION, ...) nor
-    a keyword of any sqlglot dialect (drygate.classifiers.sql_words).
+    a keyword of any sqlglot dialect (drygate.classifiers.sql_words), and ``fn`` is a word of
+    :data:`_FAST_FUNCTIONS` written right before its ``(``, with at most as many arguments
+    as that table says.
     sqlglot gives every such text the same verdict (tests/test_sql_fast_path.py checks
     that on generated statements and on random word soups); anything else returns None
     and sqlglot decides with the full rules. Like the sqlglot path, it cannot see what a
@@ -372,7 +386,13 @@ def _fast_tokens(text):
             j = i + 1
             while j < n and text[j].isascii() and (text[j].isalnum() or text[j] == "_"):
                 j += 1
-            tokens.append(text[i:j].upper())
+            word = text[i:j].upper()
+            if j < n and text[j] == "(":
+                if word not in _FAST_FUNCTIONS:
+                    return None  # a call of anything else: sqlglot decides
+                word += "("  # one token: a call, never a name
+                j += 1
+            tokens.append(word)
             i = j
         elif c.isascii() and c.isdigit():
             j = i + 1
@@ -430,9 +450,34 @@ class _FastParser:
 
     def name(self):
         w = self.peek()
-        if w is None or w == "#" or w in _FAST_SYMBOLS or w in _FAST_RESERVED or w in _sql_words():
+        if (w is None or w == "#" or w in _FAST_SYMBOLS or w in _FAST_RESERVED or w[-1] == "("
+                or w in _sql_words()):
             raise ValueError(w)
         self.i += 1
+
+    def call(self):
+        """Reads ``fn( * | arg {, arg} )`` when the next token opens a call (True); else False."""
+        w = self.peek()
+        if w is None or w[-1] != "(":
+            return False
+        self.i += 1
+        if w == "COUNT(" and self.take("*"):
+            self.need(")")
+            return True
+        most = _FAST_FUNCTIONS[w[:-1]]
+        self.arg()
+        count = 1
+        while self.take(","):
+            self.arg()
+            count += 1
+        if most is not None and count > most:
+            raise ValueError(w)
+        self.need(")")
+        return True
+
+    def arg(self):
+        if not self.call() and not self.take("#"):
+            self.ref()
 
     def ref(self, star=False):
         self.name()
@@ -470,6 +515,9 @@ class _FastParser:
     def item(self):
         if self.take("*"):
             return
+        if self.call():
+            self.alias()
+            return
         if not self.take("#"):
             self.ref(star=True)
             if self.t[self.i - 1] == "*":
@@ -481,12 +529,12 @@ class _FastParser:
             self.name()
 
     def order(self):
-        if not self.take("#"):
+        if not self.take("#") and not self.call():
             self.ref()
         self.take("ASC", "DESC")
 
     def operand(self):
-        if not self.take("#", "NULL", "TRUE", "FALSE"):
+        if not self.take("#", "NULL", "TRUE", "FALSE") and not self.call():
             self.ref()
 
     def pred(self):
