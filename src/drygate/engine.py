@@ -59,9 +59,7 @@ def classify(call, policy, protected=None):
     if protected is not None and (gated or _is_file_tool(call.tool_name) or _runs_shell(call)):
         from drygate.classifiers import protect
 
-        if isinstance(protected, tuple):
-            protected = protect.for_project(*protected)
-        tamper = protect.check(call, protected, gated)
+        tamper = protect.check(call, protected, gated)  # builds a tuple's ProtectedPaths only if it needs them
         if tamper:
             return Classification(cls.effect, tamper, "self-protection", action=DENY, tamper=True)
     return cls

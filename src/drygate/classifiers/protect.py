@@ -229,7 +229,9 @@ def shell_command(call):
 def check(call, protected, gated):
     """Return a reason (str) if ``call`` would change the gate, else None.
 
-    ``protected``: :class:`ProtectedPaths`; ``gated``: the call's effect is a write.
+    ``protected``: :class:`ProtectedPaths`, or a tuple of :func:`for_project`'s arguments
+    (built here only when the call needs them: a shell command that :func:`plainly_reads`
+    does not, about 0.6 ms per hook process); ``gated``: the call's effect is a write.
     Every call is checked whatever its effect: a file tool by its target, a shell
     command by :func:`drygate.classifiers.protect_shell.find_tamper` (its own reading of
     the command, not the effect classifier's). Other tools are checked when their
@@ -238,15 +240,17 @@ def check(call, protected, gated):
     """
     if protected is None:
         return None
+    command = shell_command(call)  # None for the file tools (they are in TOOL_EFFECTS)
+    if command is not None and plainly_reads(command):
+        return None
+    if isinstance(protected, tuple):
+        protected = for_project(*protected)
     tool_input = call.tool_input if isinstance(call.tool_input, dict) else {"input": call.tool_input}
     cwd = call.cwd or os.getcwd()
     why = _check_file_tool(call, tool_input, protected, cwd)
     if why:
         return why
-    command = shell_command(call)
     if command is not None:
-        if plainly_reads(command):
-            return None
         from drygate.classifiers.protect_shell import find_tamper
 
         return find_tamper(command, protected, os.path.abspath(cwd))
