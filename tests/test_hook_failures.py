@@ -297,14 +297,17 @@ def test_journal_time_follows_journal_order(project):
 
 def test_a_repeated_sql_command_skips_the_sql_parser(project):
     """SQL verdicts are remembered in the state store: the second hook process for the same
-    statement decides without importing sqlglot (about 100 ms of the hook's time)."""
+    statement decides without importing sqlglot (about 100 ms of the hook's time), also in
+    another command (the whole command's verdict, drygate.classifiers.command_cache, is
+    another key). A SELECT with DISTINCT in a call is outside the plain-SELECT fast path."""
     write_policy(project.root, "dry")
     code = ("import sys;sys.path[:0]=%r;from drygate.enforcement.claude_code import main;"
             "c=main(['claude-code','--project',%r]);sys.stderr.write('\\nSQLGLOT=%%s' %% ('sqlglot' in sys.modules))"
             % (_roots(), str(project.root)))
     seen = []
-    for _ in range(2):
-        ev = project.event("Bash", {"command": "psql -c 'SELECT count(*) FROM sessions'"})
+    for command in ("psql -c 'SELECT count(DISTINCT id) FROM sessions'",
+                    "psql -X -c 'SELECT count(DISTINCT id) FROM sessions'"):
+        ev = project.event("Bash", {"command": command})
         proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], input=json.dumps(ev).encode(),
                               capture_output=True, env=project.env(), cwd=project.root)
         assert json.loads(proc.stdout) == {}, proc.stderr.decode()[-2000:]  # a read, both times

@@ -90,8 +90,10 @@ class _lean_binding_init:
     logger, which drygate never sets. Importing ``re`` and ``enum`` for that costs about
     2 ms per hook process that reads a Bash command (``python -X importtime``: re 1.3 ms,
     enum 1.0 ms). The stubs give :func:`_re_compile` (the real ``re`` on first use) and
-    :func:`_int_enum`. Only a module not yet loaded is stubbed, and only while no thread
-    started by Python is alive (``_thread._count()``), so no other code can see a stub;
+    :func:`_int_enum`. Only a module not yet loaded is stubbed, and only in a process
+    that has not loaded ``threading`` and has no thread started by ``_thread`` alive
+    (``_thread._count()``; a hook process starts its one, the latency record's watchdog,
+    after its answer), so no other code can see a stub;
     the stubs are removed right after the binding's import, whatever happens. If a later
     binding needs more of either module its import fails, and :func:`_load` falls back
     to the normal import.
@@ -103,7 +105,8 @@ class _lean_binding_init:
         import _thread
 
         self.stubs = {}
-        if _thread._count() == 0:
+        count = getattr(_thread, "_count", None)  # no stubs where it is missing: the binding imports both
+        if count is not None and count() == 0 and "threading" not in sys.modules:
             for name, attribute, value in (("re", "compile", _re_compile), ("enum", "IntEnum", _int_enum)):
                 if name not in sys.modules:
                     stub = type(sys)(name)
