@@ -103,3 +103,14 @@ def test_repeated_commands_journal_the_same_reason(project):
         assert project.hook(project.event("Bash", {"command": "git status && ls -la | head -3"})).code == 0
     rows = [e for e in project.journal() if e.get("tool_name") == "Bash" and e.get("kind") == "call"]
     assert len(rows) == 2 and rows[0]["why"] == rows[1]["why"] and rows[0]["effect"] == rows[1]["effect"] == "read"
+
+
+def test_a_damaged_row_is_a_miss():
+    store = MemoryStore()
+    policy = _policy(store)
+    key = command_cache.key_for("rm -rf build", policy)
+    for bad in (("fine", ("x",)), ("bookkeeping", ("x",)), ("read", (1,)), ("read", None), None):
+        store._verdicts[key] = bad
+        assert command_cache.lookup(store, key) is None, bad
+    store._verdicts[key] = ("bogus", ("looks like a read",))
+    assert classify(_bash("rm -rf build"), policy).effect == "write"

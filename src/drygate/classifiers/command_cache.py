@@ -88,14 +88,20 @@ def key_for(command, policy):
 
 
 def lookup(store, key):
-    """``(effect, steps)`` kept under ``key`` in ``store``, or None (also when the store fails)."""
+    """``(effect, steps)`` kept under ``key`` in ``store``, or None: also when the store
+    fails, and when what it holds is not a shell verdict (an effect drygate does not know or
+    the shell classifier never gives, steps that are not text), so a damaged row is a miss,
+    never a weaker effect."""
+    from drygate.types import BOOKKEEPING, EFFECTS
+
     try:
         hit = store.verdict_get(key)
+        effect, steps = hit[0], tuple(hit[1])
     except Exception:
         return None
-    if not hit or not isinstance(hit[0], str):
+    if effect not in EFFECTS or effect == BOOKKEEPING or not all(isinstance(step, str) for step in steps):
         return None
-    return hit[0], tuple(hit[1])
+    return effect, steps
 
 
 def keep(store, key, effect, steps):
