@@ -180,7 +180,7 @@ class StateStore:
         is False (first-seen fingerprints: a lost one is only taken again)."""
         raise NotImplementedError
 
-    # Optional: a cache of classifier verdicts (drygate.classifiers.sql). A store that
+    # Optional: a cache of classifier verdicts (drygate.classifiers.sql, .command_cache). A store that
     # keeps none simply returns None; that only makes classification slower.
     def verdict_get(self, key):
         """``(effect, steps)`` remembered under ``key`` (str), or None."""

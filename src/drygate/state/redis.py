@@ -27,7 +27,7 @@ where every key of a script must live on one shard):
 - ``{p}:clock``: the latest journal timestamp. Timestamps are the client's clock but
   never go backwards against the journal order (a host a little behind the others
   gets the last timestamp instead).
-- ``{p}:verdicts``: the SQL classifier's verdict cache.
+- ``{p}:verdicts``: the classifiers' verdict caches (SQL statements, whole shell commands).
 - ``{p}:ledger``: the apply ledger of each run (compare-and-set in the script).
 - ``{p}:fp:<id>``: the run's fingerprints (drygate.integrity), written by the script
   behind its marker check: a store without its marker gets nothing written.
