@@ -19,6 +19,11 @@ through the hook's lean client); ``--store redis-py`` forces redis-py in the hoo
 URL option the lean client does not take), to show what ``import redis`` would cost
 every tool call.
 
+Bash rows: a command repeated in every call is answered from the whole-command verdict
+cache from its second call on (drygate.classifiers.command_cache); the "new each" rows
+change the text every call, so they are parsed and classified each time. Self-protection
+reads every one of them.
+
 What drygate.integrity's per-decision check adds is timed in-process by
 bench/integrity_check.py (a switch to turn the check off in the hook would be a way
 around it).
