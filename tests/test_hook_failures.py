@@ -194,14 +194,15 @@ def test_hook_imports_stay_lean(project):
                               capture_output=True, env=project.env(), cwd=project.root)
         modules = set(proc.stderr.decode().split("MODULES=")[1].split(","))
         assert "guard failure" not in proc.stdout.decode(), proc.stdout  # a failure would import more
-        assert not (modules & heavy), (tool, modules & heavy)
+        allowed = {"drygate.context"} if tool == "Bash" else set()  # its environment is journaled
+        assert not (modules & (heavy - allowed)), (tool, modules & heavy)
         assert "_sqlite3" in modules or project.store_url, sorted(modules)
         # The store works without functools' statement cache: each call was decided (the Write
         # live, before the run went dry; the MCP write dry) and journaled.
         answer = json.loads(proc.stdout)
         assert answer.get("hookSpecificOutput", {}).get("permissionDecision") == ("deny" if tool.startswith("mcp__")
                                                                                   else None), answer
-    assert [e["tool_name"] for e in project.journal()][-3:] == ["Write", "mcp__r2__put", "Read"]
+    assert [e["tool_name"] for e in project.journal()][-5:] == ["Write", "mcp__r2__put", "Read", "Bash", "Bash"]
 
 
 def test_hook_processes_keep_the_wal_short(sqlite_project):
