@@ -1,0 +1,276 @@
+"""Adversarial review of issue 15 (the hook at the floor): branches ``hookfloor`` and ``bashfloor``.
+
+Each test states a property the invariants in DESIGN.md need. A test marked xfail(strict)
+fails on the branch named in its reason (the defect is there); on main it passes or is
+skipped because the code under review does not exist yet.
+"""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SRC, write_policy
+
+REVIEW_BRANCH = "bashfloor"
+
+
+def _has_command_cache():
+    try:
+        from drygate.classifiers import command_cache  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_command_cache = pytest.mark.skipif(not _has_command_cache(), reason="no verdict cache on this branch")
+
+
+def _shell_rows(project):
+    db = sqlite3.connect(str(project.state))
+    try:
+        return db.execute("SELECT key, effect, steps FROM verdicts WHERE key LIKE 'sh:%'").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+
+
+def _corrupt_shell_rows(project, effect, steps):
+    db = sqlite3.connect(str(project.state))
+    try:
+        db.execute("UPDATE verdicts SET effect = ?, steps = ? WHERE key LIKE 'sh:%'", (effect, steps))
+        db.commit()
+    finally:
+        db.close()
+
+
+# --- 1. the verdict cache: a cached verdict can only be as strict or stricter ------------------
+
+
+@needs_command_cache
+@pytest.mark.xfail(strict=True, reason="bashfloor: command_cache.lookup serves any string as an effect; an "
+                   "effect outside drygate.types.EFFECTS (a corrupt or planted row) is not in WRITE_EFFECTS, so "
+                   "engine.decide allows the command (leak): a row that is not a known effect must be a miss")
+@pytest.mark.parametrize("effect", ["Write", "bookkeeping", ""])
+def test_a_cached_verdict_with_an_unknown_effect_is_never_served_as_a_read(sqlite_project, effect):
+    project = sqlite_project
+    write_policy(project.root, "dry")
+    command = "rm -rf build"
+    first = project.hook(project.event("Bash", {"command": command}))
+    assert first.blocks, first.stdout  # a write in a dry run: skipped
+    if not _shell_rows(project):
+        pytest.skip("no shell verdict was cached")
+    _corrupt_shell_rows(project, effect, json.dumps(["planted"]))
+    again = project.hook(project.event("Bash", {"command": command}))
+    assert again.blocks, (again.code, again.stdout, again.stderr)
+
+
+@needs_command_cache
+def test_a_cached_verdict_with_bad_steps_is_a_miss_not_a_guard_failure(sqlite_project):
+    project = sqlite_project
+    write_policy(project.root, "live")
+    command = "ls -la"
+    assert project.hook(project.event("Bash", {"command": command})).code == 0
+    if not _shell_rows(project):
+        pytest.skip("no shell verdict was cached")
+    _corrupt_shell_rows(project, "read", "5")
+    again = project.hook(project.event("Bash", {"command": command}))
+    assert again.code == 0 and not again.blocks, (again.code, again.stdout, again.stderr)
+
+
+@needs_command_cache
+def test_a_cached_read_is_dry_checked_again_after_the_run_went_dry(project):
+    """The mode is not in the key and must not be: the engine applies it after the classifier."""
+    write_policy(project.root, "sticky", rules='[[rules]]\nid = "w"\ntool_glob = "Write"\neffect = "write"\n'
+                 'dry = true\n')
+    assert project.hook(project.event("Bash", {"command": "touch notes.txt"})).code == 0  # live write
+    assert project.hook(project.event("Write", {"file_path": str(project.root / "a.txt"),
+                                                "content": "x"})).blocks  # the run goes dry
+    again = project.hook(project.event("Bash", {"command": "touch notes.txt"}))
+    assert again.blocks, again.stdout
+
+
+@needs_command_cache
+@pytest.mark.parametrize("variant", ["rm -rf build\r", "rm -rf build\x00", "rm\u00a0-rf build", "rm -rf build "])
+def test_a_command_differing_in_bytes_the_classifier_sees_is_not_a_hit_of_a_read(project, variant):
+    write_policy(project.root, "dry")
+    assert project.hook(project.event("Bash", {"command": "ls build"})).code == 0
+    r = project.hook(project.event("Bash", {"command": variant}))
+    assert r.blocks, (variant, r.stdout)
+
+
+@needs_command_cache
+@pytest.mark.parametrize("body", [b"\x00" * 10, b"not a database at all" * 1000])
+def test_a_corrupt_store_file_still_blocks_a_cached_command(sqlite_project, body):
+    project = sqlite_project
+    write_policy(project.root, "live")
+    assert project.hook(project.event("Bash", {"command": "ls"})).code == 0
+    for suffix in ("-wal", "-shm"):
+        try:
+            os.unlink(str(project.state) + suffix)
+        except FileNotFoundError:
+            pass
+    project.state.write_bytes(body)
+    r = project.hook(project.event("Bash", {"command": "ls"}))
+    assert r.code == 2 and r.elapsed < 10, (r.code, r.stdout, r.stderr)
+
+
+# --- 5. fail closed: a store locked by another process -------------------------------------
+
+
+@pytest.mark.parametrize("command", ["ls", "rm -rf build"])
+def test_a_store_locked_by_another_process_blocks_a_repeated_command_with_an_alert(sqlite_project, command):
+    project = sqlite_project
+    write_policy(project.root, "live", extra="")
+    assert project.hook(project.event("Bash", {"command": command})).code == 0  # cached now (bashfloor)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3,sys,time;db=sqlite3.connect(sys.argv[1],isolation_level=None);"
+         "db.execute('BEGIN EXCLUSIVE');print('held',flush=True);time.sleep(60)", str(project.state)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = len(project.alerts())
+        r = project.hook(project.event("Bash", {"command": command}))
+        assert r.code == 2 and r.blocks, (r.code, r.stdout, r.stderr)
+        assert r.elapsed < 8, r.elapsed  # the policy's deadline is 3 s
+        assert len(project.alerts()) > before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# --- 3. the stand-in modules never outlive the import they are for ----------------------------
+
+_STUBS_PROBE = r"""
+import sys
+from drygate.classifiers import bash_parser
+root = bash_parser.parse("ls -la | grep x")
+from drygate.state.sqlite import SQLiteStore
+a = SQLiteStore(sys.argv[1]); b = SQLiteStore(sys.argv[1])
+for store in (a, b, a):
+    store.initialize() if hasattr(store, "initialize") else None
+import re, enum, functools, threading
+assert re.compile("a+").match("aa") and issubclass(enum.IntEnum, enum.Enum) and functools.partial
+assert functools.lru_cache(2)(lambda x: x)(3) == 3
+import sqlite3
+db = sqlite3.connect(":memory:")
+for i in range(200):
+    db.execute("SELECT ?", (i,)).fetchone()
+for name in ("re", "enum", "functools"):
+    for mod_name, mod in list(sys.modules.items()):
+        held = getattr(mod, name, None) if mod is not None else None
+        if isinstance(held, type(sys)) and held is not sys.modules[name]:
+            raise SystemExit(f"{mod_name}.{name} is a stand-in")
+try:
+    from tree_sitter._binding import Language, Query, QueryCursor
+    import tree_sitter_bash._binding as tb
+except ImportError:
+    pass
+else:
+    q = Query(Language(tb.language()), '((command_name) @n (#match? @n "^l"))')
+    assert QueryCursor(q).captures(root)["n"]
+t = threading.Thread(target=lambda: SQLiteStore(sys.argv[1]).close()); t.start(); t.join()
+print("ok")
+"""
+
+
+def test_the_stand_in_modules_do_not_outlive_their_import(tmp_path):
+    from drygate.integrity import initialize_store
+
+    path = str(tmp_path / "state.db")
+    initialize_store(path)
+    proc = subprocess.run([sys.executable, "-I", "-c", "import sys;sys.path.insert(0, sys.argv[2]);" + _STUBS_PROBE,
+                           path, str(SRC)], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def _has_binding_stubs():
+    from drygate.classifiers import bash_parser
+
+    return hasattr(bash_parser, "_lean_binding_init")
+
+
+@pytest.mark.xfail(condition=_has_binding_stubs(), strict=True, reason="bashfloor: tree-sitter's binding initialized under the enum stand-in "
+                   "keeps a LogType that is not an enum for the process's life (tree_sitter.LogType.PARSE.name "
+                   "raises AttributeError; list(LogType) fails): code of the host process that uses "
+                   "py-tree-sitter's logger after drygate classified a command breaks")
+def test_tree_sitters_log_type_stays_an_enum_after_drygate_loads_it():
+    code = ("import sys;sys.path.insert(0, sys.argv[1]);from drygate.classifiers import bash_parser;"
+            "bash_parser.parse('ls');from tree_sitter._binding import LogType;"
+            "print(LogType.PARSE.name, len(list(LogType)))")
+    proc = subprocess.run([sys.executable, "-I", "-c", code, str(SRC)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.split()[0] == "PARSE", proc.stderr[-500:]
+
+
+def test_a_long_lived_process_keeps_sqlites_statement_cache():
+    """The relay, the SDK callback and the Python API must keep the normal statement cache."""
+    for first in ("import drygate.api", "import drygate.gate", "import drygate.relay"):
+        code = ("import sys, gc;sys.path.insert(0, sys.argv[1]);" + first +
+                ";import _sqlite3;c=_sqlite3.connect(':memory:');"
+                "print(any(type(r).__name__=='_lru_cache_wrapper' for r in gc.get_referents(c)))")
+        proc = subprocess.run([sys.executable, "-c", code, str(SRC)], capture_output=True, text=True, timeout=60)
+        assert proc.stdout.strip() == "True", (first, proc.stdout, proc.stderr[-500:])
+
+
+@pytest.mark.xfail(strict=True, reason="main (pre-existing, inherited by bashfloor and hookfloor): "
+                   "drygate.classifiers.sql.classify_sql returns Verdict(hit[0], ...) for any cached string; an "
+                   "effect outside drygate.types.EFFECTS in a 'sql:' row makes psql -c 'DELETE ...' allowed in a "
+                   "dry run (leak): a row that is not a known effect must be a miss")
+def test_a_cached_sql_verdict_with_an_unknown_effect_is_never_served_as_a_read(sqlite_project):
+    project = sqlite_project
+    write_policy(project.root, "dry")
+    command = 'psql -c "DELETE FROM accounts WHERE id = 7"'
+    assert project.hook(project.event("Bash", {"command": command})).blocks
+    db = sqlite3.connect(str(project.state))
+    try:
+        changed = db.execute("UPDATE verdicts SET effect = 'bookkeeping' WHERE key LIKE 'sql:%'").rowcount
+        db.execute("DELETE FROM verdicts WHERE key LIKE 'sh:%'")  # bashfloor: reach the SQL cache
+        db.commit()
+    finally:
+        db.close()
+    assert changed
+    again = project.hook(project.event("Bash", {"command": command}))
+    assert again.blocks, (again.code, again.stdout, again.stderr)
+
+
+# --- 2. plainly_reads: only a line bash reads the same way may skip the shell reading -----------
+
+
+@pytest.mark.xfail(strict=True, reason="main (pre-existing; bashfloor moves the same test earlier): "
+                   "protect.plainly_reads splits words with str.split(), which also splits on Unicode "
+                   "spaces and \\x1c-\\x1f that bash keeps inside a word; 'cat<U+2003>x drygate.toml' runs the "
+                   "program 'cat<U+2003>x' on the policy (protect_shell.find_tamper says tamper) but is taken as "
+                   "a plain cat: self-protection is skipped in a live run (leak until the next integrity check)")
+@pytest.mark.parametrize("space", ["\u2003", "\x1c", "\u00a0"])
+def test_a_word_bash_does_not_split_is_not_a_plain_reader(project, space):
+    write_policy(project.root, "live")
+    r = project.hook(project.event("Bash", {"command": f"cat{space}x drygate.toml"}))
+    assert r.blocks, (repr(space), r.code, r.stdout)
+
+
+# --- 5. fail closed on Redis: a paused server, a cached and an uncached command ----------------
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "first-time"])
+def test_a_paused_redis_blocks_a_bash_command_in_time_with_an_alert(redis_factory, tmp_path, cached):
+    from test_redis_faults import DEADLINE_MS, RedisProject, assert_blocked, initialize
+
+    server = redis_factory()
+    url = server.url()
+    initialize(url)
+    project = RedisProject(tmp_path / "app", url)
+    command = {"command": "ls -la"}
+    if cached:
+        first = project.pre("Bash", command)
+        assert first.code == 0 and not first.blocks, (first.code, first.stdout, first.stderr)
+    server.pause()
+    try:
+        r = project.pre("Bash", command)
+    finally:
+        server.resume()
+    assert_blocked(project, r, {"store_timeout", "deadline", "store_unavailable"})
+    assert r.elapsed < DEADLINE_MS / 1000 + 1.5, r.elapsed
