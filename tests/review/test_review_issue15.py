@@ -318,3 +318,35 @@ def test_a_changed_sql_classifier_does_not_read_the_old_sql_verdict(tmp_path):
     assert patched != text
     target.write_text(patched)
     assert effect() == "unknown"  # the changed classifier's own verdict
+
+
+# --- 4. the lazy walk of drygate's package: a change between two calls of a run is still caught ----
+
+from test_integrity import _read, assert_run_blocked, installed_copy  # noqa: E402,F401 (fixture)
+
+
+@pytest.mark.parametrize("how", ["same-size-edit-mtime-restored", "nested-new-folder", "rename-over"])
+def test_a_change_to_drygates_code_between_calls_blocks_the_next_call(installed_copy, how):
+    project, root = installed_copy
+    assert _read(project).code == 0
+    assert _read(project).code == 0  # hookfloor: this call does not walk the package
+    assert _read(project).code == 0
+    module = root / "drygate" / "engine.py"
+    if how == "same-size-edit-mtime-restored":
+        st = module.stat()
+        text = module.read_text()
+        module.write_text(text.replace("Pure logic.", "Pure LOGIC.", 1))
+        assert module.stat().st_size == st.st_size
+        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert_run_blocked(project, _read(project), module, "changed")
+    elif how == "nested-new-folder":
+        folder = root / "drygate" / "classifiers" / "data" / "extra"
+        folder.mkdir()
+        (folder / "planted.py").write_text("X = 1\n")
+        assert_run_blocked(project, _read(project), root / "drygate" / "classifiers" / "data", "added")
+    else:
+        tmp = module.with_name("engine.py.tmp")
+        tmp.write_text(module.read_text() + "\n# replaced\n")
+        os.replace(tmp, module)
+        r = _read(project)
+        assert r.blocks, (r.code, r.stdout)
