@@ -114,3 +114,15 @@ def test_a_damaged_row_is_a_miss():
         assert command_cache.lookup(store, key) is None, bad
     store._verdicts[key] = ("bogus", ("looks like a read",))
     assert classify(_bash("rm -rf build"), policy).effect == "write"
+
+
+def test_the_default_effects_of_a_lookup_are_those_of_a_shell_verdict():
+    """lookup's default set (drygate.types' effects but bookkeeping) is the effects a
+    Verdict can have (verdict.STRENGTH): a row with any other is a miss."""
+    from drygate.classifiers.verdict import STRENGTH
+    from drygate.types import EFFECTS
+
+    store = MemoryStore()
+    for effect in EFFECTS:
+        store.verdict_put("k", effect, ("x",))
+        assert (command_cache.lookup(store, "k") is not None) is (effect in STRENGTH), effect

@@ -214,11 +214,9 @@ def test_a_long_lived_process_keeps_sqlites_statement_cache():
         assert proc.stdout.strip() == "True", (first, proc.stdout, proc.stderr[-500:])
 
 
-@pytest.mark.xfail(strict=True, reason="main (pre-existing, inherited by bashfloor and hookfloor): "
-                   "drygate.classifiers.sql.classify_sql returns Verdict(hit[0], ...) for any cached string; an "
-                   "effect outside drygate.types.EFFECTS in a 'sql:' row makes psql -c 'DELETE ...' allowed in a "
-                   "dry run (leak): a row that is not a known effect must be a miss")
 def test_a_cached_sql_verdict_with_an_unknown_effect_is_never_served_as_a_read(sqlite_project):
+    """Found on main (pre-existing: classify_sql served any cached effect, psql -c 'DELETE ...' allowed
+    in a dry run); fixed in fix15 (a row whose effect is not one of sql.EFFECTS is a miss)."""
     project = sqlite_project
     write_policy(project.root, "dry")
     command = 'psql -c "DELETE FROM accounts WHERE id = 7"'
@@ -288,12 +286,9 @@ store.close()
 """
 
 
-@pytest.mark.xfail(strict=True, reason="main (pre-existing; bashfloor's shell cache relies on it): the SQL "
-                   "verdict cache keys a statement by RULES_VERSION, dialect and text only, so after "
-                   "drygate.classifiers.sql (or sqlglot) changes, a stored 'sql:' verdict of the old code is "
-                   "served (bashfloor: the shell key changes with the code stamp, then the nested SQL lookup "
-                   "returns the stale verdict and it is cached again under the new key)")
 def test_a_changed_sql_classifier_does_not_read_the_old_sql_verdict(tmp_path):
+    """Found on main (pre-existing: the SQL key was RULES_VERSION, dialect and text); fixed in fix15
+    (command_cache.stamped_key: the classifier's code stamp is in the key)."""
     import shutil
 
     from drygate.integrity import initialize_store

@@ -17,6 +17,10 @@ depends on:
   classifier runs (tree-sitter, its Bash grammar, sqlglot): an upgraded or edited
   classifier never reads an old verdict.
 
+The SQL verdict cache (drygate.classifiers.sql.classify_sql) keys, reads and keeps its
+rows with the same functions (:func:`stamped_key`, :func:`lookup`, :func:`keep`), with its
+own prefix, rules version and effects.
+
 Only this pure classification is cached. Self-protection
 (drygate.classifiers.protect) depends on the file system (symlinks, globs, the call's
 folder) and reads every call on its own, hit or miss. A store that cannot answer
@@ -36,6 +40,7 @@ PREFIX = "sh:"
 PACKAGES = ("tree_sitter", "tree_sitter_bash", "sqlglot")
 
 _STAMP = None  # this process's code stamp, computed once
+_STAMP_DIGEST = (None, None)  # (the stamp, the SHA-256 of the Python version and the stamp)
 
 
 def code_stamp():
@@ -73,33 +78,56 @@ def _stat(path):
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
 
 
+def stamped_key(prefix, *parts):
+    """A verdict-cache key (str): ``prefix`` then the SHA-256 of the Python version,
+    :func:`code_stamp` and ``parts`` (str each: what else the verdict depends on, such as
+    a cache's rules version and the classified text). Shared by both verdict caches (this
+    module's and drygate.classifiers.sql's), so a changed classifier, or a changed package
+    it runs, never reads a verdict of the old code."""
+    global _STAMP_DIGEST
+    try:
+        from _sha256 import sha256  # built in: `import hashlib` costs about ten times more per hook process
+    except ImportError:  # pragma: no cover - Python 3.12 names it _sha2
+        from _sha2 import sha256
+    stamp = code_stamp()
+    if _STAMP_DIGEST[0] is not stamp:  # the stamp (about 2 KB) is hashed once per process: 50 -> 3 us a key
+        _STAMP_DIGEST = (stamp, sha256(f"{sys.version}\0{stamp}".encode("utf-8", "surrogatepass")).hexdigest())
+    text = "\0".join((_STAMP_DIGEST[1],) + parts)
+    return prefix + sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def key_for(command, policy):
     """The store key of ``command``'s verdict under ``policy`` (str), or None when the
     policy carries no file hash (a policy built in memory: nothing to key it on)."""
     digest = policy.get("hash") if policy else None
     if not isinstance(digest, str) or not digest:
         return None
-    try:
-        from _sha256 import sha256
-    except ImportError:  # pragma: no cover - Python 3.12 names it _sha2
-        from _sha2 import sha256
-    text = f"{RULES_VERSION}\0{sys.version}\0{code_stamp()}\0{digest}\0{command}"
-    return PREFIX + sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return stamped_key(PREFIX, RULES_VERSION, digest, command)
 
 
-def lookup(store, key):
+def lookup(store, key, effects=None):
     """``(effect, steps)`` kept under ``key`` in ``store``, or None: also when the store
-    fails, and when what it holds is not a shell verdict (an effect drygate does not know or
-    the shell classifier never gives, steps that are not text), so a damaged row is a miss,
-    never a weaker effect."""
-    from drygate.types import BOOKKEEPING, EFFECTS
+    fails, and when what it holds is not a verdict of the cache's classifier (an effect
+    not in ``effects``, steps that are not text), so a damaged row is a miss, never a
+    weaker effect.
 
+    ``effects``: the effects the classifier whose verdicts the key holds can give (a set
+    of str); by default those of the shell classifier, the effects a
+    :class:`drygate.classifiers.verdict.Verdict` can have: every effect but ``bookkeeping``
+    (the keys of ``verdict.STRENGTH``; tests/test_command_cache.py checks they are the
+    same; taken from drygate.types here, which a hook process has loaded, rather than by
+    importing the verdict module on a hit). drygate.classifiers.sql passes its own,
+    ``sql.EFFECTS``."""
+    if effects is None:
+        from drygate.types import BOOKKEEPING, EFFECTS
+
+        effects = frozenset(EFFECTS) - {BOOKKEEPING}
     try:
         hit = store.verdict_get(key)
         effect, steps = hit[0], tuple(hit[1])
     except Exception:
         return None
-    if effect not in EFFECTS or effect == BOOKKEEPING or not all(isinstance(step, str) for step in steps):
+    if not isinstance(effect, str) or effect not in effects or not all(isinstance(step, str) for step in steps):
         return None
     return effect, steps
 

@@ -16,7 +16,7 @@ machine; bench/classify.py).
 """
 
 from drygate.classifiers.verdict import Verdict, read, strongest, unknown, write
-from drygate.types import SIDE_EFFECT_READ
+from drygate.types import READ, SIDE_EFFECT_READ, UNKNOWN, WRITE
 
 #: Functions whose call changes state even inside a SELECT.
 SIDE_EFFECT_FUNCTIONS = frozenset((
@@ -286,8 +286,14 @@ def classify_sql_script(text, dialect, meta=None, cache=None):
     return strongest(verdicts, read("no statements"))
 
 
-#: Part of every cache key: change it when the rules below change what a statement is.
+#: Part of every cache key: change it when the meaning of a kept verdict changes (a change
+#: of this module's code changes the key by itself: drygate.classifiers.command_cache.code_stamp).
 RULES_VERSION = "drygate-sql-2"
+#: Every effect this module's verdicts can have (read(), write(), unknown(),
+#: SIDE_EFFECT_READ, and the values of CODE_FUNCTIONS, PSQL_ACTING_META and
+#: SQLITE_ACTING_DOT; tests/test_sql_cache.py checks these tables and a corpus of
+#: statements against it). A cached row with any other effect is a miss (classify_sql).
+EFFECTS = frozenset((READ, SIDE_EFFECT_READ, WRITE, UNKNOWN))
 
 
 #: Dialects whose plain SELECT (:func:`plain_select`) reads the same way.
@@ -553,8 +559,12 @@ def classify_sql(text, dialect="postgres", cache=None):
 
     ``cache``: a state store with ``verdict_get(key)``/``verdict_put(key, effect,
     steps)``. Importing sqlglot costs about 100 ms per hook process, so a statement's
-    verdict is kept under the SHA-256 of (RULES_VERSION, dialect, text), and a
-    repeated statement skips the import. Bump RULES_VERSION when the rules change.
+    verdict is kept under a key of (RULES_VERSION, dialect, text) and this classifier's
+    code (drygate.classifiers.command_cache.stamped_key: the stat of every classifier
+    module and of sqlglot's folder, and the Python version), and a repeated statement
+    skips the import. A kept row whose effect is not one of :data:`EFFECTS`, or whose
+    steps are not text, is a miss (classified again), never served. Bump RULES_VERSION
+    when the meaning of a kept verdict changes.
     """
     if dialect in _FAST_DIALECTS:
         fast = plain_select(text)  # one plain SELECT: no sqlglot, no cache needed
@@ -562,21 +572,15 @@ def classify_sql(text, dialect="postgres", cache=None):
             return fast
     key = None
     if cache is not None:
-        from _sha256 import sha256  # built in: `import hashlib` costs about ten times more per hook process
+        from drygate.classifiers import command_cache
 
-        key = "sql:" + sha256(f"{RULES_VERSION}\0{dialect}\0{text}".encode()).hexdigest()
-        try:
-            hit = cache.verdict_get(key)
-        except Exception:
-            hit = None
+        key = command_cache.stamped_key("sql:", RULES_VERSION, dialect, text)
+        hit = command_cache.lookup(cache, key, EFFECTS)
         if hit is not None:
             return Verdict(hit[0], *hit[1])
     verdict = _classify_sql(text, dialect)
     if key is not None:
-        try:
-            cache.verdict_put(key, verdict.effect, verdict.steps)
-        except Exception:
-            pass  # a verdict not remembered is only slower next time
+        command_cache.keep(cache, key, verdict.effect, verdict.steps)  # a verdict not kept is only slower next time
     return verdict
 
 
