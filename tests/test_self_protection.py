@@ -557,10 +557,29 @@ def test_shell_self_protection_keeps_the_hook_lean(live):
     ("cat x > y", False), ("ls; rm x", False), ("ls $(rm x)", False), ("echo \"x\"", False), ("ls\nrm x", False),
     ("X=1 ls", False), ("sort -o x y", False), ("ls -la ~/.claude", False), ("ls &rm x", False),
     ("cat <(rm x)", False), ("ls `rm x`", False), ("ls # comment; rm x", False), ("find . -delete", False),
-    ("echo {a,b}", False), ("ls\\\nrm x", False),
+    ("echo {a,b}", False), ("ls\\\nrm x", False), ("cat\u2003x drygate.toml", False), ("cat\xa0x y", False),
+    ("cat\x1cx y", False), ("ls#x y", False), ("ls -la # comment", True), ("ls\t-la", True), ("ls é", False),
 ])
 def test_the_plain_read_shortcut_is_only_taken_for_plain_reads(command, plain):
     """The shortcut that skips the shell reading: only readers, plain words, separators."""
     from drygate.classifiers.protect import plainly_reads
 
     assert plainly_reads(command) is plain
+
+
+def test_the_plain_read_shortcut_splits_words_only_where_bash_does():
+    """Bash separates words only on its metacharacters (bash manual, DEFINITIONS: space, tab,
+    newline, | & ; ( ) < >); Python's str.split() also on other whitespace. Whatever character
+    joins ``cat`` and ``x``, the shortcut takes ``cat<c>x y`` only when bash runs ``cat`` with
+    the argument ``x``: where <c> is a blank (newline and the other metacharacters make ``x`` a
+    command)."""
+    import sys
+
+    from drygate.classifiers.protect import plainly_reads
+
+    splits = [c for c in map(chr, range(sys.maxunicode + 1)) if len(("a" + c + "b").split()) > 1]
+    assert "\u2003" in splits and "\x1c" in splits and "\xa0" in splits  # Python's, not bash's
+    candidates = set(splits) | set(map(chr, range(128)))
+    taken = {c for c in candidates if plainly_reads(f"cat{c}x y")}
+    assert taken == {" ", "\t"}, sorted(map(repr, taken))
+    assert not plainly_reads("cat#x y")  # a "#" inside a word is not a comment

@@ -236,13 +236,10 @@ def test_a_cached_sql_verdict_with_an_unknown_effect_is_never_served_as_a_read(s
 # --- 2. plainly_reads: only a line bash reads the same way may skip the shell reading -----------
 
 
-@pytest.mark.xfail(strict=True, reason="main (pre-existing; bashfloor moves the same test earlier): "
-                   "protect.plainly_reads splits words with str.split(), which also splits on Unicode "
-                   "spaces and \\x1c-\\x1f that bash keeps inside a word; 'cat<U+2003>x drygate.toml' runs the "
-                   "program 'cat<U+2003>x' on the policy (protect_shell.find_tamper says tamper) but is taken as "
-                   "a plain cat: self-protection is skipped in a live run (leak until the next integrity check)")
 @pytest.mark.parametrize("space", ["\u2003", "\x1c", "\u00a0"])
 def test_a_word_bash_does_not_split_is_not_a_plain_reader(project, space):
+    """Found on main (pre-existing: plainly_reads split words with str.split()); fixed in fix15
+    (only ASCII text with no control character but tab and newline, and no # inside a word)."""
     write_policy(project.root, "live")
     r = project.hook(project.event("Bash", {"command": f"cat{space}x drygate.toml"}))
     assert r.blocks, (repr(space), r.code, r.stdout)

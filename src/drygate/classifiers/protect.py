@@ -193,19 +193,34 @@ PLAIN_READERS = frozenset((
     "whoami", "id", "date", "uname", "true", "false", "basename", "dirname", "realpath", "readlink", "diff",
     "cmp", "md5sum", "sha1sum", "sha256sum", "nl", "tac", "cut", "column", "ps", "pgrep", "cd", "pushd", "popd",
 ))
-_PLAIN_FORBIDDEN = frozenset("<>$`(){}\\'\"=!~\r")
+#: Characters that make :func:`plainly_reads` answer False: quoting, expansion, redirection,
+#: grouping and assignment characters, and every ASCII control character but tab and newline
+#: (with non-ASCII text, also refused there, these are all the characters on which Python's
+#: ``str.split()`` and bash's word splitting could differ).
+_PLAIN_FORBIDDEN = frozenset("<>$`(){}\\'\"=!~\x7f") | frozenset(chr(i) for i in range(32) if chr(i) not in "\t\n")
 
 
 def plainly_reads(command):
     """True when shell ``command`` (str) is only PLAIN_READERS with plain words (no
     quotes, expansions, redirections, substitutions or assignments) joined by ``|``,
     ``&&``, ``||``, ``;``, ``&`` or newlines: such a line cannot change a file, so the
-    shell reading (protect_shell, about 1 ms to import) is skipped for it."""
-    if len(command) > 2000 or any(c in _PLAIN_FORBIDDEN for c in command):
+    shell reading (protect_shell, about 1 ms to import) is skipped for it.
+
+    Only text whose words Python splits exactly as bash does is taken: bash separates
+    words only on its metacharacters (bash manual, DEFINITIONS: "metacharacter: A
+    character that, when unquoted, separates words. One of: | & ; ( ) < > space tab
+    newline"), while ``str.split()`` also splits on other whitespace (U+00A0, U+2003,
+    ``\\x1c``...) that bash keeps inside a word. So any non-ASCII character, any control
+    character but tab and newline, and a ``#`` inside a word (a comment only at the start
+    of a word) make it False; the full check (protect_shell) reads such a command."""
+    if len(command) > 2000 or not command.isascii() or any(c in _PLAIN_FORBIDDEN for c in command):
         return False
     for line in command.replace("&&", "\n").replace("||", "\n").replace("|", "\n").replace(";", "\n") \
             .replace("&", "\n").split("\n"):
-        words = line.split("#", 1)[0].split()
+        cut = line.find("#")
+        if cut > 0 and line[cut - 1] not in " \t":
+            return False  # "#" inside a word (ls#x is one word): not a comment
+        words = (line[:cut] if cut >= 0 else line).split()
         if words and words[0] not in PLAIN_READERS:
             return False
     return True
