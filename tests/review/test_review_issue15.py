@@ -186,17 +186,9 @@ def test_the_stand_in_modules_do_not_outlive_their_import(tmp_path):
     assert proc.stdout.strip() == "ok", proc.stderr
 
 
-def _has_binding_stubs():
-    from drygate.classifiers import bash_parser
-
-    return hasattr(bash_parser, "_lean_binding_init")
-
-
-@pytest.mark.xfail(condition=_has_binding_stubs(), strict=True, reason="bashfloor: tree-sitter's binding initialized under the enum stand-in "
-                   "keeps a LogType that is not an enum for the process's life (tree_sitter.LogType.PARSE.name "
-                   "raises AttributeError; list(LogType) fails): code of the host process that uses "
-                   "py-tree-sitter's logger after drygate classified a command breaks")
 def test_tree_sitters_log_type_stays_an_enum_after_drygate_loads_it():
+    """Found at bashfloor (LogType built by the enum stand-in, an int class for the process's life);
+    fixed in fix15 (bash_parser._LazyIntEnum: the real IntEnum on first access)."""
     code = ("import sys;sys.path.insert(0, sys.argv[1]);from drygate.classifiers import bash_parser;"
             "bash_parser.parse('ls');from tree_sitter._binding import LogType;"
             "print(LogType.PARSE.name, len(list(LogType)))")

@@ -5,7 +5,9 @@ Both packages' ``__init__`` modules import what their C bindings do not need
 (``typing`` in tree_sitter, ``importlib.resources`` in tree_sitter_bash), which
 costs about 18 ms per hook process on the 2-core machine (bench/hook_startup.py:
 about 25 ms to 7 ms). So the bindings are imported under bare package modules,
-and the normal import is the fallback if that ever fails.
+removed from ``sys.modules`` right after (so code of the same process that imports
+``tree_sitter`` gets the real package, with the loaded binding), and the normal import
+is the fallback if that ever fails.
 
 Words: :func:`static_text` gives a word's value as bash would see it after quote
 removal, or None when it depends on run time (expansions, substitutions, ANSI-C
@@ -52,17 +54,19 @@ def _load_bare():
             module = module_type(name)
             module.__path__ = [folder]
             sys.modules[name] = module
-            created.append(name)
+            created.append((name, module))
         with _lean_binding_init():
             from tree_sitter._binding import Language, Parser
         from tree_sitter_bash._binding import language
-
-        return language, Language, Parser
     except Exception:
-        for name in created:
+        for name, _ in created:
             sys.modules.pop(name, None)
             sys.modules.pop(name + "._binding", None)
         raise
+    for name, module in created:  # the bare packages go, the bindings stay: a later `import tree_sitter`
+        if sys.modules.get(name) is module:  # in the same process runs the real package (and uses them)
+            del sys.modules[name]
+    return language, Language, Parser
 
 
 def _re_compile(pattern, flags=0):
@@ -72,13 +76,55 @@ def _re_compile(pattern, flags=0):
     return re.compile(pattern, flags)
 
 
+class _LazyIntEnum:
+    """Base of the stand-ins :func:`_int_enum` gives: ``cls(value)`` is the member of the real
+    ``enum.IntEnum`` of the same name and members (:meth:`real`, built on first use), so the
+    binding's parser logger, which calls the class it was given for each message's type,
+    passes the real ``tree_sitter.LogType`` member, as without the stub."""
+
+    __slots__ = ()
+    _members = {}
+    _real = None
+
+    def __new__(cls, value):
+        return cls.real()(value)
+
+    @classmethod
+    def real(cls):
+        """The real ``enum.IntEnum`` (importing ``enum`` on first use), module "tree_sitter"."""
+        if cls._real is None:
+            import enum
+
+            cls._real = enum.IntEnum(cls.__name__, cls._members, module="tree_sitter")
+        return cls._real
+
+
 def _int_enum(name, members):
-    """A stand-in for ``enum.IntEnum(name, members)``: an ``int`` subclass with each member
-    as a class attribute (an instance); ``cls(value)`` gives an ``int`` of that class."""
-    cls = type(name, (int,), {"__slots__": (), "__module__": "tree_sitter"})
-    for key, value in members.items():
-        setattr(cls, key, cls(value))
-    return cls
+    """A stand-in for ``enum.IntEnum(name, members)`` (a :class:`_LazyIntEnum`); the binding's
+    module attribute is made the real enum on first access (:func:`_real_log_type`)."""
+    return type(name, (_LazyIntEnum,), {"__slots__": (), "_members": dict(members), "__module__": "tree_sitter"})
+
+
+def _real_log_type(binding):
+    """After the binding initialized under the enum stub: its ``LogType`` attribute becomes
+    the real ``enum.IntEnum`` on first access (a module ``__getattr__``, PEP 562), so code of
+    the same process that uses py-tree-sitter's logger (``LogType.PARSE.name``,
+    ``list(LogType)``, ``isinstance(t, LogType)``) sees the enum its API documents, and a
+    process that never asks pays no ``import enum``."""
+    stand_in = binding.__dict__.get("LogType")
+    if not (isinstance(stand_in, type) and issubclass(stand_in, _LazyIntEnum)):
+        return
+
+    def __getattr__(name):
+        if name != "LogType":
+            raise AttributeError(f"module {binding.__name__!r} has no attribute {name!r}")
+        real = stand_in.real()
+        binding.LogType = real
+        binding.__dict__.pop("__getattr__", None)
+        return real
+
+    del binding.LogType
+    binding.__getattr__ = __getattr__
 
 
 class _lean_binding_init:
@@ -118,6 +164,9 @@ class _lean_binding_init:
         for name, stub in self.stubs.items():
             if sys.modules.get(name) is stub:
                 del sys.modules[name]
+        binding = sys.modules.get("tree_sitter._binding")
+        if "enum" in self.stubs and binding is not None:
+            _real_log_type(binding)
         return False
 
 
