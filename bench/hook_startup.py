@@ -21,7 +21,9 @@ every tool call.
 
 Bash rows: a command repeated in every call is answered from the whole-command verdict
 cache from its second call on (drygate.classifiers.command_cache); the "new each" rows
-change the text every call, so they are parsed and classified each time. Self-protection
+change the text every call, so they are parsed and classified each time, and the
+"SQL join, new command each" row has the SQL verdict cache answer the statement
+(its key holds the classifier's code stamp, hashed once per process). Self-protection
 reads every one of them.
 
 What drygate.integrity's per-decision check adds is timed in-process by
@@ -69,6 +71,10 @@ EVENTS = {
     # imports sqlglot.
     "Bash SQL read, new each": {"tool_name": "Bash", "tool_input": {"command": "psql -c 'SELECT {i} FROM t'"}},
     "Bash SQL fn, new each": {"tool_name": "Bash", "tool_input": {"command": "psql -c 'SELECT count({i}) FROM t'"}},
+    # The same statement (a join: never on the fast path) in a new command each call: the
+    # whole-command cache misses, the SQL verdict cache answers it from the second call on.
+    "Bash SQL join, new command each": {"tool_name": "Bash", "tool_input": {
+        "command": "psql -h db{i} -c 'SELECT a FROM t JOIN u USING (id)'"}},
 }
 
 
