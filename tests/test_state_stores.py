@@ -320,3 +320,37 @@ def test_sqlite_checkpoints_in_background(tmp_path):
     reopened = SQLiteStore(path)
     assert len(reopened.journal("r")) == 600 and reopened.get_run("r").calls == 300
     reopened.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
+def test_the_verdict_cache_stays_bounded_and_keeps_the_newest(kind, tmp_path, redis_server, monkeypatch):
+    """Every new shell command or SQL statement adds a verdict: a store keeps about
+    VERDICT_LIMIT of them (SQLite and memory drop the oldest; Redis starts the hash again), and
+    the verdict just put is always there. Limits made small for the test."""
+    from conftest import initialized_redis_store
+    from drygate.state.base import StateStore
+
+    monkeypatch.setattr(StateStore, "VERDICT_LIMIT", 100)
+    monkeypatch.setattr(SQLiteStore, "VERDICT_TRIM_EVERY", 10)
+    if kind == "memory":
+        store = MemoryStore()
+    elif kind == "sqlite":
+        store = SQLiteStore(str(tmp_path / "state.db"))
+    else:
+        client = redis_server.client(db=13)
+        client.flushdb()
+        client.close()
+        store = initialized_redis_store(redis_server.url(db=13))
+    try:
+        sizes = []
+        for i in range(1, 351):
+            store.verdict_put(f"k{i}", "read", ("cat",))
+            assert store.verdict_get(f"k{i}") == ("read", ("cat",))
+            if i % 25 == 0:  # how many of the last 150 are kept
+                sizes.append(sum(store.verdict_get(f"k{j}") is not None for j in range(max(1, i - 149), i + 1)))
+        assert max(sizes) <= 110 and sizes[-1] >= 1
+        if kind != "redis":  # an ordered trim keeps the newest hundred or so
+            assert all(store.verdict_get(f"k{j}") for j in range(260, 351))
+            assert store.verdict_get("k1") is None
+    finally:
+        store.close()

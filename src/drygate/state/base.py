@@ -182,6 +182,12 @@ class StateStore:
 
     # Optional: a cache of classifier verdicts (drygate.classifiers.sql, .command_cache). A store that
     # keeps none simply returns None; that only makes classification slower.
+
+    #: The most verdicts a store keeps: every new shell command and SQL statement adds one, and a
+    #: classifier upgrade starts new keys, so the cache is trimmed (the oldest go first) instead of
+    #: growing with the project's history.
+    VERDICT_LIMIT = 50_000
+
     def verdict_get(self, key):
         """``(effect, steps)`` remembered under ``key`` (str), or None."""
         return None

@@ -148,7 +148,10 @@ class MemoryStore(StateStore):
 
     def verdict_put(self, key, effect, steps):
         with self._lock:
+            self._verdicts.pop(key, None)
             self._verdicts[key] = (effect, tuple(steps))
+            while len(self._verdicts) > self.VERDICT_LIMIT:  # the oldest first (insertion order)
+                del self._verdicts[next(iter(self._verdicts))]
 
     def close(self):
         pass

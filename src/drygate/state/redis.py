@@ -598,6 +598,11 @@ class RedisStore(StateStore):
         return effect, tuple(steps)
 
     def verdict_put(self, key, effect, steps):
+        """Remember a verdict in the ``{p}:verdicts`` hash; at :attr:`VERDICT_LIMIT` entries the
+        hash is dropped first and starts again (a hash keeps no order to trim the oldest by; the cache
+        only saves classification time)."""
+        if self._call("HLEN", self._p + ":verdicts") >= self.VERDICT_LIMIT:
+            self._call("DEL", self._p + ":verdicts")
         self._call("HSET", self._p + ":verdicts", key, _json.dumps([effect, list(steps)]))
 
     def close(self):

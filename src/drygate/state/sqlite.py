@@ -751,13 +751,19 @@ class SQLiteStore(StateStore):
             return None  # no table yet (created on the first put), or the store is busy: no cache
         return (row[0], tuple(_json.loads(row[1]))) if row else None
 
+    #: Every this many verdicts kept, the ones older than the newest VERDICT_LIMIT are deleted.
+    VERDICT_TRIM_EVERY = 1000
+
     def verdict_put(self, key, effect, steps):
-        """Remember a verdict; the table is created on first use (not part of the run schema)."""
+        """Remember a verdict; the table is created on first use (not part of the run schema) and
+        trimmed to about :attr:`VERDICT_LIMIT` rows, the oldest first."""
         def step(db):
             db.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, effect TEXT NOT NULL, "
                        "steps TEXT NOT NULL)")
-            db.execute("INSERT OR REPLACE INTO verdicts (key, effect, steps) VALUES (?, ?, ?)",
-                       (key, effect, _json.dumps(list(steps))))
+            row = db.execute("INSERT OR REPLACE INTO verdicts (key, effect, steps) VALUES (?, ?, ?)",
+                             (key, effect, _json.dumps(list(steps)))).lastrowid
+            if row and row % self.VERDICT_TRIM_EVERY == 0:  # a replaced key gets a new rowid: oldest first
+                db.execute("DELETE FROM verdicts WHERE rowid <= ?", (row - self.VERDICT_LIMIT,))
 
         self._write(step, durable=False)
 
